@@ -1,0 +1,1 @@
+"""L1 settlement contract sources and the Python client (not yet built: see README)."""

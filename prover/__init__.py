@@ -1,0 +1,1 @@
+"""Constraint systems, circuits, Groth16 setup and proving, worker pools."""
