@@ -1,0 +1,314 @@
+"""Wire models: the one format every side agrees on (sequencer, prover, verifier, contract).
+
+Pydantic v2, frozen values, one discriminated union `Transaction` on the field `type`. Integers
+only: amounts in micro-USD, prices in micro-USD per contract, sizes in whole contracts (see
+`rollup/units.py` for the named decimals). Bounds are part of the format: they are the ranges the
+circuits range-check, so a value outside them is refused at the door.
+
+This module imports nothing from `rollup` or `prover`: the verifier reads published batches with it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from eth_utils import is_hex_address, to_checksum_address
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+# --- Named quantities and their bounds (the ranges a circuit can check) ---------------------------
+
+ACCOUNT_ID_BITS = 29  # accounts occupy keys [0, 2**29) of the state tree
+INSTRUMENT_ID_BITS = 16
+AMOUNT_BITS = 64  # micro-USD: up to 1.8e13 USD
+PRICE_BITS = 56  # micro-USD per contract
+SIZE_BITS = 31  # whole contracts, signed where a direction is meant
+NONCE_BITS = 32
+RISK_VALUE_BITS = 63  # signed P&L of one contract per scenario, micro-USD
+FUNDING_BITS = 63  # signed cumulative funding index, micro-USD per contract
+TIMESTAMP_BITS = 40  # unix seconds
+MAX_SCENARIOS = 64
+BPS = 10_000  # basis points in one
+
+AccountId = Annotated[int, Field(ge=0, lt=2**ACCOUNT_ID_BITS, description="account id: its leaf in the state tree")]
+InstrumentId = Annotated[int, Field(ge=0, lt=2**INSTRUMENT_ID_BITS, description="perpetual market or option series id")]
+Amount = Annotated[int, Field(ge=0, lt=2**AMOUNT_BITS, description="micro-USD (1e-6 USD)")]
+PositiveAmount = Annotated[int, Field(gt=0, lt=2**AMOUNT_BITS, description="micro-USD (1e-6 USD), > 0")]
+Price = Annotated[int, Field(gt=0, lt=2**PRICE_BITS, description="micro-USD per contract, > 0")]
+NonNegativePrice = Annotated[int, Field(ge=0, lt=2**PRICE_BITS, description="micro-USD per contract")]
+Size = Annotated[int, Field(gt=-(2**SIZE_BITS), lt=2**SIZE_BITS, description="signed whole contracts")]
+Quantity = Annotated[int, Field(gt=0, lt=2**SIZE_BITS, description="whole contracts, > 0")]
+Nonce = Annotated[int, Field(ge=0, lt=2**NONCE_BITS)]
+Timestamp = Annotated[int, Field(ge=0, lt=2**TIMESTAMP_BITS, description="unix seconds")]
+RiskValue = Annotated[int, Field(gt=-(2**RISK_VALUE_BITS), lt=2**RISK_VALUE_BITS)]
+FundingIndex = Annotated[int, Field(gt=-(2**FUNDING_BITS), lt=2**FUNDING_BITS)]
+Bps = Annotated[int, Field(ge=0, le=BPS, description="basis points")]
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: frozen, no unknown fields, no silent coercion of types."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+def _hex_bytes(value: object, length: int | None, what: str) -> str:
+    """Validate a 0x-prefixed hex string (of `length` bytes if given); return it lower-cased."""
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise ValueError(f"{what} must be a 0x-prefixed hex string")
+    body = value[2:]
+    if len(body) % 2 or any(c not in "0123456789abcdefABCDEF" for c in body):
+        raise ValueError(f"{what} is not valid hex")
+    if length is not None and len(body) != 2 * length:
+        raise ValueError(f"{what} must be {length} bytes, got {len(body) // 2}")
+    return "0x" + body.lower()
+
+
+def _address(value: object) -> str:
+    if not isinstance(value, str) or not is_hex_address(value):
+        raise ValueError("address must be a 0x-prefixed 20-byte hex string")
+    return to_checksum_address(value)
+
+
+Address = Annotated[
+    str, BeforeValidator(_address), Field(description="Ethereum address, 0x + 40 hex (stored checksummed)")
+]
+Signature = Annotated[
+    str,
+    BeforeValidator(lambda v: _hex_bytes(v, 65, "signature")),
+    Field(description="secp256k1 signature r || s || v, 0x + 130 hex"),
+]
+Bytes32 = Annotated[str, BeforeValidator(lambda v: _hex_bytes(v, 32, "value")), Field(description="32 bytes, 0x + 64 hex")]
+HexBytes = Annotated[str, BeforeValidator(lambda v: _hex_bytes(v, None, "value")), Field(description="bytes, 0x-prefixed hex")]
+
+
+# --- Transactions ---------------------------------------------------------------------------------
+
+
+class Deposit(WireModel):
+    """Credit collateral from the L1 deposit queue; the first deposit to an id creates the account
+    and binds it to `address`. Consumes queue entries strictly in order (`deposit_id`), which is
+    also its replay protection. Signed by `address` (stands for the L1 sender until settlement)."""
+
+    type: Literal["deposit"] = "deposit"
+    deposit_id: Nonce
+    account: AccountId
+    address: Address
+    amount: PositiveAmount
+    signature: Signature
+
+
+class Withdraw(WireModel):
+    """Move collateral out of the rollup (claimable on L1 after settlement)."""
+
+    type: Literal["withdraw"] = "withdraw"
+    account: AccountId
+    amount: PositiveAmount
+    nonce: Nonce
+    signature: Signature
+
+
+class Transfer(WireModel):
+    """Move collateral between two existing accounts."""
+
+    type: Literal["transfer"] = "transfer"
+    sender: AccountId
+    recipient: AccountId
+    amount: PositiveAmount
+    nonce: Nonce
+    signature: Signature
+
+
+class PerpTrade(WireModel):
+    """A perpetual trade at `price`. `size` > 0: the taker buys (goes longer) and the maker sells;
+    `size` < 0 the reverse. The taker pays `fee` to the fee pool. Both sides sign the same message."""
+
+    type: Literal["perp_trade"] = "perp_trade"
+    maker: AccountId
+    taker: AccountId
+    market: InstrumentId
+    size: Size
+    price: Price
+    fee: Amount
+    maker_nonce: Nonce
+    taker_nonce: Nonce
+    maker_signature: Signature
+    taker_signature: Signature
+
+
+class OptionTrade(WireModel):
+    """The buyer buys `quantity` contracts of an option series from the seller (who may open a
+    short) at `premium` per contract; the buyer pays `fee` to the fee pool. Both sides sign."""
+
+    type: Literal["option_trade"] = "option_trade"
+    buyer: AccountId
+    seller: AccountId
+    series: InstrumentId
+    quantity: Quantity
+    premium: NonNegativePrice
+    fee: Amount
+    buyer_nonce: Nonce
+    seller_nonce: Nonce
+    buyer_signature: Signature
+    seller_signature: Signature
+
+
+class Liquidate(WireModel):
+    """The liquidator takes over `size` contracts of `account`'s position in `instrument` at the
+    mark price (signed as the position: it must reduce |position| without crossing zero), allowed
+    only while the account's equity is below maintenance margin. The account pays a penalty to the
+    insurance fund. Signed by the liquidator only."""
+
+    type: Literal["liquidate"] = "liquidate"
+    liquidator: AccountId
+    account: AccountId
+    instrument: InstrumentId
+    size: Size
+    nonce: Nonce  # the liquidator's
+    signature: Signature
+
+
+class SettleExpired(WireModel):
+    """Cash-settle `account`'s position in an expired option series at the oracle's settlement
+    price. Anyone registered may send it (a keeper); `sender` signs and pays the nonce."""
+
+    type: Literal["settle_expired"] = "settle_expired"
+    sender: AccountId
+    account: AccountId
+    series: InstrumentId
+    nonce: Nonce
+    signature: Signature
+
+
+class InstrumentPrice(WireModel):
+    instrument: InstrumentId
+    price: NonNegativePrice
+
+
+class InstrumentFunding(WireModel):
+    market: InstrumentId
+    index: FundingIndex
+
+
+class RiskArray(WireModel):
+    """P&L in micro-USD of ONE long contract of `instrument` under each scenario of the grid."""
+
+    instrument: InstrumentId
+    values: Annotated[list[RiskValue], Field(min_length=1, max_length=MAX_SCENARIOS)]
+
+
+class OracleUpdate(WireModel):
+    """Signed by the oracle key fixed at genesis. Timestamps strictly increase. Lists are sorted by
+    instrument id with no duplicates (one canonical encoding per update)."""
+
+    type: Literal["oracle_update"] = "oracle_update"
+    timestamp: Timestamp
+    marks: list[InstrumentPrice]
+    funding: list[InstrumentFunding]
+    risk_arrays: list[RiskArray]
+    settlements: list[InstrumentPrice]
+    signature: Signature
+
+    @model_validator(mode="after")
+    def _sorted_unique(self) -> "OracleUpdate":
+        for field, key in (("marks", "instrument"), ("funding", "market"), ("risk_arrays", "instrument"), ("settlements", "instrument")):
+            ids = [getattr(item, key) for item in getattr(self, field)]
+            if any(a >= b for a, b in zip(ids, ids[1:])):
+                raise ValueError(f"{field} must be sorted by {key} with no duplicates")
+        return self
+
+
+Transaction = Annotated[
+    Union[Deposit, Withdraw, Transfer, PerpTrade, OptionTrade, Liquidate, SettleExpired, OracleUpdate],
+    Field(discriminator="type"),
+]
+TRANSACTION_TYPES: dict[str, type[WireModel]] = {
+    m.model_fields["type"].default: m
+    for m in (Deposit, Withdraw, Transfer, PerpTrade, OptionTrade, Liquidate, SettleExpired, OracleUpdate)
+}
+
+
+# --- Genesis: instruments and parameters ---------------------------------------------------------
+
+
+class PerpMarketSpec(WireModel):
+    kind: Literal["perp"] = "perp"
+    id: InstrumentId
+    name: str
+    underlying: str
+    contract_size: Annotated[int, Field(gt=0, description="units of the underlying per contract, SIZE_DECIMALS fixed point")]
+
+
+class OptionSeriesSpec(WireModel):
+    kind: Literal["option"] = "option"
+    id: InstrumentId
+    name: str
+    underlying: str
+    contract_size: Annotated[int, Field(gt=0)]
+    strike: Price  # micro-USD per contract
+    expiry: Timestamp
+    is_call: bool
+
+
+InstrumentSpec = Annotated[Union[PerpMarketSpec, OptionSeriesSpec], Field(discriminator="kind")]
+
+
+class RiskParameters(WireModel):
+    maintenance_bps: Annotated[Bps, Field(gt=0)] = 5_000  # maintenance margin = this share of initial
+    liquidation_penalty_bps: Bps = 100  # penalty on the liquidated notional, to the insurance fund
+    n_scenarios: Annotated[int, Field(ge=1, le=MAX_SCENARIOS)] = 16
+    max_positions: Annotated[int, Field(ge=1, le=64)] = 8  # per account: fixed leaf shape for circuits
+
+
+class Genesis(WireModel):
+    chain_id: Annotated[int, Field(ge=1, lt=2**64)] = 424242
+    oracle_address: Address
+    instruments: list[InstrumentSpec]
+    risk: RiskParameters = RiskParameters()
+    genesis_time: Timestamp = 0
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "Genesis":
+        ids = [i.id for i in self.instruments]
+        if len(set(ids)) != len(ids):
+            raise ValueError("instrument ids must be unique")
+        return self
+
+
+# --- Results: receipts, diffs, batches -----------------------------------------------------------
+
+
+class Receipt(WireModel):
+    index: Annotated[int, Field(ge=0)]  # position in the batch, submission order
+    type: str
+    tx_hash: Bytes32
+    status: Literal["accepted", "rejected"]
+    reason: str | None = None
+
+
+class LeafDiff(WireModel):
+    """One touched leaf of the state tree: its canonical bytes before and after ("0x" = empty)."""
+
+    key: Annotated[int, Field(ge=0, lt=2**32)]
+    before: HexBytes
+    after: HexBytes
+
+
+class StateDiff(WireModel):
+    """Every leaf a batch touched, sorted by key, with its value before and after."""
+
+    prev_root: Bytes32
+    new_root: Bytes32
+    leaves: list[LeafDiff]
+
+    @model_validator(mode="after")
+    def _sorted(self) -> "StateDiff":
+        keys = [leaf.key for leaf in self.leaves]
+        if any(a >= b for a, b in zip(keys, keys[1:])):
+            raise ValueError("leaves must be sorted by key with no duplicates")
+        return self
+
+
+class Batch(WireModel):
+    number: Annotated[int, Field(ge=1)]
+    transactions: list[Transaction]
+    receipts: list[Receipt]
+    diff: StateDiff
