@@ -24,6 +24,14 @@ app = typer.Typer(
 from rollup.cli import proof as _proof  # noqa: E402
 
 app.add_typer(_proof.app, name="proof")
+from rollup.cli import greeks as _greeks  # noqa: E402
+app.command("greeks")(_greeks.greeks)
+from rollup.cli import node as _node  # noqa: E402
+
+for _name in ("init", "submit", "status", "account", "batch", "risk", "schema"):
+    app.command(_name)(getattr(_node, _name))
+from rollup.cli import fixtures as _fixtures  # noqa: E402
+app.command("fixtures")(_fixtures.fixtures)
 # --- end of command registration ---
 
 

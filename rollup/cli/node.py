@@ -1,0 +1,405 @@
+"""Node commands: init, submit, status, account, batch, risk, schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from pydantic import TypeAdapter, ValidationError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rollup.cli.common import UserError, console, console_err, print_json
+from rollup.node import BatchResult, Node, NodeError, resolve_home
+from rollup.txfile import TransactionFileError, read_transaction_file
+from rollup.units import format_usd
+from verifier import wire
+
+HomeOption = Annotated[
+    Optional[Path],
+    typer.Option("--home", help="Node directory (default: $ROLLUP_HOME, else ~/.rollup).", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def open_node(home: Path | None) -> Node:
+    try:
+        return Node.open(resolve_home(home))
+    except NodeError as exc:
+        raise UserError(str(exc)) from None
+
+
+def hex0x(data: bytes) -> str:
+    return "0x" + data.hex()
+
+
+# --- init ----------------------------------------------------------------------------------------
+
+
+def init(
+    home: HomeOption = None,
+    genesis_file: Annotated[
+        Optional[Path], typer.Option("--genesis", help="Genesis JSON (default: BTC/ETH perps, 8 option series, dev oracle).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Delete an existing node in this home first.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Create a node: its database, the genesis state and its root."""
+    from rollup.genesis import default_genesis
+    from rollup.signing import dev_oracle_key, get_address
+
+    target = resolve_home(home)
+    if genesis_file is not None:
+        try:
+            genesis = wire.Genesis.model_validate_json(genesis_file.read_text())
+        except FileNotFoundError:
+            raise UserError(f"{genesis_file}: file not found") from None
+        except ValidationError as exc:
+            raise UserError(f"{genesis_file}: invalid genesis\n{_validation_lines(exc)}") from None
+    else:
+        genesis = default_genesis(get_address(dev_oracle_key(0)))
+    if force:
+        for name in ("rollup.db", "rollup.db-wal", "rollup.db-shm"):
+            (target / name).unlink(missing_ok=True)
+    try:
+        node = Node.init(target, genesis)
+    except NodeError as exc:
+        raise UserError(str(exc)) from None
+    result = {
+        "home": str(target),
+        "root": hex0x(node.root),
+        "chain_id": genesis.chain_id,
+        "oracle": genesis.oracle_address,
+        "instruments": len(genesis.instruments),
+    }
+    node.close()
+    if json_output:
+        print_json(result)
+    else:
+        console.print(f"initialised node in [bold]{target}[/]: {result['instruments']} instruments, root {result['root']}")
+
+
+def _validation_lines(exc: ValidationError) -> str:
+    return "\n".join(f"  field '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors())
+
+
+# --- submit --------------------------------------------------------------------------------------
+
+
+def submit(
+    file: Annotated[Path, typer.Argument(help="Transactions, one JSON object per line.")],
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+    show_receipts: Annotated[bool, typer.Option("--receipts", help="List every receipt.")] = False,
+) -> None:
+    """Execute a file of signed transactions as one batch and commit it.
+
+    The file is validated whole first: any schema error refuses it (nothing executes) and every
+    bad line is listed. Invalid transactions (bad nonce, margin, ...) get rejected receipts; the
+    batch goes on.
+    """
+    try:
+        transactions = read_transaction_file(file)
+    except TransactionFileError as exc:
+        raise UserError(str(exc)) from None
+    node = open_node(home)
+    try:
+        result = _submit_with_progress(node, transactions, quiet=json_output)
+    finally:
+        node.close()
+    if json_output:
+        out = batch_summary(result)
+        if show_receipts:
+            out["receipts"] = [r.model_dump() for r in result.receipts]
+        print_json(out)
+        return
+    _print_batch(result, show_receipts)
+
+
+def _submit_with_progress(node: Node, transactions: list, quiet: bool) -> BatchResult:
+    if quiet:
+        return node.submit(transactions)
+    columns = (TextColumn("executing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console_err, transient=True) as bar:
+        task = bar.add_task("batch", total=len(transactions))
+        return node.submit(transactions, progress=lambda n: bar.advance(task, n))
+
+
+def batch_summary(result: BatchResult) -> dict:
+    rejected: dict[str, int] = {}
+    for r in result.receipts:
+        if r.status == "rejected":
+            reason = (r.reason or "").split(":")[0]
+            rejected[reason] = rejected.get(reason, 0) + 1
+    return {
+        "batch": result.number,
+        "transactions": len(result.receipts),
+        "accepted": result.n_accepted,
+        "rejected": len(result.receipts) - result.n_accepted,
+        "rejections_by_reason": dict(sorted(rejected.items(), key=lambda kv: -kv[1])),
+        "touched_leaves": len(result.diff.leaves),
+        "prev_root": hex0x(result.prev_root),
+        "new_root": hex0x(result.new_root),
+        "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
+    }
+
+
+def _print_batch(result: BatchResult, show_receipts: bool) -> None:
+    s = batch_summary(result)
+    console.print(
+        f"batch [bold]{s['batch']}[/]: {s['accepted']} accepted, {s['rejected']} rejected of {s['transactions']}; "
+        f"{s['touched_leaves']} leaves changed"
+    )
+    console.print(f"new state root [bold]{s['new_root']}[/]  ({result.timings['total_s']:.2f} s)")
+    if s["rejections_by_reason"]:
+        top = ", ".join(f"{reason} x{n}" for reason, n in list(s["rejections_by_reason"].items())[:5])
+        console.print(f"rejections: {top}")
+    if show_receipts:
+        _print_receipts(result.receipts)
+
+
+def _print_receipts(receipts: list) -> None:
+    table = Table()
+    for col in ("#", "type", "status", "reason"):
+        table.add_column(col)
+    for r in receipts:
+        table.add_row(str(r.index), r.type, r.status, r.reason or "")
+    console.print(table)
+
+
+# --- status, account, batch ------------------------------------------------------------------------
+
+
+def status(home: HomeOption = None, json_output: JsonOption = False) -> None:
+    """The node's latest batch, state root, accounts and pools."""
+    node = open_node(home)
+    try:
+        g = node.state.globals
+        latest = node.store.latest_batch()
+        out = {
+            "home": str(node.home),
+            "batch": node.batch_number,
+            "root": hex0x(node.root),
+            "accounts": len(node.state.accounts),
+            "instruments": len(node.state.instruments),
+            "fee_pool": g.fee_pool,
+            "insurance_fund": g.insurance_fund,
+            "deposits": g.deposit_count,
+            "oracle_time": g.oracle_time,
+            "last_batch": None
+            if latest is None
+            else {"number": latest.number, "transactions": latest.n_tx, "accepted": latest.n_accepted},
+        }
+    finally:
+        node.close()
+    if json_output:
+        print_json(out)
+        return
+    console.print(f"node [bold]{out['home']}[/]: batch {out['batch']}, root {out['root']}")
+    console.print(
+        f"{out['accounts']} accounts, {out['instruments']} instruments, fee pool {format_usd(g.fee_pool)}, "
+        f"insurance fund {format_usd(g.insurance_fund)}, {out['deposits']} deposits"
+    )
+
+
+def account(
+    account_id: Annotated[int, typer.Argument(help="Account id.")],
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+    proof: Annotated[bool, typer.Option("--proof", help="Include a Merkle proof of the account's leaf.")] = False,
+) -> None:
+    """An account's collateral, nonce, positions, equity and margin."""
+    from rollup.state import get_equity, get_maintenance_margin, get_margin_requirement
+    from verifier.encoding import account_key
+
+    node = open_node(home)
+    try:
+        acct = node.state.accounts.get(account_id)
+        if acct is None:
+            raise UserError(f"account {account_id} does not exist (no deposit has created it)")
+        out = {
+            "account": account_id,
+            "address": acct.address,
+            "collateral": acct.collateral,
+            "nonce": acct.nonce,
+            "equity": get_equity(node.state, account_id),
+            "initial_margin": get_margin_requirement(node.state, account_id),
+            "maintenance_margin": get_maintenance_margin(node.state, account_id),
+            "positions": [
+                {
+                    "instrument": i,
+                    "name": node.state.instruments[i].spec.name,
+                    "size": p.size,
+                    "cost": p.cost,
+                    "funding": p.funding,
+                }
+                for i, p in sorted(acct.positions.items())
+            ],
+        }
+        if proof:
+            out["leaf_key"] = account_key(account_id)
+            out["root"] = hex0x(node.root)
+            out["proof"] = node.tree.prove(account_key(account_id)).to_dict()
+    finally:
+        node.close()
+    if json_output:
+        print_json(out)
+        return
+    console.print(f"account [bold]{account_id}[/] ({out['address']}), nonce {out['nonce']}")
+    console.print(
+        f"collateral {format_usd(out['collateral'])}, equity {format_usd(out['equity'])}, "
+        f"initial margin {format_usd(out['initial_margin'])}, maintenance {format_usd(out['maintenance_margin'])}"
+    )
+    if out["positions"]:
+        table = Table()
+        for col in ("instrument", "size", "cost", "funding snapshot"):
+            table.add_column(col)
+        for p in out["positions"]:
+            table.add_row(p["name"], str(p["size"]), format_usd(p["cost"]), str(p["funding"]))
+        console.print(table)
+
+
+def batch(
+    number: Annotated[int, typer.Argument(help="Batch number (1 is the first).")],
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+    show_receipts: Annotated[bool, typer.Option("--receipts", help="List every receipt.")] = False,
+    show_diff: Annotated[bool, typer.Option("--diff", help="Include the state diff (every touched leaf).")] = False,
+) -> None:
+    """A committed batch: roots, counts, timings; optionally receipts and the state diff."""
+    node = open_node(home)
+    try:
+        row = node.store.get_batch(number)
+        if row is None:
+            raise UserError(f"batch {number} does not exist (the node has {node.batch_number} batches)")
+        receipts = [wire.Receipt.model_validate_json(r) for r in node.store.get_receipts(number)]
+        diff = node.store.get_diff(number) if show_diff else []
+    finally:
+        node.close()
+    out = {
+        "batch": row.number,
+        "prev_root": hex0x(row.prev_root),
+        "new_root": hex0x(row.new_root),
+        "transactions": row.n_tx,
+        "accepted": row.n_accepted,
+        "rejected": row.n_tx - row.n_accepted,
+        "stats": row.stats,
+    }
+    if show_receipts:
+        out["receipts"] = [r.model_dump() for r in receipts]
+    if show_diff:
+        out["diff"] = [{"key": k, "before": hex0x(b), "after": hex0x(a)} for k, b, a in diff]
+    if json_output:
+        print_json(out)
+        return
+    console.print(
+        f"batch [bold]{row.number}[/]: {row.n_accepted} accepted, {out['rejected']} rejected; "
+        f"root {out['prev_root']} -> {out['new_root']}"
+    )
+    if show_receipts:
+        _print_receipts(receipts)
+    if show_diff:
+        console.print(f"{len(diff)} leaves changed")
+
+
+# --- risk ----------------------------------------------------------------------------------------
+
+
+def risk(
+    account_id: Annotated[int, typer.Argument(help="Account id.")],
+    home: HomeOption = None,
+    vol: Annotated[float, typer.Option(help="Volatility used for the option Greeks (annualised).")] = 0.6,
+    rate: Annotated[float, typer.Option(help="Risk-free rate for the option Greeks.")] = 0.0,
+    json_output: JsonOption = False,
+) -> None:
+    """An account's portfolio Greeks, equity and margin.
+
+    Spot per underlying is read from its perpetual's mark (the node keeps integer marks, not the
+    oracle's float inputs); the volatility is an input (--vol).
+    """
+    from rollup.risk import MarketSnapshot, RiskInputError, UnderlyingQuote, compute_portfolio_greeks
+    from rollup.state import get_equity, get_maintenance_margin, get_margin_requirement
+    from rollup.units import USD, get_contract_units
+
+    node = open_node(home)
+    try:
+        state = node.state
+        acct = state.accounts.get(account_id)
+        if acct is None:
+            raise UserError(f"account {account_id} does not exist (no deposit has created it)")
+        if not 0.0 <= vol < 10.0:
+            raise UserError(f"--vol must be between 0 and 10 (annualised, 0.6 = 60%), got {vol}")
+        quotes = {}
+        for inst in state.instruments.values():
+            if inst.spec.kind == "perp" and inst.mark:
+                spot = inst.mark / USD / get_contract_units(inst.spec.contract_size)
+                quotes[inst.spec.underlying] = UnderlyingQuote(spot=spot, vol=vol, rate=rate)
+        market = MarketSnapshot(timestamp=state.globals.oracle_time, quotes=quotes)
+        positions = {i: p.size for i, p in acct.positions.items()}
+        specs = {i: state.instruments[i].spec for i in positions}
+        try:
+            greeks = compute_portfolio_greeks(positions, specs, market)
+        except RiskInputError as exc:
+            raise UserError(f"cannot compute Greeks for account {account_id}: {exc}") from None
+        out = {
+            "account": account_id,
+            "equity": get_equity(state, account_id),
+            "initial_margin": get_margin_requirement(state, account_id),
+            "maintenance_margin": get_maintenance_margin(state, account_id),
+            "greeks": {
+                "value_usd": greeks.value,
+                "delta_usd": greeks.delta_usd,
+                "gamma_usd": greeks.gamma_usd,
+                "vega_per_pct": greeks.vega_per_pct,
+                "theta_per_day": greeks.theta_per_day,
+            },
+            "by_underlying": {
+                name: {"spot": g.spot, "delta": g.delta, "gamma": g.gamma, "vega": g.vega, "theta": g.theta}
+                for name, g in greeks.by_underlying.items()
+            },
+        }
+    finally:
+        node.close()
+    if json_output:
+        print_json(out)
+        return
+    console.print(
+        f"account [bold]{account_id}[/]: equity {format_usd(out['equity'])}, initial margin "
+        f"{format_usd(out['initial_margin'])}, maintenance {format_usd(out['maintenance_margin'])}"
+    )
+    table = Table(title="Greeks by underlying (units of the underlying; vega per 1.00 vol, theta per year)")
+    for col in ("underlying", "spot", "delta", "gamma", "vega", "theta"):
+        table.add_column(col, justify="right")
+    for name, g in out["by_underlying"].items():
+        table.add_row(name, f"{g['spot']:.2f}", f"{g['delta']:.4f}", f"{g['gamma']:.6f}", f"{g['vega']:.2f}", f"{g['theta']:.2f}")
+    console.print(table)
+    gk = out["greeks"]
+    console.print(
+        f"portfolio: value {gk['value_usd']:.2f} USD, delta {gk['delta_usd']:.2f} USD, vega {gk['vega_per_pct']:.2f} USD/vol-pt, "
+        f"theta {gk['theta_per_day']:.2f} USD/day"
+    )
+
+
+# --- schema --------------------------------------------------------------------------------------
+
+SCHEMA_MODELS = {
+    "transaction": wire.Transaction,
+    **{name: model for name, model in wire.TRANSACTION_TYPES.items()},
+    "receipt": wire.Receipt,
+    "state_diff": wire.StateDiff,
+    "batch": wire.Batch,
+    "genesis": wire.Genesis,
+}
+
+
+def schema(
+    model: Annotated[Optional[str], typer.Argument(help=f"One of: {', '.join(SCHEMA_MODELS)} (default: transaction).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Accepted for symmetry: the output is always JSON.")] = True,
+) -> None:
+    """Print the JSON Schema of a wire model (always JSON)."""
+    name = model or "transaction"
+    if name not in SCHEMA_MODELS:
+        raise UserError(f"unknown model {name!r}; choose one of: {', '.join(SCHEMA_MODELS)}")
+    print(json.dumps(TypeAdapter(SCHEMA_MODELS[name]).json_schema(), indent=2))

@@ -1,0 +1,620 @@
+"""A seeded generator of signed derivative workloads (`rollup fixtures`).
+
+The workload is: one deposit per account (creating and funding it), the first oracle update, then
+`txs` transactions drawn from a mix of types. The generator runs the real rules
+(`rollup.rules.process_transaction`) on its own copy of the state as it goes, so nonces are right,
+trades fit the margin of both sides, liquidations target accounts that really are below
+maintenance and settlements target positions that really are open. Oracle updates follow a
+seeded market path (`rollup.oracle_feed.simulate_market`) spread over `days` simulated days, so
+the 7-day series expire half-way through the default 14 and can then be settled.
+
+- contention: that share of the transactions involves the hot account (id 0, funded 1000x more
+  than others) and, for trades, the hot market (the first perpetual, the first live series).
+- invalid_share: that share is made invalid on purpose (wrong nonce, wrong signer, overdraft,
+  oversized trade, unknown account, stale oracle time ...); the generator checks the rules reject
+  it. Every other emitted transaction was accepted by the rules when generated.
+
+Same seed and parameters -> byte-identical output, whatever the number of signing workers
+(RFC 6979 signatures are deterministic and results are collected in order). Keys are the TEST
+keys of `rollup.signing` (derived from the seed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from rollup.genesis import UNDERLYINGS, default_genesis
+from rollup.oracle_feed import DEFAULT_QUOTES, OracleValues, compute_oracle_path, simulate_market
+from rollup.risk import UnderlyingQuote
+from rollup.rules import process_transaction
+from rollup.signing import PrivateKey, dev_account_key, dev_oracle_key, get_address, sign_digest, unsigned
+from rollup.state import State, get_equity, get_maintenance_margin, get_margin_requirement
+from rollup.units import SECONDS_PER_DAY, USD
+from verifier.encoding import compute_signing_digest, get_signature_fields
+from verifier.wire import (
+    NONCE_BITS,
+    SIZE_BITS,
+    TRANSACTION_TYPES,
+    Deposit,
+    Genesis,
+    InstrumentFunding,
+    InstrumentPrice,
+    Liquidate,
+    OptionTrade,
+    OracleUpdate,
+    PerpTrade,
+    RiskArray,
+    SettleExpired,
+    Transfer,
+    Withdraw,
+    WireModel,
+)
+
+DEFAULT_MIX: dict[str, int] = {
+    "perp_trade": 50,
+    "option_trade": 20,
+    "transfer": 10,
+    "withdraw": 5,
+    "liquidate": 3,
+    "settle_expired": 2,
+    "oracle_update": 1,
+}
+HOT_ACCOUNT = 0
+DEPOSIT_CHOICES_USD = (2_000, 10_000, 50_000, 250_000)
+HOT_DEPOSIT_USD = 100_000_000
+FEE_BPS = 5  # taker fee on perp notional
+MAX_ATTEMPTS = 8  # candidates tried for one slot before falling back to another type
+MAX_SIZE = 2**SIZE_BITS - 1
+ORACLE = -1  # key index of the oracle in a planned transaction
+LIQUIDATION_SCAN = 256  # accounts sampled for liquidatability after each oracle update
+FALLBACK_TYPES = ("perp_trade", "transfer", "withdraw", "option_trade", "deposit")
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+class FixtureError(ValueError):
+    """Parameters the generator cannot honour."""
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    accounts: int = 1_000
+    perps: int = 2
+    series: int = 8
+    txs: int = 10_000
+    mix: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    contention: float = 0.0
+    invalid_share: float = 0.0
+    seed: int = 7
+    days: int = 14
+
+
+@dataclass
+class Workload:
+    genesis: Genesis
+    transactions: list[WireModel]  # signed, in submission order
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Planned:
+    tx: WireModel  # validated, placeholder signatures
+    signers: tuple[int, ...]  # account index per signature field, ORACLE for the oracle key
+
+
+# --- parameters --------------------------------------------------------------------------------------
+
+
+def parse_mix(text: str) -> dict[str, int]:
+    """`perp_trade=50,transfer=10` -> {"perp_trade": 50, "transfer": 10} (weights, not percents)."""
+    mix: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, weight = part.partition("=")
+        name = name.strip()
+        # NAME=WEIGHT pairs
+        if not sep or not weight.strip().isdigit():
+            raise FixtureError(f"mix entry {part!r} is not TYPE=WEIGHT with a whole-number weight")
+        # a known transaction type
+        if name not in TRANSACTION_TYPES:
+            raise FixtureError(f"unknown transaction type {name!r} in mix; known: {', '.join(TRANSACTION_TYPES)}")
+        mix[name] = int(weight)
+    return mix
+
+
+def check_spec(spec: WorkloadSpec) -> None:
+    # trades need two accounts
+    if spec.accounts < 2:
+        raise FixtureError(f"need at least 2 accounts, got {spec.accounts}")
+    # account ids are the state-tree keys below 2**29
+    if spec.accounts > 2**29:
+        raise FixtureError("at most 2**29 accounts")
+    # something to trade
+    if spec.perps < 1:
+        raise FixtureError("need at least one perpetual market")
+    # a workload has a size
+    if spec.txs < 0:
+        raise FixtureError(f"txs must be >= 0, got {spec.txs}")
+    # shares are probabilities
+    if not 0.0 <= spec.contention <= 1.0 or not 0.0 <= spec.invalid_share <= 1.0:
+        raise FixtureError("contention and invalid-share are fractions between 0 and 1")
+    # weights are whole numbers, not all zero
+    if any(w < 0 for w in spec.mix.values()) or (spec.txs and sum(spec.mix.values()) == 0):
+        raise FixtureError("mix weights must be >= 0 and not all 0")
+    # known types only
+    unknown = set(spec.mix) - set(TRANSACTION_TYPES)
+    if unknown:
+        raise FixtureError(f"unknown transaction types in mix: {sorted(unknown)}")
+    # options need a series
+    if spec.mix.get("option_trade", 0) and spec.series < 1:
+        raise FixtureError("option_trade in the mix needs at least one option series")
+    # the oracle path needs time to pass
+    if spec.days < 1:
+        raise FixtureError("days must be >= 1")
+
+
+# --- the generator ---------------------------------------------------------------------------------
+
+
+class _Generator:
+    """Holds the generator's state: its rng, the rollup state it executes on, keys and bookkeeping."""
+
+    def __init__(self, spec: WorkloadSpec, keys: list[PrivateKey], addresses: list[str], oracle_key: PrivateKey) -> None:
+        self.spec = spec
+        self.rng = random.Random(spec.seed)
+        self.keys, self.addresses, self.oracle_key = keys, addresses, oracle_key
+        self.genesis = default_genesis(get_address(oracle_key), n_perps=spec.perps, n_series=spec.series)
+        self.state = State.from_genesis(self.genesis)
+        self.perps = [s.id for s in self.genesis.instruments if s.kind == "perp"]
+        self.options = [s.id for s in self.genesis.instruments if s.kind == "option"]
+        self.planned: list[Planned] = []
+        self.oracle_values: list[OracleValues] = []
+        self.next_oracle = 0
+        self.holders: dict[int, set[int]] = {i: set() for i in self.options}  # series -> accounts holding it
+        self.traders: list[int] = []  # accounts that ever held a position, in first-trade order
+        self.is_trader: set[int] = set()
+        self.liquidatable: list[int] = []
+        self.counts: dict[str, int] = {}
+        self.intended_invalid = 0
+        self.rejected = 0
+        self.rejected_reasons: dict[str, int] = {}
+
+    # --- execution -------------------------------------------------------------------------------
+
+    def execute(self, planned: Planned) -> bool:
+        """Run the rules on the planned transaction; True if accepted (the state then changed)."""
+        signers = [self.get_signer_address(i) for i in planned.signers]
+        receipt = process_transaction(self.state, planned.tx, signers)
+        return receipt.status == "accepted"
+
+    def emit(self, planned: Planned, accepted: bool, reason: str | None = None) -> None:
+        self.planned.append(planned)
+        self.counts[planned.tx.type] = self.counts.get(planned.tx.type, 0) + 1
+        if not accepted:
+            self.rejected += 1
+        if accepted:
+            self.record_holdings(planned.tx)
+
+    def get_signer_address(self, index: int) -> str:
+        return self.state.genesis.oracle_address if index == ORACLE else self.addresses[index]
+
+    def record_holdings(self, tx: WireModel) -> None:
+        """Track who holds which option series and who has traded (for settlements, liquidations)."""
+        parties = [getattr(tx, f) for f in ("maker", "taker", "buyer", "seller", "liquidator", "account") if hasattr(tx, f)]
+        if tx.type not in ("perp_trade", "option_trade", "liquidate", "settle_expired"):
+            return
+        for account_id in parties:
+            account = self.state.accounts[account_id]
+            if account.positions and account_id not in self.is_trader:
+                self.is_trader.add(account_id)
+                self.traders.append(account_id)
+            for series_id, holders in self.holders.items():
+                if series_id in account.positions:
+                    holders.add(account_id)
+                else:
+                    holders.discard(account_id)
+
+    # --- choosing parties ------------------------------------------------------------------------
+
+    def pick_account(self, exclude: Sequence[int] = ()) -> int:
+        """A random account other than the hot one (unless there are only two) and `exclude`."""
+        n = self.spec.accounts
+        while True:
+            account_id = self.rng.randrange(1, n) if n > 2 else self.rng.randrange(n)
+            if account_id not in exclude:
+                return account_id
+
+    def get_free_margin(self, account_id: int) -> int:
+        return get_equity(self.state, account_id) - get_margin_requirement(self.state, account_id)
+
+    def pick_fraction(self, hot: bool = False) -> float:
+        """Share of free margin a trade uses: mostly small, a few aggressive (these get liquidated).
+        The hot account trades like a market maker: small slices, so it never runs out of margin."""
+        u = self.rng.random()
+        if hot:
+            return self.rng.uniform(0.0, 0.002)
+        if u < 0.06:
+            return self.rng.uniform(0.8, 0.98)
+        if u < 0.30:
+            return self.rng.uniform(0.1, 0.5)
+        return self.rng.uniform(0.0, 0.1)
+
+    def is_liquidatable(self, account_id: int) -> bool:
+        account = self.state.accounts.get(account_id)
+        if account is None or not account.positions:
+            return False
+        return get_equity(self.state, account_id) < get_maintenance_margin(self.state, account_id)
+
+    def get_live_series(self) -> list[int]:
+        now = self.state.globals.oracle_time
+        return [
+            i for i in self.options
+            if now < self.state.instruments[i].spec.expiry
+            and self.state.instruments[i].mark is not None
+            and self.state.instruments[i].risk_array is not None
+        ]
+
+    def get_contract_risk(self, instrument_id: int) -> int:
+        """Worst loss of one contract, long or short, over the scenarios (at least 1 micro-USD)."""
+        risk = self.state.instruments[instrument_id].risk_array or (0,)
+        return max(1, -min(risk), max(risk))
+
+    def get_budget(self, account_id: int, instrument_id: int, extra_per_contract: int = 0) -> int:
+        """Contracts the account's free margin covers at the instrument's per-contract risk."""
+        free = self.get_free_margin(account_id)
+        return max(0, free // (self.get_contract_risk(instrument_id) + extra_per_contract))
+
+    def nonce(self, account_id: int) -> int:
+        return self.state.accounts[account_id].nonce
+
+    # --- transaction makers (None: not possible now) -------------------------------------------------
+
+    def make_deposit(self, hot: bool) -> Planned | None:
+        account_id = HOT_ACCOUNT if hot else self.pick_account()
+        amount = self.rng.choice(DEPOSIT_CHOICES_USD) * USD // 10
+        tx = unsigned(
+            Deposit, deposit_id=self.state.globals.deposit_count, account=account_id,
+            address=self.addresses[account_id], amount=amount,
+        )
+        return Planned(tx, (account_id,))
+
+    def make_withdraw_or_transfer(self, hot: bool, kind: str) -> Planned | None:
+        sender = HOT_ACCOUNT if hot else self.pick_account()
+        collateral = self.state.accounts[sender].collateral
+        free = min(collateral, self.get_free_margin(sender))
+        if free <= 0:
+            return None
+        amount = max(1, int(free * self.rng.uniform(0.001, 0.05 if kind == "withdraw" else 0.1)))
+        if kind == "withdraw":
+            return Planned(unsigned(Withdraw, account=sender, amount=amount, nonce=self.nonce(sender)), (sender,))
+        recipient = self.pick_account(exclude=(sender,))
+        tx = unsigned(Transfer, sender=sender, recipient=recipient, amount=amount, nonce=self.nonce(sender))
+        return Planned(tx, (sender,))
+
+    def make_perp_trade(self, hot: bool) -> Planned | None:
+        market = self.perps[0] if hot else self.rng.choice(self.perps)
+        mark = self.state.instruments[market].mark
+        if mark is None:
+            return None
+        taker = HOT_ACCOUNT if hot else self.pick_account()
+        maker = self.pick_account(exclude=(taker,))
+        held = self.state.accounts[taker].positions.get(market)
+        if held is not None and self.rng.random() < 0.3:  # reduce or close: needs no margin
+            size = -held.size if self.rng.random() < 0.5 else -(held.size // 2 or held.size)
+            size = max(-MAX_SIZE, min(MAX_SIZE, size))
+        else:
+            budget = min(self.get_budget(taker, market) * self.pick_fraction(hot), self.get_budget(maker, market) * 0.9)
+            size = max(1, min(MAX_SIZE, int(budget))) * self.rng.choice((1, -1))
+        price = max(1, round(mark * (1 + self.rng.uniform(-0.001, 0.001))))
+        tx = unsigned(
+            PerpTrade, maker=maker, taker=taker, market=market, size=size, price=price,
+            fee=abs(size) * price * FEE_BPS // 10_000, maker_nonce=self.nonce(maker), taker_nonce=self.nonce(taker),
+        )
+        return Planned(tx, (maker, taker))
+
+    def make_option_trade(self, hot: bool) -> Planned | None:
+        live = self.get_live_series()
+        if not live:
+            return None
+        series = live[0] if hot else self.rng.choice(live)
+        mark = self.state.instruments[series].mark
+        first = HOT_ACCOUNT if hot else self.pick_account()
+        other = self.pick_account(exclude=(first,))
+        buyer, seller = (first, other) if self.rng.random() < 0.5 else (other, first)
+        premium = max(0, round(mark * (1 + self.rng.uniform(-0.01, 0.01))))
+        budget = min(
+            self.get_budget(buyer, series, premium) * self.pick_fraction(hot), self.get_budget(seller, series) * 0.5
+        )
+        quantity = max(1, min(MAX_SIZE, int(budget)))
+        tx = unsigned(
+            OptionTrade, buyer=buyer, seller=seller, series=series, quantity=quantity, premium=premium,
+            fee=quantity * premium * FEE_BPS // 10_000, buyer_nonce=self.nonce(buyer), seller_nonce=self.nonce(seller),
+        )
+        return Planned(tx, (buyer, seller))
+
+    def find_liquidatable(self) -> int | None:
+        while self.liquidatable:
+            account_id = self.liquidatable.pop(self.rng.randrange(len(self.liquidatable)))
+            if self.is_liquidatable(account_id):
+                return account_id
+        for _ in range(min(16, len(self.traders))):
+            account_id = self.rng.choice(self.traders)
+            if self.is_liquidatable(account_id):
+                return account_id
+        return None
+
+    def make_liquidate(self, hot: bool) -> Planned | None:
+        account_id = self.find_liquidatable()
+        if account_id is None:
+            return None
+        liquidator = HOT_ACCOUNT if hot and account_id != HOT_ACCOUNT else self.pick_account(exclude=(account_id,))
+        now = self.state.globals.oracle_time
+        positions = [
+            (abs(p.size) * (self.state.instruments[i].mark or 0), i, p.size)
+            for i, p in self.state.accounts[account_id].positions.items()
+            if self.state.instruments[i].is_perp or now < self.state.instruments[i].spec.expiry
+        ]
+        if not positions:
+            return None
+        _, instrument, held = max(positions)
+        size = held if self.rng.random() < 0.5 else (held // 2 if held > 0 else -(-held // 2)) or held
+        tx = unsigned(
+            Liquidate, liquidator=liquidator, account=account_id, instrument=instrument, size=size,
+            nonce=self.nonce(liquidator),
+        )
+        self.liquidatable.append(account_id)  # still a candidate if this attempt is rejected
+        return Planned(tx, (liquidator,))
+
+    def make_settle_expired(self, hot: bool) -> Planned | None:
+        settled = [i for i in self.options if self.state.instruments[i].settlement is not None and self.holders[i]]
+        if not settled:
+            return None
+        series = self.rng.choice(settled)
+        account_id = self.rng.choice(sorted(self.holders[series]))
+        sender = HOT_ACCOUNT if hot else account_id
+        tx = unsigned(SettleExpired, sender=sender, account=account_id, series=series, nonce=self.nonce(sender))
+        return Planned(tx, (sender,))
+
+    def make_oracle_update(self, hot: bool) -> Planned | None:
+        if self.next_oracle >= len(self.oracle_values):
+            return None
+        values = self.oracle_values[self.next_oracle]
+        return Planned(build_oracle_update(values, self.state), (ORACLE,))
+
+    def make(self, kind: str, hot: bool) -> Planned | None:
+        if kind in ("withdraw", "transfer"):
+            return self.make_withdraw_or_transfer(hot, kind)
+        return getattr(self, f"make_{kind}")(hot)
+
+    # --- invalid on purpose --------------------------------------------------------------------------
+
+    def corrupt(self, planned: Planned) -> Planned:
+        """A variant of a valid transaction that breaks one rule."""
+        tx, signers = planned.tx, planned.signers
+        fields = tx.model_dump()
+        options: list[str] = ["wrong_signer"]
+        nonce_fields = [f for f in fields if f.endswith("nonce")]
+        if nonce_fields:
+            options.append("bad_nonce")
+        if tx.type in ("withdraw", "transfer"):
+            options.append("overdraft")
+        if tx.type == "transfer":
+            options.append("unknown_account")
+        if tx.type in ("perp_trade", "option_trade"):
+            options.append("oversized")
+        if tx.type == "deposit":
+            options = ["bad_deposit_id", "wrong_signer"]
+        if tx.type == "oracle_update":
+            options = ["wrong_signer", "stale_timestamp"]
+        choice = self.rng.choice(options)
+        if choice == "wrong_signer":
+            impostor = self.pick_account(exclude=signers)
+            return Planned(tx, (impostor, *signers[1:]))
+        if choice == "bad_nonce":
+            name = self.rng.choice(nonce_fields)
+            fields[name] = min(2**NONCE_BITS - 1, fields[name] + self.rng.choice((1, 2, 5)))
+        elif choice == "overdraft":
+            sender = fields.get("account", fields.get("sender"))
+            fields["amount"] = self.state.accounts[sender].collateral + 1 + self.rng.randrange(10 * USD)
+        elif choice == "unknown_account":
+            fields["recipient"] = self.spec.accounts + self.rng.randrange(1000)
+        elif choice == "oversized":
+            key = "size" if tx.type == "perp_trade" else "quantity"
+            sign = 1 if fields[key] > 0 else -1
+            fields[key] = sign * min(MAX_SIZE, abs(fields[key]) * 1000 + 10**6)
+        elif choice == "bad_deposit_id":
+            fields["deposit_id"] += self.rng.choice((1, 2))
+        elif choice == "stale_timestamp":
+            fields["timestamp"] = self.state.globals.oracle_time
+        return Planned(type(tx).model_validate(fields), signers)
+
+    # --- slots -----------------------------------------------------------------------------------
+
+    def fill_slot(self, kind: str) -> None:
+        """Emit one transaction of `kind` (or of a fallback type if `kind` is not possible now)."""
+        hot = self.spec.contention > 0 and self.rng.random() < self.spec.contention
+        invalid = self.spec.invalid_share > 0 and self.rng.random() < self.spec.invalid_share
+        for candidate_kind in (kind, *self.get_fallbacks(kind)):
+            for _ in range(MAX_ATTEMPTS):
+                planned = self.make(candidate_kind, hot)
+                if planned is None:
+                    break
+                if invalid:
+                    planned = self.corrupt(planned)
+                accepted = self.execute(planned)
+                if invalid or accepted:
+                    self.intended_invalid += invalid
+                    self.emit(planned, accepted)
+                    self.after(planned, accepted)
+                    return
+        raise FixtureError(f"could not generate a valid {kind} (accounts out of margin?); try more accounts")
+
+    def get_fallbacks(self, kind: str) -> list[str]:
+        mix = self.spec.mix
+        in_mix = [k for k in FALLBACK_TYPES if k != kind and mix.get(k, 0) > 0]
+        return in_mix + [k for k in FALLBACK_TYPES if k != kind and k not in in_mix]
+
+    def after(self, planned: Planned, accepted: bool) -> None:
+        if planned.tx.type == "oracle_update":
+            self.next_oracle += accepted
+            if accepted:
+                self.scan_liquidatable()
+
+    def scan_liquidatable(self) -> None:
+        sample = self.traders if len(self.traders) <= LIQUIDATION_SCAN else self.rng.sample(self.traders, LIQUIDATION_SCAN)
+        self.liquidatable = [a for a in sample if self.is_liquidatable(a)]
+
+    # --- whole workload ----------------------------------------------------------------------------
+
+    def draw_kinds(self) -> list[str]:
+        names = [k for k, w in self.spec.mix.items() if w > 0]
+        weights = [self.spec.mix[k] for k in names]
+        return self.rng.choices(names, weights, k=self.spec.txs) if names else []
+
+    def plan_oracle(self, n_updates: int) -> None:
+        """The oracle path: the first update plus one per oracle_update slot, over `days` days."""
+        span = self.spec.days * SECONDS_PER_DAY
+        step = max(1, span // max(1, n_updates))
+        quotes = get_initial_quotes(self.genesis)
+        path = simulate_market(self.spec.seed, n_updates + 1, start_time=self.genesis.genesis_time + 60,
+                               step_seconds=step, initial=quotes)
+        perps = {s.id: s for s in self.genesis.instruments if s.kind == "perp"}
+        series = {s.id: s for s in self.genesis.instruments if s.kind == "option"}
+        self.oracle_values = compute_oracle_path(path, perps, series)
+
+    def run(self, progress: Progress | None) -> None:
+        for account_id in range(self.spec.accounts):
+            usd = HOT_DEPOSIT_USD if account_id == HOT_ACCOUNT else self.rng.choice(DEPOSIT_CHOICES_USD)
+            tx = unsigned(Deposit, deposit_id=account_id, account=account_id, address=self.addresses[account_id],
+                          amount=usd * USD)
+            planned = Planned(tx, (account_id,))
+            self.emit(planned, self.execute(planned))
+        kinds = self.draw_kinds()
+        self.plan_oracle(kinds.count("oracle_update"))
+        self.fill_slot("oracle_update")
+        setup = len(self.planned)
+        for done, kind in enumerate(kinds, 1):
+            self.fill_slot(kind)
+            if progress and (done % 1000 == 0 or done == len(kinds)):
+                progress("generating", done, len(kinds))
+        self.setup_count = setup
+
+
+def get_initial_quotes(genesis: Genesis) -> dict[str, UnderlyingQuote]:
+    """oracle_feed's default quotes, plus one at the genesis reference price for other underlyings."""
+    reference = {name: price for name, _, price in UNDERLYINGS}
+    quotes = dict(DEFAULT_QUOTES)
+    for spec in genesis.instruments:
+        quotes.setdefault(spec.underlying, UnderlyingQuote(spot=reference[spec.underlying], vol=0.8, rate=0.05))
+    return quotes
+
+
+def build_oracle_update(values: OracleValues, state: State) -> OracleUpdate:
+    """The unsigned OracleUpdate for one step of the oracle path: every mark, funding index and
+    risk array, and the settlement prices the state has not recorded yet."""
+    marks = sorted((*values.perp_marks, *values.option_marks))
+    risk = sorted((*values.perp_risk_arrays, *values.option_risk_arrays))
+    settlements = [(i, p) for i, p in values.settlement_prices if state.instruments[i].settlement is None]
+    return unsigned(
+        OracleUpdate,
+        timestamp=values.timestamp,
+        marks=[InstrumentPrice(instrument=i, price=p) for i, p in marks],
+        funding=[InstrumentFunding(market=i, index=x) for i, x in values.funding_indices],
+        risk_arrays=[RiskArray(instrument=i, values=list(v)) for i, v in risk],
+        settlements=[InstrumentPrice(instrument=i, price=p) for i, p in settlements],
+    )
+
+
+# --- keys and signing (parallel, order-preserving) --------------------------------------------------
+
+
+def _derive_addresses(keys: Sequence[PrivateKey]) -> list[str]:
+    return [get_address(k) for k in keys]
+
+
+def _sign_chunk(chunk: Sequence[tuple[WireModel, tuple[PrivateKey, ...]]], chain_id: int) -> list[tuple[str, ...]]:
+    out = []
+    for tx, secrets in chunk:
+        digest = compute_signing_digest(tx, chain_id)
+        out.append(tuple(sign_digest(s, digest) for s in secrets))
+    return out
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _map_ordered(fn: Callable[..., list], chunks: list, workers: int, *args: Any) -> list:
+    """fn over chunks, results concatenated in order; in a multiprocess pool if workers > 1."""
+    if workers <= 1 or len(chunks) <= 1:
+        return [item for chunk in chunks for item in fn(chunk, *args)]
+    from multiprocess import Pool
+
+    with Pool(workers) as pool:
+        results = pool.starmap(fn, [(chunk, *args) for chunk in chunks])
+    return [item for result in results for item in result]
+
+
+def sign_planned(planned: Sequence[Planned], keys: Sequence[PrivateKey], oracle_key: PrivateKey, chain_id: int,
+                 workers: int = 1) -> list[WireModel]:
+    """Sign every planned transaction (in a pool when workers > 1); same output for any worker count."""
+    jobs = [(p.tx, tuple(oracle_key if i == ORACLE else keys[i] for i in p.signers)) for p in planned]
+    signatures = _map_ordered(_sign_chunk, _chunks(jobs, 2_000), workers, chain_id)
+    signed = []
+    for p, sigs in zip(planned, signatures, strict=True):
+        names = get_signature_fields(type(p.tx))
+        signed.append(p.tx.model_copy(update=dict(zip(names, sigs))))
+    return signed
+
+
+def get_default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def generate_workload(spec: WorkloadSpec, workers: int | None = None, progress: Progress | None = None) -> Workload:
+    """Generate, execute (on a private state) and sign a workload. Deterministic in `spec`."""
+    check_spec(spec)
+    workers = get_default_workers() if workers is None else workers
+    started = time.perf_counter()
+    keys = [dev_account_key(spec.seed, i) for i in range(spec.accounts)]
+    addresses = _map_ordered(_derive_addresses, _chunks(keys, 5_000), workers)
+    oracle_key = dev_oracle_key(spec.seed)
+    generator = _Generator(spec, keys, addresses, oracle_key)
+    generator.run(progress)
+    generated = time.perf_counter()
+    if progress:
+        progress("signing", 0, len(generator.planned))
+    transactions = sign_planned(generator.planned, keys, oracle_key, generator.genesis.chain_id, workers)
+    if progress:
+        progress("signing", len(transactions), len(transactions))
+    finished = time.perf_counter()
+    summary = {
+        "transactions": len(transactions),
+        "setup": generator.setup_count,
+        "mix_transactions": len(transactions) - generator.setup_count,
+        "by_type": dict(sorted(generator.counts.items())),
+        "intended_invalid": generator.intended_invalid,
+        "rejected": generator.rejected,
+        "accounts": spec.accounts,
+        "instruments": len(generator.genesis.instruments),
+        "oracle_updates_planned": len(generator.oracle_values),
+        "seed": spec.seed,
+        "generate_seconds": round(generated - started, 3),
+        "sign_seconds": round(finished - generated, 3),
+        "workers": workers,
+    }
+    return Workload(generator.genesis, transactions, summary)
+
+
+def write_workload(workload: Workload, out: Path, genesis_out: Path) -> None:
+    """One transaction per line (`model_dump_json`), and the genesis as indented JSON."""
+    with open(out, "w", encoding="utf-8") as f:
+        for tx in workload.transactions:
+            f.write(tx.model_dump_json())
+            f.write("\n")
+    genesis_out.write_text(json.dumps(workload.genesis.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,93 @@
+"""Signing transactions with secp256k1 keys, and deterministic development keys.
+
+A transaction is signed over its EIP-712 digest (`verifier.encoding.compute_signing_digest`) with
+libsecp256k1 (coincurve): deterministic RFC 6979 nonces and low s, so the signature is the one
+eth-account's `sign_typed_data` produces for the same key and message. Build a transaction with
+`unsigned(Model, **fields)` (placeholder signatures), then `sign(tx, keys, chain_id)` with one key
+per signature field, in the model's order (maker before taker, buyer before seller).
+
+TEST KEYS ONLY: `dev_account_key` and `dev_oracle_key` derive private keys from a public string
+and a seed. Anyone can recompute them; never hold value with them.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence, TypeVar
+
+import coincurve
+from eth_hash.auto import keccak
+from eth_keys.constants import SECPK1_N
+from eth_utils import to_checksum_address
+
+from verifier.encoding import compute_signing_digest, get_signature_fields
+from verifier.wire import WireModel
+
+PrivateKey = bytes  # 32-byte secp256k1 secret
+PLACEHOLDER_SIGNATURE = "0x" + "00" * 65
+DEV_KEY_PREFIX = "zk-derivatives-rollup TEST KEY, NEVER USE WITH VALUE"
+
+T = TypeVar("T", bound=WireModel)
+
+
+class SigningError(ValueError):
+    """Keys that do not fit the transaction (wrong count, invalid secret)."""
+
+
+def compute_dev_key(label: str) -> PrivateKey:
+    """keccak256 of the label (re-hashed with a counter in the negligible case it is not a valid
+    secret, i.e. 0 or >= the group order)."""
+    counter = 0
+    while True:
+        secret = keccak(f"{label}|{counter}".encode() if counter else label.encode())
+        if 0 < int.from_bytes(secret, "big") < SECPK1_N:
+            return secret
+        counter += 1
+
+
+def dev_account_key(seed: int, index: int) -> PrivateKey:
+    """TEST key of account `index`: keccak256("<prefix>|account|seed=<seed>|index=<index>")."""
+    return compute_dev_key(f"{DEV_KEY_PREFIX}|account|seed={seed}|index={index}")
+
+
+def dev_oracle_key(seed: int) -> PrivateKey:
+    """TEST oracle key: keccak256("<prefix>|oracle|seed=<seed>")."""
+    return compute_dev_key(f"{DEV_KEY_PREFIX}|oracle|seed={seed}")
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def get_address(private_key: PrivateKey) -> str:
+    """Checksummed Ethereum address of a private key."""
+    public = coincurve.PrivateKey(private_key).public_key.format(compressed=False)[1:]
+    return to_checksum_address(keccak(public)[12:])
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _get_signer(private_key: PrivateKey) -> coincurve.PrivateKey:
+    return coincurve.PrivateKey(private_key)
+
+
+def sign_digest(private_key: PrivateKey, digest: bytes) -> str:
+    """Ethereum signature r || s || v (v = 27 + recovery id) over a 32-byte digest, as 0x-hex."""
+    # a digest, not a message: nothing is hashed again
+    if len(digest) != 32:
+        raise SigningError(f"digest must be 32 bytes, got {len(digest)}")
+    raw = _get_signer(private_key).sign_recoverable(digest, hasher=None)
+    return "0x" + raw[:64].hex() + format(27 + raw[64], "02x")
+
+
+def unsigned(model: type[T], **fields: Any) -> T:
+    """A validated transaction whose signature fields hold placeholders, ready for `sign`."""
+    placeholders = {name: PLACEHOLDER_SIGNATURE for name in get_signature_fields(model)}
+    return model.model_validate({**fields, **placeholders})
+
+
+def sign(tx: T, keys: Sequence[PrivateKey], chain_id: int) -> T:
+    """`tx` with its signature fields set: one key per field, in the model's field order."""
+    names = get_signature_fields(type(tx))
+    # one key per signature field
+    if len(keys) != len(names):
+        raise SigningError(f"{type(tx).__name__} needs {len(names)} key(s) ({', '.join(names)}), got {len(keys)}")
+    digest = compute_signing_digest(tx, chain_id)
+    # the signature strings are in the validated form (lower-case 0x-hex, 65 bytes): no re-validation
+    return tx.model_copy(update={name: sign_digest(key, digest) for name, key in zip(names, keys)})

@@ -1,0 +1,116 @@
+"""The node: one batch end to end, reopening, the diff against the roots, tamper detection."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from rollup.node import Node, NodeError
+from rollup.state import compute_total_value
+from rollup.storage import DB_NAME
+from verifier.encoding import leaf_hash
+from verifier.merkle import EMPTY_LEAF, compute_root_from_multiproof, verify_multiproof
+from verifier.wire import Deposit, Withdraw
+
+
+def _net_deposits(transactions, receipts) -> int:
+    total = 0
+    for tx, receipt in zip(transactions, receipts):
+        if receipt.status != "accepted":
+            continue
+        if isinstance(tx, Deposit):
+            total += tx.amount
+        elif isinstance(tx, Withdraw):
+            total -= tx.amount
+    return total
+
+
+def test_submit_matches_the_generator_and_conserves_value(small_workload, node_factory):
+    node = node_factory(small_workload.genesis)
+    result = node.submit(small_workload.transactions)
+    assert result.number == 1
+    assert len(result.receipts) == len(small_workload.transactions)
+    # the generator ran the same rules: exactly its deliberately invalid transactions are rejected
+    assert len(result.receipts) - result.n_accepted == small_workload.summary["rejected"] > 0
+    assert [r.index for r in result.receipts] == list(range(len(result.receipts)))
+    assert compute_total_value(node.state) == _net_deposits(small_workload.transactions, result.receipts)
+
+
+def test_reopen_gives_the_same_state_and_root(small_workload, node_factory, tmp_path):
+    node = node_factory(small_workload.genesis)
+    result = node.submit(small_workload.transactions)
+    state_before = node.state.copy()
+    node.close()
+    reopened = Node.open(tmp_path / "node")
+    try:
+        assert reopened.root == result.new_root
+        assert reopened.batch_number == 1
+        assert reopened.state == state_before
+    finally:
+        reopened.close()
+
+
+def test_the_diff_checks_against_both_roots_with_one_multiproof(small_workload, node_factory):
+    node = node_factory(small_workload.genesis)
+    old_tree = node.tree.copy()
+    result = node.submit(small_workload.transactions)
+    keys = [leaf.key for leaf in result.diff.leaves]
+    proof = old_tree.prove_many(keys)
+    before = {l.key: leaf_hash(bytes.fromhex(l.before[2:])) if l.before != "0x" else EMPTY_LEAF for l in result.diff.leaves}
+    after = {l.key: leaf_hash(bytes.fromhex(l.after[2:])) if l.after != "0x" else EMPTY_LEAF for l in result.diff.leaves}
+    assert verify_multiproof(result.prev_root, before, proof)
+    assert compute_root_from_multiproof(after, proof) == result.new_root
+    # a changed "after" leaf gives another root
+    key = keys[0]
+    assert compute_root_from_multiproof({**after, key: leaf_hash(b"forged")}, proof) != result.new_root
+
+
+def test_batches_chain_and_execution_is_deterministic(small_workload, node_factory):
+    half = len(small_workload.transactions) // 2
+    a = node_factory(small_workload.genesis, "a")
+    first = a.submit(small_workload.transactions[:half])
+    second = a.submit(small_workload.transactions[half:])
+    assert second.prev_root == first.new_root and second.number == 2
+    b = node_factory(small_workload.genesis, "b")
+    b.submit(small_workload.transactions[:half])
+    assert b.submit(small_workload.transactions[half:]).new_root == second.new_root
+
+
+def test_invalid_tampered_leaf_is_detected_on_open(small_workload, node_factory, tmp_path):
+    node = node_factory(small_workload.genesis)
+    node.submit(small_workload.transactions)
+    node.close()
+    conn = sqlite3.connect(tmp_path / "node" / DB_NAME)
+    key, value = conn.execute("SELECT key, value FROM leaves WHERE key < 1000 ORDER BY key LIMIT 1").fetchone()
+    tampered = bytearray(value)
+    tampered[63] ^= 1  # the lowest byte of the collateral word
+    conn.execute("UPDATE leaves SET value = ? WHERE key = ?", (bytes(tampered), key))
+    conn.commit()
+    conn.close()
+    with pytest.raises(NodeError, match="state root mismatch"):
+        Node.open(tmp_path / "node")
+
+
+def test_invalid_open_without_a_node(tmp_path):
+    with pytest.raises(NodeError, match="rollup init"):
+        Node.open(tmp_path / "nothing")
+
+
+def test_invalid_init_twice(small_workload, node_factory):
+    node_factory(small_workload.genesis, "x")
+    with pytest.raises(NodeError, match="already exists"):
+        node_factory(small_workload.genesis, "x")
+
+
+def test_a_failed_commit_leaves_memory_at_the_last_batch(small_workload, node_factory, monkeypatch):
+    node = node_factory(small_workload.genesis)
+    root = node.root
+
+    def fail(*args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(node.store, "commit_batch", fail)
+    with pytest.raises(sqlite3.OperationalError):
+        node.submit(small_workload.transactions)
+    assert node.root == root and node.state.accounts == {} and node.batch_number == 0

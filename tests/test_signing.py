@@ -1,0 +1,221 @@
+"""EIP-712 digests (fast path == eth-account reference), signing, signer recovery, malformed signatures."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account import Account as EthAccount
+from eth_keys.constants import SECPK1_N, SECPK1_P
+
+from rollup.signing import SigningError, dev_account_key, dev_oracle_key, get_address, sign, sign_digest, unsigned
+from verifier.encoding import (
+    InvalidSignature,
+    compute_encode_type,
+    compute_signing_digest,
+    compute_signing_digest_of_fields,
+    compute_signing_digest_reference,
+    get_eip712_types,
+    get_signature_fields,
+    get_signed_fields,
+    get_typed_data,
+    recover_address,
+    recover_signers,
+)
+from verifier.wire import (
+    TRANSACTION_TYPES,
+    Deposit,
+    InstrumentFunding,
+    InstrumentPrice,
+    Liquidate,
+    OptionTrade,
+    OracleUpdate,
+    PerpTrade,
+    RiskArray,
+    SettleExpired,
+    Transfer,
+    Withdraw,
+)
+
+CHAIN_ID = 424242
+KEYS = [dev_account_key(1, i) for i in range(3)]
+ORACLE_KEY = dev_oracle_key(1)
+
+SAMPLES = {
+    "deposit": (Deposit, dict(deposit_id=3, account=7, address=get_address(KEYS[0]), amount=10**9), [KEYS[0]]),
+    "withdraw": (Withdraw, dict(account=7, amount=5, nonce=2), [KEYS[0]]),
+    "transfer": (Transfer, dict(sender=7, recipient=8, amount=2**63, nonce=0), [KEYS[0]]),
+    "perp_trade": (
+        PerpTrade,
+        dict(maker=1, taker=2, market=0, size=-(2**31 - 1), price=60_000_000, fee=12, maker_nonce=4, taker_nonce=9),
+        [KEYS[1], KEYS[2]],
+    ),
+    "option_trade": (
+        OptionTrade,
+        dict(buyer=1, seller=2, series=5, quantity=3, premium=0, fee=0, buyer_nonce=1, seller_nonce=2),
+        [KEYS[1], KEYS[2]],
+    ),
+    "liquidate": (Liquidate, dict(liquidator=1, account=2, instrument=0, size=-4, nonce=6), [KEYS[1]]),
+    "settle_expired": (SettleExpired, dict(sender=1, account=2, series=5, nonce=0), [KEYS[1]]),
+    "oracle_update": (
+        OracleUpdate,
+        dict(
+            timestamp=1_767_229_200,
+            marks=[InstrumentPrice(instrument=0, price=60_100_000), InstrumentPrice(instrument=5, price=0)],
+            funding=[InstrumentFunding(market=0, index=-12_345)],
+            risk_arrays=[RiskArray(instrument=0, values=[-(2**63 - 1), 0, 5]), RiskArray(instrument=5, values=[1])],
+            settlements=[],
+        ),
+        [ORACLE_KEY],
+    ),
+}
+
+
+def make_signed(type_name: str, chain_id: int = CHAIN_ID):
+    model, fields, keys = SAMPLES[type_name]
+    return sign(unsigned(model, **fields), keys, chain_id)
+
+
+def test_samples_cover_every_transaction_type() -> None:
+    assert set(SAMPLES) == set(TRANSACTION_TYPES)
+
+
+def test_type_strings() -> None:
+    """Hand-written vectors: what a wallet shows and a contract would hard-code."""
+    assert compute_encode_type("PerpTrade", get_eip712_types(PerpTrade)) == (
+        "PerpTrade(uint256 maker,uint256 taker,uint256 market,int256 size,uint256 price,uint256 fee,"
+        "uint256 maker_nonce,uint256 taker_nonce)"
+    )
+    assert compute_encode_type("OracleUpdate", get_eip712_types(OracleUpdate)) == (
+        "OracleUpdate(uint256 timestamp,InstrumentPrice[] marks,InstrumentFunding[] funding,"
+        "RiskArray[] risk_arrays,InstrumentPrice[] settlements)"
+        "InstrumentFunding(uint256 market,int256 index)InstrumentPrice(uint256 instrument,uint256 price)"
+        "RiskArray(uint256 instrument,int256[] values)"
+    )
+    assert compute_encode_type("Deposit", get_eip712_types(Deposit)) == (
+        "Deposit(uint256 deposit_id,uint256 account,address address,uint256 amount)"
+    )
+    assert get_signature_fields(PerpTrade) == ("maker_signature", "taker_signature")
+    assert "type" not in get_signed_fields(PerpTrade)
+
+
+@pytest.mark.parametrize("type_name", sorted(SAMPLES))
+def test_fast_digest_equals_eth_account(type_name: str) -> None:
+    tx = make_signed(type_name)
+    model, fields, _ = SAMPLES[type_name]
+    reference = compute_signing_digest_reference(tx, CHAIN_ID)
+    assert compute_signing_digest(tx, CHAIN_ID) == reference
+    assert compute_signing_digest_of_fields(model, fields, CHAIN_ID) == reference
+
+
+@pytest.mark.parametrize("digest_fn", [compute_signing_digest, compute_signing_digest_reference], ids=["fast", "reference"])
+@pytest.mark.parametrize("type_name", sorted(SAMPLES))
+def test_signature_equals_eth_account_and_recovers(type_name: str, digest_fn) -> None:
+    tx = make_signed(type_name)
+    _, _, keys = SAMPLES[type_name]
+    message = get_typed_data(tx, CHAIN_ID)
+    digest = digest_fn(tx, CHAIN_ID)
+    for name, key in zip(get_signature_fields(type(tx)), keys):
+        wallet = EthAccount.sign_typed_data(key, full_message=message)
+        assert wallet.message_hash == digest
+        assert getattr(tx, name) == "0x" + wallet.signature.hex().removeprefix("0x")
+        assert recover_address(digest, getattr(tx, name)) == get_address(key)
+    assert recover_signers(tx, CHAIN_ID, digest) == tuple(get_address(k) for k in keys)
+
+
+@pytest.mark.parametrize(
+    "type_name, field, value",
+    [
+        ("withdraw", "amount", 6),
+        ("deposit", "address", "0x" + "22" * 20),
+        ("perp_trade", "size", 2**31 - 1),
+        ("option_trade", "premium", 1),
+        ("liquidate", "size", 4),
+        ("oracle_update", "funding", [InstrumentFunding(market=0, index=12_345)]),
+    ],
+)
+def test_tampered_field_changes_signer(type_name: str, field: str, value) -> None:
+    tx = make_signed(type_name)
+    tampered = type(tx).model_validate({**tx.model_dump(), field: value})
+    assert compute_signing_digest(tampered, CHAIN_ID) == compute_signing_digest_reference(tampered, CHAIN_ID)
+    assert compute_signing_digest(tampered, CHAIN_ID) != compute_signing_digest(tx, CHAIN_ID)
+    recovered = recover_signers(tampered, CHAIN_ID)
+    assert all(a != b for a, b in zip(recovered, recover_signers(tx, CHAIN_ID)))
+
+
+def test_replay_on_another_chain_fails() -> None:
+    tx = make_signed("transfer", chain_id=1)
+    assert recover_signers(tx, 1) == (get_address(KEYS[0]),)
+    assert recover_signers(tx, 2) != (get_address(KEYS[0]),)
+
+
+def test_both_sides_sign_the_same_digest() -> None:
+    tx = make_signed("perp_trade")
+    maker_only = sign(tx, [KEYS[1], KEYS[1]], CHAIN_ID)
+    assert maker_only.maker_signature == tx.maker_signature
+    assert recover_signers(maker_only, CHAIN_ID) == (get_address(KEYS[1]), get_address(KEYS[1]))
+
+
+# --- malformed signatures ------------------------------------------------------------------------
+
+
+def split(signature: str) -> tuple[int, int, int]:
+    raw = bytes.fromhex(signature[2:])
+    return int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"), raw[64]
+
+
+def join(r: int, s: int, v: int) -> str:
+    return "0x" + r.to_bytes(32, "big").hex() + s.to_bytes(32, "big").hex() + bytes([v]).hex()
+
+
+def find_r_without_point() -> int:
+    """An x-coordinate with no curve point (y^2 = x^3 + 7 has no root): recovery must fail."""
+    for x in range(1, 100):
+        if pow(x**3 + 7, (SECPK1_P - 1) // 2, SECPK1_P) != 1:
+            return x
+    raise AssertionError("no such x below 100")
+
+
+@pytest.mark.parametrize(
+    "mutate, reason",
+    [
+        (lambda r, s, v: join(r, s, 29), "v = 29"),
+        (lambda r, s, v: join(r, s, v - 27), "expected 27 or 28"),
+        (lambda r, s, v: join(r, SECPK1_N - s, 55 - v), "EIP-2"),  # the malleable twin
+        (lambda r, s, v: join(r, 0, v), "s out of range"),
+        (lambda r, s, v: join(0, s, v), "r out of range"),
+        (lambda r, s, v: join(SECPK1_N, s, v), "r out of range"),
+        (lambda r, s, v: join(r, s, v)[:-2], "64 bytes"),
+        (lambda r, s, v: join(find_r_without_point(), s, v), "no public key"),
+    ],
+    ids=["v29", "v0or1", "high-s", "s0", "r0", "r-n", "short", "r-no-point"],
+)
+def test_invalid_signature(mutate, reason: str) -> None:
+    tx = make_signed("withdraw")
+    digest = compute_signing_digest(tx, CHAIN_ID)
+    bad = mutate(*split(tx.signature))
+    with pytest.raises(InvalidSignature, match=reason):
+        recover_address(digest, bad)
+
+
+def test_invalid_signature_in_transaction() -> None:
+    tx = make_signed("perp_trade")
+    r, s, v = split(tx.taker_signature)
+    bad = tx.model_copy(update={"taker_signature": join(r, SECPK1_N - s, 55 - v)})
+    with pytest.raises(InvalidSignature, match="invalid signature"):
+        recover_signers(bad, CHAIN_ID)
+
+
+# --- keys ------------------------------------------------------------------------------------------
+
+
+def test_dev_keys() -> None:
+    assert dev_account_key(1, 0) == KEYS[0]  # deterministic
+    assert len({dev_account_key(s, i) for s in (1, 2) for i in range(50)} | {dev_oracle_key(1)}) == 101
+    assert get_address(KEYS[0]) == EthAccount.from_key(KEYS[0]).address
+
+
+def test_invalid_key_count() -> None:
+    model, fields, _ = SAMPLES["perp_trade"]
+    with pytest.raises(SigningError, match="needs 2 key"):
+        sign(unsigned(model, **fields), [KEYS[0]], CHAIN_ID)
+    with pytest.raises(SigningError, match="32 bytes"):
+        sign_digest(KEYS[0], b"short")
