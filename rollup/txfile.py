@@ -36,6 +36,9 @@ class TransactionFileError(Exception):
     def __init__(self, path: str, errors: list[LineError], total_lines: int = 0):
         self.path = path
         self.errors = errors
+        if len(errors) == 1 and errors[0].line == 0:
+            super().__init__(f"{path}: {errors[0].message}")
+            return
         shown = "\n".join(f"  {e}" for e in errors[:MAX_LISTED_ERRORS])
         more = f"\n  ... and {len(errors) - MAX_LISTED_ERRORS} more" if len(errors) > MAX_LISTED_ERRORS else ""
         super().__init__(

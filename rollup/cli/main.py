@@ -1,19 +1,48 @@
 """The `rollup` command: one typer app, command groups joined with add_typer.
 
 Library code raises domain errors; only this layer turns them into a readable message and a
-non-zero exit code. No traceback reaches a user.
+non-zero exit code. No traceback reaches a user (set ROLLUP_DEBUG=1 to see one).
 """
 
 from __future__ import annotations
 
-import sys
+import os
 
 import typer
+from typer.core import TyperGroup
 
-from rollup.cli.common import console_err, UserError
+from rollup.cli.common import UserError, console_err
+
+EXIT_INTERNAL_ERROR = 70
+
+
+class RollupGroup(TyperGroup):
+    """The top-level group: every subcommand runs inside `invoke`, so errors are turned into
+    messages here, for the console script and for `CliRunner` alike."""
+
+    def invoke(self, ctx):  # noqa: ANN001, ANN201
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            console_err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            console_err.print("interrupted")
+            ctx.exit(130)
+        except Exception as exc:
+            # usage errors and exits of the (typer-vendored) click carry their own exit code
+            if isinstance(exc, (typer.Exit, typer.Abort)) or hasattr(exc, "exit_code") or os.environ.get("ROLLUP_DEBUG"):
+                raise
+            console_err.print(
+                f"[bold red]error:[/] internal error: {type(exc).__name__}: {exc} (ROLLUP_DEBUG=1 shows the traceback)",
+                highlight=False,
+            )
+            ctx.exit(EXIT_INTERNAL_ERROR)
+
 
 app = typer.Typer(
     name="rollup",
+    cls=RollupGroup,
     help="A zero-knowledge-verified parallel rollup for crypto derivatives (research prototype).",
     no_args_is_help=True,
     add_completion=False,
@@ -32,32 +61,15 @@ for _name in ("init", "submit", "status", "account", "batch", "risk", "schema"):
     app.command(_name)(getattr(_node, _name))
 from rollup.cli import fixtures as _fixtures  # noqa: E402
 app.command("fixtures")(_fixtures.fixtures)
+from rollup.cli import demo as _demo  # noqa: E402
+
+app.command("demo")(_demo.demo)
 # --- end of command registration ---
 
 
 def main() -> None:
-    """Console-script entry point: run the app, turning any stray exception into a clean error."""
-    try:
-        app(standalone_mode=False)
-    except UserError as exc:
-        console_err.print(f"[bold red]error:[/] {exc}")
-        sys.exit(exc.exit_code)
-    except (typer.Exit, SystemExit) as exc:  # normal exits and typer.Exit(code)
-        code = getattr(exc, "exit_code", None)
-        if code is None:
-            code = getattr(exc, "code", 0)
-        sys.exit(code or 0)
-    except typer.Abort:
-        console_err.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        console_err.print(f"[bold red]error:[/] internal error: {type(exc).__name__}: {exc}")
-        sys.exit(70)
+    """Console-script entry point."""
+    app()
 
 
 if __name__ == "__main__":

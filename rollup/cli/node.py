@@ -41,12 +41,14 @@ def hex0x(data: bytes) -> str:
 def init(
     home: HomeOption = None,
     genesis_file: Annotated[
-        Optional[Path], typer.Option("--genesis", help="Genesis JSON (default: BTC/ETH perps, 8 option series, dev oracle).")
+        Optional[Path],
+        typer.Option("--genesis", help="Genesis JSON (default: BTC/ETH perps, 8 option series, the TEST oracle key of `rollup fixtures`)."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Delete an existing node in this home first.")] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Create a node: its database, the genesis state and its root."""
+    from rollup.fixtures import WorkloadSpec
     from rollup.genesis import default_genesis
     from rollup.signing import dev_oracle_key, get_address
 
@@ -59,7 +61,9 @@ def init(
         except ValidationError as exc:
             raise UserError(f"{genesis_file}: invalid genesis\n{_validation_lines(exc)}") from None
     else:
-        genesis = default_genesis(get_address(dev_oracle_key(0)))
+        # the development genesis `rollup fixtures` targets with its default seed and sizes
+        spec = WorkloadSpec()
+        genesis = default_genesis(get_address(dev_oracle_key(spec.seed)), n_perps=spec.perps, n_series=spec.series)
     if force:
         for name in ("rollup.db", "rollup.db-wal", "rollup.db-shm"):
             (target / name).unlink(missing_ok=True)

@@ -1,0 +1,101 @@
+"""The node's CLI through typer's CliRunner: exit codes, --json output, readable errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from rollup.cli.main import app
+
+runner = CliRunner()
+
+
+def run(*args: str, code: int = 0):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture
+def files(tmp_path, small_workload):
+    txs = tmp_path / "workload.jsonl"
+    txs.write_text("".join(tx.model_dump_json() + "\n" for tx in small_workload.transactions))
+    genesis = tmp_path / "genesis.json"
+    genesis.write_text(small_workload.genesis.model_dump_json())
+    return txs, genesis, str(tmp_path / "home")
+
+
+@pytest.fixture
+def node_home(files):
+    txs, genesis, home = files
+    run("init", "--home", home, "--genesis", str(genesis), "--json")
+    return home
+
+
+def test_init_submit_status_account_batch(files, small_workload):
+    txs, genesis, home = files
+    init = json.loads(run("init", "--home", home, "--genesis", str(genesis), "--json").output)
+    out = json.loads(run("submit", str(txs), "--home", home, "--json").output)
+    assert out["batch"] == 1 and out["transactions"] == len(small_workload.transactions)
+    assert out["rejected"] == small_workload.summary["rejected"]
+    assert out["prev_root"] == init["root"] != out["new_root"]
+    status = json.loads(run("status", "--home", home, "--json").output)
+    assert status["batch"] == 1 and status["root"] == out["new_root"] and status["accounts"] == 20
+    account = json.loads(run("account", "0", "--home", home, "--json", "--proof").output)
+    assert account["nonce"] > 0 and account["equity"] >= account["initial_margin"] >= account["maintenance_margin"]
+    assert account["root"] == out["new_root"] and len(account["proof"]["siblings"]) == 32
+    batch = json.loads(run("batch", "1", "--home", home, "--json", "--receipts", "--diff").output)
+    assert batch["new_root"] == out["new_root"] and len(batch["receipts"]) == out["transactions"]
+    assert len(batch["diff"]) == out["touched_leaves"]
+    assert "batch 1" in run("batch", "1", "--home", home).output
+
+
+def test_invalid_file_is_refused_whole_with_line_numbers(files, node_home, tmp_path):
+    txs, _, _ = files
+    lines = txs.read_text().splitlines()
+    lines[2] = lines[2].replace('"amount":', '"amount":-')
+    lines[5] = "{not json"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    result = run("submit", str(bad), "--home", node_home, code=1)
+    assert "line 3, field 'amount'" in result.output and "line 6: not valid JSON" in result.output
+    assert "nothing was executed" in result.output
+    status = json.loads(run("status", "--home", node_home, "--json").output)
+    assert status["batch"] == 0 and status["accounts"] == 0
+
+
+def test_invalid_commands_name_what_is_wrong(files, node_home, tmp_path):
+    assert "does not exist" in run("account", "12345", "--home", node_home, code=1).output
+    assert "batch 7 does not exist" in run("batch", "7", "--home", node_home, code=1).output
+    assert "rollup init" in run("status", "--home", str(tmp_path / "none"), code=1).output
+    assert "already exists" in run("init", "--home", node_home, code=1).output
+    assert "file not found" in run("submit", str(tmp_path / "missing.jsonl"), "--home", node_home, code=1).output
+    bad_genesis = tmp_path / "g.json"
+    bad_genesis.write_text('{"oracle_address": "0x12", "instruments": []}')
+    assert "oracle_address" in run("init", "--home", str(tmp_path / "h2"), "--genesis", str(bad_genesis), code=1).output
+
+
+def test_schema_prints_json_schema():
+    schema = json.loads(run("schema").output)
+    assert set(schema["discriminator"]["mapping"]) >= {"deposit", "perp_trade", "oracle_update"}
+    assert json.loads(run("schema", "perp_trade").output)["properties"]["size"]["type"] == "integer"
+    assert "unknown model" in run("schema", "nope", code=1).output
+
+
+def test_risk_shows_greeks_and_margin(files, node_home):
+    txs, _, _ = files
+    run("submit", str(txs), "--home", node_home, "--json")
+    out = json.loads(run("risk", "0", "--home", node_home, "--json").output)
+    assert out["initial_margin"] >= out["maintenance_margin"] >= 0
+    assert out["by_underlying"]  # the hot account trades
+    assert "--vol" in run("risk", "0", "--home", node_home, "--vol", "-1", code=1).output
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    out = json.loads(run("demo", "--home", str(tmp_path), "--accounts", "30", "--txs", "200", "--json").output)
+    assert out["accepted"] > 0 and out["new_root"].startswith("0x") and out["new_root"] != out["prev_root"]
+    status = json.loads(run("status", "--home", out["folder"] + "/node", "--json").output)
+    assert status["root"] == out["new_root"]
