@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from rollup.genesis import default_genesis
 from rollup.rules import process_transaction
-from rollup.state import State, compute_net_size, compute_total_value
+from rollup.state import State, compute_net_size, compute_total_value, get_equity, get_maintenance_margin
 from verifier.wire import (
     Deposit,
     InstrumentFunding,
@@ -181,17 +181,24 @@ def draw_holder(data, state: State, instruments: list[int]) -> int:
 
 
 def draw_liquidate(data, state: State):
-    liquidator, account_id = draw_account(data), draw_holder(data, state, PERPS + SERIES)
-    account = state.accounts.get(account_id)
-    held = sorted(account.positions.items()) if account else []
-    if held and data.draw(st.booleans()):
-        instrument, position = data.draw(st.sampled_from(held))
-        fraction = data.draw(st.sampled_from([1, 2, 4]))
-        size = position.size // fraction or position.size
-        size = size + data.draw(st.sampled_from([0, 0, 0, 1]))  # sometimes too large or 0
+    underwater = [i for i in ACCOUNT_IDS if i in state.accounts and state.accounts[i].positions
+                  and get_equity(state, i) < get_maintenance_margin(state, i)]
+    if underwater and data.draw(st.integers(0, 3)):
+        # A plausible liquidation: another account takes (part of) an under-water position.
+        account_id = data.draw(st.sampled_from(underwater))
+        liquidator = data.draw(st.sampled_from([i for i in ACCOUNT_IDS if i != account_id]))
+        instrument, position = data.draw(st.sampled_from(sorted(state.accounts[account_id].positions.items())))
+        size = position.size // data.draw(st.sampled_from([1, 1, 2, 4])) or position.size
     else:
-        instrument = data.draw(st.sampled_from(PERPS + SERIES))
-        size = data.draw(st.integers(-5, 5))
+        liquidator, account_id = draw_account(data), draw_holder(data, state, PERPS + SERIES)
+        account = state.accounts.get(account_id)
+        held = sorted(account.positions.items()) if account else []
+        if held and data.draw(st.booleans()):
+            instrument, position = data.draw(st.sampled_from(held))
+            size = position.size + data.draw(st.sampled_from([0, 1, -1]))  # sometimes too large or 0
+        else:
+            instrument = data.draw(st.sampled_from(PERPS + SERIES))
+            size = data.draw(st.integers(-5, 5))
     tx = Liquidate(liquidator=liquidator, account=account_id, instrument=instrument, size=size,
                    nonce=draw_nonce(data, state, liquidator), signature=SIG)
     return tx, [draw_signer(data, state, liquidator)]
@@ -211,7 +218,7 @@ def draw_oracle_update(data, state: State):
     step = data.draw(st.sampled_from([0, 600, 3_600, 4 * 86_400, 8 * 86_400]))  # 0: not increasing
     timestamp = state.globals.oracle_time + step
     moved = data.draw(st.lists(st.sampled_from(PERPS + SERIES), max_size=3, unique=True))
-    marks = {i: max(0 if i in SERIES else 1, (state.instruments[i].mark or BASE_MARKS[i]) * data.draw(st.integers(60, 150)) // 100) for i in moved}
+    marks = {i: max(0 if i in SERIES else 1, (state.instruments[i].mark or BASE_MARKS[i]) * data.draw(st.integers(40, 170)) // 100) for i in moved}
     funding = {m: state.instruments[m].funding_index + data.draw(st.integers(-50_000, 50_000)) for m in PERPS if data.draw(st.booleans())}
     settlements = {}
     if timestamp >= EXPIRY:
@@ -223,7 +230,14 @@ def draw_oracle_update(data, state: State):
     return tx, [data.draw(st.sampled_from([ORACLE] * 9 + [STRANGER]))]
 
 
-DRAWERS = [
+def draw_crash(data, state: State):
+    """A big move of every instrument at once: puts levered accounts under water."""
+    factor = data.draw(st.sampled_from([50, 65, 140, 170]))
+    marks = {i: max(1, (state.instruments[i].mark or BASE_MARKS[i]) * factor // 100) for i in PERPS + SERIES}
+    return make_oracle_update(state.globals.oracle_time + 60, marks, {}, {}), [ORACLE]
+
+
+DRAWERS = [draw_crash, 
     draw_deposit, draw_withdraw, draw_transfer, draw_perp_trade, draw_perp_trade, draw_perp_trade,
     draw_option_trade, draw_option_trade, draw_liquidate, draw_liquidate, draw_settle, draw_oracle_update,
 ]

@@ -984,3 +984,37 @@ def test_batch_goes_on_after_a_rejection():
 def test_batch_refuses_mismatched_lengths():
     with pytest.raises(ValueError, match="1 transactions, 0 signer lists"):
         process_batch(make_pre(), [deposit()], [], [])
+
+
+def test_process_transaction_refuses_non_transactions():
+    with pytest.raises(TypeError, match="not a transaction"):
+        process_transaction(make_pre(), object(), [])
+
+
+# --- Default genesis -----------------------------------------------------------------------------
+
+
+def test_default_genesis_instruments():
+    genesis = default_genesis(ORACLE)
+    names = [spec.name for spec in genesis.instruments]
+    assert names[:2] == ["BTC-PERP", "ETH-PERP"]
+    assert [spec.id for spec in genesis.instruments] == list(range(10))
+    options = genesis.instruments[2:]
+    assert {o.underlying for o in options} == {"BTC", "ETH"}
+    assert {o.is_call for o in options} == {True, False}
+    assert len({o.expiry for o in options}) == 2 and len({o.strike for o in options}) == 4
+    btc_call = options[0]
+    # 0.001 BTC per contract: a 60,000 USD strike is 60 USD per contract
+    assert (btc_call.name, btc_call.contract_size, btc_call.strike) == ("BTC-7D-60000-C", 10, 60 * USD)
+    assert btc_call.expiry == genesis.genesis_time + 7 * 86_400
+    assert default_genesis(ORACLE) == genesis  # deterministic
+
+
+def test_default_genesis_many_series_are_distinct():
+    genesis = default_genesis(ORACLE, n_perps=4, n_series=48)
+    assert len({spec.name for spec in genesis.instruments}) == 52
+
+
+def test_invalid_default_genesis_too_many_perps():
+    with pytest.raises(ValueError, match="n_perps must be between 0 and 4"):
+        default_genesis(ORACLE, n_perps=5)
