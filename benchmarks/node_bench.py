@@ -83,6 +83,7 @@ def run_node(folder: Path) -> dict:
         },
         "execution_tx_per_s": round(n / t["execution_s"]),
         "execution_vs_target": round(n / t["execution_s"] / TARGET_TX_PER_S, 2),
+        "execution_tx_per_cpu_s": round(n / t["execution_cpu_s"]),
         "signature_checks": {
             "transactions_per_s": round(n / t["signatures_s"]),
             "signatures_per_s": round(n_signatures / t["signatures_s"]),
