@@ -26,6 +26,10 @@ class RollupGroup(TyperGroup):
         except UserError as exc:
             console_err.print(f"[bold red]error:[/] {exc}", highlight=False)
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:
+            # the reader went away (`rollup ... | head`): stop quietly, as Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+            ctx.exit(141)
         except KeyboardInterrupt:
             console_err.print("interrupted")
             ctx.exit(130)
