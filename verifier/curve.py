@@ -10,10 +10,14 @@ Points are py_ecc's projective triples (x, y, z); the identity has z == 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import isqrt
 from types import ModuleType
-from typing import Any
+from typing import Any, Sequence
 
 from py_ecc import optimized_bls12_381, optimized_bn128
+
+from verifier import jacobian
+from verifier.pairing import compute_multi_miller_loop
 
 Point = tuple[Any, Any, Any]
 
@@ -97,6 +101,31 @@ class Curve:
         """r * P == O. Callers check the curve equation first."""
         return self.module.is_inf(self.module.multiply(p, self.r))
 
+    def is_in_subgroup_fast(self, p: Point, group: int) -> bool:
+        """`is_in_subgroup` over plain ints (verifier/jacobian.py), several times faster."""
+        return jacobian.is_in_subgroup(self, group, p)
+
+    def msm(self, points: Sequence[Point], scalars: Sequence[int], group: int = 1) -> Point:
+        """sum_i scalars[i] * points[i] over plain ints (verifier/jacobian.py); scalars >= 0."""
+        return jacobian.compute_msm(self, group, points, scalars)
+
+    def msm_reference(self, points: Sequence[Point], scalars: Sequence[int], group: int = 1) -> Point:
+        """The plain version of `msm`: one py_ecc multiplication per point."""
+        acc = self.Z1 if group == 1 else self.Z2
+        for point, scalar in zip(points, scalars, strict=True):
+            acc = self.add(acc, self.multiply(point, scalar))
+        return acc
+
+    @property
+    def g1_cofactor_is_one(self) -> bool:
+        """True when every point on E(Fq) is in G1, so the G1 subgroup check can be skipped.
+
+        Hasse: #E(Fq) = h * r lies within q + 1 +- 2 sqrt(q). If r itself lies there and r is wider
+        than that interval, no other multiple of r does, so h == 1 (BN254: yes; BLS12-381: no).
+        """
+        half_width = 2 * isqrt(self.q) + 2
+        return abs(self.q + 1 - self.r) <= half_width and self.r > 2 * half_width
+
     # --- pairing ---
     def miller_loop(self, p1: Point, q2: Point) -> Any:
         """Miller loop of e(P, Q) without the final exponentiation (P in G1, Q in G2).
@@ -105,6 +134,21 @@ class Curve:
         and returns 1 for the identity; it is the one entry point common to both curve modules.
         """
         return self.module.pairing(q2, p1, final_exponentiate=False)
+
+    def multi_miller_loop_reference(self, pairs: list[tuple[Point, Point]]) -> Any:
+        """Product of py_ecc's Miller loops of (P_i, Q_i): the plain version of `multi_miller_loop`."""
+        f = self.FQ12.one()
+        for p1, q2 in pairs:
+            f = f * self.miller_loop(p1, q2)
+        return f
+
+    def multi_miller_loop(self, pairs: list[tuple[Point, Point]]) -> Any:
+        """Product of the Miller loops of (P_i, Q_i), sharing one accumulator (verifier/pairing.py).
+
+        Equal to `multi_miller_loop_reference` after `final_exponentiate`; one final
+        exponentiation then covers all pairs. Callers check the points first.
+        """
+        return compute_multi_miller_loop(self, pairs)
 
     def final_exponentiate(self, f: Any) -> Any:
         return self.module.final_exponentiate(f)

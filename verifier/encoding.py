@@ -28,13 +28,12 @@ from __future__ import annotations
 import functools
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal, Mapping, NamedTuple, Sequence
 
 import annotated_types
 import coincurve
 from eth_keys.constants import SECPK1_N
-from eth_utils import to_canonical_address, to_checksum_address
 from pydantic import BaseModel
 
 from verifier.curve import BN254
@@ -110,6 +109,15 @@ def decode_key(key: int) -> DecodedKey:
     return DecodedKey(_KIND_NAMES[kind], local_id)
 
 
+def compute_checksum_address(raw: bytes) -> str:
+    """EIP-55 mixed-case address of 20 raw bytes: a hex letter is upper case when the matching
+    nibble of keccak256(lower-case hex) is >= 8. Same result as eth_utils.to_checksum_address
+    (tested), at a third of its cost: recovery does this once per signature."""
+    lower = raw.hex()
+    digest = keccak(lower.encode()).hex()
+    return "0x" + "".join(c.upper() if h in "89abcdef" else c for c, h in zip(lower, digest))
+
+
 # ==================================================================================================
 # Leaf bytes: 32-byte words with declared ranges
 # ==================================================================================================
@@ -134,11 +142,19 @@ class WordSpec:
     name: str
     bits: int
     signed: bool = False
+    low: int = field(init=False, repr=False)  # the range [low, high), precomputed: leaves are encoded per batch
+    high: int = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        half = 2 ** (self.bits - 1)
+        object.__setattr__(self, "low", -half if self.signed else 0)
+        object.__setattr__(self, "high", half if self.signed else 2 * half)
 
     def is_in_range(self, value: int) -> bool:
-        if self.signed:
-            return -(2 ** (self.bits - 1)) <= value < 2 ** (self.bits - 1)
-        return 0 <= value < 2**self.bits
+        return self.low <= value < self.high
+
+    def describe(self) -> str:
+        return f"{'int' if self.signed else 'uint'}{self.bits}"
 
 
 # Ranges: wire bounds where the value comes straight from a transaction; wider ones where the state
@@ -216,27 +232,42 @@ class GlobalsLeaf:
 
 
 def _encode_words(values: Sequence[int], specs: Sequence[WordSpec]) -> bytes:
-    out = bytearray()
+    parts = []
     for value, spec in zip(values, specs, strict=True):
-        # every word in its declared range: one state, one encoding
-        if isinstance(value, bool) or not isinstance(value, int):
+        # integers only (bool is not an amount)
+        if value.__class__ is not int:
             raise MalformedLeaf(f"{spec.name} must be an integer, got {type(value).__name__}")
-        if not spec.is_in_range(value):
-            raise MalformedLeaf(f"{spec.name} = {value} out of range for {'int' if spec.signed else 'uint'}{spec.bits}")
-        out += value.to_bytes(WORD, "big", signed=True) if spec.signed else value.to_bytes(WORD, "big")
-    return bytes(out)
+        # every word in its declared range: one state, one encoding
+        if not spec.low <= value < spec.high:
+            raise MalformedLeaf(f"{spec.name} = {value} out of range for {spec.describe()}")
+        parts.append(value.to_bytes(WORD, "big", signed=spec.signed))
+    return b"".join(parts)
 
 
 def _decode_words(data: bytes, offset: int, specs: Sequence[WordSpec]) -> list[int]:
     values = []
-    for i, spec in enumerate(specs):
-        word = data[offset + i * WORD : offset + (i + 1) * WORD]
-        value = int.from_bytes(word, "big", signed=spec.signed)
+    for spec in specs:
+        value = int.from_bytes(data[offset : offset + WORD], "big", signed=spec.signed)
         # a word outside its declared range is not canonical
-        if not spec.is_in_range(value):
-            raise MalformedLeaf(f"{spec.name} word {word.hex()} out of range for {'int' if spec.signed else 'uint'}{spec.bits}")
+        if not spec.low <= value < spec.high:
+            raise MalformedLeaf(f"{spec.name} word {data[offset : offset + WORD].hex()} out of range for {spec.describe()}")
         values.append(value)
+        offset += WORD
     return values
+
+
+def _get_address_int(address: str | bytes) -> int:
+    """A 0x-prefixed 40-hex-digit address (any case) or 20 raw bytes, as an integer."""
+    raw = address if isinstance(address, (bytes, bytearray)) else None
+    if isinstance(address, str) and address.startswith("0x") and len(address) == 42:
+        try:
+            raw = bytes.fromhex(address[2:])
+        except ValueError:
+            raw = None
+    # exactly 20 bytes (fromhex skips whitespace: the length check catches it)
+    if raw is None or len(raw) != 20:
+        raise MalformedLeaf(f"address must be 0x + 40 hex digits or 20 bytes, got {address!r}")
+    return int.from_bytes(raw, "big")
 
 
 def _bool_word(flag: bool) -> int:
@@ -260,7 +291,7 @@ def encode_account_leaf(address: str | bytes, collateral: int, nonce: int, posit
     if len(plist) > MAX_POSITIONS_IN_LEAF:
         raise MalformedLeaf(f"an account holds at most {MAX_POSITIONS_IN_LEAF} positions, got {len(plist)}")
     _check_position_order(plist)
-    address_int = int.from_bytes(to_canonical_address(address), "big")
+    address_int = _get_address_int(address)
     head = _encode_words((LEAF_ACCOUNT, address_int, collateral, nonce, len(plist)), ACCOUNT_WORDS)
     return head + b"".join(_encode_words(p, POSITION_WORDS) for p in plist)
 
@@ -354,7 +385,7 @@ def decode_account_leaf(data: bytes) -> AccountLeaf:
         for i in range(n)
     )
     _check_position_order(positions)
-    return AccountLeaf(to_checksum_address(address_int.to_bytes(20, "big")), collateral, nonce, positions)
+    return AccountLeaf(compute_checksum_address(address_int.to_bytes(20, "big")), collateral, nonce, positions)
 
 
 def decode_instrument_leaf(data: bytes) -> InstrumentLeaf:
@@ -419,7 +450,8 @@ def leaf_hash(data: bytes) -> bytes:
 # ==================================================================================================
 
 FIELD_MODULUS = BN254.r
-LIMB_BITS = 128  # a 256-bit word becomes (high, low) 128-bit limbs
+FIELD_SAFE_BITS = FIELD_MODULUS.bit_length() - 1  # any value of this many bits is < r
+LIMB_BITS = 128  # a wider word (the 256-bit genesis hash) becomes (high, low) 128-bit limbs
 
 
 def _get_word_specs(data: bytes) -> list[WordSpec]:
@@ -446,7 +478,7 @@ def to_field_elements(data: bytes) -> list[int]:
     elements: list[int] = []
     for i, spec in enumerate(_get_word_specs(data)):
         value = int.from_bytes(data[i * WORD : (i + 1) * WORD], "big", signed=spec.signed)
-        if spec.bits > LIMB_BITS * 2 - 3:  # does not fit below r (a 254-bit prime): split it
+        if spec.bits > FIELD_SAFE_BITS:  # may not fit below r: split into limbs
             elements += [value >> LIMB_BITS, value & (2**LIMB_BITS - 1)]
         else:
             elements.append(value % FIELD_MODULUS)
@@ -469,7 +501,8 @@ _SIGNATURE_VALIDATOR = typing.get_args(Signature)[1]
 
 
 class InvalidSignature(ValueError):
-    """A signature that is malformed or recovers no key (the node rejects: "invalid signature")."""
+    """A signature that is malformed or recovers no key. The message says what is wrong; the node
+    rejects the transaction with "invalid signature: <message>"."""
 
 
 def is_signature_field(model: type[BaseModel], name: str) -> bool:
@@ -702,17 +735,17 @@ def parse_signature(signature: str | bytes) -> tuple[int, int, int]:
     raw = bytes.fromhex(signature[2:]) if isinstance(signature, str) else bytes(signature)
     # r (32) || s (32) || v (1)
     if len(raw) != 65:
-        raise InvalidSignature(f"invalid signature: {len(raw)} bytes, expected 65")
+        raise InvalidSignature(f"{len(raw)} bytes, expected 65")
     r, s, v = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"), raw[64]
     # Ethereum's v is 27 or 28
     if v not in (27, 28):
-        raise InvalidSignature(f"invalid signature: v = {v}, expected 27 or 28")
+        raise InvalidSignature(f"v = {v}, expected 27 or 28")
     # r is a nonzero scalar
     if not 0 < r < SECPK1_N:
-        raise InvalidSignature("invalid signature: r out of range")
+        raise InvalidSignature("r out of range")
     # s is a nonzero scalar in the lower half (EIP-2: no malleable twin)
     if not 0 < s <= SECP256K1_HALF_N:
-        raise InvalidSignature("invalid signature: s out of range (EIP-2 requires s <= n/2)")
+        raise InvalidSignature("s out of range (EIP-2 requires s <= n/2)")
     return r, s, v - 27
 
 
@@ -724,8 +757,8 @@ def recover_address(digest: bytes, signature: str | bytes) -> str:
             r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([recovery_id]), digest, hasher=None
         )
     except Exception as exc:  # libsecp256k1 refuses an r that is no point's x-coordinate
-        raise InvalidSignature("invalid signature: no public key recovers from it") from exc
-    return to_checksum_address(keccak(public.format(compressed=False)[1:])[12:])
+        raise InvalidSignature("no public key recovers from it") from exc
+    return compute_checksum_address(keccak(public.format(compressed=False)[1:])[12:])
 
 
 def recover_signers(tx: WireModel, chain_id: int, digest: bytes | None = None) -> tuple[str, ...]:
@@ -743,4 +776,13 @@ def _check_transaction_types() -> None:
             raise TypeError(f"{model.__name__} has no signature field")
 
 
+def _check_word_specs() -> None:
+    """Checked on import: every signed word maps into the field without wrapping onto another value,
+    and only the genesis hash needs limbs."""
+    for spec in (*ACCOUNT_WORDS, *POSITION_WORDS, *INSTRUMENT_WORDS, RISK_WORD, *GLOBALS_WORDS):
+        if spec.bits > FIELD_SAFE_BITS and (spec.signed or spec.name != "genesis_hash"):
+            raise TypeError(f"leaf word {spec.name} ({spec.bits} bits) does not fit one field element")
+
+
 _check_transaction_types()
+_check_word_specs()

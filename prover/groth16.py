@@ -1,0 +1,122 @@
+"""The Groth16 prover (arkworks' `prover`): a proof from a proving key and a satisfying witness.
+
+    A = alpha + sum_i w_i A_i(tau) + r delta                         (G1)
+    B = beta  + sum_i w_i B_i(tau) + s delta                         (G2, and in G1 for C)
+    C = sum_{private i} w_i L_i + sum_k h_k H_k + s A + r B_G1 - r s delta   (G1)
+with h from `prover.qap.compute_h` and the zero-knowledge randomisers r, s drawn from `secrets`.
+
+The witness is checked against the key's constraints first: a false statement raises
+`UnsatisfiedConstraint` instead of producing a proof that would not verify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import secrets
+import time
+from typing import Sequence
+
+from prover.ec import get_arith
+from prover.msm import compute_msm_affine
+from prover.qap import compute_h
+from prover.r1cs import ConstraintSystem, check_assignment
+from prover.setup import ProvingKey
+from verifier.groth16 import Proof
+
+
+class InvalidWitness(ValueError):
+    """The witness does not have the shape the proving key expects."""
+
+
+def get_witness(pk: ProvingKey, cs_or_witness: ConstraintSystem | Sequence[int]) -> list[int]:
+    """The full assignment (wire 0 = 1, publics, privates), checked against the key's shape."""
+    r = pk.curve.r
+    if isinstance(cs_or_witness, ConstraintSystem):
+        # a circuit over another field cannot match this key
+        if cs_or_witness.curve.r != r:
+            raise InvalidWitness(f"circuit is over {cs_or_witness.curve.name}, proving key over {pk.curve.name}")
+        witness = cs_or_witness.witness
+    else:
+        witness = list(cs_or_witness)
+    # one value per wire of the circuit the key was made for
+    if len(witness) != pk.n_vars:
+        raise InvalidWitness(f"witness has {len(witness)} values, the circuit has {pk.n_vars} wires")
+    # wire 0 is the constant one
+    if witness[0] != 1:
+        raise InvalidWitness(f"witness[0] must be 1 (the constant wire), got {witness[0]}")
+    for i, value in enumerate(witness):
+        # every value is a reduced field element
+        if not isinstance(value, int) or not 0 <= value < r:
+            raise InvalidWitness(f"witness value {i} is not a field element in [0, r): {value}")
+    return witness
+
+
+def get_randomisers(r: int, rng: random.Random | None, reproducible_seed: int | bytes | str | None) -> tuple[int, int]:
+    """The zero-knowledge randomisers (r, s) in [1, r).
+
+    Default: the OS's CSPRNG (`secrets`). `rng` (any object with randrange) or `reproducible_seed`
+    are for TESTS ONLY: the same (r, s) on two proofs with different witnesses leaks information.
+    """
+    # one source of randomness at a time
+    if rng is not None and reproducible_seed is not None:
+        raise ValueError("give either rng or reproducible_seed, not both")
+    if reproducible_seed is not None:
+        seed = reproducible_seed if isinstance(reproducible_seed, bytes) else str(reproducible_seed).encode()
+        values = []
+        for label in (b"r", b"s"):
+            digest = hashlib.sha512(b"groth16-prover-randomiser|" + label + b"|" + seed).digest()
+            values.append(int.from_bytes(digest, "big") % (r - 1) + 1)
+        return values[0], values[1]
+    if rng is not None:
+        return rng.randrange(1, r), rng.randrange(1, r)
+    return secrets.randbelow(r - 1) + 1, secrets.randbelow(r - 1) + 1
+
+
+def prove(pk: ProvingKey, cs_or_witness: ConstraintSystem | Sequence[int], *, rng: random.Random | None = None,
+          reproducible_seed: int | bytes | str | None = None, timings: dict[str, float] | None = None) -> Proof:
+    """A Groth16 proof that the witness satisfies the key's circuit.
+
+    `timings`, if given, receives this process's CPU seconds per phase (CPU, not wall time, because
+    the machines it is measured on are shared): check, qap, msm_a, msm_b1, msm_b2, msm_l, msm_h.
+    """
+    clock = _Clock(timings)
+    curve = pk.curve
+    r = curve.r
+    witness = get_witness(pk, cs_or_witness)
+    check_assignment(pk.constraints, witness, r)
+    clock.lap("check")
+    h = compute_h(pk.constraints, witness, pk.n_public, pk.domain)
+    clock.lap("qap")
+    rr, ss = get_randomisers(r, rng, reproducible_seed)
+    g1 = get_arith(curve, 1)
+    g2 = get_arith(curve, 2)
+    alpha_g1 = pk.get_affine("alpha_g1")
+    a = g1.to_affine(compute_msm_affine(g1, [alpha_g1, pk.delta_g1, *pk.a_query], [1, rr, *witness]))
+    clock.lap("msm_a")
+    b1 = g1.to_affine(compute_msm_affine(g1, [pk.beta_g1, pk.delta_g1, *pk.b_g1_query], [1, ss, *witness]))
+    clock.lap("msm_b1")
+    b2 = g2.to_affine(compute_msm_affine(g2, [pk.get_affine("beta_g2"), pk.get_affine("delta_g2"), *pk.b_g2_query],
+                                         [1, ss, *witness]))
+    clock.lap("msm_b2")
+    c_l = compute_msm_affine(g1, [a, b1, pk.delta_g1, *pk.l_query],
+                             [ss, rr, (-rr * ss) % r, *witness[pk.n_public + 1:]])
+    clock.lap("msm_l")
+    c_h = compute_msm_affine(g1, pk.h_query, h)
+    c = g1.to_affine(g1.add(c_l, c_h))
+    clock.lap("msm_h")
+    return Proof(a=g1.to_py_ecc(a), b=g2.to_py_ecc(b2), c=g1.to_py_ecc(c), curve=curve)
+
+
+class _Clock:
+    """Accumulates CPU time per phase into a caller's dict (or does nothing)."""
+
+    def __init__(self, sink: dict[str, float] | None):
+        self.sink = sink
+        self.last = time.process_time()
+
+    def lap(self, name: str) -> None:
+        now = time.process_time()
+        if self.sink is not None:
+            self.sink[name] = self.sink.get(name, 0.0) + now - self.last
+        self.last = now
