@@ -10,9 +10,14 @@ the 7-day series expire half-way through the default 14 and can then be settled.
 
 - contention: that share of the transactions involves the hot account (id 0, funded 1000x more
   than others) and, for trades, the hot market (the first perpetual, the first live series).
-- invalid_share: that share is made invalid on purpose (wrong nonce, wrong signer, overdraft,
-  oversized trade, unknown account, stale oracle time ...); the generator checks the rules reject
-  it. Every other emitted transaction was accepted by the rules when generated.
+- invalid_share: that share is made invalid on purpose (wrong nonce, wrong signer, malleable
+  high-s signature, overdraft, oversized trade, unknown account, stale oracle time ...); the
+  generator checks the rules (or the signature pass) reject it. Every other emitted transaction
+  was accepted by the rules when generated.
+- shock: every spot falls by this fraction half-way through the oracle path (default 15%), so
+  leveraged longs fall below maintenance and liquidations have real targets. Liquidations and
+  settlements are only emitted when one is possible; otherwise the slot falls back to another
+  type, so their realised share (`summary["by_type"]`) is below the requested one.
 
 Same seed and parameters -> byte-identical output, whatever the number of signing workers
 (RFC 6979 signatures are deterministic and results are collected in order). Keys are the TEST
@@ -22,16 +27,18 @@ keys of `rollup.signing` (derived from the seed).
 from __future__ import annotations
 
 import json
-import os
 import random
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from eth_keys.constants import SECPK1_N
+
 from rollup.genesis import UNDERLYINGS, default_genesis
 from rollup.oracle_feed import DEFAULT_QUOTES, OracleValues, compute_oracle_path, simulate_market
-from rollup.risk import UnderlyingQuote
+from rollup.risk import MarketSnapshot, UnderlyingQuote
 from rollup.rules import process_transaction
 from rollup.signing import PrivateKey, dev_account_key, dev_oracle_key, get_address, sign_digest, unsigned
 from rollup.state import State, get_equity, get_maintenance_margin, get_margin_requirement
@@ -49,6 +56,7 @@ from verifier.wire import (
     OptionTrade,
     OracleUpdate,
     PerpTrade,
+    Receipt,
     RiskArray,
     SettleExpired,
     Transfer,
@@ -72,9 +80,12 @@ FEE_BPS = 5  # taker fee on perp notional
 MAX_ATTEMPTS = 8  # candidates tried for one slot before falling back to another type
 MAX_SIZE = 2**SIZE_BITS - 1
 ORACLE = -1  # key index of the oracle in a planned transaction
-LIQUIDATION_SCAN = 256  # accounts sampled for liquidatability after each oracle update
+AGGRESSIVE_FRACTION = 0.8  # trades using this share of free margin or more mark a leveraged account
+LIQUIDATION_SCAN = 128  # accounts sampled for liquidatability after an oracle update
 FALLBACK_TYPES = ("perp_trade", "transfer", "withdraw", "option_trade", "deposit")
 
+# The signature pass rejects a malformed signature before execution: the generator does the same.
+MALLEABLE_RECEIPT = Receipt.model_construct(status="rejected", reason="invalid signature: s out of range (EIP-2)")
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
@@ -93,6 +104,7 @@ class WorkloadSpec:
     invalid_share: float = 0.0
     seed: int = 7
     days: int = 14
+    shock: float = 0.15  # spot crash at mid-path (fraction); 0 for a plain random walk
 
 
 @dataclass
@@ -106,6 +118,7 @@ class Workload:
 class Planned:
     tx: WireModel  # validated, placeholder signatures
     signers: tuple[int, ...]  # account index per signature field, ORACLE for the oracle key
+    malleate: bool = False  # replace the first signature by its high-s twin (invalid per EIP-2)
 
 
 # --- parameters --------------------------------------------------------------------------------------
@@ -153,6 +166,9 @@ def check_spec(spec: WorkloadSpec) -> None:
     # options need a series
     if spec.mix.get("option_trade", 0) and spec.series < 1:
         raise FixtureError("option_trade in the mix needs at least one option series")
+    # a crash is a fall by less than 100%
+    if not 0.0 <= spec.shock < 1.0:
+        raise FixtureError("shock is a fraction in [0, 1)")
     # the oracle path needs time to pass
     if spec.days < 1:
         raise FixtureError("days must be >= 1")
@@ -179,45 +195,51 @@ class _Generator:
         self.traders: list[int] = []  # accounts that ever held a position, in first-trade order
         self.is_trader: set[int] = set()
         self.liquidatable: list[int] = []
+        self.leveraged: list[int] = []  # accounts that once used most of their free margin
+        self.is_leveraged: set[int] = set()
+        self.scan_due = False  # rescan for liquidatable accounts at the next liquidation slot
         self.counts: dict[str, int] = {}
         self.intended_invalid = 0
         self.rejected = 0
         self.rejected_reasons: dict[str, int] = {}
+        self.setup_count = 0  # deposits and the first oracle update
 
     # --- execution -------------------------------------------------------------------------------
 
-    def execute(self, planned: Planned) -> bool:
-        """Run the rules on the planned transaction; True if accepted (the state then changed)."""
+    def execute(self, planned: Planned) -> Receipt:
+        """Run the rules on the planned transaction (an accepted one changes the state)."""
         signers = [self.get_signer_address(i) for i in planned.signers]
-        receipt = process_transaction(self.state, planned.tx, signers)
-        return receipt.status == "accepted"
+        return process_transaction(self.state, planned.tx, signers)
 
-    def emit(self, planned: Planned, accepted: bool, reason: str | None = None) -> None:
+    def emit(self, planned: Planned, receipt: Receipt) -> None:
         self.planned.append(planned)
         self.counts[planned.tx.type] = self.counts.get(planned.tx.type, 0) + 1
-        if not accepted:
-            self.rejected += 1
-        if accepted:
+        if receipt.status == "accepted":
             self.record_holdings(planned.tx)
+            return
+        self.rejected += 1
+        reason = re.sub(r"\d+", "N", (receipt.reason or "").split(":")[0])  # "wrong nonce for account N"
+        self.rejected_reasons[reason] = self.rejected_reasons.get(reason, 0) + 1
 
     def get_signer_address(self, index: int) -> str:
         return self.state.genesis.oracle_address if index == ORACLE else self.addresses[index]
 
     def record_holdings(self, tx: WireModel) -> None:
         """Track who holds which option series and who has traded (for settlements, liquidations)."""
-        parties = [getattr(tx, f) for f in ("maker", "taker", "buyer", "seller", "liquidator", "account") if hasattr(tx, f)]
         if tx.type not in ("perp_trade", "option_trade", "liquidate", "settle_expired"):
             return
+        instrument = getattr(tx, "series", getattr(tx, "instrument", getattr(tx, "market", None)))
+        parties = [getattr(tx, f) for f in ("maker", "taker", "buyer", "seller", "liquidator", "account") if hasattr(tx, f)]
         for account_id in parties:
-            account = self.state.accounts[account_id]
-            if account.positions and account_id not in self.is_trader:
+            positions = self.state.accounts[account_id].positions
+            if positions and account_id not in self.is_trader:
                 self.is_trader.add(account_id)
                 self.traders.append(account_id)
-            for series_id, holders in self.holders.items():
-                if series_id in account.positions:
-                    holders.add(account_id)
+            if instrument in self.holders:
+                if instrument in positions:
+                    self.holders[instrument].add(account_id)
                 else:
-                    holders.discard(account_id)
+                    self.holders[instrument].discard(account_id)
 
     # --- choosing parties ------------------------------------------------------------------------
 
@@ -235,11 +257,11 @@ class _Generator:
     def pick_fraction(self, hot: bool = False) -> float:
         """Share of free margin a trade uses: mostly small, a few aggressive (these get liquidated).
         The hot account trades like a market maker: small slices, so it never runs out of margin."""
-        u = self.rng.random()
         if hot:
             return self.rng.uniform(0.0, 0.002)
+        u = self.rng.random()
         if u < 0.06:
-            return self.rng.uniform(0.8, 0.98)
+            return self.rng.uniform(AGGRESSIVE_FRACTION, 0.98)
         if u < 0.30:
             return self.rng.uniform(0.1, 0.5)
         return self.rng.uniform(0.0, 0.1)
@@ -308,7 +330,9 @@ class _Generator:
             size = -held.size if self.rng.random() < 0.5 else -(held.size // 2 or held.size)
             size = max(-MAX_SIZE, min(MAX_SIZE, size))
         else:
-            budget = min(self.get_budget(taker, market) * self.pick_fraction(hot), self.get_budget(maker, market) * 0.9)
+            fraction = self.pick_fraction(hot)
+            self.note_leverage(taker, fraction)
+            budget = min(self.get_budget(taker, market) * fraction, self.get_budget(maker, market) * 0.9)
             size = max(1, min(MAX_SIZE, int(budget))) * self.rng.choice((1, -1))
         price = max(1, round(mark * (1 + self.rng.uniform(-0.001, 0.001))))
         tx = unsigned(
@@ -338,6 +362,8 @@ class _Generator:
         return Planned(tx, (buyer, seller))
 
     def find_liquidatable(self) -> int | None:
+        if self.scan_due:  # prices moved since the last scan
+            self.scan_liquidatable()
         while self.liquidatable:
             account_id = self.liquidatable.pop(self.rng.randrange(len(self.liquidatable)))
             if self.is_liquidatable(account_id):
@@ -397,7 +423,7 @@ class _Generator:
         """A variant of a valid transaction that breaks one rule."""
         tx, signers = planned.tx, planned.signers
         fields = tx.model_dump()
-        options: list[str] = ["wrong_signer"]
+        options: list[str] = ["wrong_signer", "malleable_signature"]
         nonce_fields = [f for f in fields if f.endswith("nonce")]
         if nonce_fields:
             options.append("bad_nonce")
@@ -415,6 +441,8 @@ class _Generator:
         if choice == "wrong_signer":
             impostor = self.pick_account(exclude=signers)
             return Planned(tx, (impostor, *signers[1:]))
+        if choice == "malleable_signature":
+            return Planned(tx, signers, malleate=True)
         if choice == "bad_nonce":
             name = self.rng.choice(nonce_fields)
             fields[name] = min(2**NONCE_BITS - 1, fields[name] + self.rng.choice((1, 2, 5)))
@@ -446,11 +474,11 @@ class _Generator:
                     break
                 if invalid:
                     planned = self.corrupt(planned)
-                accepted = self.execute(planned)
-                if invalid or accepted:
+                receipt = self.execute(planned) if not planned.malleate else MALLEABLE_RECEIPT
+                if invalid or receipt.status == "accepted":
                     self.intended_invalid += invalid
-                    self.emit(planned, accepted)
-                    self.after(planned, accepted)
+                    self.emit(planned, receipt)
+                    self.after(planned, receipt.status == "accepted")
                     return
         raise FixtureError(f"could not generate a valid {kind} (accounts out of margin?); try more accounts")
 
@@ -462,12 +490,22 @@ class _Generator:
     def after(self, planned: Planned, accepted: bool) -> None:
         if planned.tx.type == "oracle_update":
             self.next_oracle += accepted
-            if accepted:
-                self.scan_liquidatable()
+            self.scan_due = self.scan_due or accepted
+
+    def note_leverage(self, account_id: int, fraction: float) -> None:
+        """Remember accounts that used most of their margin: the likely liquidations."""
+        if fraction >= AGGRESSIVE_FRACTION and account_id not in self.is_leveraged:
+            self.is_leveraged.add(account_id)
+            self.leveraged.append(account_id)
+
+    def sample(self, accounts: list[int], k: int) -> list[int]:
+        return accounts if len(accounts) <= k else self.rng.sample(accounts, k)
 
     def scan_liquidatable(self) -> None:
-        sample = self.traders if len(self.traders) <= LIQUIDATION_SCAN else self.rng.sample(self.traders, LIQUIDATION_SCAN)
-        self.liquidatable = [a for a in sample if self.is_liquidatable(a)]
+        """Sample the leveraged accounts (and a few others) for accounts below maintenance."""
+        self.scan_due = False
+        sample = self.sample(self.leveraged, LIQUIDATION_SCAN) + self.sample(self.traders, LIQUIDATION_SCAN // 4)
+        self.liquidatable = sorted({a for a in sample if self.is_liquidatable(a)})
 
     # --- whole workload ----------------------------------------------------------------------------
 
@@ -483,6 +521,7 @@ class _Generator:
         quotes = get_initial_quotes(self.genesis)
         path = simulate_market(self.spec.seed, n_updates + 1, start_time=self.genesis.genesis_time + 60,
                                step_seconds=step, initial=quotes)
+        path = apply_shock(path, self.spec.shock)
         perps = {s.id: s for s in self.genesis.instruments if s.kind == "perp"}
         series = {s.id: s for s in self.genesis.instruments if s.kind == "option"}
         self.oracle_values = compute_oracle_path(path, perps, series)
@@ -497,12 +536,21 @@ class _Generator:
         kinds = self.draw_kinds()
         self.plan_oracle(kinds.count("oracle_update"))
         self.fill_slot("oracle_update")
-        setup = len(self.planned)
+        self.setup_count = len(self.planned)
         for done, kind in enumerate(kinds, 1):
             self.fill_slot(kind)
             if progress and (done % 1000 == 0 or done == len(kinds)):
                 progress("generating", done, len(kinds))
-        self.setup_count = setup
+
+
+def apply_shock(path: list[MarketSnapshot], shock: float) -> list[MarketSnapshot]:
+    """Every underlying's spot falls by `shock` (a fraction) from the middle of the path on: a
+    crash that puts leveraged longs below maintenance, so liquidations have real targets."""
+    middle = len(path) // 2
+    return path[:middle] + [
+        MarketSnapshot(s.timestamp, {name: replace(q, spot=q.spot * (1.0 - shock)) for name, q in s.quotes.items()})
+        for s in path[middle:]
+    ]
 
 
 def get_initial_quotes(genesis: Genesis) -> dict[str, UnderlyingQuote]:
@@ -537,12 +585,8 @@ def _derive_addresses(keys: Sequence[PrivateKey]) -> list[str]:
     return [get_address(k) for k in keys]
 
 
-def _sign_chunk(chunk: Sequence[tuple[WireModel, tuple[PrivateKey, ...]]], chain_id: int) -> list[tuple[str, ...]]:
-    out = []
-    for tx, secrets in chunk:
-        digest = compute_signing_digest(tx, chain_id)
-        out.append(tuple(sign_digest(s, digest) for s in secrets))
-    return out
+def _sign_chunk(chunk: Sequence[tuple[bytes, tuple[PrivateKey, ...]]]) -> list[tuple[str, ...]]:
+    return [tuple(sign_digest(secret, digest) for secret in secrets) for digest, secrets in chunk]
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -563,17 +607,32 @@ def _map_ordered(fn: Callable[..., list], chunks: list, workers: int, *args: Any
 def sign_planned(planned: Sequence[Planned], keys: Sequence[PrivateKey], oracle_key: PrivateKey, chain_id: int,
                  workers: int = 1) -> list[WireModel]:
     """Sign every planned transaction (in a pool when workers > 1); same output for any worker count."""
-    jobs = [(p.tx, tuple(oracle_key if i == ORACLE else keys[i] for i in p.signers)) for p in planned]
-    signatures = _map_ordered(_sign_chunk, _chunks(jobs, 2_000), workers, chain_id)
+    jobs = [
+        (compute_signing_digest(p.tx, chain_id), tuple(oracle_key if i == ORACLE else keys[i] for i in p.signers))
+        for p in planned
+    ]  # only bytes cross to the workers: pickling models would cost more than signing
+    signatures = _map_ordered(_sign_chunk, _chunks(jobs, 5_000), workers)
     signed = []
     for p, sigs in zip(planned, signatures, strict=True):
         names = get_signature_fields(type(p.tx))
+        if p.malleate:
+            sigs = (compute_malleable_twin(sigs[0]), *sigs[1:])
         signed.append(p.tx.model_copy(update=dict(zip(names, sigs))))
     return signed
 
 
+def compute_malleable_twin(signature: str) -> str:
+    """(r, n - s, flipped v): recovers the same key, but EIP-2 (low s only) makes it invalid."""
+    raw = bytes.fromhex(signature[2:])
+    s = SECPK1_N - int.from_bytes(raw[32:64], "big")
+    return "0x" + raw[:32].hex() + s.to_bytes(32, "big").hex() + format(55 - raw[64], "02x")
+
+
 def get_default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    """One: measured on the shared 2-core machine (benchmarks/signature_bench.py), a pool did not
+    make signing faster (a signature costs ~23 us; shipping work to processes costs about as much).
+    Pass workers=N on an idle multi-core machine; the output is the same for any N."""
+    return 1
 
 
 def generate_workload(spec: WorkloadSpec, workers: int | None = None, progress: Progress | None = None) -> Workload:
@@ -600,6 +659,7 @@ def generate_workload(spec: WorkloadSpec, workers: int | None = None, progress: 
         "by_type": dict(sorted(generator.counts.items())),
         "intended_invalid": generator.intended_invalid,
         "rejected": generator.rejected,
+        "rejected_reasons": dict(sorted(generator.rejected_reasons.items())),
         "accounts": spec.accounts,
         "instruments": len(generator.genesis.instruments),
         "oracle_updates_planned": len(generator.oracle_values),

@@ -18,9 +18,8 @@ from typing import Any, Sequence, TypeVar
 import coincurve
 from eth_hash.auto import keccak
 from eth_keys.constants import SECPK1_N
-from eth_utils import to_checksum_address
 
-from verifier.encoding import compute_signing_digest, get_signature_fields
+from verifier.encoding import compute_checksum_address, compute_signing_digest, get_signature_fields
 from verifier.wire import WireModel
 
 PrivateKey = bytes  # 32-byte secp256k1 secret
@@ -59,7 +58,7 @@ def dev_oracle_key(seed: int) -> PrivateKey:
 def get_address(private_key: PrivateKey) -> str:
     """Checksummed Ethereum address of a private key."""
     public = coincurve.PrivateKey(private_key).public_key.format(compressed=False)[1:]
-    return to_checksum_address(keccak(public)[12:])
+    return compute_checksum_address(keccak(public)[12:])
 
 
 @functools.lru_cache(maxsize=1 << 18)

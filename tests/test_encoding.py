@@ -214,6 +214,10 @@ def test_invalid_account_encoding(positions, reason: str) -> None:
         (dict(collateral=2**128), "collateral"),
         (dict(nonce=True), "integer"),
         (dict(positions=[(0, 1, 0, 0)] * 65), "at most 64"),
+        (dict(address="0x1234"), "address"),
+        (dict(address="0x" + "zz" * 20), "address"),
+        (dict(address="0x" + "00 " * 13 + "0"), "address"),
+        (dict(address=bytes(19)), "address"),
     ],
 )
 def test_invalid_account_values(kwargs, reason: str) -> None:

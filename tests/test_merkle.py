@@ -488,3 +488,13 @@ def test_bitmap_layout() -> None:
 def test_hash_pair_is_ordered() -> None:
     a, b = make_leaf(1), make_leaf(2)
     assert hash_pair(a, b) == eth_keccak(a + b) != hash_pair(b, a)
+
+
+@pytest.mark.parametrize("tree_cls", TREES)
+def test_copy_is_independent(tree_cls: type) -> None:
+    tree = build(tree_cls, make_leaves([1, 2, 3]), 16)
+    snapshot = tree.copy()
+    tree.update({1: EMPTY_LEAF, 4: make_leaf(4)})
+    assert snapshot.root == compute_root_reference(make_leaves([1, 2, 3]), 16) != tree.root
+    assert list(snapshot) == [1, 2, 3]
+    assert snapshot.prove(1) != tree.prove(1)

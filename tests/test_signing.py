@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account as EthAccount
+from eth_utils import to_checksum_address
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from eth_keys.constants import SECPK1_N, SECPK1_P
 
 from rollup.signing import SigningError, dev_account_key, dev_oracle_key, get_address, sign, sign_digest, unsigned
 from verifier.encoding import (
     InvalidSignature,
+    compute_checksum_address,
     compute_encode_type,
     compute_signing_digest,
     compute_signing_digest_of_fields,
@@ -200,7 +204,7 @@ def test_invalid_signature_in_transaction() -> None:
     tx = make_signed("perp_trade")
     r, s, v = split(tx.taker_signature)
     bad = tx.model_copy(update={"taker_signature": join(r, SECPK1_N - s, 55 - v)})
-    with pytest.raises(InvalidSignature, match="invalid signature"):
+    with pytest.raises(InvalidSignature, match="EIP-2"):
         recover_signers(bad, CHAIN_ID)
 
 
@@ -219,3 +223,9 @@ def test_invalid_key_count() -> None:
         sign(unsigned(model, **fields), [KEYS[0]], CHAIN_ID)
     with pytest.raises(SigningError, match="32 bytes"):
         sign_digest(KEYS[0], b"short")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=20, max_size=20))
+def test_checksum_address_equals_eth_utils(raw: bytes) -> None:
+    assert compute_checksum_address(raw) == to_checksum_address(raw)

@@ -29,9 +29,10 @@ def fixtures(
     invalid_share: Annotated[float, typer.Option(help="Share of deliberately invalid transactions (bad nonce, signer, margin...).")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives a byte-identical file.")] = 7,
     days: Annotated[int, typer.Option(help="Simulated days the oracle updates span.")] = 14,
+    shock: Annotated[float, typer.Option(help="Spot crash at mid-path, as a fraction (gives liquidations); 0 for none.")] = 0.15,
     out: Annotated[Path, typer.Option(help="Output file, one JSON transaction per line.")] = Path("workload.jsonl"),
-    genesis_out: Annotated[Optional[Path], typer.Option(help="Genesis JSON output [default: OUT with .genesis.json].")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Signing processes [default: CPU count, at most 4].")] = None,
+    genesis_out: Annotated[Optional[Path], typer.Option(help="Genesis JSON output (default: OUT with the suffix .genesis.json).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Signing processes, 1 by default (the output is the same for any number).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Generate a seeded workload of SIGNED transactions with TEST keys: deposits creating the
@@ -43,7 +44,7 @@ def fixtures(
     try:
         spec = WorkloadSpec(
             accounts=accounts, perps=perps, series=series, txs=txs, mix=parse_mix(mix), contention=contention,
-            invalid_share=invalid_share, seed=seed, days=days,
+            invalid_share=invalid_share, seed=seed, days=days, shock=shock,
         )
         workload = generate_with_progress(spec, workers, show=not json_output)
         write_workload(workload, out, genesis_path)
