@@ -3,7 +3,8 @@
     A = alpha + sum_i w_i A_i(tau) + r delta                         (G1)
     B = beta  + sum_i w_i B_i(tau) + s delta                         (G2, and in G1 for C)
     C = sum_{private i} w_i L_i + sum_k h_k H_k + s A + r B_G1 - r s delta   (G1)
-with h from `prover.qap.compute_h` and the zero-knowledge randomisers r, s drawn from `secrets`.
+with h from `prover.qap` (arkworks' LibsnarkReduction) and the zero-knowledge randomisers r, s
+drawn from `secrets`.
 
 The witness is checked against the key's constraints first: a false statement raises
 `UnsatisfiedConstraint` instead of producing a proof that would not verify.
@@ -19,8 +20,8 @@ from typing import Sequence
 
 from prover.ec import get_arith
 from prover.msm import compute_msm_affine
-from prover.qap import compute_h
-from prover.r1cs import ConstraintSystem, check_assignment
+from prover.qap import compute_abc_evaluations, compute_h_from_evaluations
+from prover.r1cs import ConstraintSystem, UnsatisfiedConstraint
 from prover.setup import ProvingKey
 from verifier.groth16 import Proof
 
@@ -73,20 +74,30 @@ def get_randomisers(r: int, rng: random.Random | None, reproducible_seed: int | 
     return secrets.randbelow(r - 1) + 1, secrets.randbelow(r - 1) + 1
 
 
+def check_evaluations(a: list[int], b: list[int], c: list[int], n_constraints: int, r: int) -> None:
+    """Raise UnsatisfiedConstraint for the first row where <A, w> * <B, w> != <C, w>."""
+    for index in range(n_constraints):
+        if a[index] * b[index] % r != c[index]:
+            raise UnsatisfiedConstraint(index, "", a[index], b[index], c[index])
+
+
 def prove(pk: ProvingKey, cs_or_witness: ConstraintSystem | Sequence[int], *, rng: random.Random | None = None,
           reproducible_seed: int | bytes | str | None = None, timings: dict[str, float] | None = None) -> Proof:
     """A Groth16 proof that the witness satisfies the key's circuit.
 
     `timings`, if given, receives this process's CPU seconds per phase (CPU, not wall time, because
-    the machines it is measured on are shared): check, qap, msm_a, msm_b1, msm_b2, msm_l, msm_h.
+    the machines it is measured on are shared): check (evaluating every constraint on the witness),
+    qap (the NTTs), msm_a, msm_b1, msm_b2, msm_l, msm_h.
     """
     clock = _Clock(timings)
     curve = pk.curve
     r = curve.r
     witness = get_witness(pk, cs_or_witness)
-    check_assignment(pk.constraints, witness, r)
+    domain = pk.domain
+    a_evals, b_evals, c_evals = compute_abc_evaluations(pk.constraints, witness, pk.n_public, domain)
+    check_evaluations(a_evals, b_evals, c_evals, pk.n_constraints, r)
     clock.lap("check")
-    h = compute_h(pk.constraints, witness, pk.n_public, pk.domain)
+    h = compute_h_from_evaluations(a_evals, b_evals, c_evals, domain)
     clock.lap("qap")
     rr, ss = get_randomisers(r, rng, reproducible_seed)
     g1 = get_arith(curve, 1)

@@ -204,9 +204,13 @@ def compute_abc_evaluations(constraints: Sequence[Constraint], witness: Sequence
 
 def compute_h(constraints: Sequence[Constraint], witness: Sequence[int], n_public: int, domain: Domain) -> list[int]:
     """Coefficients h_0 .. h_{m-2} of h = (A B - C) / Z for a satisfying witness (7 NTTs)."""
+    return compute_h_from_evaluations(*compute_abc_evaluations(constraints, witness, n_public, domain), domain)
+
+
+def compute_h_from_evaluations(a: list[int], b: list[int], c: list[int], domain: Domain) -> list[int]:
+    """h from the evaluations of A, B, C on H (see compute_abc_evaluations)."""
     r = domain.r
     m = domain.size
-    a, b, c = compute_abc_evaluations(constraints, witness, n_public, domain)
     a = compute_coset_ntt(compute_ntt(a, domain, inverse=True), domain)
     b = compute_coset_ntt(compute_ntt(b, domain, inverse=True), domain)
     c = compute_coset_ntt(compute_ntt(c, domain, inverse=True), domain)

@@ -172,6 +172,16 @@ def test_fixed_base_matches_py_ecc_multiply(curve, group):
     assert got == [arith.from_py_ecc(curve.multiply(generator(curve, group), k)) for k in scalars]
 
 
+def test_invalid_fixed_base_inputs():
+    g1 = get_arith(BN254, 1)
+    with pytest.raises(ValueError, match="outside"):
+        compute_fixed_base_muls(g1, g1.from_py_ecc(BN254.G1), [2**254], 254)
+    with pytest.raises(ValueError, match="outside"):
+        compute_fixed_base_muls(g1, g1.from_py_ecc(BN254.G1), [-1], 254)
+    with pytest.raises(ValueError, match="identity"):
+        compute_fixed_base_muls(g1, None, [1], 254)
+
+
 def test_points_off_curve_are_detected():
     g1 = get_arith(BN254, 1)
     g2 = get_arith(BN254, 2)

@@ -99,6 +99,7 @@ def test_prove_bls12_381():
     assert proof.curve is BLS12_381
     assert check_groth16_equation(pk.vk, proof, cs.public_inputs)
     assert not check_groth16_equation(pk.vk, proof, [cs.public_inputs[0] + 1, *cs.public_inputs[1:]])
+    check_setup(pk, rng_seed=2)
 
 
 def test_publics_allocated_late_are_remapped_and_prove():
