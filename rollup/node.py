@@ -8,14 +8,19 @@ sequentially in submission order and commits it in one database transaction.
 
 from __future__ import annotations
 
+import gc
 import os
+import pickle
 import resource
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rollup.executors import get_executor_workers
 from rollup.merkle import SparseMerkleTree
+from rollup.parallel import gc_paused
 from rollup.rules import process_transaction
 from rollup.state import State
 from rollup.state_codec import encode_state_leaf, state_from_leaves
@@ -24,7 +29,9 @@ from verifier.encoding import (
     InvalidSignature,
     compute_genesis_hash,
     compute_signing_digest,
+    get_signature_fields,
     leaf_hash,
+    recover_address,
     recover_signers,
 )
 from verifier.merkle import EMPTY_LEAF
@@ -34,6 +41,8 @@ DEFAULT_HOME = "~/.rollup"
 TREE_DEPTH = 32
 
 Progress = Callable[[int], None]  # called with the number of transactions just processed
+SIGNATURE_CHUNKS_PER_WORKER = 4
+MIN_SIGNATURE_CHUNK = 64
 
 
 def resolve_home(home: str | Path | None) -> Path:
@@ -70,17 +79,73 @@ class BatchResult:
         return sum(1 for r in self.receipts if r.status == "accepted")
 
 
-def check_signatures(transactions: Sequence, chain_id: int) -> list[SignatureCheck]:
-    """Hash every transaction (EIP-712 digest) and recover the addresses that signed it."""
-    checks = []
-    for tx in transactions:
-        digest = compute_signing_digest(tx, chain_id)
-        tx_hash = "0x" + digest.hex()
-        try:
-            checks.append(SignatureCheck(tx_hash, recover_signers(tx, chain_id, digest)))
-        except InvalidSignature as exc:
-            checks.append(SignatureCheck(tx_hash, None, f"invalid signature: {exc}"))
+def check_signatures(transactions: Sequence, chain_id: int, executor: Executor | None = None) -> list[SignatureCheck]:
+    """Hash every transaction (EIP-712 digest) and recover the addresses that signed it.
+
+    With an executor, recovery (the costly part, about 80 us a transaction against 4 us for the
+    digest) runs in chunks on its workers; only digests and signature strings travel. The result
+    is identical to the sequential pass: the same per-signature recovery, results kept in order.
+    """
+    if executor is None:
+        checks = []
+        for tx in transactions:
+            digest = compute_signing_digest(tx, chain_id)
+            tx_hash = "0x" + digest.hex()
+            try:
+                checks.append(SignatureCheck(tx_hash, recover_signers(tx, chain_id, digest)))
+            except InvalidSignature as exc:
+                checks.append(SignatureCheck(tx_hash, None, f"invalid signature: {exc}"))
+        return checks
+    size = compute_signature_chunk_size(len(transactions), get_executor_workers(executor))
+    chunks = [transactions[i : i + size] for i in range(0, len(transactions), size)]
+    # Pipelined: workers recover chunk k while this process hashes and packs chunk k+1, and this
+    # process unpacks chunk k while they work on later ones; its own share of the pass (about 10%
+    # of the sequential pass) then overlaps theirs instead of adding to it.
+    pending: list[tuple[list[bytes], Future]] = []
+    try:
+        for chunk in chunks:
+            digests = [compute_signing_digest(tx, chain_id) for tx in chunk]
+            pending.append((digests, executor.submit(recover_packed_signature_chunk, pack_signature_jobs(chunk, digests))))
+        checks = []
+        for digests, future in pending:
+            recovered = pickle.loads(future.result())
+            checks.extend(SignatureCheck("0x" + d.hex(), signers, error) for d, (signers, error) in zip(digests, recovered, strict=True))
+    except BaseException:
+        for _, future in pending:
+            future.cancel()
+        raise
     return checks
+
+
+def pack_signature_jobs(chunk: Sequence, digests: Sequence[bytes]) -> bytes:
+    """(digest, signatures) per transaction as one bytes object made by the C pickler: the process
+    pool's dill pickler is pure Python and, on 50k small tuples, costs more than the recovery it
+    moves to another core."""
+    jobs = [(d, tuple(getattr(tx, n) for n in get_signature_fields(type(tx)))) for d, tx in zip(digests, chunk)]
+    return pickle.dumps(jobs, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def compute_signature_chunk_size(n_transactions: int, workers: int) -> int:
+    """A few chunks per worker even out a worker slowed by its neighbours; a floor keeps the
+    per-task overhead (0.1 ms in a pool, 2 ms on Dask) small against 80 us a transaction."""
+    return max(MIN_SIGNATURE_CHUNK, -(-n_transactions // (workers * SIGNATURE_CHUNKS_PER_WORKER)))
+
+
+def recover_packed_signature_chunk(data: bytes) -> bytes:
+    """`recover_signature_chunk` on a pickled chunk, its result pickled (runs on a worker)."""
+    return pickle.dumps(recover_signature_chunk(pickle.loads(data)), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def recover_signature_chunk(jobs: Sequence[tuple[bytes, tuple[str, ...]]]) -> list[tuple[tuple[str, ...] | None, str | None]]:
+    """Runs on a worker: (signers, None) or (None, why) per (digest, signatures) job, as
+    `recover_signers` would give for the transaction."""
+    results: list[tuple[tuple[str, ...] | None, str | None]] = []
+    for digest, signatures in jobs:
+        try:
+            results.append((tuple(recover_address(digest, s) for s in signatures), None))
+        except InvalidSignature as exc:
+            results.append((None, f"invalid signature: {exc}"))
+    return results
 
 
 def execute_batch(state: State, transactions: Sequence, checks: Sequence[SignatureCheck], progress: Progress | None = None) -> list[Receipt]:
@@ -112,6 +177,8 @@ class Node:
         self.tree = tree
         self.leaves = leaves  # current canonical leaf bytes by key (what the store holds)
         self.genesis_hash = compute_genesis_hash(genesis)
+        # the loaded state lives as long as the node: keep the cyclic collector from rescanning it
+        gc.freeze()
 
     # --- lifecycle ---
     @classmethod
@@ -165,21 +232,43 @@ class Node:
         return latest.number if latest else 0
 
     # --- the batch pipeline ---
-    def submit(self, transactions: Sequence, progress: Progress | None = None) -> BatchResult:
+    def submit(
+        self,
+        transactions: Sequence,
+        progress: Progress | None = None,
+        executor: Executor | None = None,
+        partitions: int | None = None,
+        coordinator_executes: bool = True,
+        window: int | None = None,
+    ) -> BatchResult:
         """Check signatures, execute in order, build the diff and the new root, commit atomically.
 
-        If anything fails before the commit, the in-memory state is reloaded from the store, so
-        the node never holds a half-applied batch.
+        Without `executor`, execution is sequential (the reference). With one, the batch runs in
+        `partitions` conflict-free partitions on it (default: the executor's worker count;
+        rollup/parallel.py), with the same receipts, state, diff and root; this process runs
+        partition 0 itself unless `coordinator_executes` is False; the batch is planned in windows
+        of `window` transactions (default: sized so conflict groups do not percolate, see
+        `rollup.parallel.compute_window_size`). If anything fails
+        before the commit (a failed partition raises NodeError naming it), the in-memory state is
+        reloaded from the store, so the node never holds a half-applied batch.
         """
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        checks = check_signatures(transactions, self.genesis.chain_id)
+        cpu0 = time.process_time()
+        checks = self._check_signatures(transactions, executor)
         t1 = time.perf_counter()
         timings["signatures_s"] = t1 - t0
+        timings["signatures_cpu_s"] = time.process_time() - cpu0  # this process only, not its workers
         try:
             self.state.touched.clear()
             cpu = time.process_time()
-            receipts = execute_batch(self.state, transactions, checks, progress)
+            if executor is None:
+                with gc_paused():  # as the parallel path does: a fair reference, and 1.3-2x faster
+                    receipts = execute_batch(self.state, transactions, checks, progress)
+            else:
+                receipts = self._execute_parallel(
+                    transactions, checks, executor, partitions, progress, timings, coordinator_executes, window
+                )
             t2 = time.perf_counter()
             timings["execution_s"] = t2 - t1
             timings["execution_cpu_s"] = time.process_time() - cpu  # robust on a shared machine
@@ -216,6 +305,37 @@ class Node:
         timings["total_s"] = time.perf_counter() - t0
         return BatchResult(number, prev_root, new_root, receipts, diff, timings)
 
+    def _check_signatures(self, transactions: Sequence, executor: Executor | None) -> list[SignatureCheck]:
+        """The signature pass, on the executor's workers if there is one; a failed worker fails the
+        batch before anything executes."""
+        if executor is None:
+            return check_signatures(transactions, self.genesis.chain_id)
+        try:
+            return check_signatures(transactions, self.genesis.chain_id, executor)
+        except Exception as exc:  # noqa: BLE001 - any worker failure fails the batch, with its cause
+            raise NodeError(f"batch not committed: the signature checks failed in a worker: {type(exc).__name__}: {exc}") from exc
+
+    def _execute_parallel(
+        self,
+        transactions: Sequence,
+        checks: list[SignatureCheck],
+        executor: Executor,
+        partitions: int | None,
+        progress: Progress | None,
+        timings: dict,
+        coordinator_executes: bool,
+        window: int | None,
+    ) -> list[Receipt]:
+        from rollup.parallel import PartitionError, execute_batch_windowed  # imports the planner: only when used
+
+        count = get_executor_workers(executor) if partitions is None else partitions
+        try:
+            return execute_batch_windowed(
+                self.state, transactions, checks, executor, count, progress, timings, coordinator_executes, window
+            )
+        except PartitionError as exc:
+            raise NodeError(f"batch not committed: {exc}") from exc
+
     def _compute_diff(self) -> tuple[list[tuple[int, bytes, bytes]], dict[int, bytes]]:
         rows, updates = [], {}
         for key in sorted(self.state.touched):
@@ -231,6 +351,7 @@ class Node:
         self.leaves = self.store.load_leaves()
         self.state = state_from_leaves(self.genesis, self.leaves)
         self.tree = SparseMerkleTree.from_leaves({k: leaf_hash(v) for k, v in self.leaves.items()}, TREE_DEPTH)
+        gc.freeze()
 
 
 def genesis_keys(state: State) -> list[int]:

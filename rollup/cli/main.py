@@ -68,6 +68,8 @@ app.command("fixtures")(_fixtures.fixtures)
 from rollup.cli import demo as _demo  # noqa: E402
 
 app.command("demo")(_demo.demo)
+from rollup.cli import plan as _plan  # noqa: E402
+app.command("plan")(_plan.plan)
 # --- end of command registration ---
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rollup.cli.common import UserError, console, console_err, print_json
+from rollup.executors import get_executor_workers
 from rollup.node import BatchResult, Node, NodeError, resolve_home
 from rollup.txfile import TransactionFileError, read_transaction_file
 from rollup.units import format_usd
@@ -92,29 +95,73 @@ def _validation_lines(exc: ValidationError) -> str:
 # --- submit --------------------------------------------------------------------------------------
 
 
+ExecutorOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--executor",
+        help="Where the batch executes: serial (in this process: the sequential reference, or with --workers N "
+        "its N partitions one after another), process (a pool of local processes; the default) or dask (a Dask "
+        "cluster, see --cluster).",
+        show_default=False,
+    ),
+]
+WorkersOption = Annotated[
+    Optional[int],
+    typer.Option(
+        "--workers",
+        help="Parallel workers, and partitions of the batch (default: this machine's cores; for a Dask address, "
+        "the cluster's worker threads).",
+        show_default=False,
+    ),
+]
+ClusterOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--cluster",
+        help="Dask scheduler address (tcp://host:8786), or 'local' to start a local cluster of --workers processes. "
+        "Implies --executor dask.",
+        show_default=False,
+    ),
+]
+
+
 def submit(
     file: Annotated[Path, typer.Argument(help="Transactions, one JSON object per line.")],
     home: HomeOption = None,
     json_output: JsonOption = False,
     show_receipts: Annotated[bool, typer.Option("--receipts", help="List every receipt.")] = False,
+    executor_kind: ExecutorOption = None,
+    workers: WorkersOption = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Execute a file of signed transactions as one batch and commit it.
 
     The file is validated whole first: any schema error refuses it (nothing executes) and every
     bad line is listed. Invalid transactions (bad nonce, margin, ...) get rejected receipts; the
-    batch goes on.
+    batch goes on. Signature checks and execution run on --workers parallel workers; the result
+    (receipts, state, root) is the same for every executor and worker count.
     """
+    kind = get_executor_kind(executor_kind, workers, cluster)
     try:
         transactions = read_transaction_file(file)
     except TransactionFileError as exc:
         raise UserError(str(exc)) from None
-    node = open_node(home)
-    try:
-        result = _submit_with_progress(node, transactions, quiet=json_output)
-    finally:
-        node.close()
+    # the pool starts before the node loads its state, so forked workers do not share (and copy) it
+    with contextlib.ExitStack() as stack:
+        executor: Executor | None = open_executor(stack, kind, workers, cluster)
+        partitions = workers if workers is not None else get_executor_workers(executor)
+        if kind == "serial" and workers is None:
+            executor = None  # the sequential reference pipeline
+        node = open_node(home)
+        try:
+            result = _submit_with_progress(node, transactions, quiet=json_output, executor=executor, partitions=partitions)
+        except NodeError as exc:  # a worker failed or died: nothing was committed
+            raise UserError(str(exc)) from None
+        finally:
+            node.close()
     if json_output:
         out = batch_summary(result)
+        out["executor"] = {"kind": kind, "workers": partitions, "cluster": cluster}
         if show_receipts:
             out["receipts"] = [r.model_dump() for r in result.receipts]
         print_json(out)
@@ -122,13 +169,43 @@ def submit(
     _print_batch(result, show_receipts)
 
 
-def _submit_with_progress(node: Node, transactions: list, quiet: bool) -> BatchResult:
+def get_executor_kind(executor_kind: str | None, workers: int | None, cluster: str | None) -> str:
+    """The backend the options ask for (process, or dask when a cluster is named), or UserError."""
+    from rollup.executors import DEFAULT_KIND, EXECUTOR_KINDS
+
+    kind = executor_kind if executor_kind is not None else ("dask" if cluster is not None else DEFAULT_KIND)
+    # a backend we have
+    if kind not in EXECUTOR_KINDS:
+        raise UserError(f"unknown executor {kind!r}; choose one of: {', '.join(EXECUTOR_KINDS)}")
+    # at least one worker
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    # a cluster is a Dask thing
+    if cluster is not None and kind != "dask":
+        raise UserError(f"--cluster is for --executor dask, not {kind}")
+    return kind
+
+
+def open_executor(stack: contextlib.ExitStack, kind: str, workers: int | None, cluster: str | None) -> Executor:
+    """Start the backend inside `stack` (shut down when it closes), or UserError."""
+    from rollup.executors import ExecutorError, make_executor
+
+    try:
+        return stack.enter_context(make_executor(kind, workers, cluster))
+    except ExecutorError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _submit_with_progress(
+    node: Node, transactions: list, quiet: bool, executor: Executor | None = None, partitions: int | None = None
+) -> BatchResult:
+    parallel = {} if executor is None else {"executor": executor, "partitions": partitions}
     if quiet:
-        return node.submit(transactions)
+        return node.submit(transactions, **parallel)
     columns = (TextColumn("executing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console_err, transient=True) as bar:
         task = bar.add_task("batch", total=len(transactions))
-        return node.submit(transactions, progress=lambda n: bar.advance(task, n))
+        return node.submit(transactions, progress=lambda n: bar.advance(task, n), **parallel)
 
 
 def batch_summary(result: BatchResult) -> dict:
@@ -146,7 +223,7 @@ def batch_summary(result: BatchResult) -> dict:
         "touched_leaves": len(result.diff.leaves),
         "prev_root": hex0x(result.prev_root),
         "new_root": hex0x(result.new_root),
-        "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
+        "timings_s": {k: round(v, 4) if isinstance(v, float) else v for k, v in result.timings.items()},
     }
 
 
