@@ -13,7 +13,7 @@ import os
 import pickle
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +41,7 @@ DEFAULT_HOME = "~/.rollup"
 TREE_DEPTH = 32
 
 Progress = Callable[[int], None]  # called with the number of transactions just processed
+EXECUTION_MODES = ("partitioned", "pipelined")
 SIGNATURE_CHUNKS_PER_WORKER = 4
 MIN_SIGNATURE_CHUNK = 64
 
@@ -96,25 +97,30 @@ def check_signatures(transactions: Sequence, chain_id: int, executor: Executor |
             except InvalidSignature as exc:
                 checks.append(SignatureCheck(tx_hash, None, f"invalid signature: {exc}"))
         return checks
+    return [check for _, chunk_checks in iter_signature_checks(transactions, chain_id, executor) for check in chunk_checks]
+
+
+def iter_signature_checks(transactions: Sequence, chain_id: int, executor: Executor) -> Iterator[tuple[int, list[SignatureCheck]]]:
+    """The parallel signature pass, chunk by chunk in batch order: yields (start index, checks).
+
+    Pipelined: workers recover chunk k while this process hashes and packs chunk k+1, and this
+    process consumes chunk k (unpacking it, or executing it: `Node.submit`'s pipelined mode)
+    while they work on later ones."""
     size = compute_signature_chunk_size(len(transactions), get_executor_workers(executor))
-    chunks = [transactions[i : i + size] for i in range(0, len(transactions), size)]
-    # Pipelined: workers recover chunk k while this process hashes and packs chunk k+1, and this
-    # process unpacks chunk k while they work on later ones; its own share of the pass (about 10%
-    # of the sequential pass) then overlaps theirs instead of adding to it.
-    pending: list[tuple[list[bytes], Future]] = []
+    pending: list[tuple[int, list[bytes], Future]] = []
     try:
-        for chunk in chunks:
+        for start in range(0, len(transactions), size):
+            chunk = transactions[start : start + size]
             digests = [compute_signing_digest(tx, chain_id) for tx in chunk]
-            pending.append((digests, executor.submit(recover_packed_signature_chunk, pack_signature_jobs(chunk, digests))))
-        checks = []
-        for digests, future in pending:
+            pending.append((start, digests, executor.submit(recover_packed_signature_chunk, pack_signature_jobs(chunk, digests))))
+        for start, digests, future in pending:
             recovered = pickle.loads(future.result())
-            checks.extend(SignatureCheck("0x" + d.hex(), signers, error) for d, (signers, error) in zip(digests, recovered, strict=True))
-    except BaseException:
-        for _, future in pending:
+            yield start, [
+                SignatureCheck("0x" + d.hex(), signers, error) for d, (signers, error) in zip(digests, recovered, strict=True)
+            ]
+    finally:
+        for _, _, future in pending:
             future.cancel()
-        raise
-    return checks
 
 
 def pack_signature_jobs(chunk: Sequence, digests: Sequence[bytes]) -> bytes:
@@ -148,16 +154,20 @@ def recover_signature_chunk(jobs: Sequence[tuple[bytes, tuple[str, ...]]]) -> li
     return results
 
 
-def execute_batch(state: State, transactions: Sequence, checks: Sequence[SignatureCheck], progress: Progress | None = None) -> list[Receipt]:
+def execute_batch(
+    state: State, transactions: Sequence, checks: Sequence[SignatureCheck], progress: Progress | None = None, first_index: int = 0
+) -> list[Receipt]:
     """Apply transactions in submission order; a transaction with a malformed signature is
-    rejected without executing. Records touched leaves in `state.touched`."""
+    rejected without executing. Records touched leaves in `state.touched`. Receipts are numbered
+    from `first_index` (a slice of a batch executes with its batch indices)."""
     receipts = []
-    for index, (tx, check) in enumerate(zip(transactions, checks)):
+    for done, (tx, check) in enumerate(zip(transactions, checks), start=1):
+        index = first_index + done - 1
         if check.signers is None:
             receipts.append(Receipt(index=index, type=tx.type, tx_hash=check.tx_hash, status="rejected", reason=check.error))
         else:
             receipts.append(process_transaction(state, tx, check.signers, index, check.tx_hash))
-        if progress is not None and index % 1000 == 999:
+        if progress is not None and done % 1000 == 0:
             progress(1000)
     if progress is not None:
         progress(len(transactions) % 1000)
@@ -240,38 +250,36 @@ class Node:
         partitions: int | None = None,
         coordinator_executes: bool = True,
         window: int | None = None,
+        mode: str = "partitioned",
     ) -> BatchResult:
         """Check signatures, execute in order, build the diff and the new root, commit atomically.
 
         Without `executor`, execution is sequential (the reference). With one, the batch runs in
         `partitions` conflict-free partitions on it (default: the executor's worker count;
         rollup/parallel.py), with the same receipts, state, diff and root; this process runs
-        partition 0 itself unless `coordinator_executes` is False; the batch is planned in windows
-        of `window` transactions (default: sized so conflict groups do not percolate, see
-        `rollup.parallel.compute_window_size`). If anything fails
+        partition 0 itself unless `coordinator_executes` is False; with `window`, the batch is
+        planned in consecutive windows of that many transactions (against percolation:
+        `rollup.planner.compute_window_size` suggests a size). If anything fails
         before the commit (a failed partition raises NodeError naming it), the in-memory state is
         reloaded from the store, so the node never holds a half-applied batch.
+
+        `mode="pipelined"` (with an executor) is the other parallel strategy: the workers recover
+        signatures chunk by chunk while this process executes, sequentially and in order, every
+        chunk whose signatures have arrived; no state travels. It wins on few cores, where the
+        signature pass, not execution, dominates a batch (docs/parallel.md, "Measured").
         """
+        # A known way to execute (a caller bug otherwise).
+        if mode not in EXECUTION_MODES:
+            raise NodeError(f"unknown execution mode {mode!r}: choose one of {', '.join(EXECUTION_MODES)}")
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        cpu0 = time.process_time()
-        checks = self._check_signatures(transactions, executor)
-        t1 = time.perf_counter()
-        timings["signatures_s"] = t1 - t0
-        timings["signatures_cpu_s"] = time.process_time() - cpu0  # this process only, not its workers
         try:
             self.state.touched.clear()
-            cpu = time.process_time()
-            if executor is None:
-                with gc_paused():  # as the parallel path does: a fair reference, and 1.3-2x faster
-                    receipts = execute_batch(self.state, transactions, checks, progress)
+            if executor is not None and mode == "pipelined":
+                receipts = self._execute_pipelined(transactions, executor, progress, timings)
             else:
-                receipts = self._execute_parallel(
-                    transactions, checks, executor, partitions, progress, timings, coordinator_executes, window
-                )
+                receipts = self._check_and_execute(transactions, executor, partitions, progress, timings, coordinator_executes, window)
             t2 = time.perf_counter()
-            timings["execution_s"] = t2 - t1
-            timings["execution_cpu_s"] = time.process_time() - cpu  # robust on a shared machine
             diff_rows, updates = self._compute_diff()
             prev_root = self.tree.root
             new_root = self.tree.update(updates)
@@ -305,6 +313,31 @@ class Node:
         timings["total_s"] = time.perf_counter() - t0
         return BatchResult(number, prev_root, new_root, receipts, diff, timings)
 
+    def _check_and_execute(
+        self,
+        transactions: Sequence,
+        executor: Executor | None,
+        partitions: int | None,
+        progress: Progress | None,
+        timings: dict,
+        coordinator_executes: bool,
+        window: int | None,
+    ) -> list[Receipt]:
+        """The signature pass, then execution: sequential without an executor, else partitioned."""
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        checks = self._check_signatures(transactions, executor)
+        t1, cpu1 = time.perf_counter(), time.process_time()
+        timings["signatures_s"] = t1 - t0
+        timings["signatures_cpu_s"] = cpu1 - cpu0  # this process only, not its workers
+        if executor is None:
+            with gc_paused():  # as the parallel path does: a fair reference, and 1.3-2x faster
+                receipts = execute_batch(self.state, transactions, checks, progress)
+        else:
+            receipts = self._execute_parallel(transactions, checks, executor, partitions, progress, timings, coordinator_executes, window)
+        timings["execution_s"] = time.perf_counter() - t1
+        timings["execution_cpu_s"] = time.process_time() - cpu1  # robust on a shared machine
+        return receipts
+
     def _check_signatures(self, transactions: Sequence, executor: Executor | None) -> list[SignatureCheck]:
         """The signature pass, on the executor's workers if there is one; a failed worker fails the
         batch before anything executes."""
@@ -314,6 +347,29 @@ class Node:
             return check_signatures(transactions, self.genesis.chain_id, executor)
         except Exception as exc:  # noqa: BLE001 - any worker failure fails the batch, with its cause
             raise NodeError(f"batch not committed: the signature checks failed in a worker: {type(exc).__name__}: {exc}") from exc
+
+    def _execute_pipelined(self, transactions: Sequence, executor: Executor, progress: Progress | None, timings: dict) -> list[Receipt]:
+        """Sequential execution of each chunk as soon as the workers have recovered its signers."""
+        receipts: list[Receipt] = []
+        waited = 0.0
+        cpu = time.process_time()
+        started = time.perf_counter()
+        chunks = iter_signature_checks(transactions, self.genesis.chain_id, executor)
+        with gc_paused():
+            while True:
+                t = time.perf_counter()
+                try:
+                    start, checks = next(chunks)
+                except StopIteration:
+                    break
+                except Exception as exc:  # noqa: BLE001 - any worker failure fails the batch, with its cause
+                    raise NodeError(f"batch not committed: the signature checks failed in a worker: {type(exc).__name__}: {exc}") from exc
+                waited += time.perf_counter() - t
+                receipts.extend(execute_batch(self.state, transactions[start : start + len(checks)], checks, progress, start))
+        timings["signatures_and_execution_s"] = time.perf_counter() - started
+        timings["waiting_for_signatures_s"] = waited
+        timings["coordinator_cpu_s"] = time.process_time() - cpu
+        return receipts
 
     def _execute_parallel(
         self,
@@ -326,10 +382,12 @@ class Node:
         coordinator_executes: bool,
         window: int | None,
     ) -> list[Receipt]:
-        from rollup.parallel import PartitionError, execute_batch_windowed  # imports the planner: only when used
+        from rollup.parallel import PartitionError, execute_batch_parallel, execute_batch_windowed  # imports the planner
 
         count = get_executor_workers(executor) if partitions is None else partitions
         try:
+            if window is None:
+                return execute_batch_parallel(self.state, transactions, checks, executor, count, progress, timings, coordinator_executes)
             return execute_batch_windowed(
                 self.state, transactions, checks, executor, count, progress, timings, coordinator_executes, window
             )

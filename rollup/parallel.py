@@ -44,7 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Callable
 
-from rollup.planner import ACCOUNT_GETTERS, Plan, get_account_pairs, plan_batch
+from rollup.planner import ACCOUNT_GETTERS, Plan, compute_window_size, plan_batch
 from rollup.rules import ZERO_HASH, InvalidTransaction, process_deposit, process_transaction
 from rollup.state import Account, Globals, Instrument, Position, State
 from verifier.encoding import get_signature_fields
@@ -543,21 +543,6 @@ def merge_results(
 
 
 # --- the whole batch -------------------------------------------------------------------------------
-
-
-MIN_WINDOW = 1_000
-WINDOW_ACCOUNTS_DIVISOR = 4
-
-
-def compute_window_size(transactions: Sequence[Any]) -> int:
-    """Transactions per planning window, so that conflict groups do not percolate.
-
-    Two-party transactions over A accounts form a random graph; once a window holds more than
-    about A/2 of them, one component swallows almost the whole window (the largest group's share
-    jumps from a few percent to ~100%). Windows of A/4 stay well below that threshold; a floor
-    keeps the per-window round trip (a few ms) small against the work of a window."""
-    accounts = {a for pair in get_account_pairs(transactions) if pair is not None for a in pair}
-    return max(MIN_WINDOW, len(accounts) // WINDOW_ACCOUNTS_DIVISOR)
 
 
 def execute_batch_windowed(

@@ -237,6 +237,34 @@ def test_worker_crash_during_submit_commits_nothing(grouped_workload, node_facto
         assert node.submit(batch, executor=pool, partitions=2).new_root == reference.submit(batch).new_root
 
 
+@pytest.mark.parametrize("kind", ["serial", "process"])
+def test_pipelined_mode_gives_the_sequential_batch(grouped_workload, node_factory, kind):
+    """Signatures on the workers, execution chunk by chunk here: same receipts, diff and root."""
+    setup, batch = _split_setup(grouped_workload)
+    reference = node_factory(grouped_workload.genesis, name="reference")
+    reference.submit(setup)
+    expected = reference.submit(batch)
+    node = node_factory(grouped_workload.genesis, name=kind)
+    node.submit(setup)
+    with make_executor(kind, workers=2) as executor:
+        got = node.submit(batch, executor=executor, mode="pipelined")
+    assert got.receipts == expected.receipts
+    assert got.diff == expected.diff and got.new_root == expected.new_root
+    assert node.state == reference.state
+
+
+def test_pipelined_worker_crash_commits_nothing(grouped_workload, node_factory):
+    setup, batch = _split_setup(grouped_workload)
+    node = node_factory(grouped_workload.genesis)
+    committed_root = node.submit(setup).new_root
+    committed_state = node.state.copy()
+    with ProcessExecutor(2) as pool:
+        killing = KillingExecutor(pool, "recover_packed_signature_chunk")
+        with pytest.raises(NodeError, match=r"batch not committed: the signature checks failed in a worker: WorkerCrashed"):
+            node.submit(batch, executor=killing, mode="pipelined")
+    assert node.batch_number == 1 and node.root == committed_root and node.state == committed_state
+
+
 def test_task_error_during_submit_commits_nothing(grouped_workload, node_factory):
     setup, batch = _split_setup(grouped_workload)
     node = node_factory(grouped_workload.genesis)
@@ -277,13 +305,19 @@ def cli_files(tmp_path, small_workload):
 def test_cli_submit_gives_the_same_batch_on_every_executor(cli_files):
     txs, genesis, folder = cli_files
     outputs = {}
-    for args in (["--executor", "serial"], ["--executor", "serial", "--workers", "3"], ["--executor", "process", "--workers", "2"], []):
+    for args in (
+        ["--executor", "serial"],
+        ["--executor", "serial", "--workers", "3"],
+        ["--executor", "process", "--workers", "2"],
+        ["--executor", "process", "--workers", "2", "--mode", "partitioned", "--window", "50"],
+        [],
+    ):
         home = str(folder / ("home" + "".join(args)))
         _cli("init", "--home", home, "--genesis", genesis, "--json")
         outputs[" ".join(args) or "default"] = json.loads(_cli("submit", txs, "--home", home, "--json", *args).output)
     roots = {name: out["new_root"] for name, out in outputs.items()}
     assert len(set(roots.values())) == 1, roots
-    assert outputs["--executor process --workers 2"]["executor"] == {"kind": "process", "workers": 2, "cluster": None}
+    assert outputs["--executor process --workers 2"]["executor"] == {"kind": "process", "workers": 2, "cluster": None, "mode": "pipelined"}
     assert outputs["default"]["executor"]["kind"] == "process"
     assert outputs["default"]["executor"]["workers"] == os.cpu_count()
 

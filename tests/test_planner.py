@@ -16,6 +16,9 @@ from rollup.cli.main import app
 from rollup.fixtures import write_workload
 from rollup.planner import (
     DEFAULT_COSTS,
+    MIN_WINDOW,
+    compute_window_size,
+    plan_windows,
     AccessSet,
     compute_access_set,
     compute_conflict_groups,
@@ -288,6 +291,7 @@ def test_cli_plan_json(small_workload, tmp_path):
     assert data["parallelism_bound"] == round(expected.parallelism_bound, 3)
     assert data["hot_accounts"][0]["account"] == 0  # the generator's hot account
     assert len(data["partition_costs_us"]) == 2
+    assert data["windowed"]["windows"] == 1 and data["windowed"]["parallelism_bound"] >= 1.0
 
 
 def test_cli_plan_text(small_workload, tmp_path):
@@ -313,3 +317,19 @@ def test_cli_plan_invalid_workers(tmp_path):
     result = CliRunner().invoke(app, ["plan", str(path), "--workers", "0"])
     assert result.exit_code == 1
     assert "--workers" in result.output
+
+
+def test_planning_windows_break_percolation(workload_factory):
+    """Many random trades over few accounts percolate into one group; windows of accounts/4
+    transactions keep each window's largest group small, so the windowed bound is higher."""
+    workload = workload_factory(accounts=200, txs=1200, seed=5, mix={"perp_trade": 1})
+    mixed = workload.transactions[200:]
+    whole = plan_batch(mixed, 2)
+    assert whole.largest_group_share > 0.9
+    assert compute_window_size(mixed) == MIN_WINDOW  # 200 accounts / 4 is below the floor
+    windowed = plan_windows(mixed, 2, window=50)
+    assert windowed["windows"] == -(-len(mixed) // 50)
+    assert windowed["largest_group_share"] < 0.5
+    assert windowed["parallelism_bound"] > whole.parallelism_bound
+    with pytest.raises(ValueError, match="window"):
+        plan_windows(mixed, 2, window=0)

@@ -125,6 +125,20 @@ ClusterOption = Annotated[
 ]
 
 
+ModeOption = Annotated[
+    str,
+    typer.Option(
+        "--mode",
+        help="With workers: pipelined (workers check signatures while this process executes each chunk in order; "
+        "fastest on few cores) or partitioned (conflict-free partitions executed in parallel; docs/parallel.md).",
+    ),
+]
+WindowOption = Annotated[
+    Optional[int],
+    typer.Option("--window", help="partitioned mode: plan in consecutive windows of this many transactions.", show_default=False),
+]
+
+
 def submit(
     file: Annotated[Path, typer.Argument(help="Transactions, one JSON object per line.")],
     home: HomeOption = None,
@@ -133,6 +147,8 @@ def submit(
     executor_kind: ExecutorOption = None,
     workers: WorkersOption = None,
     cluster: ClusterOption = None,
+    mode: ModeOption = "pipelined",
+    window: WindowOption = None,
 ) -> None:
     """Execute a file of signed transactions as one batch and commit it.
 
@@ -142,6 +158,14 @@ def submit(
     (receipts, state, root) is the same for every executor and worker count.
     """
     kind = get_executor_kind(executor_kind, workers, cluster)
+    from rollup.node import EXECUTION_MODES
+
+    # a known way to run the batch in parallel
+    if mode not in EXECUTION_MODES:
+        raise UserError(f"unknown --mode {mode!r}; choose one of: {', '.join(EXECUTION_MODES)}")
+    # a planning window holds at least one transaction
+    if window is not None and window < 1:
+        raise UserError(f"--window must be at least 1, got {window}")
     try:
         transactions = read_transaction_file(file)
     except TransactionFileError as exc:
@@ -154,14 +178,16 @@ def submit(
             executor = None  # the sequential reference pipeline
         node = open_node(home)
         try:
-            result = _submit_with_progress(node, transactions, quiet=json_output, executor=executor, partitions=partitions)
+            result = _submit_with_progress(
+                node, transactions, quiet=json_output, executor=executor, partitions=partitions, mode=mode, window=window
+            )
         except NodeError as exc:  # a worker failed or died: nothing was committed
             raise UserError(str(exc)) from None
         finally:
             node.close()
     if json_output:
         out = batch_summary(result)
-        out["executor"] = {"kind": kind, "workers": partitions, "cluster": cluster}
+        out["executor"] = {"kind": kind, "workers": partitions, "cluster": cluster, "mode": None if executor is None else mode}
         if show_receipts:
             out["receipts"] = [r.model_dump() for r in result.receipts]
         print_json(out)
@@ -197,9 +223,15 @@ def open_executor(stack: contextlib.ExitStack, kind: str, workers: int | None, c
 
 
 def _submit_with_progress(
-    node: Node, transactions: list, quiet: bool, executor: Executor | None = None, partitions: int | None = None
+    node: Node,
+    transactions: list,
+    quiet: bool,
+    executor: Executor | None = None,
+    partitions: int | None = None,
+    mode: str = "pipelined",
+    window: int | None = None,
 ) -> BatchResult:
-    parallel = {} if executor is None else {"executor": executor, "partitions": partitions}
+    parallel = {} if executor is None else {"executor": executor, "partitions": partitions, "mode": mode, "window": window}
     if quiet:
         return node.submit(transactions, **parallel)
     columns = (TextColumn("executing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

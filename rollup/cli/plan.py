@@ -11,7 +11,7 @@ from rich.table import Table
 
 from rollup.cli.common import UserError, console, print_json
 from rollup.executors import get_default_workers
-from rollup.planner import INSTRUMENT_FIELD, Plan, plan_batch
+from rollup.planner import INSTRUMENT_FIELD, Plan, plan_batch, plan_windows
 from rollup.txfile import TransactionFileError, read_transaction_file
 
 
@@ -25,7 +25,8 @@ def plan(
     json_output: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Conflict groups, the largest group's share, the parallelism bound, partition costs and hot
-    keys of a batch: what `rollup submit --workers N` would run in parallel. Executes nothing."""
+    keys of a batch, for one plan over the whole batch and for the planning windows the node uses
+    (docs/parallel.md): what `rollup submit --workers N` would run in parallel. Executes nothing."""
     partitions = get_default_workers() if workers is None else workers
     # at least one partition
     if partitions < 1:
@@ -37,6 +38,7 @@ def plan(
     started = time.perf_counter()
     result = plan_batch(transactions, partitions)
     out = result.to_dict()
+    out["windowed"] = plan_windows(transactions, partitions)
     out["planning_s"] = round(time.perf_counter() - started, 4)
     if home is not None:
         out["unknown_instruments"] = get_unknown_instruments(transactions, home)
@@ -72,7 +74,12 @@ def print_plan(result: Plan, out: dict) -> None:
         f"largest group: {out['largest_group_transactions']} transactions, "
         f"{100 * out['largest_group_share']:.1f}% of the estimated cost"
     )
-    console.print(f"parallelism bound with {result.workers} workers: [bold]{out['parallelism_bound']:.2f}x[/]")
+    console.print(f"parallelism bound with {result.workers} workers, one plan: [bold]{out['parallelism_bound']:.2f}x[/]")
+    w = out["windowed"]
+    console.print(
+        f"as the node runs it, {w['windows']} planning windows of {w['window_size']} transactions: bound "
+        f"[bold]{w['parallelism_bound']:.2f}x[/], largest group {100 * w['largest_group_share']:.1f}% of its window on average"
+    )
     table = Table(title="partitions (LPT packing)")
     for column in ("partition", "transactions", "estimated ms"):
         table.add_column(column, justify="right")
