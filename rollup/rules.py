@@ -259,6 +259,45 @@ def process_transfer(state: State, tx: Transfer, signers: Signers) -> None:
     state.touched.add(tx.recipient)
 
 
+def process_trade_sides(
+    state: State,
+    instrument_id: InstrumentId,
+    instrument: Instrument,
+    first: tuple[AccountId, Account, Amount],
+    second: tuple[AccountId, Account, Amount],
+    size: int,
+    cost: Amount,
+    fee: Amount,
+) -> None:
+    """Both sides of a trade, after the transaction's own checks: `first` gets `+size` at `+cost`,
+    `second` gets `-size` at `-cost`, each with its collateral change; the fee goes to the pool.
+    Checks both sides first (in that order), then writes."""
+    (first_id, first_account, first_cash), (second_id, second_account, second_cash) = first, second
+    first_collateral, first_positions, first_oi, first_risk_up = compute_position_change(
+        first_account, instrument_id, instrument, size, cost, first_cash
+    )
+    second_collateral, second_positions, second_oi, second_risk_up = compute_position_change(
+        second_account, instrument_id, instrument, -size, -cost, second_cash
+    )
+    # Each side: collateral >= 0, position count, initial margin if its risk increased.
+    check_side(state, first_id, first_collateral, first_positions, first_risk_up)
+    check_side(state, second_id, second_collateral, second_positions, second_risk_up)
+
+    first_account.collateral = first_collateral
+    first_account.positions = first_positions
+    first_account.nonce += 1
+    second_account.collateral = second_collateral
+    second_account.positions = second_positions
+    second_account.nonce += 1
+    instrument.open_interest += first_oi + second_oi
+    state.globals.fee_pool += fee
+    touched = state.touched
+    touched.add(first_id)
+    touched.add(second_id)
+    touched.add(instrument_key(instrument_id))
+    touched.add(GLOBALS_KEY)
+
+
 def process_perp_trade(state: State, tx: PerpTrade, signers: Signers) -> None:
     market = get_instrument(state, tx.market)  # the market exists
     # Only perpetual markets trade with PerpTrade.
@@ -281,30 +320,8 @@ def process_perp_trade(state: State, tx: PerpTrade, signers: Signers) -> None:
     check_signer(tx.maker, maker, signers[0])
     check_signer(tx.taker, taker, signers[1])
     notional = tx.size * tx.price
-    # Taker gets +size and pays the fee, maker gets -size.
-    taker_collateral, taker_positions, taker_oi, taker_risk_up = compute_position_change(
-        taker, tx.market, market, tx.size, notional, -tx.fee
-    )
-    maker_collateral, maker_positions, maker_oi, maker_risk_up = compute_position_change(
-        maker, tx.market, market, -tx.size, -notional, 0
-    )
-    # Each side: collateral >= 0, position count, initial margin if its risk increased.
-    check_side(state, tx.taker, taker_collateral, taker_positions, taker_risk_up)
-    check_side(state, tx.maker, maker_collateral, maker_positions, maker_risk_up)
-
-    taker.collateral = taker_collateral
-    taker.positions = taker_positions
-    taker.nonce += 1
-    maker.collateral = maker_collateral
-    maker.positions = maker_positions
-    maker.nonce += 1
-    market.open_interest += taker_oi + maker_oi
-    state.globals.fee_pool += tx.fee
-    touched = state.touched
-    touched.add(tx.taker)
-    touched.add(tx.maker)
-    touched.add(instrument_key(tx.market))
-    touched.add(GLOBALS_KEY)
+    # Taker gets +size at cost +notional and pays the fee; maker gets -size at cost -notional.
+    process_trade_sides(state, tx.market, market, (tx.taker, taker, -tx.fee), (tx.maker, maker, 0), tx.size, notional, tx.fee)
 
 
 def process_option_trade(state: State, tx: OptionTrade, signers: Signers) -> None:
@@ -333,29 +350,9 @@ def process_option_trade(state: State, tx: OptionTrade, signers: Signers) -> Non
     check_signer(tx.seller, seller, signers[1])
     premium = tx.quantity * tx.premium
     # The buyer pays premium and fee and gets +quantity; the seller is paid and gets -quantity.
-    buyer_collateral, buyer_positions, buyer_oi, buyer_risk_up = compute_position_change(
-        buyer, tx.series, series, tx.quantity, 0, -premium - tx.fee
+    process_trade_sides(
+        state, tx.series, series, (tx.buyer, buyer, -premium - tx.fee), (tx.seller, seller, premium), tx.quantity, 0, tx.fee
     )
-    seller_collateral, seller_positions, seller_oi, seller_risk_up = compute_position_change(
-        seller, tx.series, series, -tx.quantity, 0, premium
-    )
-    # Each side: collateral >= 0, position count, initial margin if its risk increased.
-    check_side(state, tx.buyer, buyer_collateral, buyer_positions, buyer_risk_up)
-    check_side(state, tx.seller, seller_collateral, seller_positions, seller_risk_up)
-
-    buyer.collateral = buyer_collateral
-    buyer.positions = buyer_positions
-    buyer.nonce += 1
-    seller.collateral = seller_collateral
-    seller.positions = seller_positions
-    seller.nonce += 1
-    series.open_interest += buyer_oi + seller_oi
-    state.globals.fee_pool += tx.fee
-    touched = state.touched
-    touched.add(tx.buyer)
-    touched.add(tx.seller)
-    touched.add(instrument_key(tx.series))
-    touched.add(GLOBALS_KEY)
 
 
 def process_liquidate(state: State, tx: Liquidate, signers: Signers) -> None:
