@@ -2,8 +2,9 @@
 
 `Node.init(home, genesis)` creates a node; `Node.open(home)` reopens it at the last committed batch
 and checks that the stored root equals the root recomputed from the stored leaves (so a crash, or
-a tampered database, is caught on open). `node.submit(transactions)` executes one batch
-sequentially in submission order and commits it in one database transaction.
+a tampered database, is caught on open). `node.submit(transactions)` runs one batch: the signature
+pass, execution (sequential in submission order, the reference; or on an executor, partitioned or
+pipelined, with the same result), the diff and the new root, and one database transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import gc
 import os
 import pickle
-import resource
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
@@ -26,6 +26,7 @@ from rollup.state import State
 from rollup.state_codec import encode_state_leaf, state_from_leaves
 from rollup.storage import StorageError, Store
 from verifier.encoding import (
+    TREE_DEPTH,
     InvalidSignature,
     compute_genesis_hash,
     compute_signing_digest,
@@ -38,7 +39,6 @@ from verifier.merkle import EMPTY_LEAF
 from verifier.wire import Genesis, LeafDiff, Receipt, StateDiff
 
 DEFAULT_HOME = "~/.rollup"
-TREE_DEPTH = 32
 
 Progress = Callable[[int], None]  # called with the number of transactions just processed
 EXECUTION_MODES = ("partitioned", "pipelined")
@@ -174,10 +174,6 @@ def execute_batch(
     return receipts
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 class Node:
     def __init__(self, home: Path, store: Store, genesis: Genesis, state: State, tree: SparseMerkleTree, leaves: dict[int, bytes]):
         self.home = home
@@ -200,7 +196,7 @@ class Node:
             data = encode_state_leaf(state, key, genesis_hash)
             if data:
                 leaves[key] = data
-        tree = SparseMerkleTree.from_leaves({k: leaf_hash(v) for k, v in leaves.items()}, TREE_DEPTH)
+        tree = build_tree(leaves)
         try:
             store = Store.create(home, genesis.model_dump_json(), leaves, tree.root)
         except StorageError as exc:
@@ -217,7 +213,7 @@ class Node:
         genesis = Genesis.model_validate_json(store.get_meta("genesis") or "")
         leaves = store.load_leaves()
         state = state_from_leaves(genesis, leaves)
-        tree = SparseMerkleTree.from_leaves({k: leaf_hash(v) for k, v in leaves.items()}, TREE_DEPTH)
+        tree = build_tree(leaves)
         latest = store.latest_batch()
         expected = latest.new_root if latest else bytes.fromhex(store.get_meta("genesis_root") or "")
         if tree.root != expected:
@@ -408,8 +404,13 @@ class Node:
         """Rebuild memory from the last committed batch (after a failed submit)."""
         self.leaves = self.store.load_leaves()
         self.state = state_from_leaves(self.genesis, self.leaves)
-        self.tree = SparseMerkleTree.from_leaves({k: leaf_hash(v) for k, v in self.leaves.items()}, TREE_DEPTH)
+        self.tree = build_tree(self.leaves)
         gc.freeze()
+
+
+def build_tree(leaves: dict[int, bytes]) -> SparseMerkleTree:
+    """The state tree of these canonical leaf bytes."""
+    return SparseMerkleTree.from_leaves({k: leaf_hash(v) for k, v in leaves.items()}, TREE_DEPTH)
 
 
 def genesis_keys(state: State) -> list[int]:
