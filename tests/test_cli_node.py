@@ -97,5 +97,6 @@ def test_risk_shows_greeks_and_margin(files, node_home):
 def test_demo_runs_end_to_end(tmp_path):
     out = json.loads(run("demo", "--home", str(tmp_path), "--accounts", "30", "--txs", "200", "--json").output)
     assert out["accepted"] > 0 and out["new_root"].startswith("0x") and out["new_root"] != out["prev_root"]
+    assert out["workers"] == 2 and out["parallel_equals_sequential"] is True
     status = json.loads(run("status", "--home", out["folder"] + "/node", "--json").output)
     assert status["root"] == out["new_root"]

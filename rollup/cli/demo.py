@@ -13,6 +13,7 @@ from rich.table import Table
 from rollup.cli.common import UserError, console, print_json
 from rollup.cli.fixtures import generate_with_progress
 from rollup.cli.node import HomeOption, JsonOption, _submit_with_progress, batch_summary, hex0x
+from rollup.executors import make_executor
 from rollup.fixtures import FixtureError, WorkloadSpec, write_workload
 from rollup.node import Node, NodeError, resolve_home
 from rollup.state import get_equity, get_margin_requirement
@@ -26,10 +27,15 @@ def demo(
     contention: Annotated[float, typer.Option(help="Share of transactions on one hot account and market.")] = 0.1,
     invalid_share: Annotated[float, typer.Option(help="Share of deliberately invalid transactions.")] = 0.02,
     seed: Annotated[int, typer.Option(help="Workload seed.")] = 7,
+    workers: Annotated[int, typer.Option(help="Worker processes for the batch (0: sequential only).")] = 2,
     json_output: JsonOption = False,
 ) -> None:
     """Create a node in HOME/demo (replacing an earlier demo), generate a signed workload, execute
-    it as one batch, reopen the node to check the committed root, and print a summary."""
+    it as one batch on worker processes, check it against a sequential run of the same batch,
+    reopen the node to check the committed root, and print a summary."""
+    # a worker count is a count
+    if workers < 0:
+        raise UserError(f"--workers must be >= 0, got {workers}")
     folder = resolve_home(home) / "demo"
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -44,11 +50,17 @@ def demo(
     write_workload(workload, folder / "workload.jsonl", folder / "genesis.json")
     t1 = time.perf_counter()
     try:
-        node = Node.init(folder / "node", workload.genesis)
-        timings["init_s"] = time.perf_counter() - t1
-        result = _submit_with_progress(node, workload.transactions, quiet=json_output)
+        with make_executor("process", workers=workers or 1) as executor:
+            node = Node.init(folder / "node", workload.genesis)
+            timings["init_s"] = time.perf_counter() - t1
+            result = _submit_with_progress(node, workload.transactions, quiet=json_output, executor=executor if workers else None)
         timings["submit_s"] = result.timings["total_s"]
         node.close()
+        t_seq = time.perf_counter()
+        reference = Node.init(folder / "sequential", workload.genesis)  # the same batch, one process
+        sequential_root = reference.submit(workload.transactions).new_root
+        reference.close()
+        timings["sequential_reference_s"] = time.perf_counter() - t_seq
         t2 = time.perf_counter()
         node = Node.open(folder / "node")  # recomputes the root from the stored leaves
         timings["reopen_and_check_s"] = time.perf_counter() - t2
@@ -57,6 +69,9 @@ def demo(
     try:
         if node.root != result.new_root:
             raise UserError(f"reopened root {hex0x(node.root)} differs from the committed {hex0x(result.new_root)}")
+        parallel_equals_sequential = sequential_root == result.new_root
+        if not parallel_equals_sequential:
+            raise UserError(f"the parallel root {hex0x(result.new_root)} differs from the sequential {hex0x(sequential_root)}")
         hot = 0
         sample = {
             "account": hot,
@@ -71,6 +86,8 @@ def demo(
         "folder": str(folder),
         "workload": {k: workload.summary[k] for k in ("transactions", "accounts", "instruments", "by_type")},
         **summary,
+        "workers": workers,
+        "parallel_equals_sequential": parallel_equals_sequential,
         "phase_timings_s": {k: round(v, 3) for k, v in timings.items()},
         "hot_account": sample,
     }
@@ -92,4 +109,6 @@ def demo(
     console.print(table)
     console.print(f"prev root {summary['prev_root']}")
     console.print(f"new root  [bold]{summary['new_root']}[/] (recomputed from the stored leaves after reopening)")
+    if workers:
+        console.print(f"{workers} worker processes gave the same root as a sequential run of the same batch")
     console.print(f"next: rollup status --home {folder / 'node'}")
