@@ -13,7 +13,7 @@ arithmetic. py_ecc's `add`/`multiply` stay the reference: tests compare the two.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from verifier.curve import Curve, Point
 
@@ -136,59 +136,35 @@ class G1Arith:
         one shared inversion (Montgomery's trick), so an addition costs about 6 products instead of
         a mixed Jacobian addition's 11, and no Python call.
         """
+        return sum_lists_in_rounds(lists, self._add_pairs)
+
+    def _add_pairs(self, lefts: list[tuple[int, int]], rights: list[tuple[int, int]]) -> tuple[list[Affine], bool]:
+        """lefts[k] + rights[k] for every k with one shared inversion; (sums, whether any cancelled)."""
         q = self.q
-        out: list[Affine] = [None] * len(lists)
-        work: list[tuple[int, list[tuple[int, int]]]] = []
-        for i, pts in enumerate(lists):
-            if len(pts) == 1:
-                out[i] = pts[0]
-            elif pts:
-                work.append((i, pts))
-        while work:
-            lefts: list[tuple[int, int]] = []
-            rights: list[tuple[int, int]] = []
-            for _, pts in work:
-                lefts.extend(pts[0:len(pts) - 1:2])
-                rights.extend(pts[1::2])
-            prefix = []
-            acc = 1
-            for (x1, _), (x2, _) in zip(lefts, rights):
-                prefix.append(acc)
-                if x1 != x2:
-                    acc = acc * (x2 - x1) % q
-            inv = pow(acc, -1, q)
-            sums: list[Affine] = []
-            cancelled = False
-            for (x1, y1), (x2, y2), before in zip(reversed(lefts), reversed(rights), reversed(prefix)):
-                if x1 == x2:
-                    # P + P or P + (-P): rare, done on its own
-                    if y1 == y2:
-                        sums.append(self.to_affine(self.double((x1, y1, 1))))
-                    else:
-                        sums.append(None)
-                        cancelled = True
-                    continue
-                lam = (y2 - y1) * inv * before % q
-                inv = inv * (x2 - x1) % q
-                x3 = (lam * lam - x1 - x2) % q
-                sums.append((x3, (lam * (x1 - x3) - y1) % q))
-            sums.reverse()
-            next_work = []
-            pos = 0
-            for i, pts in work:
-                half = len(pts) >> 1
-                merged = sums[pos:pos + half]
-                pos += half
-                if cancelled:
-                    merged = [p for p in merged if p is not None]
-                if len(pts) & 1:
-                    merged.append(pts[-1])
-                if len(merged) > 1:
-                    next_work.append((i, merged))
-                elif merged:
-                    out[i] = merged[0]
-            work = next_work
-        return out
+        prefix = []
+        acc = 1
+        for (x1, _), (x2, _) in zip(lefts, rights):
+            prefix.append(acc)
+            if x1 != x2:
+                acc = acc * (x2 - x1) % q
+        inv = pow(acc, -1, q)
+        sums: list[Affine] = []
+        cancelled = False
+        for (x1, y1), (x2, y2), before in zip(reversed(lefts), reversed(rights), reversed(prefix)):
+            if x1 == x2:
+                # P + P or P + (-P): rare, done on its own
+                if y1 == y2:
+                    sums.append(self.to_affine(self.double((x1, y1, 1))))
+                else:
+                    sums.append(None)
+                    cancelled = True
+                continue
+            lam = (y2 - y1) * inv * before % q
+            inv = inv * (x2 - x1) % q
+            x3 = (lam * lam - x1 - x2) % q
+            sums.append((x3, (lam * (x1 - x3) - y1) % q))
+        sums.reverse()
+        return sums, cancelled
 
     # --- normalisation ---
     def to_affine(self, p: Jacobian) -> Affine:
@@ -357,66 +333,42 @@ class G2Arith:
         Each round adds all adjacent pairs with one shared Fq2 inversion; an addition costs about
         6 Fq2 products instead of a mixed Jacobian addition's 11.
         """
+        return sum_lists_in_rounds(lists, self._add_pairs)
+
+    def _add_pairs(self, lefts: list[Fq2Point], rights: list[Fq2Point]) -> tuple[list[Affine], bool]:
+        """lefts[k] + rights[k] for every k with one shared Fq2 inversion; (sums, whether any cancelled)."""
         q = self.q
-        out: list[Affine] = [None] * len(lists)
-        work: list[tuple[int, list[Fq2Point]]] = []
-        for i, pts in enumerate(lists):
-            if len(pts) == 1:
-                out[i] = pts[0]
-            elif pts:
-                work.append((i, pts))
-        while work:
-            lefts: list[Fq2Point] = []
-            rights: list[Fq2Point] = []
-            for _, pts in work:
-                lefts.extend(pts[0:len(pts) - 1:2])
-                rights.extend(pts[1::2])
-            prefix: list[Fq2] = []
-            a0, a1 = 1, 0
-            for (x1, _), (x2, _) in zip(lefts, rights):
-                prefix.append((a0, a1))
-                if x1 != x2:
-                    d0, d1 = x2[0] - x1[0], x2[1] - x1[1]
-                    a0, a1 = (a0 * d0 - a1 * d1) % q, (a0 * d1 + a1 * d0) % q
-            i0, i1 = _fq2_inv((a0, a1), q)
-            sums: list[Affine] = []
-            cancelled = False
-            for (x1, y1), (x2, y2), (p0, p1) in zip(reversed(lefts), reversed(rights), reversed(prefix)):
-                if x1 == x2:
-                    # P + P or P + (-P): rare, done on its own
-                    if y1 == y2:
-                        sums.append(self.to_affine(self.double((x1, y1, (1, 0)))))
-                    else:
-                        sums.append(None)
-                        cancelled = True
-                    continue
+        prefix: list[Fq2] = []
+        a0, a1 = 1, 0
+        for (x1, _), (x2, _) in zip(lefts, rights):
+            prefix.append((a0, a1))
+            if x1 != x2:
                 d0, d1 = x2[0] - x1[0], x2[1] - x1[1]
-                # 1 / (x2 - x1) = inv * prefix; then inv absorbs (x2 - x1) for the next pair down
-                e0, e1 = (i0 * p0 - i1 * p1) % q, (i0 * p1 + i1 * p0) % q
-                i0, i1 = (i0 * d0 - i1 * d1) % q, (i0 * d1 + i1 * d0) % q
-                n0, n1 = y2[0] - y1[0], y2[1] - y1[1]
-                l0, l1 = (n0 * e0 - n1 * e1) % q, (n0 * e1 + n1 * e0) % q
-                x30 = ((l0 + l1) * (l0 - l1) - x1[0] - x2[0]) % q
-                x31 = (2 * l0 * l1 - x1[1] - x2[1]) % q
-                t0, t1 = x1[0] - x30, x1[1] - x31
-                sums.append(((x30, x31), ((l0 * t0 - l1 * t1 - y1[0]) % q, (l0 * t1 + l1 * t0 - y1[1]) % q)))
-            sums.reverse()
-            next_work = []
-            pos = 0
-            for i, pts in work:
-                half = len(pts) >> 1
-                merged = sums[pos:pos + half]
-                pos += half
-                if cancelled:
-                    merged = [p for p in merged if p is not None]
-                if len(pts) & 1:
-                    merged.append(pts[-1])
-                if len(merged) > 1:
-                    next_work.append((i, merged))
-                elif merged:
-                    out[i] = merged[0]
-            work = next_work
-        return out
+                a0, a1 = (a0 * d0 - a1 * d1) % q, (a0 * d1 + a1 * d0) % q
+        i0, i1 = _fq2_inv((a0, a1), q)
+        sums: list[Affine] = []
+        cancelled = False
+        for (x1, y1), (x2, y2), (p0, p1) in zip(reversed(lefts), reversed(rights), reversed(prefix)):
+            if x1 == x2:
+                # P + P or P + (-P): rare, done on its own
+                if y1 == y2:
+                    sums.append(self.to_affine(self.double((x1, y1, (1, 0)))))
+                else:
+                    sums.append(None)
+                    cancelled = True
+                continue
+            d0, d1 = x2[0] - x1[0], x2[1] - x1[1]
+            # 1 / (x2 - x1) = inv * prefix; then inv absorbs (x2 - x1) for the next pair down
+            e0, e1 = (i0 * p0 - i1 * p1) % q, (i0 * p1 + i1 * p0) % q
+            i0, i1 = (i0 * d0 - i1 * d1) % q, (i0 * d1 + i1 * d0) % q
+            n0, n1 = y2[0] - y1[0], y2[1] - y1[1]
+            l0, l1 = (n0 * e0 - n1 * e1) % q, (n0 * e1 + n1 * e0) % q
+            x30 = ((l0 + l1) * (l0 - l1) - x1[0] - x2[0]) % q
+            x31 = (2 * l0 * l1 - x1[1] - x2[1]) % q
+            t0, t1 = x1[0] - x30, x1[1] - x31
+            sums.append(((x30, x31), ((l0 * t0 - l1 * t1 - y1[0]) % q, (l0 * t1 + l1 * t0 - y1[1]) % q)))
+        sums.reverse()
+        return sums, cancelled
 
     # --- normalisation ---
     def _affine_with(self, p: tuple[Fq2, Fq2, Fq2], zi: Fq2) -> tuple[Fq2, Fq2]:
@@ -462,6 +414,42 @@ class G2Arith:
             out.append(self._affine_with(p, inverses[k]))
             k += 1
         return out
+
+
+def sum_lists_in_rounds(lists: Sequence[list], add_pairs: Callable[[list, list], tuple[list, bool]]) -> list:
+    """The sum of each list of affine points, by rounds: each round adds all adjacent pairs of all
+    lists at once with `add_pairs` (one shared inversion per round), until one point per list is
+    left. A list whose points cancel to the identity gives None."""
+    out: list = [None] * len(lists)
+    work: list[tuple[int, list]] = []
+    for i, pts in enumerate(lists):
+        if len(pts) == 1:
+            out[i] = pts[0]
+        elif pts:
+            work.append((i, pts))
+    while work:
+        lefts: list = []
+        rights: list = []
+        for _, pts in work:
+            lefts.extend(pts[0:len(pts) - 1:2])
+            rights.extend(pts[1::2])
+        sums, cancelled = add_pairs(lefts, rights)
+        next_work = []
+        pos = 0
+        for i, pts in work:
+            half = len(pts) >> 1
+            merged = sums[pos:pos + half]
+            pos += half
+            if cancelled:
+                merged = [p for p in merged if p is not None]
+            if len(pts) & 1:
+                merged.append(pts[-1])
+            if len(merged) > 1:
+                next_work.append((i, merged))
+            elif merged:
+                out[i] = merged[0]
+        work = next_work
+    return out
 
 
 def compute_batch_inverse(values: Sequence[int], modulus: int) -> list[int]:
