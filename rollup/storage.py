@@ -225,3 +225,100 @@ class Store:
             conn.execute("ROLLBACK")
             raise
         _crash_point("after_commit")
+
+
+# --- proofs (rollup prove): a table of their own, created on first use ---------------------------
+
+PROOF_SCHEMA = """
+CREATE TABLE IF NOT EXISTS proofs (
+    batch         INTEGER NOT NULL,
+    segment       INTEGER NOT NULL,
+    n_segments    INTEGER NOT NULL,
+    n_slots       INTEGER NOT NULL,
+    vk_hash       TEXT NOT NULL,             -- 0x hex: the proof is for the key with this hash
+    segment_root  TEXT NOT NULL,             -- 0x hex: commitment to the segment's diff
+    public_hash   TEXT NOT NULL,             -- 0x hex: keccak of the public inputs (32-byte words)
+    proof         TEXT NOT NULL,             -- snarkjs proof.json
+    prove_s       REAL NOT NULL,
+    created_at    REAL NOT NULL,
+    PRIMARY KEY (batch, segment)
+);
+"""
+
+
+@dataclass(frozen=True)
+class ProofRow:
+    batch: int
+    segment: int
+    n_segments: int
+    n_slots: int
+    vk_hash: str
+    segment_root: str
+    public_hash: str
+    proof: dict
+    prove_s: float
+    created_at: float
+
+
+def _ensure_proof_schema(store: Store) -> None:
+    store.conn.executescript(PROOF_SCHEMA)
+
+
+def set_meta(store: Store, key: str, value: str) -> None:
+    """Write a node setting (segment size, verifying key hash) in its own database transaction."""
+    with store.conn:
+        store._set_meta(key, value)
+
+
+def put_proof(store: Store, row: ProofRow) -> None:
+    """Store one segment's proof durably (committed when this returns)."""
+    _ensure_proof_schema(store)
+    with store.conn:
+        store.conn.execute(
+            "INSERT OR REPLACE INTO proofs (batch, segment, n_segments, n_slots, vk_hash, segment_root, public_hash, proof, "
+            "prove_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (row.batch, row.segment, row.n_segments, row.n_slots, row.vk_hash, row.segment_root, row.public_hash,
+             json.dumps(row.proof), row.prove_s, row.created_at),
+        )
+
+
+def get_proofs(store: Store, batch: int, vk_hash: str | None = None) -> list[ProofRow]:
+    """A batch's stored proofs in segment order (only those for `vk_hash`, if given)."""
+    _ensure_proof_schema(store)
+    rows = store.conn.execute(
+        "SELECT batch, segment, n_segments, n_slots, vk_hash, segment_root, public_hash, proof, prove_s, created_at "
+        "FROM proofs WHERE batch = ? ORDER BY segment",
+        (batch,),
+    ).fetchall()
+    proofs = [ProofRow(*row[:7], json.loads(row[7]), row[8], row[9]) for row in rows]
+    return [p for p in proofs if vk_hash is None or p.vk_hash == vk_hash]
+
+
+def get_accepted_counts(store: Store) -> list[tuple[int, int]]:
+    """(batch number, accepted transactions) of every committed batch, in order."""
+    return list(store.conn.execute("SELECT number, n_accepted FROM batches ORDER BY number"))
+
+
+def get_accepted_indices(store: Store, batch: int) -> list[int]:
+    """Batch indices of the accepted transactions, in submission order."""
+    return [r[0] for r in store.conn.execute("SELECT idx FROM receipts WHERE batch = ? AND status = 'accepted' ORDER BY idx", (batch,))]
+
+
+def get_leaves_before(store: Store, batch: int) -> dict[int, bytes]:
+    """The state's leaves as batch `batch` found them: the current leaves with the diffs of that
+    batch and every later one reverted (a diff row holds the leaf's bytes before; empty: absent)."""
+    leaves = store.load_leaves()
+    rows = store.conn.execute("SELECT key, before FROM diffs WHERE batch >= ? ORDER BY batch DESC", (batch,))
+    for key, before in rows:  # the earliest batch's "before" is applied last and wins
+        if before:
+            leaves[key] = bytes(before)
+        else:
+            leaves.pop(key, None)
+    return leaves
+
+
+def delete_proofs(store: Store, batch: int) -> int:
+    """Forget a batch's proofs (to prove it again); returns how many were stored."""
+    _ensure_proof_schema(store)
+    with store.conn:
+        return store.conn.execute("DELETE FROM proofs WHERE batch = ?", (batch,)).rowcount

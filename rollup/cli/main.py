@@ -70,6 +70,12 @@ from rollup.cli import demo as _demo  # noqa: E402
 app.command("demo")(_demo.demo)
 from rollup.cli import plan as _plan  # noqa: E402
 app.command("plan")(_plan.plan)
+from rollup.cli import prove as _prove  # noqa: E402
+app.command("setup")(_prove.setup_keys)
+app.command("prove")(_prove.prove_batches_command)
+from rollup.cli import verify as _verify  # noqa: E402
+app.command("publish")(_verify.publish_command)
+app.command("verify")(_verify.verify_command)
 # --- end of command registration ---
 
 

@@ -1,0 +1,176 @@
+"""`rollup setup` and `rollup prove` end to end: real keys, real proofs, real SQLite, real processes.
+
+One node home is set up once per session (a 1-slot segment circuit: the setup costs several
+seconds) with a committed batch of four transactions (two deposits, an oracle update, an option
+trade); every test proves in its own copy of that home.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from concurrent.futures import Executor, Future
+
+import pytest
+from typer.testing import CliRunner
+
+from prover.pipeline import ProvingError, get_key_paths, prove_batches
+from prover.segments import get_instrument_leaves, load_segments
+from rollup.cli.main import app
+from rollup.executors import SerialExecutor
+from rollup.fixtures import WorkloadSpec, generate_workload
+from rollup.storage import Store, get_leaves_before, get_proofs
+from verifier.commitments import compute_public_inputs_hash, compute_segment_root, compute_vk_hash, fold_leaf_changes
+from verifier.encoding import decode_account_leaf, decode_key, encode_account_leaf
+from verifier.groth16 import batch_verify, prepare_verifying_key
+from verifier.segment import SegmentShape, compute_public_inputs, compute_segment_public
+from verifier.snarkjs import load_verifying_key, parse_proof, read_json
+from verifier.wire import Genesis
+
+runner = CliRunner()
+
+
+def run(*args: str, code: int = 0) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    return result.output
+
+
+@pytest.fixture(scope="session")
+def proving_home(tmp_path_factory):
+    """A node with one committed batch and 1-slot segment keys (made once)."""
+    root = tmp_path_factory.mktemp("proving")
+    workload = generate_workload(WorkloadSpec(accounts=2, txs=1, seed=3), workers=1)
+    (root / "genesis.json").write_text(workload.genesis.model_dump_json())
+    (root / "txs.jsonl").write_text("".join(tx.model_dump_json() + "\n" for tx in workload.transactions))
+    home = root / "home"
+    run("init", "--home", str(home), "--genesis", str(root / "genesis.json"), "--json")
+    out = json.loads(run("submit", str(root / "txs.jsonl"), "--home", str(home), "--executor", "serial", "--json"))
+    assert out["accepted"] == len(workload.transactions) == 4
+    setup = json.loads(run("setup", "--slots", "1", "--home", str(home), "--json"))
+    assert setup["cached"] is False and setup["n_slots"] == 1
+    return home, setup
+
+
+@pytest.fixture
+def home(proving_home, tmp_path):
+    """A private copy of the session's node, keys included."""
+    target = tmp_path / "home"
+    shutil.copytree(proving_home[0], target)
+    return target
+
+
+def get_published_items(home, batch: int = 1, tamper: bool = False) -> tuple[object, list]:
+    """(prepared vk, [(proof, public inputs)]) with public inputs recomputed from published data
+    only: the verification key file, the stored proofs, the transactions and leaf steps of each
+    segment, the instrument leaves before the batch. `tamper` changes one after-leaf."""
+    store = Store.open(home)
+    try:
+        genesis = Genesis.model_validate_json(store.get_meta("genesis"))
+        shape = SegmentShape.from_genesis(genesis, int(store.get_meta("segment_slots")))
+        segments = load_segments(store, genesis, batch, shape)  # what `rollup publish` would write
+        instruments = get_instrument_leaves(get_leaves_before(store, batch), genesis)
+        proofs = get_proofs(store, batch)
+    finally:
+        store.close()
+    items = []
+    for segment, row in zip(segments, proofs, strict=True):
+        steps = [dict(step) for step in segment.steps]
+        if tamper and segment.index == len(segments) - 1:
+            key = next(k for k, (_, after) in steps[0].items() if decode_key(k)[0] == "account" and after)
+            before, after = steps[0][key]
+            leaf = decode_account_leaf(after)
+            positions = [(p.instrument, p.size, p.cost, p.funding) for p in leaf.positions]
+            steps[0][key] = (before, encode_account_leaf(leaf.address, leaf.collateral + 1, leaf.nonce, positions))
+        public, instruments = compute_segment_public(genesis, shape, batch, segment.index, segment.transactions, steps, instruments)
+        inputs = compute_public_inputs(public)
+        assert row.segment == segment.index
+        if not tamper:
+            assert row.public_hash == "0x" + compute_public_inputs_hash(inputs).hex()
+            assert row.segment_root == "0x" + compute_segment_root(fold_leaf_changes(steps)).hex()
+        items.append((parse_proof(row.proof), inputs))
+    vk = prepare_verifying_key(load_verifying_key(get_key_paths(home)[1]))
+    return vk, items
+
+
+def test_setup_is_cached_and_records_the_key_hash(home, proving_home):
+    again = json.loads(run("setup", "--home", str(home), "--json"))
+    assert again["cached"] is True and again["vk_hash"] == proving_home[1]["vk_hash"]
+    vk_file = get_key_paths(home)[1]
+    assert again["vk_hash"] == "0x" + compute_vk_hash(read_json(vk_file)).hex()
+    store = Store.open(home)
+    try:
+        assert store.get_meta("vk_hash") == again["vk_hash"]
+    finally:
+        store.close()
+    # keys serve one segment size
+    assert "--force" in run("setup", "--slots", "2", "--home", str(home), code=1)
+    assert "verifying key hash" in run("setup", "--home", str(home))
+
+
+def test_prove_end_to_end_in_parallel_workers(home):
+    out = json.loads(run("prove", "--home", str(home), "--workers", "2", "--json"))
+    assert out["proven"] == 4 and out["batches"]["1"]["segments"] == 4 and out["batches"]["1"]["proven"] == 4
+    assert out["executor"] == {"kind": "process", "workers": 2, "cluster": None}
+    vk, items = get_published_items(home)
+    assert batch_verify(vk, items, random.Random(1))
+    # a changed after-leaf gives other public inputs: the proofs no longer hold
+    vk, tampered = get_published_items(home, tamper=True)
+    assert not batch_verify(vk, tampered, random.Random(1))
+    # proofs bind their segment: swapping two proofs fails
+    swapped = [(items[1][0], items[0][1]), (items[0][0], items[1][1])] + items[2:]
+    assert not batch_verify(vk, swapped, random.Random(1))
+    # nothing left to prove
+    again = json.loads(run("prove", "--home", str(home), "--executor", "serial", "--json"))
+    assert again["proven"] == 0 and again["batches"] == {}
+    assert "every batch is proven" in run("prove", "--home", str(home), "--executor", "serial")
+
+
+class FailingAfter(Executor):
+    """Runs tasks inline, and fails every task after the first `k` (a crash mid-run)."""
+
+    workers = 1
+
+    def __init__(self, k: int):
+        self.k = k
+        self.submitted = 0
+        self.inner = SerialExecutor()
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        self.submitted += 1
+        if self.submitted > self.k:
+            future: Future = Future()
+            future.set_exception(RuntimeError("worker lost"))
+            return future
+        return self.inner.submit(fn, *args, **kwargs)
+
+
+def test_prove_resumes_at_the_first_unproven_segment(home):
+    store = Store.open(home)
+    try:
+        with pytest.raises(ProvingError, match="run prove again to resume"):
+            prove_batches(home, store, FailingAfter(2))
+        assert [p.segment for p in get_proofs(store, 1)] == [0, 1]
+        first = {p.segment: p.proof for p in get_proofs(store, 1)}
+    finally:
+        store.close()
+    out = json.loads(run("prove", "1", "--home", str(home), "--executor", "serial", "--json"))
+    assert out["proven"] == 2 and out["already_proven"] == 2 and out["batches"]["1"]["proven"] == 4
+    store = Store.open(home)
+    try:
+        rows = get_proofs(store, 1)
+    finally:
+        store.close()
+    assert [p.segment for p in rows] == [0, 1, 2, 3]
+    assert {p.segment: p.proof for p in rows if p.segment < 2} == first  # kept, not redone
+    vk, items = get_published_items(home)
+    assert batch_verify(vk, items, random.Random(2))
+
+
+def test_prove_errors_are_readable(home, tmp_path):
+    assert "no committed batch 7" in run("prove", "7", "--home", str(home), "--executor", "serial", code=1)
+    shutil.rmtree(home / "keys")
+    assert "rollup setup" in run("prove", "--home", str(home), "--executor", "serial", code=1)
+    assert "rollup init" in run("prove", "--home", str(tmp_path / "nowhere"), "--executor", "serial", code=1)
