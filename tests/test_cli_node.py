@@ -98,5 +98,9 @@ def test_demo_runs_end_to_end(tmp_path):
     out = json.loads(run("demo", "--home", str(tmp_path), "--accounts", "30", "--txs", "200", "--json").output)
     assert out["accepted"] > 0 and out["new_root"].startswith("0x") and out["new_root"] != out["prev_root"]
     assert out["workers"] == 2 and out["parallel_equals_sequential"] is True
+    assert out["proof"]["valid"] is True and out["proof"]["segments"] >= 1
     status = json.loads(run("status", "--home", out["folder"] + "/node", "--json").output)
     assert status["root"] == out["new_root"]
+    # a second run reuses the cached keys
+    again = json.loads(run("demo", "--home", str(tmp_path), "--accounts", "30", "--txs", "50", "--json").output)
+    assert again["proof"]["setup_cached"] is True and again["proof"]["vk_hash"] == out["proof"]["vk_hash"]

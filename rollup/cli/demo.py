@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from rollup.cli.common import UserError, console, print_json
 from rollup.cli.fixtures import generate_with_progress
 from rollup.cli.node import HomeOption, JsonOption, _submit_with_progress, batch_summary, hex0x
 from rollup.executors import make_executor
-from rollup.fixtures import FixtureError, WorkloadSpec, write_workload
+from rollup.fixtures import FixtureError, WorkloadSpec, generate_workload, write_workload
 from rollup.node import Node, NodeError, resolve_home
 from rollup.state import get_equity, get_margin_requirement
 from rollup.units import format_usd
@@ -28,6 +29,7 @@ def demo(
     invalid_share: Annotated[float, typer.Option(help="Share of deliberately invalid transactions.")] = 0.02,
     seed: Annotated[int, typer.Option(help="Workload seed.")] = 7,
     workers: Annotated[int, typer.Option(help="Worker processes for the batch (0: sequential only).")] = 2,
+    prove: Annotated[bool, typer.Option("--prove/--no-prove", help="Also prove and verify a small batch (Groth16).")] = True,
     json_output: JsonOption = False,
 ) -> None:
     """Create a node in HOME/demo (replacing an earlier demo), generate a signed workload, execute
@@ -81,6 +83,7 @@ def demo(
         }
     finally:
         node.close()
+    proof = run_proof_demo(folder, resolve_home(home) / "demo-keys", seed, workers, json_output) if prove else None
     summary = batch_summary(result)
     out = {
         "folder": str(folder),
@@ -90,6 +93,7 @@ def demo(
         "parallel_equals_sequential": parallel_equals_sequential,
         "phase_timings_s": {k: round(v, 3) for k, v in timings.items()},
         "hot_account": sample,
+        "proof": proof,
     }
     if json_output:
         print_json(out)
@@ -111,4 +115,115 @@ def demo(
     console.print(f"new root  [bold]{summary['new_root']}[/] (recomputed from the stored leaves after reopening)")
     if workers:
         console.print(f"{workers} worker processes gave the same root as a sequential run of the same batch")
+    if proof is not None:
+        t = proof["timings_s"]
+        console.print(
+            f"proven batch: {proof['transactions']} transactions in {proof['segments']} segments of {proof['slots']} slots; "
+            f"setup {'cached' if proof['setup_cached'] else 'created'} ({t['setup_s']:.1f} s), proving {t['prove_s']:.1f} s, "
+            f"verification [bold]{'VALID' if proof['valid'] else 'INVALID'}[/] ({t['verify_s']:.2f} s: "
+            "signatures, public inputs rebuilt, one batched pairing check, roots)"
+        )
     console.print(f"next: rollup status --home {folder / 'node'}")
+
+
+PROOF_DEMO_SLOTS = 2
+
+
+def run_proof_demo(folder: Path, key_cache: Path, seed: int, workers: int, quiet: bool) -> dict:
+    """A small batch (4 accounts, 4 mixed transactions after their deposits and an oracle update)
+    through the whole proof pipeline: setup (its keys cached in `key_cache` across demo runs),
+    proving on `workers` processes, publishing, and verification from the published files."""
+    from prover.pipeline import prove_batches, run_setup
+    from rollup.publish import publish_batch
+    from rollup.storage import Store
+    from verifier.batch import VerificationError, verify_published_dir
+
+    timings: dict[str, float] = {}
+    small = generate_workload(WorkloadSpec(accounts=4, txs=4, seed=seed), workers=1)
+    home = folder / "proven"
+    node = Node.init(home, small.genesis)
+    node.submit(small.transactions)
+    node.close()
+    store = Store.open(home)
+    try:
+        t0 = time.perf_counter()
+        cached = restore_keys(key_cache, home)
+        setup = run_setup(home, store, PROOF_DEMO_SLOTS)
+        if not setup.cached:
+            save_keys(key_cache, home)
+        timings["setup_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        with make_executor("process", workers=workers or 1) as executor:
+            report = prove_batches(home, store, executor)
+        timings["prove_s"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        publish_batch(home, store, 1, folder / "published")
+        try:
+            verify_published_dir(folder / "published", expected_vk_hash=bytes.fromhex(setup.vk_hash[2:]))
+            valid, reason = True, None
+        except VerificationError as exc:
+            valid, reason = False, f"{exc.reason}: {exc}"
+        timings["verify_s"] = time.perf_counter() - t2
+    finally:
+        store.close()
+    if not valid:
+        raise UserError(f"the demo's proven batch does not verify: {reason}")
+    return {
+        "transactions": len(small.transactions),
+        "segments": report.proven + report.skipped,
+        "slots": PROOF_DEMO_SLOTS,
+        "setup_cached": cached and setup.cached,
+        "vk_hash": setup.vk_hash,
+        "valid": valid,
+        "published": str(folder / "published"),
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
+
+
+
+def _key_files(home: Path) -> tuple[Path, Path]:
+    from prover.pipeline import get_key_paths
+
+    return get_key_paths(home)
+
+
+def save_keys(cache: Path, home: Path) -> None:
+    """Keep the demo circuit's keys and their node settings for the next demo run."""
+    from prover.pipeline import META_SETUP_CONSTRAINTS, META_SETUP_SLOTS, META_VK_HASH
+    from rollup.storage import Store
+
+    cache.mkdir(parents=True, exist_ok=True)
+    for path in _key_files(home):
+        shutil.copyfile(path, cache / path.name)
+    store = Store.open(home)
+    try:
+        settings = {k: store.get_meta(k) for k in (META_VK_HASH, META_SETUP_SLOTS, META_SETUP_CONSTRAINTS)}
+        settings["genesis"] = store.get_meta("genesis")
+    finally:
+        store.close()
+    (cache / "settings.json").write_text(json.dumps(settings))
+
+
+def restore_keys(cache: Path, home: Path) -> bool:
+    """Put cached keys in place if they were made for this genesis and segment size; `rollup
+    prove` verifies every proof before storing it, so a wrong key fails loudly, never silently."""
+    from prover.pipeline import META_SEGMENT_SLOTS, META_SETUP_SLOTS
+    from rollup.storage import Store, set_meta
+
+    settings_path = cache / "settings.json"
+    if not settings_path.exists() or not all((cache / p.name).exists() for p in _key_files(home)):
+        return False
+    settings = json.loads(settings_path.read_text())
+    store = Store.open(home)
+    try:
+        if settings.pop("genesis") != store.get_meta("genesis") or settings[META_SETUP_SLOTS] != str(PROOF_DEMO_SLOTS):
+            return False
+        for path in _key_files(home):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cache / path.name, path)
+        for key, value in settings.items():
+            set_meta(store, key, value)
+        set_meta(store, META_SEGMENT_SLOTS, str(PROOF_DEMO_SLOTS))
+    finally:
+        store.close()
+    return True
