@@ -174,3 +174,42 @@ def test_prove_errors_are_readable(home, tmp_path):
     shutil.rmtree(home / "keys")
     assert "rollup setup" in run("prove", "--home", str(home), "--executor", "serial", code=1)
     assert "rollup init" in run("prove", "--home", str(tmp_path / "nowhere"), "--executor", "serial", code=1)
+
+
+def test_prove_killed_mid_run_resumes_with_the_stored_proofs(home):
+    """A real `rollup prove` process killed with SIGKILL after its first stored proof: the proofs
+    it committed survive, and the next run proves only the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rollup.cli.main", "prove", "--home", str(home), "--executor", "serial", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    stored = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        store = Store.open(home)
+        try:
+            stored = len(get_proofs(store, 1))
+        finally:
+            store.close()
+        if stored >= 1:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "prove finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    store = Store.open(home)
+    try:
+        survived = len(get_proofs(store, 1))
+    finally:
+        store.close()
+    assert 1 <= survived < 4
+    out = json.loads(run("prove", "--home", str(home), "--executor", "serial", "--json"))
+    assert out["proven"] == 4 - survived and out["already_proven"] == survived
+    vk, items = get_published_items(home)
+    assert batch_verify(vk, items)
