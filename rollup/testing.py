@@ -6,6 +6,8 @@ environment where this project is installed can use:
 - `small_workload`: a seeded, signed workload (genesis + 221 transactions over 20 accounts,
   20% of them on one hot account, 5% deliberately invalid) from `rollup.fixtures`;
 - `workload_factory`: `workload_factory(**WorkloadSpec fields)` -> a new signed workload;
+- `small_workload_files`: (transactions file, genesis file) of `small_workload` in the test's
+  temporary directory, as `rollup fixtures` writes them;
 - `node_factory`: `node_factory(genesis, name="node")` -> a fresh `rollup.node.Node` in a
   temporary directory, closed after the test.
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from rollup.fixtures import Workload, WorkloadSpec, generate_workload
+from rollup.fixtures import Workload, WorkloadSpec, generate_workload, write_workload
 from rollup.node import Node
 
 
@@ -31,6 +33,13 @@ def workload_factory():
         return generate_workload(WorkloadSpec(**fields), workers=1)
 
     return make
+
+
+@pytest.fixture
+def small_workload_files(tmp_path: Path, small_workload: Workload) -> tuple[Path, Path]:
+    txs, genesis = tmp_path / "workload.jsonl", tmp_path / "genesis.json"
+    write_workload(small_workload, txs, genesis)
+    return txs, genesis
 
 
 @pytest.fixture

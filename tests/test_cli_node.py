@@ -20,11 +20,8 @@ def run(*args: str, code: int = 0):
 
 
 @pytest.fixture
-def files(tmp_path, small_workload):
-    txs = tmp_path / "workload.jsonl"
-    txs.write_text("".join(tx.model_dump_json() + "\n" for tx in small_workload.transactions))
-    genesis = tmp_path / "genesis.json"
-    genesis.write_text(small_workload.genesis.model_dump_json())
+def files(tmp_path, small_workload_files):
+    txs, genesis = small_workload_files
     return txs, genesis, str(tmp_path / "home")
 
 

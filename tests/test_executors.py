@@ -294,11 +294,8 @@ def _cli(*args: str, code: int = 0):
 
 
 @pytest.fixture
-def cli_files(tmp_path, small_workload):
-    txs = tmp_path / "workload.jsonl"
-    txs.write_text("".join(tx.model_dump_json() + "\n" for tx in small_workload.transactions))
-    genesis = tmp_path / "genesis.json"
-    genesis.write_text(small_workload.genesis.model_dump_json())
+def cli_files(tmp_path, small_workload_files):
+    txs, genesis = small_workload_files
     return str(txs), str(genesis), tmp_path
 
 
