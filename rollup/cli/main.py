@@ -76,6 +76,9 @@ app.command("prove")(_prove.prove_batches_command)
 from rollup.cli import verify as _verify  # noqa: E402
 app.command("publish")(_verify.publish_command)
 app.command("verify")(_verify.verify_command)
+from rollup.cli import l1 as _l1  # noqa: E402
+app.add_typer(_l1.app, name="l1")
+app.command("settle")(_l1.settle)
 # --- end of command registration ---
 
 

@@ -1,0 +1,605 @@
+# pragma version ~=0.4.3
+# pragma optimize codesize
+"""
+@title Batch verifier of the ZK derivatives rollup
+@notice Checks a batch's calldata and then settles it on the `Rollup` contract, which holds the
+        funds, the root, the deposit queue and the withdrawal claims (two contracts: one would
+        exceed EIP-170's 24,576-byte code limit). A batch is settled only if
+        - every segment's Groth16 proof verifies (one batched pairing check, `Groth16Verifier`),
+          with public inputs taken from the calldata windows, the batch number and segment index
+          from this contract;
+        - every window is bound to the state: account leaves are re-encoded from the windows'
+          before/after words and chained per key through the batch, the first "before" of every
+          key and the start instrument/globals leaves prove against the stored root with one
+          multiproof, and the last "after" of every key rebuilds the new root with the same proof;
+        - every position's oracle view (mark, funding index, risk array) equals the instrument
+          leaf as the slot sees it, oracle updates are signed by the genesis oracle key and follow
+          the oracle rules (replayed here);
+        - every user signature recovers (ecrecover over its EIP-712 digest) to the account's
+          registered address (the window's `address_before`): signatures are not proven in the
+          circuit;
+        - the batch's deposits consume the L1 queue in order (rolling hash).
+        The circuit proves the rules over the windows (see verifier/segment.py for the layout).
+"""
+
+import params
+import eip712
+
+struct Withdrawal:
+    account: uint256
+    recipient: address
+    amount: uint256
+
+
+interface Rollup:
+    def state_root() -> bytes32: view
+    def batch_number() -> uint256: view
+    def deposits_consumed() -> uint256: view
+    def deposit_hashes(n: uint256) -> bytes32: view
+    def settle(
+        new_root: bytes32,
+        transactions: uint256,
+        keys: DynArray[uint256, MAX_KEYS],
+        before: DynArray[bytes32, MAX_KEYS],
+        after: DynArray[bytes32, MAX_KEYS],
+        siblings: DynArray[bytes32, MAX_SIBLINGS],
+        bitmap: DynArray[bytes32, MAX_BITMAP],
+        deposits_end: uint256,
+        queue_hash: bytes32,
+        withdrawals: DynArray[Withdrawal, MAX_SLOTS],
+    ): nonpayable
+
+interface Groth16Verifier:
+    def compute_vk_x(inputs: DynArray[uint256, params.N_PUBLIC]) -> uint256[2]: view
+    def verify_batch(proofs: DynArray[uint256[8], 16], vk_xs: DynArray[uint256[2], 16]) -> bool: view
+
+# --- window layout (verifier/segment.py: flatten order of SlotPublic) --------------------------------
+N_TYPES: constant(uint256) = 8
+TX: constant(uint256) = 8  # after the 8 type flags: the transaction's 11 words
+WIN_A: constant(uint256) = 19
+POS: constant(uint256) = 7  # words of an account window before its position slots
+PW: constant(uint256) = 10 + params.N_SCENARIOS  # words of a position slot
+AW: constant(uint256) = POS + params.MAX_POSITIONS * PW
+WIN_B: constant(uint256) = WIN_A + AW
+WIN_I: constant(uint256) = WIN_B + AW
+WIN_G: constant(uint256) = WIN_I + 8
+SEGMENT_WORDS: constant(uint256) = params.N_SLOTS * params.SLOT_WORDS
+
+# slot types (verifier.segment.SLOT_TYPES order)
+DEPOSIT: constant(uint256) = 0
+WITHDRAW: constant(uint256) = 1
+TRANSFER: constant(uint256) = 2
+PERP_TRADE: constant(uint256) = 3
+OPTION_TRADE: constant(uint256) = 4
+SETTLE_EXPIRED: constant(uint256) = 5
+LIQUIDATE: constant(uint256) = 6
+ORACLE_UPDATE: constant(uint256) = 7
+NOOP: constant(uint256) = 8
+
+# state-tree keys (verifier/encoding.py)
+KIND_SHIFT: constant(uint256) = 29
+INSTRUMENT_KIND: constant(uint256) = 1 << KIND_SHIFT
+GLOBALS_KEY: constant(uint256) = 2 << KIND_SHIFT
+LEAF_ACCOUNT: constant(uint256) = 1
+LEAF_INSTRUMENT: constant(uint256) = 2
+LEAF_GLOBALS: constant(uint256) = 3
+
+# bounds of one batch
+MAX_SEGMENTS: constant(uint256) = 16
+MAX_SLOTS: constant(uint256) = MAX_SEGMENTS * params.N_SLOTS
+MAX_SIGNATURES: constant(uint256) = 2 * MAX_SLOTS
+MAX_ORACLE: constant(uint256) = 16
+MAX_INSTRUMENTS: constant(uint256) = 16
+MAX_KEYS: constant(uint256) = 256
+MAX_SIBLINGS: constant(uint256) = 2048
+MAX_BITMAP: constant(uint256) = 256
+ACCOUNT_LEAF_WORDS: constant(uint256) = 5 + 4 * params.MAX_POSITIONS
+INSTRUMENT_LEAF_WORDS: constant(uint256) = 10 + params.N_SCENARIOS
+
+
+struct Segment:
+    words: DynArray[uint256, SEGMENT_WORDS]  # the slots' public words (field elements)
+    proof: uint256[8]  # A, B (EIP-197 order), C
+
+
+struct Instrument:  # an instrument leaf, decoded (verifier/encoding.py INSTRUMENT_WORDS)
+    id: uint256
+    kind: uint256  # 0 perpetual, 1 option
+    has_mark: uint256
+    mark: uint256
+    funding_index: int256
+    open_interest: uint256
+    has_settlement: uint256
+    settlement: uint256
+    n_risk: uint256  # 0 until the oracle publishes a risk array, then N_SCENARIOS
+    risk: int256[params.N_SCENARIOS]
+
+
+struct Globals:
+    fee_pool: uint256
+    insurance_fund: int256
+    deposit_count: uint256
+    oracle_time: uint256
+    genesis_hash: bytes32
+
+
+struct OracleUpdate:  # the signed update's lists (sorted by instrument); the timestamp is a tx word
+    marks: DynArray[uint256[2], MAX_INSTRUMENTS]  # (instrument, price)
+    funding_markets: DynArray[uint256, MAX_INSTRUMENTS]
+    funding_indices: DynArray[int256, MAX_INSTRUMENTS]
+    risk_instruments: DynArray[uint256, MAX_INSTRUMENTS]
+    risk_values: DynArray[int256[params.N_SCENARIOS], MAX_INSTRUMENTS]
+    settlements: DynArray[uint256[2], MAX_INSTRUMENTS]  # (instrument, price)
+    signature: uint256[3]  # v, r, s
+
+
+struct SlotResult:
+    kind: uint256
+    digest: bytes32  # the EIP-712 digest its signers signed
+    signer_a: address  # window A's registered address before the slot
+    signer_b: address
+    n_signers: uint256  # 0 (deposit, oracle update, padding), 1 or 2
+    first: address  # who signs first, then `signer_b` for two-sided trades
+
+
+struct MultiProof:
+    keys: DynArray[uint256, MAX_KEYS]  # sorted: every key the batch touches, every instrument, globals
+    siblings: DynArray[bytes32, MAX_SIBLINGS]
+    bitmap: DynArray[bytes32, MAX_BITMAP]
+
+
+# --- configuration (the genesis the circuit and the state commit to) -------------------------------
+rollup: public(Rollup)
+verifier: public(Groth16Verifier)
+l2_chain_id: public(uint256)  # the EIP-712 domain's chain id (genesis), not the L1's
+oracle: public(address)
+genesis_hash: public(bytes32)
+instrument_ids: public(DynArray[uint256, MAX_INSTRUMENTS])
+instrument_kind: public(HashMap[uint256, uint256])
+instrument_expiry: public(HashMap[uint256, uint256])
+
+# per-batch scratch (EIP-1153 transient storage: gone after the transaction)
+t_epoch: transient(uint256)
+t_key_slot: transient(HashMap[uint256, uint256])  # key -> index + 1 in the multiproof's keys
+t_seen: transient(HashMap[uint256, uint256])  # index -> epoch of its first touch
+t_before: transient(HashMap[uint256, bytes32])
+t_after: transient(HashMap[uint256, bytes32])
+t_instrument: transient(HashMap[uint256, Instrument])
+t_globals: transient(Globals)
+t_queue_hash: transient(bytes32)
+t_withdrawals: transient(DynArray[Withdrawal, MAX_SLOTS])
+
+
+@deploy
+def __init__(
+    rollup: address,
+    verifier: address,
+    l2_chain_id: uint256,
+    oracle: address,
+    genesis_hash: bytes32,
+    instrument_ids: DynArray[uint256, MAX_INSTRUMENTS],
+    instrument_kinds: DynArray[uint256, MAX_INSTRUMENTS],
+    instrument_expiries: DynArray[uint256, MAX_INSTRUMENTS],
+):
+    # the window layout this source assumes is the one params.vy was generated for
+    assert WIN_G + 6 == params.SLOT_WORDS, "window layout does not match the segment shape"
+    # one kind and one expiry per instrument, listed by increasing id
+    assert len(instrument_kinds) == len(instrument_ids) and len(instrument_expiries) == len(instrument_ids), "instrument lists differ in length"
+    previous: uint256 = 0
+    for i: uint256 in range(len(instrument_ids), bound=MAX_INSTRUMENTS):
+        assert i == 0 or instrument_ids[i] > previous, "instruments must be sorted by id"
+        assert instrument_kinds[i] <= 1, "instrument kind is 0 (perpetual) or 1 (option)"
+        previous = instrument_ids[i]
+        self.instrument_kind[previous] = instrument_kinds[i]
+        self.instrument_expiry[previous] = instrument_expiries[i]
+    self.rollup = Rollup(rollup)
+    self.verifier = Groth16Verifier(verifier)
+    self.l2_chain_id = l2_chain_id
+    self.oracle = oracle
+    self.genesis_hash = genesis_hash
+    self.instrument_ids = instrument_ids
+
+
+# --- settlement ----------------------------------------------------------------------------------
+
+@internal
+@pure
+def _to_int(x: uint256) -> int256:
+    """A signed value from its field element v mod r."""
+    assert x < params.BN254_R, "public word >= r"
+    if x > params.BN254_R // 2:
+        return -convert(params.BN254_R - x, int256)
+    return convert(x, int256)
+
+
+@internal
+@pure
+def _to_word(x: uint256) -> uint256:
+    """A signed value's leaf word (two's complement) from its field element."""
+    return convert(self._to_int(x), uint256)
+
+
+@internal
+@pure
+def _from_int(v: int256) -> uint256:
+    """The field element of a signed value."""
+    if v < 0:
+        return params.BN254_R - convert(-v, uint256)
+    return convert(v, uint256)
+
+
+@internal
+@pure
+def _hash_words(words: DynArray[uint256, ACCOUNT_LEAF_WORDS]) -> bytes32:
+    return keccak256(slice(abi_encode(words), 64, 32 * len(words)))
+
+
+@internal
+@view
+def _hash_instrument(inst: Instrument) -> bytes32:
+    words: DynArray[uint256, INSTRUMENT_LEAF_WORDS] = [
+        LEAF_INSTRUMENT, inst.id, inst.kind, inst.has_mark, inst.mark, convert(inst.funding_index, uint256),
+        inst.open_interest, inst.has_settlement, inst.settlement, inst.n_risk,
+    ]
+    for k: uint256 in range(inst.n_risk, bound=params.N_SCENARIOS):
+        words.append(convert(inst.risk[k], uint256))
+    return keccak256(slice(abi_encode(words), 64, 32 * len(words)))
+
+
+@internal
+@view
+def _hash_globals(g: Globals) -> bytes32:
+    return keccak256(abi_encode(LEAF_GLOBALS, g.fee_pool, g.insurance_fund, g.deposit_count, g.oracle_time, g.genesis_hash))
+
+
+@internal
+def _touch(key: uint256, before: bytes32, after: bytes32):
+    """Chain one leaf step: the first before of a key is proven against the old root, later ones
+    must equal the previous after."""
+    index: uint256 = self.t_key_slot[key]
+    # the multiproof covers every key the batch touches
+    assert index != 0, "a touched key is missing from the multiproof"
+    index -= 1
+    if self.t_seen[index] != self.t_epoch:
+        self.t_seen[index] = self.t_epoch
+        self.t_before[index] = before
+    else:
+        # the leaf as the previous step left it
+        assert self.t_after[index] == before, "a leaf step does not start where the previous one ended"
+    self.t_after[index] = after
+
+
+@internal
+def _check_zero(w: DynArray[uint256, params.SLOT_WORDS], start: uint256, count: uint256, what: String[40]):
+    for k: uint256 in range(count, bound=params.SLOT_WORDS):
+        assert w[start + k] == 0, what
+
+
+@internal
+def _check_position_view(w: DynArray[uint256, params.SLOT_WORDS], p: uint256, instrument_id: uint256):
+    """The oracle view a position slot carries is the instrument leaf as the slot sees it."""
+    # only listed instruments are held
+    assert self.t_key_slot[INSTRUMENT_KIND | instrument_id] != 0, "position in an unlisted instrument"
+    inst: Instrument = self.t_instrument[instrument_id]
+    assert w[p + 8] == inst.mark, "position mark is not the instrument's"
+    assert w[p + 9] == self._from_int(inst.funding_index), "position funding index is not the instrument's"
+    for k: uint256 in range(params.N_SCENARIOS):
+        assert w[p + 10 + k] == self._from_int(inst.risk[k]), "position risk array is not the instrument's"
+
+
+@internal
+def _process_account(w: DynArray[uint256, params.SLOT_WORDS], o: uint256, account: uint256, traded: uint256) -> address:
+    """Bind an account window to its leaves: re-encode the leaf before and after the slot from the
+    window, check the canonical position layout and the oracle views, and chain the key.
+    Returns the registered address (the signer) before the slot."""
+    assert account < 1 << KIND_SHIFT, "account id out of range"
+    exists: uint256 = w[o]
+    assert exists <= 1, "exists_before is a bit"
+    # addresses are 160-bit words
+    assert w[o + 1] < 1 << 160 and w[o + 2] < 1 << 160, "address word out of range"
+    before: DynArray[uint256, ACCOUNT_LEAF_WORDS] = [LEAF_ACCOUNT, w[o + 1], w[o + 3], w[o + 4], 0]
+    after: DynArray[uint256, ACCOUNT_LEAF_WORDS] = [LEAF_ACCOUNT, w[o + 2], w[o + 5], w[o + 6], 0]
+    padding: bool = False
+    has_previous: bool = False
+    previous: uint256 = 0
+    for i: uint256 in range(params.MAX_POSITIONS):
+        p: uint256 = o + POS + i * PW
+        used: bool = w[p + 2] != 0 or w[p + 5] != 0 or w[p + 1] != 0
+        if not used:
+            # unused position slots are zero and come last
+            self._check_zero(w, p, PW, "unused position slot is not zero")
+            padding = True
+            continue
+        assert not padding, "position slots are not packed"
+        instrument_id: uint256 = w[p]
+        # held instruments in increasing id order, each once (the canonical leaf)
+        assert instrument_id < 1 << 16, "instrument id out of range"
+        assert not has_previous or instrument_id > previous, "positions must be sorted by instrument"
+        has_previous = True
+        previous = instrument_id
+        # the matched slot is the traded instrument's (the circuit also proves this)
+        assert w[p + 1] == 0 or instrument_id == traded, "matched position is not the traded instrument"
+        # a size of 0 is no position: cost and funding are 0 too
+        if w[p + 2] == 0:
+            assert w[p + 3] == 0 and w[p + 4] == 0, "position before has size 0 but cost or funding"
+        else:
+            before.append(instrument_id)
+            before.append(self._to_word(w[p + 2]))
+            before.append(self._to_word(w[p + 3]))
+            before.append(self._to_word(w[p + 4]))
+            before[4] += 1
+        if w[p + 5] == 0:
+            assert w[p + 6] == 0 and w[p + 7] == 0, "position after has size 0 but cost or funding"
+        else:
+            after.append(instrument_id)
+            after.append(self._to_word(w[p + 5]))
+            after.append(self._to_word(w[p + 6]))
+            after.append(self._to_word(w[p + 7]))
+            after[4] += 1
+        self._check_position_view(w, p, instrument_id)
+    before_hash: bytes32 = empty(bytes32)
+    if exists == 1:
+        before_hash = self._hash_words(before)
+    else:
+        # an absent account has nothing before
+        assert w[o + 1] == 0 and w[o + 3] == 0 and w[o + 4] == 0 and before[4] == 0, "absent account with a non-zero window"
+    self._touch(account, before_hash, self._hash_words(after))
+    return convert(w[o + 1], address)
+
+
+@internal
+def _process_instrument(w: DynArray[uint256, params.SLOT_WORDS], o: uint256, instrument_id: uint256):
+    """The traded instrument's window is its leaf as the slot sees it; open interest moves by the
+    proven delta."""
+    index: uint256 = self.t_key_slot[INSTRUMENT_KIND | instrument_id]
+    assert index != 0 and instrument_id < 1 << 16, "trade in an unlisted instrument"
+    inst: Instrument = self.t_instrument[instrument_id]
+    assert w[o] == convert(inst.kind == 0, uint256), "instrument window: is_perp"
+    assert w[o + 1] == inst.has_mark and w[o + 2] == inst.mark, "instrument window: mark"
+    assert w[o + 3] == convert(inst.n_risk != 0, uint256), "instrument window: has_risk"
+    assert w[o + 4] == self.instrument_expiry[instrument_id], "instrument window: expiry"
+    assert w[o + 5] == inst.has_settlement and w[o + 6] == inst.settlement, "instrument window: settlement"
+    before: bytes32 = self._hash_instrument(inst)
+    interest: int256 = convert(inst.open_interest, int256) + self._to_int(w[o + 7])
+    assert interest >= 0, "open interest below zero"
+    inst.open_interest = convert(interest, uint256)
+    self.t_instrument[instrument_id] = inst
+    self._touch(INSTRUMENT_KIND | instrument_id, before, self._hash_instrument(inst))
+
+
+@internal
+def _process_globals(w: DynArray[uint256, params.SLOT_WORDS], o: uint256):
+    g: Globals = self.t_globals
+    before: bytes32 = self._hash_globals(g)
+    # the window starts where the previous slot left the globals leaf
+    assert w[o] == g.deposit_count and w[o + 2] == g.oracle_time, "globals window does not chain"
+    g.deposit_count = w[o + 1]
+    g.oracle_time = w[o + 3]
+    g.fee_pool = convert(convert(g.fee_pool, int256) + self._to_int(w[o + 4]), uint256)
+    g.insurance_fund += self._to_int(w[o + 5])
+    self.t_globals = g
+    self._touch(GLOBALS_KEY, before, self._hash_globals(g))
+
+
+@internal
+@pure
+def _check_signature(digest: bytes32, sig: uint256[3], signer: address):
+    # the account's registered key signed this transaction
+    assert eip712.recover(digest, sig[0], sig[1], sig[2]) == signer, "signature does not recover to the account's address"
+
+
+@internal
+def _find_oracle_instrument(instrument_id: uint256) -> Instrument:
+    # only listed instruments are priced
+    assert instrument_id < 1 << 16 and self.t_key_slot[INSTRUMENT_KIND | instrument_id] != 0, "oracle update for an unlisted instrument"
+    return self.t_instrument[instrument_id]
+
+
+@internal
+def _process_oracle(update: OracleUpdate, timestamp: uint256):
+    """Replay a signed oracle update on the instrument leaves (the rules of verifier/batch.py
+    `compute_oracle_writes`): the circuit proves only the oracle clock."""
+    digest: bytes32 = eip712.compute_oracle_digest(
+        timestamp, update.marks, update.funding_markets, update.funding_indices, update.risk_instruments,
+        update.risk_values, update.settlements, self.l2_chain_id
+    )
+    # prices come from the genesis oracle key
+    assert eip712.recover(digest, update.signature[0], update.signature[1], update.signature[2]) == self.oracle, "oracle update not signed by the oracle"
+    assert len(update.funding_markets) == len(update.funding_indices) and len(update.risk_instruments) == len(update.risk_values), "oracle lists differ in length"
+    touched: DynArray[uint256, 4 * MAX_INSTRUMENTS] = []
+    before: DynArray[bytes32, 4 * MAX_INSTRUMENTS] = []
+    for item: uint256[2] in update.marks:
+        inst: Instrument = self._find_oracle_instrument(item[0])
+        touched.append(item[0])
+        before.append(self._hash_instrument(inst))
+        inst.has_mark = 1
+        inst.mark = item[1]
+        self.t_instrument[item[0]] = inst
+    for i: uint256 in range(len(update.funding_markets), bound=MAX_INSTRUMENTS):
+        market: uint256 = update.funding_markets[i]
+        inst: Instrument = self._find_oracle_instrument(market)
+        # funding only for perpetual markets
+        assert inst.kind == 0, "funding for an instrument that is not a perpetual"
+        touched.append(market)
+        before.append(self._hash_instrument(inst))
+        inst.funding_index = update.funding_indices[i]
+        self.t_instrument[market] = inst
+    for i: uint256 in range(len(update.risk_instruments), bound=MAX_INSTRUMENTS):
+        instrument_id: uint256 = update.risk_instruments[i]
+        inst: Instrument = self._find_oracle_instrument(instrument_id)
+        touched.append(instrument_id)
+        before.append(self._hash_instrument(inst))
+        inst.n_risk = params.N_SCENARIOS
+        inst.risk = update.risk_values[i]
+        self.t_instrument[instrument_id] = inst
+    for item: uint256[2] in update.settlements:
+        inst: Instrument = self._find_oracle_instrument(item[0])
+        # settlement only for expired option series, once
+        assert inst.kind == 1 and self.instrument_expiry[item[0]] <= timestamp and inst.has_settlement == 0, "settlement not allowed"
+        touched.append(item[0])
+        before.append(self._hash_instrument(inst))
+        inst.has_settlement = 1
+        inst.settlement = item[1]
+        self.t_instrument[item[0]] = inst
+    # chain each written leaf once per update: its state before the update, then after it
+    for i: uint256 in range(len(touched), bound=4 * MAX_INSTRUMENTS):
+        first: bool = True
+        for j: uint256 in range(i, bound=4 * MAX_INSTRUMENTS):
+            if touched[j] == touched[i]:
+                first = False
+                break
+        if first:
+            self._touch(INSTRUMENT_KIND | touched[i], before[i], self._hash_instrument(self.t_instrument[touched[i]]))
+
+
+@internal
+def _process_slot(w: DynArray[uint256, params.SLOT_WORDS]) -> SlotResult:
+    """Bind one slot's windows to the state (an oracle update's lists are the caller's)."""
+    result: SlotResult = empty(SlotResult)
+    result.kind = NOOP
+    for k: uint256 in range(N_TYPES):
+        if w[k] != 0:
+            # one type per slot (the circuit proves the flags are bits, at most one set)
+            assert result.kind == NOOP and w[k] == 1, "type flags are not one bit"
+            result.kind = k
+    kind: uint256 = result.kind
+    if kind == NOOP:
+        self._check_zero(w, 0, params.SLOT_WORDS, "a padding slot is not zero")
+        return result
+    if kind == ORACLE_UPDATE:
+        # the clock is proven in the circuit; the windows are empty
+        self._check_zero(w, WIN_A, 2 * AW + 8, "an oracle update's windows are not zero")
+        self._process_globals(w, WIN_G)
+        return result
+    words: uint256[11] = empty(uint256[11])
+    for k: uint256 in range(11):
+        words[k] = w[TX + k]
+    traded: bool = kind == PERP_TRADE or kind == OPTION_TRADE or kind == SETTLE_EXPIRED or kind == LIQUIDATE
+    instrument: uint256 = max_value(uint256)  # matches no position slot
+    if traded:
+        instrument = words[2]
+    result.signer_a = self._process_account(w, WIN_A, words[0], instrument)
+    uses_b: bool = kind == TRANSFER or kind == PERP_TRADE or kind == OPTION_TRADE or kind == LIQUIDATE or (kind == SETTLE_EXPIRED and words[1] != words[0])
+    if uses_b:
+        b_traded: uint256 = instrument
+        if kind == SETTLE_EXPIRED:
+            b_traded = max_value(uint256)  # a keeper's positions do not change
+        result.signer_b = self._process_account(w, WIN_B, words[1], b_traded)
+    else:
+        self._check_zero(w, WIN_B, AW, "an unused account window is not zero")
+    if traded:
+        self._process_instrument(w, WIN_I, instrument)
+    else:
+        self._check_zero(w, WIN_I, 8, "an unused instrument window is not zero")
+    self._process_globals(w, WIN_G)
+    if kind == DEPOSIT:
+        # the L1 queue, in order: the queue entry is the deposit's authorisation
+        assert words[9] < 1 << 160 and words[3] < 1 << 64, "deposit word out of range"
+        self.t_queue_hash = keccak256(abi_encode(self.t_queue_hash, words[0], convert(words[9], address), words[3]))
+        return result
+    result.digest = eip712.compute_tx_digest(kind, words, self.l2_chain_id)
+    result.n_signers = 1
+    result.first = result.signer_a
+    if kind == PERP_TRADE or kind == OPTION_TRADE:
+        result.n_signers = 2  # both sides sign the same message: window A's (taker, buyer) first
+    elif kind == SETTLE_EXPIRED and uses_b:
+        result.first = result.signer_b  # the keeper
+    if kind == WITHDRAW:
+        self.t_withdrawals.append(Withdrawal(account=words[0], recipient=result.signer_a, amount=words[3]))
+    return result
+
+
+@internal
+def _load_start(instruments: DynArray[Instrument, MAX_INSTRUMENTS], globals_before: Globals, proof: MultiProof):
+    self.t_epoch += 1
+    for i: uint256 in range(len(proof.keys), bound=MAX_KEYS):
+        # keys are sorted and unique (the multiproof checks it too)
+        assert i == 0 or proof.keys[i] > proof.keys[i - 1], "multiproof keys are not sorted"
+        self.t_key_slot[proof.keys[i]] = i + 1
+    # the instrument leaves as the batch starts: every listed instrument, in id order
+    assert len(instruments) == len(self.instrument_ids), "every listed instrument is published"
+    for i: uint256 in range(len(instruments), bound=MAX_INSTRUMENTS):
+        inst: Instrument = instruments[i]
+        assert inst.id == self.instrument_ids[i], "instruments are not the listed ones"
+        assert inst.kind == self.instrument_kind[inst.id], "instrument kind is not the genesis one"
+        assert inst.has_mark <= 1 and inst.has_settlement <= 1 and (inst.n_risk == 0 or inst.n_risk == params.N_SCENARIOS), "malformed instrument leaf"
+        if inst.n_risk == 0:
+            for k: uint256 in range(params.N_SCENARIOS):
+                assert inst.risk[k] == 0, "malformed instrument leaf"
+        self.t_instrument[inst.id] = inst
+        leaf: bytes32 = self._hash_instrument(inst)
+        self._touch(INSTRUMENT_KIND | inst.id, leaf, leaf)
+    # the globals leaf commits to this rollup's genesis
+    assert globals_before.genesis_hash == self.genesis_hash, "globals leaf is not this genesis"
+    assert globals_before.deposit_count == staticcall self.rollup.deposits_consumed(), "deposit count is not the settled one"
+    self.t_globals = globals_before
+    leaf: bytes32 = self._hash_globals(globals_before)
+    self._touch(GLOBALS_KEY, leaf, leaf)
+    self.t_queue_hash = staticcall self.rollup.deposit_hashes(globals_before.deposit_count)
+    self.t_withdrawals = []
+
+
+@external
+def submit_batch(
+    new_root: bytes32,
+    segments: DynArray[Segment, MAX_SEGMENTS],
+    instruments: DynArray[Instrument, MAX_INSTRUMENTS],
+    globals_before: Globals,
+    signatures: DynArray[uint256[3], MAX_SIGNATURES],
+    oracles: DynArray[OracleUpdate, MAX_ORACLE],
+    proof: MultiProof,
+):
+    """Settle the next batch; reverts with the first check that fails."""
+    assert len(segments) > 0, "a batch has at least one segment"
+    number: uint256 = staticcall self.rollup.batch_number() + 1
+    self._load_start(instruments, globals_before, proof)
+    transactions: uint256 = 0
+    n_signature: uint256 = 0
+    n_oracle: uint256 = 0
+    padded: bool = False
+    vk_xs: DynArray[uint256[2], MAX_SEGMENTS] = []
+    proofs: DynArray[uint256[8], MAX_SEGMENTS] = []
+    for i: uint256 in range(len(segments), bound=MAX_SEGMENTS):
+        assert len(segments[i].words) == SEGMENT_WORDS, "a segment has N_SLOTS * SLOT_WORDS words"
+        for j: uint256 in range(params.N_SLOTS):
+            slot: DynArray[uint256, params.SLOT_WORDS] = []
+            for k: uint256 in range(params.SLOT_WORDS):
+                slot.append(segments[i].words[j * params.SLOT_WORDS + k])
+            result: SlotResult = self._process_slot(slot)
+            kind: uint256 = result.kind
+            if kind == ORACLE_UPDATE:
+                assert n_oracle < len(oracles), "an oracle update's lists are missing"
+                self._process_oracle(oracles[n_oracle], slot[TX + 10])
+                n_oracle += 1
+            if result.n_signers > 0:
+                assert n_signature + result.n_signers <= len(signatures), "a signature is missing"
+                self._check_signature(result.digest, signatures[n_signature], result.first)
+                if result.n_signers == 2:
+                    self._check_signature(result.digest, signatures[n_signature + 1], result.signer_b)
+                n_signature += result.n_signers
+            # segments are full but the last, and no segment is only padding
+            assert kind == NOOP or not padded, "padding before the last transaction"
+            assert kind != NOOP or j > 0, "a segment with no transaction"
+            padded = padded or kind == NOOP
+            if kind != NOOP:
+                transactions += 1
+        inputs: DynArray[uint256, params.N_PUBLIC] = [number, i]
+        for k: uint256 in range(SEGMENT_WORDS):
+            inputs.append(segments[i].words[k])
+        vk_xs.append(staticcall self.verifier.compute_vk_x(inputs))
+        proofs.append(segments[i].proof)
+    # every signature and oracle update of the calldata is used
+    assert n_signature == len(signatures) and n_oracle == len(oracles), "unused signatures or oracle updates"
+    # one pairing check for every segment
+    assert staticcall self.verifier.verify_batch(proofs, vk_xs), "a segment proof does not verify"
+    # the first and last value of every key: the rollup proves them against its root
+    before: DynArray[bytes32, MAX_KEYS] = []
+    after: DynArray[bytes32, MAX_KEYS] = []
+    for k: uint256 in range(len(proof.keys), bound=MAX_KEYS):
+        assert self.t_seen[k] == self.t_epoch, "the multiproof holds a key the batch does not touch"
+        before.append(self.t_before[k])
+        after.append(self.t_after[k])
+    extcall self.rollup.settle(
+        new_root, transactions, proof.keys, before, after, proof.siblings, proof.bitmap,
+        self.t_globals.deposit_count, self.t_queue_hash, self.t_withdrawals
+    )

@@ -1,0 +1,266 @@
+"""The L1 commands: `rollup l1 deploy|deposit|withdraw|status` and `rollup settle [BATCH]`.
+
+The embedded L1 (py-evm through eth-tester) keeps its chain in HOME/l1/, so it persists across
+calls; `--rpc-url` uses any JSON-RPC chain instead (its deployment is recorded in
+HOME/l1/deployment-<chain id>.json).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Optional
+
+import typer
+
+from rollup.cli.common import UserError, console, print_json
+from rollup.cli.node import HomeOption, JsonOption
+from rollup.cli.prove import open_store
+
+app = typer.Typer(help="The settlement contract on an L1: deploy, deposit, withdraw, status.", no_args_is_help=True)
+
+RpcOption = Annotated[
+    Optional[str], typer.Option("--rpc-url", help="A JSON-RPC chain instead of the embedded L1 (HOME/l1).", show_default=False)
+]
+KeyOption = Annotated[
+    Optional[str],
+    typer.Option("--private-key", help="Sender's key (0x-hex); default: the L1's first dev account.", show_default=False),
+]
+
+
+@contextlib.contextmanager
+def open_l1(home: Path, rpc_url: str | None, private_key: str | None = None) -> Iterator[Any]:
+    """The L1 for this node; the embedded chain is saved after the command, even after a revert
+    (the reverted transaction is a mined block, as on any chain)."""
+    from contracts.chain import L1
+
+    if rpc_url:
+        yield L1.rpc(rpc_url, private_key)
+        return
+    l1 = L1.open(home / "l1" / "chain")
+    try:
+        yield l1
+    finally:
+        l1.save()
+
+
+def get_deployment_path(home: Path, l1: Any) -> Path:
+    return home / "l1" / f"deployment-{l1.w3.eth.chain_id}.json"
+
+
+def load_deployment(home: Path, l1: Any) -> Any:
+    from contracts.client import Deployment
+
+    path = get_deployment_path(home, l1)
+    # deployed first
+    if not path.exists():
+        raise UserError(f"no rollup is deployed on this L1 for {home}: run `rollup l1 deploy`")
+    return Deployment.load(path)
+
+
+def get_shape(store: Any, n_slots: int) -> Any:
+    from rollup.publish import get_genesis
+    from verifier.segment import SegmentShape
+
+    return SegmentShape.from_genesis(get_genesis(store), n_slots)
+
+
+@contextlib.contextmanager
+def l1_errors() -> Iterator[None]:
+    from contracts.chain import L1Revert
+    from contracts.client import SettlementError
+
+    try:
+        yield
+    except (L1Revert, SettlementError) as exc:
+        raise UserError(str(exc)) from None
+
+
+def deploy(
+    rpc_url: RpcOption = None,
+    private_key: KeyOption = None,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Deploy the rollup's contracts (Groth16 verifier with this node's key, batch verifier,
+    settlement contract at the genesis root). Needs `rollup setup` first."""
+    from contracts.client import deploy_rollup
+    from prover.pipeline import ProvingError, get_current_keys, get_key_paths
+    from rollup.publish import get_genesis
+    from verifier.snarkjs import read_json
+
+    with open_store(home) as (target, store):
+        try:
+            vk_hash, n_slots = get_current_keys(target, store)
+        except ProvingError as exc:
+            raise UserError(str(exc)) from None
+        genesis = get_genesis(store)
+        genesis_root = bytes.fromhex(store.get_meta("genesis_root") or "")
+        shape = get_shape(store, n_slots)
+    with open_l1(target, rpc_url, private_key) as l1, l1_errors():
+        path = get_deployment_path(target, l1)
+        # one deployment per node and chain
+        if path.exists():
+            raise UserError(f"already deployed on this L1 ({path}); remove the file to deploy again")
+        deployment = deploy_rollup(l1, genesis, shape, read_json(get_key_paths(target)[1]), vk_hash, genesis_root)
+        deployment.save(path)
+    info = {"rollup": deployment.rollup, "batch_verifier": deployment.batch_verifier, "groth16_verifier": deployment.groth16_verifier, "n_slots": n_slots}
+    if json_output:
+        print_json(info)
+        return
+    console.print(f"deployed: rollup {deployment.rollup}, batch verifier {deployment.batch_verifier}, Groth16 verifier {deployment.groth16_verifier}")
+
+
+def deposit(
+    account: Annotated[int, typer.Option("--account", help="L2 account id to credit.")],
+    amount: Annotated[int, typer.Option("--amount", help="Collateral units (1e-6 USD).")],
+    key: Annotated[str, typer.Option("--key", help="The depositor's private key (0x-hex): it owns the account.")],
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Append the signed L2 deposit transaction to this JSONL file.", show_default=False)
+    ] = None,
+    rpc_url: RpcOption = None,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Deposit on L1 (the queue), and write the L2 Deposit transaction that consumes it."""
+    from contracts.client import UNIT_WEI, get_contracts, l1_deposit
+    from rollup.publish import get_genesis
+
+    private_key = parse_key(key)
+    with open_store(home) as (target, store):
+        genesis = get_genesis(store)
+    with open_l1(target, rpc_url) as l1, l1_errors():
+        deployment = load_deployment(target, l1)
+        with open_store(target) as (_, store):
+            shape = get_shape(store, deployment.n_slots)
+        contracts = get_contracts(l1, deployment, shape)
+        tx = l1_deposit(l1, contracts, genesis, account, amount, private_key)
+    line = tx.model_dump_json()
+    if out is not None:
+        with out.open("a") as f:
+            f.write(line + "\n")
+    info = {"deposit_id": tx.deposit_id, "account": account, "amount": amount, "wei": amount * UNIT_WEI, "address": tx.address, "l2_transaction": tx.model_dump()}
+    if json_output:
+        print_json(info)
+        return
+    console.print(f"L1 deposit {tx.deposit_id}: {amount} units to account {account} from {tx.address}")
+    if out is None:
+        console.print(line)
+
+
+def parse_key(text: str) -> bytes:
+    body = text.removeprefix("0x")
+    # 32 bytes of hex
+    try:
+        key = bytes.fromhex(body)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise UserError("--key must be a 0x-prefixed 32-byte hex private key")
+    return key
+
+
+def settle(
+    batch: Annotated[Optional[int], typer.Argument(help="Batch to settle (default: every proven, unsettled one).", show_default=False)] = None,
+    rpc_url: RpcOption = None,
+    private_key: KeyOption = None,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Settle proven batches on L1, in order: the contract checks every proof, window, signature
+    and the roots. Prints the gas used per batch and per transaction."""
+    from contracts.client import build_submit_args, get_contracts, submit_batch
+    from rollup.publish import PublishError, build_published
+
+    results = []
+    with open_l1(resolve(home), rpc_url, private_key) as l1, l1_errors():
+        deployment = load_deployment(resolve(home), l1)
+        with open_store(home) as (target, store):
+            shape = get_shape(store, deployment.n_slots)
+            contracts = get_contracts(l1, deployment, shape)
+            settled = contracts.rollup.functions.batch_number().call()
+            latest = store.latest_batch()
+            last = latest.number if latest else 0
+            numbers = [batch] if batch is not None else list(range(settled + 1, last + 1))
+            # the next batch, committed
+            if batch is not None and batch != settled + 1:
+                raise UserError(f"batch {batch} cannot settle: the L1 is at batch {settled}, the next is {settled + 1}")
+            if not numbers:
+                raise UserError(f"nothing to settle: the L1 is at batch {settled}, the node at {last}")
+            for number in numbers:
+                try:
+                    published = build_published(target, store, number)
+                except PublishError as exc:
+                    raise UserError(str(exc)) from None
+                result = submit_batch(l1, contracts, build_submit_args(published, shape))
+                results.append(result)
+                if not json_output:
+                    console.print(
+                        f"batch {result.batch} settled: {result.gas_used:,} gas, {result.transactions} transactions, "
+                        f"{result.gas_per_transaction:,.0f} gas per transaction, calldata {result.calldata_bytes:,} bytes"
+                    )
+    if json_output:
+        from dataclasses import asdict
+
+        print_json({"settled": [asdict(r) for r in results]})
+
+
+def resolve(home: Path | None) -> Path:
+    from rollup.node import resolve_home
+
+    return resolve_home(home)
+
+
+def withdraw(
+    batch: Annotated[int, typer.Argument(help="Settled batch whose withdrawals to claim.")],
+    index: Annotated[Optional[int], typer.Option("--index", help="Only this withdrawal of the batch.", show_default=False)] = None,
+    rpc_url: RpcOption = None,
+    private_key: KeyOption = None,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Claim a settled batch's withdrawals on L1 (each once, with its proof; paid to the account's address)."""
+    from contracts.client import claim_withdrawals, get_contracts
+    from rollup.publish import PublishError, build_published
+
+    target = resolve(home)
+    with open_l1(target, rpc_url, private_key) as l1, l1_errors():
+        deployment = load_deployment(target, l1)
+        with open_store(target) as (_, store):
+            shape = get_shape(store, deployment.n_slots)
+            try:
+                published = build_published(target, store, batch)
+            except PublishError as exc:
+                raise UserError(str(exc)) from None
+        contracts = get_contracts(l1, deployment, shape)
+        paid = claim_withdrawals(l1, contracts, published, index)
+    if json_output:
+        print_json({"batch": batch, "claimed": paid})
+        return
+    for claim in paid:
+        console.print(f"paid {claim['amount']} units to {claim['recipient']} (batch {batch}, withdrawal {claim['index']})")
+
+
+def status(
+    rpc_url: RpcOption = None,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The settlement contract's state: root, batch, deposit queue, escape hatch, balance."""
+    from contracts.client import get_contracts, get_status
+
+    target = resolve(home)
+    with open_l1(target, rpc_url) as l1, l1_errors():
+        deployment = load_deployment(target, l1)
+        with open_store(target) as (_, store):
+            shape = get_shape(store, deployment.n_slots)
+        info = get_status(l1, get_contracts(l1, deployment, shape))
+    if json_output:
+        print_json(info)
+        return
+    for name, value in info.items():
+        console.print(f"{name}: {value}")
+
+
+for _command in (deploy, deposit, withdraw, status):
+    app.command(_command.__name__)(_command)
