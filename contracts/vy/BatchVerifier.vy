@@ -24,6 +24,7 @@
 
 import params
 import eip712
+import merkle
 
 struct Withdrawal:
     account: uint256
@@ -89,10 +90,10 @@ MAX_SEGMENTS: constant(uint256) = 16
 MAX_SLOTS: constant(uint256) = MAX_SEGMENTS * params.N_SLOTS
 MAX_SIGNATURES: constant(uint256) = 2 * MAX_SLOTS
 MAX_ORACLE: constant(uint256) = 16
-MAX_INSTRUMENTS: constant(uint256) = 16
-MAX_KEYS: constant(uint256) = 256
-MAX_SIBLINGS: constant(uint256) = 2048
-MAX_BITMAP: constant(uint256) = 256
+MAX_INSTRUMENTS: constant(uint256) = eip712.MAX_INSTRUMENTS
+MAX_KEYS: constant(uint256) = merkle.MAX_KEYS
+MAX_SIBLINGS: constant(uint256) = merkle.MAX_SIBLINGS
+MAX_BITMAP: constant(uint256) = merkle.MAX_BITMAP
 ACCOUNT_LEAF_WORDS: constant(uint256) = 5 + 4 * params.MAX_POSITIONS
 INSTRUMENT_LEAF_WORDS: constant(uint256) = 10 + params.N_SCENARIOS
 
@@ -124,12 +125,10 @@ struct Globals:
 
 
 struct OracleUpdate:  # the signed update's lists (sorted by instrument); the timestamp is a tx word
-    marks: DynArray[uint256[2], MAX_INSTRUMENTS]  # (instrument, price)
-    funding_markets: DynArray[uint256, MAX_INSTRUMENTS]
-    funding_indices: DynArray[int256, MAX_INSTRUMENTS]
-    risk_instruments: DynArray[uint256, MAX_INSTRUMENTS]
-    risk_values: DynArray[int256[params.N_SCENARIOS], MAX_INSTRUMENTS]
-    settlements: DynArray[uint256[2], MAX_INSTRUMENTS]  # (instrument, price)
+    marks: DynArray[eip712.InstrumentPrice, MAX_INSTRUMENTS]
+    funding: DynArray[eip712.InstrumentFunding, MAX_INSTRUMENTS]
+    risk_arrays: DynArray[eip712.RiskArray, MAX_INSTRUMENTS]
+    settlements: DynArray[eip712.InstrumentPrice, MAX_INSTRUMENTS]
     signature: uint256[3]  # v, r, s
 
 
@@ -216,7 +215,14 @@ def _to_int(x: uint256) -> int256:
 @pure
 def _to_word(x: uint256) -> uint256:
     """A signed value's leaf word (two's complement) from its field element."""
-    return convert(self._to_int(x), uint256)
+    return self._twos(self._to_int(x))
+
+
+@internal
+@pure
+def _twos(v: int256) -> uint256:
+    """A signed leaf word: two's complement (verifier/encoding.py), not a range-checked convert."""
+    return convert(convert(v, bytes32), uint256)
 
 
 @internal
@@ -238,11 +244,11 @@ def _hash_words(words: DynArray[uint256, ACCOUNT_LEAF_WORDS]) -> bytes32:
 @view
 def _hash_instrument(inst: Instrument) -> bytes32:
     words: DynArray[uint256, INSTRUMENT_LEAF_WORDS] = [
-        LEAF_INSTRUMENT, inst.id, inst.kind, inst.has_mark, inst.mark, convert(inst.funding_index, uint256),
+        LEAF_INSTRUMENT, inst.id, inst.kind, inst.has_mark, inst.mark, self._twos(inst.funding_index),
         inst.open_interest, inst.has_settlement, inst.settlement, inst.n_risk,
     ]
     for k: uint256 in range(inst.n_risk, bound=params.N_SCENARIOS):
-        words.append(convert(inst.risk[k], uint256))
+        words.append(self._twos(inst.risk[k]))
     return keccak256(slice(abi_encode(words), 64, 32 * len(words)))
 
 
@@ -399,48 +405,45 @@ def _find_oracle_instrument(instrument_id: uint256) -> Instrument:
 def _process_oracle(update: OracleUpdate, timestamp: uint256):
     """Replay a signed oracle update on the instrument leaves (the rules of verifier/batch.py
     `compute_oracle_writes`): the circuit proves only the oracle clock."""
-    digest: bytes32 = eip712.compute_oracle_digest(
-        timestamp, update.marks, update.funding_markets, update.funding_indices, update.risk_instruments,
-        update.risk_values, update.settlements, self.l2_chain_id
-    )
+    digest: bytes32 = eip712.compute_oracle_digest(timestamp, update.marks, update.funding, update.risk_arrays, update.settlements, self.l2_chain_id)
     # prices come from the genesis oracle key
     assert eip712.recover(digest, update.signature[0], update.signature[1], update.signature[2]) == self.oracle, "oracle update not signed by the oracle"
-    assert len(update.funding_markets) == len(update.funding_indices) and len(update.risk_instruments) == len(update.risk_values), "oracle lists differ in length"
     touched: DynArray[uint256, 4 * MAX_INSTRUMENTS] = []
     before: DynArray[bytes32, 4 * MAX_INSTRUMENTS] = []
-    for item: uint256[2] in update.marks:
-        inst: Instrument = self._find_oracle_instrument(item[0])
-        touched.append(item[0])
+    for item: eip712.InstrumentPrice in update.marks:
+        inst: Instrument = self._find_oracle_instrument(item.instrument)
+        touched.append(item.instrument)
         before.append(self._hash_instrument(inst))
         inst.has_mark = 1
-        inst.mark = item[1]
-        self.t_instrument[item[0]] = inst
-    for i: uint256 in range(len(update.funding_markets), bound=MAX_INSTRUMENTS):
-        market: uint256 = update.funding_markets[i]
-        inst: Instrument = self._find_oracle_instrument(market)
+        inst.mark = item.price
+        self.t_instrument[item.instrument] = inst
+    for item: eip712.InstrumentFunding in update.funding:
+        inst: Instrument = self._find_oracle_instrument(item.market)
         # funding only for perpetual markets
         assert inst.kind == 0, "funding for an instrument that is not a perpetual"
-        touched.append(market)
+        touched.append(item.market)
         before.append(self._hash_instrument(inst))
-        inst.funding_index = update.funding_indices[i]
-        self.t_instrument[market] = inst
-    for i: uint256 in range(len(update.risk_instruments), bound=MAX_INSTRUMENTS):
-        instrument_id: uint256 = update.risk_instruments[i]
-        inst: Instrument = self._find_oracle_instrument(instrument_id)
-        touched.append(instrument_id)
+        inst.funding_index = item.index
+        self.t_instrument[item.market] = inst
+    for item: eip712.RiskArray in update.risk_arrays:
+        inst: Instrument = self._find_oracle_instrument(item.instrument)
+        # one risk value per scenario of the grid
+        assert len(item.values) == params.N_SCENARIOS, "risk array length is not the scenario count"
+        touched.append(item.instrument)
         before.append(self._hash_instrument(inst))
         inst.n_risk = params.N_SCENARIOS
-        inst.risk = update.risk_values[i]
-        self.t_instrument[instrument_id] = inst
-    for item: uint256[2] in update.settlements:
-        inst: Instrument = self._find_oracle_instrument(item[0])
+        for k: uint256 in range(params.N_SCENARIOS):
+            inst.risk[k] = item.values[k]
+        self.t_instrument[item.instrument] = inst
+    for item: eip712.InstrumentPrice in update.settlements:
+        inst: Instrument = self._find_oracle_instrument(item.instrument)
         # settlement only for expired option series, once
-        assert inst.kind == 1 and self.instrument_expiry[item[0]] <= timestamp and inst.has_settlement == 0, "settlement not allowed"
-        touched.append(item[0])
+        assert inst.kind == 1 and self.instrument_expiry[item.instrument] <= timestamp and inst.has_settlement == 0, "settlement not allowed"
+        touched.append(item.instrument)
         before.append(self._hash_instrument(inst))
         inst.has_settlement = 1
-        inst.settlement = item[1]
-        self.t_instrument[item[0]] = inst
+        inst.settlement = item.price
+        self.t_instrument[item.instrument] = inst
     # chain each written leaf once per update: its state before the update, then after it
     for i: uint256 in range(len(touched), bound=4 * MAX_INSTRUMENTS):
         first: bool = True

@@ -204,6 +204,8 @@ def claim_withdrawal(batch: uint256, index: uint256, recipient: address, amount:
     leaf: bytes32 = keccak256(abi_encode(batch, index, recipient, amount))
     # a withdrawal of a settled batch
     assert batch >= 1 and batch <= self.batch_number, "no such settled batch"
+    # a proof of the list's depth: a shorter one would pass an inner node off as a leaf
+    assert len(proof) == merkle.compute_list_depth(self.withdrawal_counts[batch]), "withdrawal proof has the wrong length"
     assert merkle.compute_list_root_from_proof(leaf, index, proof) == self.withdrawal_roots[batch], "withdrawal proof does not match the batch"
     # once
     assert not self.claimed[leaf], "withdrawal already claimed"
