@@ -6,7 +6,8 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from dataclasses import asdict
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -123,10 +124,17 @@ def demo(
             f"verification [bold]{'VALID' if proof['valid'] else 'INVALID'}[/] ({t['verify_s']:.2f} s: "
             "signatures, public inputs rebuilt, one batched pairing check, roots)"
         )
+        settled = proof["settlement"]
+        console.print(
+            f"settled on the embedded L1 (py-evm): batch {settled['batch']}, {settled['gas_used']:,} gas "
+            f"({settled['gas_per_transaction']:,.0f} per transaction), new root {settled['new_root']} "
+            f"({t['l1_s']:.1f} s with deployment and deposits)"
+        )
     console.print(f"next: rollup status --home {folder / 'node'}")
 
 
 PROOF_DEMO_SLOTS = 2
+PROOF_DEMO_ACCOUNTS = 4
 
 
 def run_proof_demo(folder: Path, key_cache: Path, seed: int, workers: int, quiet: bool) -> dict:
@@ -139,7 +147,7 @@ def run_proof_demo(folder: Path, key_cache: Path, seed: int, workers: int, quiet
     from verifier.batch import VerificationError, verify_published_dir
 
     timings: dict[str, float] = {}
-    small = generate_workload(WorkloadSpec(accounts=4, txs=4, seed=seed), workers=1)
+    small = generate_workload(WorkloadSpec(accounts=PROOF_DEMO_ACCOUNTS, txs=4, seed=seed), workers=1)
     home = folder / "proven"
     node = Node.init(home, small.genesis)
     node.submit(small.transactions)
@@ -168,7 +176,11 @@ def run_proof_demo(folder: Path, key_cache: Path, seed: int, workers: int, quiet
         store.close()
     if not valid:
         raise UserError(f"the demo's proven batch does not verify: {reason}")
+    t3 = time.perf_counter()
+    settlement = run_settlement_demo(home, small, seed, folder / "published")
+    timings["l1_s"] = time.perf_counter() - t3
     return {
+        "settlement": settlement,
         "transactions": len(small.transactions),
         "segments": report.proven + report.skipped,
         "slots": PROOF_DEMO_SLOTS,
@@ -179,6 +191,40 @@ def run_proof_demo(folder: Path, key_cache: Path, seed: int, workers: int, quiet
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
 
+
+def run_settlement_demo(home: Path, small: Any, seed: int, published_dir: Path) -> dict:
+    """Settle the proven batch on the embedded L1 (kept in HOME/l1): deploy the contracts, make
+    the L1 deposits the batch's Deposit transactions consume (from the same test keys), settle
+    (the contract checks proofs, windows, signatures, the queue and both roots)."""
+    from contracts.chain import L1, L1Revert
+    from contracts.client import SettlementError, build_submit_args, deploy_rollup, get_contracts, l1_deposit, submit_batch
+    from rollup.cli.l1 import get_deployment_path
+    from rollup.signing import dev_account_key, get_address
+    from verifier.published import read_published
+    from verifier.segment import SegmentShape
+    from verifier.wire import Deposit
+
+    published = read_published(published_dir)
+    genesis = small.genesis
+    shape = SegmentShape.from_genesis(genesis, published.batch.n_slots)
+    keys = {get_address(key): key for key in (dev_account_key(seed, i) for i in range(PROOF_DEMO_ACCOUNTS))}
+    l1 = L1.open(home / "l1" / "chain")
+    try:
+        deployment = deploy_rollup(l1, genesis, shape, published.vk, published.batch.vk_hash, bytes.fromhex(published.batch.prev_root[2:]))
+        deployment.save(get_deployment_path(home, l1))
+        contracts = get_contracts(l1, deployment, shape)
+        for tx in small.transactions:
+            if isinstance(tx, Deposit):
+                queued = l1_deposit(l1, contracts, genesis, tx.account, tx.amount, keys[tx.address])
+                # the L1 queue entry is the one the L2 deposit consumes
+                if queued.deposit_id != tx.deposit_id:
+                    raise UserError(f"L1 deposit {queued.deposit_id} does not match the L2 deposit {tx.deposit_id}")
+        result = submit_batch(l1, contracts, build_submit_args(published, shape))
+    except (L1Revert, SettlementError) as exc:
+        raise UserError(f"the demo's settlement failed: {exc}") from None
+    finally:
+        l1.save()
+    return {"rollup": deployment.rollup, **asdict(result)}
 
 
 def _key_files(home: Path) -> tuple[Path, Path]:
