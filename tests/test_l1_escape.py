@@ -1,0 +1,239 @@
+"""The escape hatch on a real EVM (py-evm), against a real node's settled batches: a forced
+withdrawal the sequencer serves leaves the rollup running; one it ignores past its deadline lets
+anyone freeze it; after the freeze, settlement, deposits and requests are refused, and each account
+exits once with its collateral, proven against the last settled root.
+
+Setup (one node, `--slots 1`, the rollup deployed with `forced_delay_batches=1`): batch 1 holds two
+deposits and is settled; batches 2..4 are one Withdraw each, proven up front and settled one by one
+as the scenario needs them:
+  batch 2: account A withdraws exactly what A forced (serves A's request)
+  batch 3: account B withdraws a different amount than B forced (does not serve it)
+  batch 4: account A withdraws again (never settles: the rollup is frozen by then)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from contracts.chain import L1Revert
+from contracts.client import UNIT_WEI
+from rollup.cli.main import app
+from rollup.fixtures import WorkloadSpec, generate_workload
+from rollup.signing import dev_account_key, get_address, sign, unsigned
+from verifier.wire import Withdraw
+
+pytestmark = pytest.mark.slow
+
+runner = CliRunner()
+SEED = 3
+FORCED_A = 2_000_000  # units: A's forced withdrawal, served by batch 2
+FORCED_B = 3_000_000  # B's forced withdrawal, ignored
+WITHDRAWN_B = 1_000_000  # what B withdraws in batch 3 instead
+WITHDRAWN_A2 = 500_000  # batch 4
+
+
+def run(*args: str, code: int = 0) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    return result.stdout if "--json" in args else result.output
+
+
+def run_json(*args: str) -> Any:
+    return json.loads(run(*args, "--json"))
+
+
+def write_lines(path: Path, txs: list) -> Path:
+    path.write_text("".join(tx.model_dump_json() + "\n" for tx in txs))
+    return path
+
+
+def deploy_with_short_delay(home: Path) -> None:
+    """`rollup l1 deploy`, through the Python API, with a one-batch forced-withdrawal delay (and a
+    time delay no test reaches), recorded where the CLI finds it."""
+    from contracts.chain import L1
+    from contracts.client import deploy_rollup
+    from prover.pipeline import get_current_keys, get_key_paths
+    from rollup.cli.l1 import get_deployment_path, get_shape
+    from rollup.publish import get_genesis
+    from rollup.storage import Store
+    from verifier.snarkjs import read_json
+
+    store = Store.open(home)
+    try:
+        vk_hash, n_slots = get_current_keys(home, store)
+        genesis, shape = get_genesis(store), get_shape(store, n_slots)
+        genesis_root = bytes.fromhex(store.get_meta("genesis_root") or "")
+    finally:
+        store.close()
+    l1 = L1.open(home / "l1" / "chain")
+    vk = read_json(get_key_paths(home)[1])
+    deployment = deploy_rollup(l1, genesis, shape, vk, vk_hash, genesis_root, forced_delay_batches=1, forced_delay_seconds=10**9)
+    deployment.save(get_deployment_path(home, l1))
+    l1.save()
+
+
+class Chain:
+    """The embedded L1 of HOME, opened for a few calls and saved after them (the CLI shares it)."""
+
+    def __init__(self, home: Path):
+        from contracts.chain import L1
+        from contracts.client import Deployment, get_contracts
+        from rollup.cli.l1 import get_deployment_path, get_shape
+        from rollup.storage import Store
+
+        self.l1 = L1.open(home / "l1" / "chain")
+        deployment = Deployment.load(get_deployment_path(home, self.l1))
+        store = Store.open(home)
+        try:
+            shape = get_shape(store, deployment.n_slots)
+        finally:
+            store.close()
+        self.contracts = get_contracts(self.l1, deployment, shape)
+
+    def __enter__(self) -> "Chain":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.l1.save()
+
+
+def revert_reason(action) -> str:
+    with pytest.raises(L1Revert) as info:
+        action()
+    return str(info.value)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict[str, Any]:
+    """Batch 1 (both deposits) settled; batches 2..4 (one Withdraw each) proven, not settled."""
+    root = tmp_path_factory.mktemp("escape")
+    workload = generate_workload(WorkloadSpec(accounts=2, txs=1, seed=SEED), workers=1)
+    (root / "genesis.json").write_text(workload.genesis.model_dump_json())
+    home = root / "home"
+    run("init", "--home", str(home), "--genesis", str(root / "genesis.json"), "--json")
+    run("setup", "--slots", "1", "--home", str(home), "--json")
+    deploy_with_short_delay(home)
+    deposits = workload.transactions[:2]
+    keys = {tx.account: dev_account_key(SEED, i) for i, tx in enumerate(deposits)}
+    for tx in deposits:
+        assert get_address(keys[tx.account]) == tx.address
+        run_json("l1", "deposit", "--account", str(tx.account), "--amount", str(tx.amount), "--key", "0x" + keys[tx.account].hex(), "--home", str(home))
+    run_json("submit", str(write_lines(root / "b1.jsonl", deposits)), "--home", str(home), "--executor", "serial")
+    a, b = (tx.account for tx in deposits)
+    chain_id = workload.genesis.chain_id
+    withdrawals = [(a, FORCED_A, 0), (b, WITHDRAWN_B, 0), (a, WITHDRAWN_A2, 1)]
+    for number, (account, amount, nonce) in enumerate(withdrawals, start=2):
+        tx = sign(unsigned(Withdraw, account=account, amount=amount, nonce=nonce), [keys[account]], chain_id)
+        out = run_json("submit", str(write_lines(root / f"b{number}.jsonl", [tx])), "--home", str(home), "--executor", "serial")
+        assert out["accepted"] == 1
+    run_json("prove", "--home", str(home), "--executor", "serial")
+    assert [r["batch"] for r in run_json("settle", "1", "--home", str(home))["settled"]] == [1]
+    return {"root": root, "home": home, "keys": keys, "a": a, "b": b, "deposits": {tx.account: tx.amount for tx in deposits}, "gas": {}}
+
+
+def test_escape_hatch(world):
+    from contracts.escape import exit_account, freeze, get_exit_proof, request_forced_withdrawal
+    from rollup.storage import Store
+
+    home, keys, a, b, gas = world["home"], world["keys"], world["a"], world["b"], world["gas"]
+
+    # --- a request only the owner may make; nothing pending: no freeze, no exit ---
+    store = Store.open(home)
+    try:
+        leaf_1, proof_1 = get_exit_proof(store, a, 1)
+    finally:
+        store.close()
+    with Chain(home) as chain:
+        assert "exits open only once the rollup is frozen" in revert_reason(lambda: exit_account(chain.l1, chain.contracts, a, leaf_1, proof_1))
+        assert "no forced withdrawal is pending" in revert_reason(lambda: freeze(chain.l1, chain.contracts))
+        from contracts.escape import EscapeError
+
+        with pytest.raises(EscapeError, match="only its owner"):
+            request_forced_withdrawal(chain.l1, chain.contracts, a, FORCED_A, keys[b])
+        served = request_forced_withdrawal(chain.l1, chain.contracts, a, FORCED_A, keys[a])
+        gas["request_forced_withdrawal"] = served.gas_used
+        assert served.args["request_id"] == 0 and served.args["deadline_batch"] == 2
+        # before the deadline: no freeze
+        assert "the forced withdrawal is not overdue" in revert_reason(lambda: freeze(chain.l1, chain.contracts))
+
+    # --- the sequencer serves it in batch 2: the request is done, no freeze ---
+    assert [r["batch"] for r in run_json("settle", "2", "--home", str(home))["settled"]] == [2]
+    with Chain(home) as chain:
+        rollup = chain.contracts.rollup.functions
+        assert rollup.forced_served().call() == 1
+        assert "no forced withdrawal is pending" in revert_reason(lambda: freeze(chain.l1, chain.contracts))
+        ignored = request_forced_withdrawal(chain.l1, chain.contracts, b, FORCED_B, keys[b])
+        assert ignored.args["request_id"] == 1 and ignored.args["deadline_batch"] == 3
+        assert "the forced withdrawal is not overdue" in revert_reason(lambda: freeze(chain.l1, chain.contracts))
+
+    # --- batch 3 withdraws another amount for B: the request stays unserved, now overdue ---
+    assert [r["batch"] for r in run_json("settle", "3", "--home", str(home))["settled"]] == [3]
+    with Chain(home) as chain:
+        rollup = chain.contracts.rollup.functions
+        assert rollup.forced_served().call() == 1 and rollup.batch_number().call() == 3
+        frozen = freeze(chain.l1, chain.contracts)
+        gas["freeze"] = frozen.gas_used
+        assert frozen.args == {"request_id": 1} and rollup.frozen().call()
+        settled_root = rollup.state_root().call()
+        # frozen: no deposit, no new request
+        deposit = rollup.deposit(a, 1)
+        assert "the rollup is frozen" in revert_reason(lambda: chain.l1.send(deposit, "deposit", gas=300_000, value=UNIT_WEI, private_key=keys[a]))
+        request = rollup.request_forced_withdrawal(a, 1)
+        assert "the rollup is frozen" in revert_reason(lambda: chain.l1.send(request, "force", gas=300_000, private_key=keys[a]))
+
+    # --- no settlement either (batch 4 is honest and proven) ---
+    out = run("settle", "4", "--home", str(home), code=1)
+    assert "the rollup is frozen" in out
+
+    # --- exits, against the last settled root (batch 3), not the node's newest (batch 4) ---
+    store = Store.open(home)
+    try:
+        assert store.latest_batch().number == 4
+        assert store.get_batch(3).new_root == settled_root
+        leaf_a, proof_a = get_exit_proof(store, a, 3)
+        leaf_b, proof_b = get_exit_proof(store, b, 3)
+        newest_leaf_a, newest_proof_a = get_exit_proof(store, a, 4)
+    finally:
+        store.close()
+    from verifier.encoding import decode_account_leaf
+
+    collateral_a = decode_account_leaf(leaf_a).collateral
+    collateral_b = decode_account_leaf(leaf_b).collateral
+    # what the L2 says each account holds after batch 3: its deposit less its withdrawals
+    assert collateral_a == world["deposits"][a] - FORCED_A
+    assert collateral_b == world["deposits"][b] - WITHDRAWN_B
+    with Chain(home) as chain:
+        address_a, address_b = get_address(keys[a]), get_address(keys[b])
+        # a wrong leaf: more collateral than settled
+        words = bytearray(leaf_a)
+        words[3 * 32 - 8 : 3 * 32] = (collateral_a + 1).to_bytes(8, "big")
+        assert decode_account_leaf(bytes(words)).collateral == collateral_a + 1
+        reason = "account leaf is not in the last settled root"
+        assert reason in revert_reason(lambda: exit_account(chain.l1, chain.contracts, a, bytes(words), proof_a))
+        # the node's newest (unsettled) leaf does not prove against the settled root
+        assert newest_leaf_a != leaf_a
+        assert reason in revert_reason(lambda: exit_account(chain.l1, chain.contracts, a, newest_leaf_a, newest_proof_a))
+        # B's leaf under A's id
+        from contracts.escape import EscapeError
+
+        with pytest.raises(EscapeError, match="prove account"):
+            exit_account(chain.l1, chain.contracts, a, leaf_b, proof_b)
+        before_a, before_b = chain.l1.balance(address_a), chain.l1.balance(address_b)
+        held = chain.l1.balance(chain.contracts.rollup.address)
+        # paid to the account's address, by anyone's transaction (the default dev account sends)
+        exited_a = exit_account(chain.l1, chain.contracts, a, leaf_a, proof_a)
+        gas["exit"] = exited_a.gas_used
+        assert exited_a.args["recipient"] == address_a and exited_a.args["amount"] == collateral_a
+        assert chain.l1.balance(address_a) - before_a == collateral_a * UNIT_WEI
+        # once
+        assert "account already exited" in revert_reason(lambda: exit_account(chain.l1, chain.contracts, a, leaf_a, proof_a))
+        exit_account(chain.l1, chain.contracts, b, leaf_b, proof_b)
+        assert chain.l1.balance(address_b) - before_b == collateral_b * UNIT_WEI
+        assert held - chain.l1.balance(chain.contracts.rollup.address) == (collateral_a + collateral_b) * UNIT_WEI
+    print("escape gas:", json.dumps(gas))
