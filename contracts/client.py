@@ -101,7 +101,7 @@ def deploy_rollup(
 
     groth16 = deploy_groth16_verifier(l1, parse_verifying_key(vk_json), shape)
     rollup_code = compile_contract("Rollup", shape)
-    rollup = l1.deploy(rollup_code, genesis_root, forced_delay_batches, forced_delay_seconds)
+    rollup = l1.deploy(rollup_code, genesis_root, forced_delay_batches, forced_delay_seconds, genesis.chain_id)
     specs = sorted(genesis.instruments, key=lambda spec: spec.id)
     verifier = l1.deploy(
         compile_contract("BatchVerifier", shape),

@@ -1,14 +1,17 @@
 """The escape hatch on a real EVM (py-evm), against a real node's settled batches: a forced
-withdrawal the sequencer serves leaves the rollup running; one it ignores past its deadline lets
-anyone freeze it; after the freeze, settlement, deposits and requests are refused, and each account
-exits once with its collateral, proven against the last settled root.
+withdrawal the sequencer serves leaves the rollup running; one the L2 would reject is dismissed
+with a proof (so a request cannot grief an honest rollup into a freeze); a valid one ignored past
+its deadline lets anyone freeze it; after the freeze, settlement, deposits and requests are
+refused, and each account exits once with its collateral, proven against the last settled root.
 
 Setup (one node, `--slots 1`, the rollup deployed with `forced_delay_batches=1`): batch 1 holds two
-deposits and is settled; batches 2..4 are one Withdraw each, proven up front and settled one by one
+deposits and is settled; batches 2..5 are one Withdraw each, proven up front and settled one by one
 as the scenario needs them:
-  batch 2: account A withdraws exactly what A forced (serves A's request)
-  batch 3: account B withdraws a different amount than B forced (does not serve it)
-  batch 4: account A withdraws again (never settles: the rollup is frozen by then)
+  batch 2: account A withdraws exactly what A forced, the very transaction of the request
+  batch 3: account B withdraws another amount with the nonce B's request signed (the request
+           becomes invalid: dismissed)
+  batch 4: account A withdraws again (B's later, valid request is ignored: freeze)
+  batch 5: account A withdraws again (never settles: the rollup is frozen by then)
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ FORCED_A = 2_000_000  # units: A's forced withdrawal, served by batch 2
 FORCED_B = 3_000_000  # B's forced withdrawal, ignored
 WITHDRAWN_B = 1_000_000  # what B withdraws in batch 3 instead
 WITHDRAWN_A2 = 500_000  # batch 4
+VALID_B = 1_000  # B's valid request, ignored
+TOO_MUCH = 10**15  # B's request for more than B holds: dismissed
 
 
 def run(*args: str, code: int = 0) -> str:
@@ -127,38 +132,60 @@ def world(tmp_path_factory) -> dict[str, Any]:
     run_json("submit", str(write_lines(root / "b1.jsonl", deposits)), "--home", str(home), "--executor", "serial")
     a, b = (tx.account for tx in deposits)
     chain_id = workload.genesis.chain_id
-    withdrawals = [(a, FORCED_A, 0), (b, WITHDRAWN_B, 0), (a, WITHDRAWN_A2, 1)]
+    withdrawals = [(a, FORCED_A, 0), (b, WITHDRAWN_B, 0), (a, WITHDRAWN_A2, 1), (a, 1, 2)]
     for number, (account, amount, nonce) in enumerate(withdrawals, start=2):
         tx = sign(unsigned(Withdraw, account=account, amount=amount, nonce=nonce), [keys[account]], chain_id)
         out = run_json("submit", str(write_lines(root / f"b{number}.jsonl", [tx])), "--home", str(home), "--executor", "serial")
         assert out["accepted"] == 1
     run_json("prove", "--home", str(home), "--executor", "serial")
     assert [r["batch"] for r in run_json("settle", "1", "--home", str(home))["settled"]] == [1]
-    return {"root": root, "home": home, "keys": keys, "a": a, "b": b, "deposits": {tx.account: tx.amount for tx in deposits}, "gas": {}}
+    return {"root": root, "home": home, "keys": keys, "a": a, "b": b, "deposits": {tx.account: tx.amount for tx in deposits}, "gas": {}, "chain_id": chain_id}
+
+
+def get_proof(home: Path, account: int, batch: int) -> tuple[bytes, Any]:
+    from contracts.escape import get_account_proof
+    from rollup.storage import Store
+
+    store = Store.open(home)
+    try:
+        return get_account_proof(store, account, batch)
+    finally:
+        store.close()
 
 
 def test_escape_hatch(world):
-    from contracts.escape import exit_account, freeze, get_exit_proof, request_forced_withdrawal
+    from contracts.escape import (
+        EscapeError,
+        dismiss_forced_withdrawal,
+        exit_account,
+        freeze,
+        get_exit_proof,
+        get_pending_forced_withdrawals,
+        request_forced_withdrawal,
+    )
     from rollup.storage import Store
 
-    home, keys, a, b, gas = world["home"], world["keys"], world["a"], world["b"], world["gas"]
+    home, keys, a, b, gas, chain_id = world["home"], world["keys"], world["a"], world["b"], world["gas"], world["chain_id"]
+
+    def force(chain: Chain, account: int, amount: int, nonce: int, key: bytes) -> Any:
+        return request_forced_withdrawal(chain.l1, chain.contracts, chain_id, account, amount, nonce, key)
 
     # --- a request only the owner may make; nothing pending: no freeze, no exit ---
-    store = Store.open(home)
-    try:
-        leaf_1, proof_1 = get_exit_proof(store, a, 1)
-    finally:
-        store.close()
+    leaf_1, proof_1 = get_proof(home, a, 1)
     with Chain(home) as chain:
         assert "exits open only once the rollup is frozen" in revert_reason(lambda: exit_account(chain.l1, chain.contracts, a, leaf_1, proof_1))
         assert "no forced withdrawal is pending" in revert_reason(lambda: freeze(chain.l1, chain.contracts))
-        from contracts.escape import EscapeError
-
         with pytest.raises(EscapeError, match="only its owner"):
-            request_forced_withdrawal(chain.l1, chain.contracts, a, FORCED_A, keys[b])
-        served = request_forced_withdrawal(chain.l1, chain.contracts, a, FORCED_A, keys[a])
+            force(chain, a, FORCED_A, 0, keys[b])
+        served = force(chain, a, FORCED_A, 0, keys[a])
         gas["request_forced_withdrawal"] = served.gas_used
         assert served.args["request_id"] == 0 and served.args["deadline_batch"] == 2
+        # the sequencer reads the signed L2 transaction from L1: batch 2 holds exactly it
+        pending = get_pending_forced_withdrawals(chain.contracts)
+        assert [(i, tx.model_dump_json()) for i, tx in pending] == [(0, Withdraw.model_validate(served.args["l2_transaction"]).model_dump_json())]
+        # valid at the settled root: it cannot be dismissed, only settled
+        valid = "the forced withdrawal is valid: settle it"
+        assert valid in revert_reason(lambda: dismiss_forced_withdrawal(chain.l1, chain.contracts, leaf_1, proof_1))
         # before the deadline: no freeze
         assert "the forced withdrawal is not overdue" in revert_reason(lambda: freeze(chain.l1, chain.contracts))
 
@@ -168,45 +195,63 @@ def test_escape_hatch(world):
         rollup = chain.contracts.rollup.functions
         assert rollup.forced_served().call() == 1
         assert "no forced withdrawal is pending" in revert_reason(lambda: freeze(chain.l1, chain.contracts))
-        ignored = request_forced_withdrawal(chain.l1, chain.contracts, b, FORCED_B, keys[b])
-        assert ignored.args["request_id"] == 1 and ignored.args["deadline_batch"] == 3
-        assert "the forced withdrawal is not overdue" in revert_reason(lambda: freeze(chain.l1, chain.contracts))
+        stale = force(chain, b, FORCED_B, 0, keys[b])
+        assert stale.args["request_id"] == 1 and stale.args["deadline_batch"] == 3
 
-    # --- batch 3 withdraws another amount for B: the request stays unserved, now overdue ---
+    # --- batch 3 spends B's nonce 0 on another withdrawal: the request is dismissed, not a freeze ---
     assert [r["batch"] for r in run_json("settle", "3", "--home", str(home))["settled"]] == [3]
+    leaf_b3, proof_b3 = get_proof(home, b, 3)
     with Chain(home) as chain:
         rollup = chain.contracts.rollup.functions
         assert rollup.forced_served().call() == 1 and rollup.batch_number().call() == 3
+        dismissed = dismiss_forced_withdrawal(chain.l1, chain.contracts, leaf_b3, proof_b3)
+        gas["dismiss_forced_withdrawal"] = dismissed.gas_used
+        assert dismissed.args == {"request_id": 1, "reason": "the withdrawal's nonce is not the account's"}
+        assert "no forced withdrawal is pending" in revert_reason(lambda: freeze(chain.l1, chain.contracts))
+        # griefing with an amount the account does not hold: dismissed too
+        force(chain, b, TOO_MUCH, 1, keys[b])
+        dismissed = dismiss_forced_withdrawal(chain.l1, chain.contracts, leaf_b3, proof_b3)
+        assert dismissed.args == {"request_id": 2, "reason": "the account's collateral is below the amount"}
+        # a valid request the sequencer will ignore
+        ignored = force(chain, b, VALID_B, 1, keys[b])
+        assert ignored.args["request_id"] == 3 and ignored.args["deadline_batch"] == 4
+        assert valid in revert_reason(lambda: dismiss_forced_withdrawal(chain.l1, chain.contracts, leaf_b3, proof_b3))
+
+    # --- batch 4 does not serve it: overdue, anyone may freeze ---
+    assert [r["batch"] for r in run_json("settle", "4", "--home", str(home))["settled"]] == [4]
+    with Chain(home) as chain:
+        rollup = chain.contracts.rollup.functions
+        assert rollup.forced_served().call() == 3
         frozen = freeze(chain.l1, chain.contracts)
         gas["freeze"] = frozen.gas_used
-        assert frozen.args == {"request_id": 1} and rollup.frozen().call()
+        assert frozen.args == {"request_id": 3} and rollup.frozen().call()
         settled_root = rollup.state_root().call()
         # frozen: no deposit, no new request
         deposit = rollup.deposit(a, 1)
         assert "the rollup is frozen" in revert_reason(lambda: chain.l1.send(deposit, "deposit", gas=300_000, value=UNIT_WEI, private_key=keys[a]))
-        request = rollup.request_forced_withdrawal(a, 1)
+        request = rollup.request_forced_withdrawal(a, 1, 3, [27, 1, 1])
         assert "the rollup is frozen" in revert_reason(lambda: chain.l1.send(request, "force", gas=300_000, private_key=keys[a]))
 
-    # --- no settlement either (batch 4 is honest and proven) ---
-    out = run("settle", "4", "--home", str(home), code=1)
+    # --- no settlement either (batch 5 is honest and proven) ---
+    out = run("settle", "5", "--home", str(home), code=1)
     assert "the rollup is frozen" in out
 
-    # --- exits, against the last settled root (batch 3), not the node's newest (batch 4) ---
+    # --- exits, against the last settled root (batch 4), not the node's newest (batch 5) ---
     store = Store.open(home)
     try:
-        assert store.latest_batch().number == 4
-        assert store.get_batch(3).new_root == settled_root
-        leaf_a, proof_a = get_exit_proof(store, a, 3)
-        leaf_b, proof_b = get_exit_proof(store, b, 3)
-        newest_leaf_a, newest_proof_a = get_exit_proof(store, a, 4)
+        assert store.latest_batch().number == 5
+        assert store.get_batch(4).new_root == settled_root
+        leaf_a, proof_a = get_exit_proof(store, a, 4)
+        leaf_b, proof_b = get_exit_proof(store, b, 4)
+        newest_leaf_a, newest_proof_a = get_exit_proof(store, a, 5)
     finally:
         store.close()
     from verifier.encoding import decode_account_leaf
 
     collateral_a = decode_account_leaf(leaf_a).collateral
     collateral_b = decode_account_leaf(leaf_b).collateral
-    # what the L2 says each account holds after batch 3: its deposit less its withdrawals
-    assert collateral_a == world["deposits"][a] - FORCED_A
+    # what the L2 says each account holds after batch 4: its deposit less its withdrawals
+    assert collateral_a == world["deposits"][a] - FORCED_A - WITHDRAWN_A2
     assert collateral_b == world["deposits"][b] - WITHDRAWN_B
     with Chain(home) as chain:
         address_a, address_b = get_address(keys[a]), get_address(keys[b])
@@ -220,8 +265,6 @@ def test_escape_hatch(world):
         assert newest_leaf_a != leaf_a
         assert reason in revert_reason(lambda: exit_account(chain.l1, chain.contracts, a, newest_leaf_a, newest_proof_a))
         # B's leaf under A's id
-        from contracts.escape import EscapeError
-
         with pytest.raises(EscapeError, match="prove account"):
             exit_account(chain.l1, chain.contracts, a, leaf_b, proof_b)
         before_a, before_b = chain.l1.balance(address_a), chain.l1.balance(address_b)

@@ -10,6 +10,7 @@
 
 import params
 import merkle
+import eip712
 
 # --- keys and bounds (verifier/encoding.py) ----------------------------------------------------
 KIND_SHIFT: constant(uint256) = 29
@@ -33,6 +34,7 @@ struct ForcedWithdrawal:
     account: uint256
     recipient: address
     amount: uint256
+    nonce: uint256  # of the L2 Withdraw the owner signed with the request
     deadline_batch: uint256  # must be served by this batch number
     deadline_time: uint256  # or by this time, if batches stop
 
@@ -65,7 +67,14 @@ event ForcedWithdrawalRequested:
     account: indexed(uint256)
     recipient: address
     amount: uint256
+    nonce: uint256
+    signature: uint256[3]  # v, r, s of the L2 Withdraw: the sequencer submits it as is
     deadline_batch: uint256
+
+
+event ForcedWithdrawalDismissed:
+    request_id: indexed(uint256)
+    reason: String[64]
 
 
 event Frozen:
@@ -97,13 +106,15 @@ forced_count: public(uint256)
 forced_served: public(uint256)
 forced_delay_batches: public(uint256)
 forced_delay_seconds: public(uint256)
+l2_chain_id: public(uint256)  # the EIP-712 domain of the L2 Withdraw a forced request carries
 frozen: public(bool)
 exited: public(HashMap[uint256, bool])
 
 
 @deploy
-def __init__(genesis_root: bytes32, forced_delay_batches: uint256, forced_delay_seconds: uint256):
+def __init__(genesis_root: bytes32, forced_delay_batches: uint256, forced_delay_seconds: uint256, l2_chain_id: uint256):
     self.state_root = genesis_root
+    self.l2_chain_id = l2_chain_id
     self.deployer = msg.sender
     self.forced_delay_batches = forced_delay_batches
     self.forced_delay_seconds = forced_delay_seconds
@@ -145,6 +156,7 @@ def deposit(account: uint256, amount: uint256):
 
 @internal
 def _serve_forced(account: uint256, recipient: address, amount: uint256):
+    """A settled withdrawal serves the oldest pending forced request if it is that withdrawal."""
     n: uint256 = self.forced_served
     if n < self.forced_count:
         request: ForcedWithdrawal = self.forced[n]
@@ -217,21 +229,68 @@ def claim_withdrawal(batch: uint256, index: uint256, recipient: address, amount:
 # --- escape hatch --------------------------------------------------------------------------------
 
 @external
-def request_forced_withdrawal(account: uint256, amount: uint256):
-    """Ask for a withdrawal the sequencer must include (a signed Withdraw of exactly this account,
-    address and amount) within `forced_delay_batches` batches or `forced_delay_seconds`; if it does
-    not, anyone may freeze the rollup."""
+def request_forced_withdrawal(account: uint256, amount: uint256, nonce: uint256, signature: uint256[3]):
+    """Ask, from L1, for an L2 withdrawal the sequencer cannot censor. The request carries the L2
+    `Withdraw` (account, amount, nonce) signed by the account's key, checked here, so the sequencer
+    always has the transaction to include. Within `forced_delay_batches` batches or
+    `forced_delay_seconds`, the sequencer must settle a batch holding that withdrawal, or dismiss
+    the request with a proof that it is invalid at the settled root (`dismiss_forced_withdrawal`);
+    otherwise anyone may freeze the rollup. Binding only for accounts without open positions
+    (whose withdrawals need a margin check the contract cannot do)."""
     assert not self.frozen, "the rollup is frozen"
     assert self.account_owner[account] == msg.sender, "only the account's owner may force a withdrawal"
     assert amount > 0 and amount < 1 << 64, "amount must be in (0, 2**64)"
+    assert nonce < 1 << 32, "nonce out of range"
+    words: uint256[11] = empty(uint256[11])
+    words[0] = account
+    words[3] = amount
+    words[6] = nonce
+    digest: bytes32 = eip712.compute_tx_digest(1, words, self.l2_chain_id)  # kind 1: withdraw
+    # the L2 transaction the sequencer will include is the owner's
+    assert eip712.recover(digest, signature[0], signature[1], signature[2]) == msg.sender, "the L2 withdrawal is not signed by the account's owner"
     n: uint256 = self.forced_count
+    deadline: uint256 = self.batch_number + self.forced_delay_batches
     self.forced[n] = ForcedWithdrawal(
-        account=account, recipient=msg.sender, amount=amount,
-        deadline_batch=self.batch_number + self.forced_delay_batches,
-        deadline_time=block.timestamp + self.forced_delay_seconds,
+        account=account, recipient=msg.sender, amount=amount, nonce=nonce,
+        deadline_batch=deadline, deadline_time=block.timestamp + self.forced_delay_seconds,
     )
     self.forced_count = n + 1
-    log ForcedWithdrawalRequested(request_id=n, account=account, recipient=msg.sender, amount=amount, deadline_batch=self.batch_number + self.forced_delay_batches)
+    log ForcedWithdrawalRequested(
+        request_id=n, account=account, recipient=msg.sender, amount=amount, nonce=nonce, signature=signature, deadline_batch=deadline
+    )
+
+
+@external
+def dismiss_forced_withdrawal(
+    leaf_words: DynArray[uint256, ACCOUNT_LEAF_WORDS],
+    siblings: DynArray[bytes32, 32],
+    bitmap: DynArray[bytes32, 1],
+):
+    """Dismiss the oldest pending forced withdrawal with its account's leaf at the settled root
+    (empty for an account not yet created), which shows the L2 would reject it: no account, open
+    positions, another nonce, or less collateral than the amount."""
+    n: uint256 = self.forced_served
+    assert n < self.forced_count, "no forced withdrawal is pending"
+    request: ForcedWithdrawal = self.forced[n]
+    leaf: bytes32 = empty(bytes32)
+    reason: String[64] = "the account does not exist"
+    if len(leaf_words) > 0:
+        # a canonical account leaf: kind, address, collateral, nonce, n, then n positions
+        assert len(leaf_words) >= 5 and leaf_words[0] == LEAF_ACCOUNT and len(leaf_words) == 5 + 4 * leaf_words[4], "not an account leaf"
+        leaf = self._hash_words(leaf_words)
+        if leaf_words[4] != 0:
+            reason = "the account has open positions"
+        elif leaf_words[3] != request.nonce:
+            reason = "the withdrawal's nonce is not the account's"
+        elif leaf_words[2] < request.amount:
+            reason = "the account's collateral is below the amount"
+        else:
+            reason = ""
+    assert merkle.compute_multiproof_root([request.account], [leaf], siblings, bitmap) == self.state_root, "account leaf is not in the last settled root"
+    # the withdrawal is valid: only settling it serves the request
+    assert reason != "", "the forced withdrawal is valid: settle it"
+    self.forced_served = n + 1
+    log ForcedWithdrawalDismissed(request_id=n, reason=reason)
 
 
 @external
