@@ -299,7 +299,9 @@ def _get_reason(exc: Exception) -> str:
     error = response.get("error") if isinstance(response, dict) else None
     message = error.get("message") if isinstance(error, dict) else getattr(exc, "message", None)
     text = message if isinstance(message, str) else (str(exc.args[0]) if exc.args else str(exc))
-    return text.removeprefix("execution reverted: ").removeprefix("execution reverted").strip(" :'\"")
+    text = text.removeprefix("execution reverted: ").removeprefix("execution reverted").strip(" :'\"")
+    # eth-tester renders an empty revert's data as the bytes literal b''
+    return "" if text in ("b", "b''", 'b""') else text
 
 
 # ---- the embedded chain's state file ----

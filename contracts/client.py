@@ -23,7 +23,7 @@ from typing import Any
 from web3.contract import Contract
 
 from contracts.build import compile_contract
-from contracts.chain import L1
+from contracts.chain import L1, L1Revert
 from contracts.eip712_args import encode_oracle_update, split_signature
 from contracts.groth16 import deploy_groth16_verifier, encode_proof_for_evm
 from contracts.merkle_list import compute_list_proof
@@ -206,7 +206,17 @@ class SettleResult:
 def submit_batch(l1: L1, contracts: Contracts, args: SubmitArgs, sender: str | None = None, gas: int = SETTLE_GAS) -> SettleResult:
     """Send the settlement transaction (raises `L1Revert` with the contract's reason)."""
     call = contracts.batch_verifier.functions.submit_batch(*args.as_args())
-    receipt = l1.send(call, "settle batch", sender=sender, gas=gas)
+    try:
+        receipt = l1.send(call, "settle batch", sender=sender, gas=gas)
+    except L1Revert as exc:
+        if exc.reason:
+            raise
+        # every check of the contracts has a reason: none means the gas ran out
+        raise SettlementError(
+            f"settling the batch failed without a reason, most likely out of gas: {len(args.segments)} segments and "
+            f"{len(call._encode_transaction_data()) // 2 - 1:,} calldata bytes need more than {gas:,} gas (one L1 block); "
+            "settle smaller batches (fewer transactions per `rollup submit`)"
+        ) from None
     event = contracts.rollup.events.BatchSettled().process_receipt(receipt)[0]["args"]
     n = event["transactions"]
     calldata = len(call._encode_transaction_data()) // 2 - 1

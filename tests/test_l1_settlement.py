@@ -202,3 +202,27 @@ def test_deposit_trade_settle_withdraw(world, pending):
     # a second claim of the same withdrawal is refused
     out = run("l1", "withdraw", "3", "--home", str(home), code=1)
     assert "withdrawal already claimed" in out
+
+
+def test_escape_hatch_commands(world, pending):
+    """The escape-hatch commands on the settled chain: a forced withdrawal from an account with
+    open positions (the option buyer) is listed for the sequencer, then dismissed with a proof."""
+    home = world["home"]
+    account, address = pending["account"], pending["address"]
+    l1, contracts, _ = open_contracts(home)
+    if contracts.rollup.functions.batch_number().call() != 3:
+        pytest.skip("needs the end-to-end test's settled batches")
+    key = "0x" + world["keys"][address].hex()
+    forced = run_json("l1", "force-withdraw", "--account", str(account), "--amount", "1", "--key", key, "--home", str(home))
+    assert forced["nonce"] == 2 and forced["deadline_batch"] == 3 + 3
+    out = world["root"] / "forced.jsonl"
+    listed = run_json("l1", "forced", "--out", str(out), "--home", str(home))
+    assert listed["pending"] == [{"request_id": forced["request_id"], "account": account, "amount": 1, "nonce": 2}]
+    assert Withdraw.model_validate_json(out.read_text()).model_dump() == forced["l2_transaction"]
+    # not overdue, nothing to exit
+    assert "not overdue" in run("l1", "freeze", "--home", str(home), code=1)
+    assert "exits open only once the rollup is frozen" in run("l1", "exit", "--account", str(account), "--home", str(home), code=1)
+    dismissed = run_json("l1", "dismiss", "--home", str(home))
+    assert dismissed["reason"] == "the account has open positions"
+    assert run_json("l1", "forced", "--home", str(home))["pending"] == []
+    assert "no forced withdrawal is pending" in run("l1", "freeze", "--home", str(home), code=1)

@@ -262,5 +262,139 @@ def status(
         console.print(f"{name}: {value}")
 
 
-for _command in (deploy, deposit, withdraw, status):
-    app.command(_command.__name__)(_command)
+# --- escape hatch -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def open_settled(home: Path | None, rpc_url: str | None, private_key: str | None = None) -> Iterator[tuple[Any, Any, Any, int]]:
+    """(l1, contracts, store, last settled batch) for the escape-hatch commands."""
+    from contracts.client import get_contracts
+    from contracts.escape import EscapeError
+
+    target = resolve(home)
+    with open_l1(target, rpc_url, private_key) as l1, l1_errors(), open_store(target) as (_, store):
+        deployment = load_deployment(target, l1)
+        contracts = get_contracts(l1, deployment, get_shape(store, deployment.n_slots))
+        try:
+            yield l1, contracts, store, contracts.rollup.functions.batch_number().call()
+        except EscapeError as exc:
+            raise UserError(str(exc)) from None
+
+
+def force_withdraw(
+    account: Annotated[int, typer.Option("--account", help="L2 account id (yours: you made its first L1 deposit).")],
+    amount: Annotated[int, typer.Option("--amount", help="Collateral units (1e-6 USD).")],
+    key: Annotated[str, typer.Option("--key", help="The account owner's private key (0x-hex).")],
+    rpc_url: RpcOption = None,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Force a withdrawal from L1: signs the L2 Withdraw (the account's next nonce, from the node)
+    and records it on L1; the sequencer must settle it or dismiss it as invalid before the deadline,
+    else anyone may freeze the rollup."""
+    from contracts.escape import get_account_proof, request_forced_withdrawal
+    from rollup.publish import get_genesis
+    from verifier.encoding import decode_account_leaf
+
+    private_key = parse_key(key)
+    with open_settled(home, rpc_url) as (l1, contracts, store, _):
+        latest = store.latest_batch()
+        leaf, _ = get_account_proof(store, account, latest.number if latest else 0)
+        # the account exists on L2
+        if not leaf:
+            raise UserError(f"account {account} has no leaf on L2 yet: its deposit is not executed")
+        nonce = decode_account_leaf(leaf).nonce
+        result = request_forced_withdrawal(l1, contracts, get_genesis(store).chain_id, account, amount, nonce, private_key)
+    if json_output:
+        print_json({**result.args, "gas_used": result.gas_used})
+        return
+    console.print(f"forced withdrawal {result.args['request_id']}: {amount} units from account {account}, deadline batch {result.args['deadline_batch']}")
+
+
+def forced(
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Write the pending requests' L2 Withdraw transactions to this JSONL file (for `rollup submit`).", show_default=False)
+    ] = None,
+    rpc_url: RpcOption = None,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Pending forced withdrawals (oldest first), with the signed L2 transactions to include."""
+    from contracts.escape import get_pending_forced_withdrawals
+
+    with open_settled(home, rpc_url) as (_, contracts, _, _):
+        pending = get_pending_forced_withdrawals(contracts)
+    if out is not None:
+        out.write_text("".join(tx.model_dump_json() + "\n" for _, tx in pending))
+    rows = [{"request_id": i, "account": tx.account, "amount": tx.amount, "nonce": tx.nonce} for i, tx in pending]
+    if json_output:
+        print_json({"pending": rows})
+        return
+    for row in rows:
+        console.print(f"request {row['request_id']}: account {row['account']}, {row['amount']} units, nonce {row['nonce']}")
+    if not rows:
+        console.print("no forced withdrawal is pending")
+
+
+def dismiss(
+    rpc_url: RpcOption = None,
+    private_key: KeyOption = None,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Dismiss the oldest pending forced withdrawal with its account's leaf at the settled root
+    (refused on chain if the L2 would accept the withdrawal)."""
+    from contracts.escape import dismiss_forced_withdrawal, get_account_proof, get_pending_forced_withdrawals
+
+    with open_settled(home, rpc_url, private_key) as (l1, contracts, store, settled):
+        pending = get_pending_forced_withdrawals(contracts)
+        # something to dismiss
+        if not pending:
+            raise UserError("no forced withdrawal is pending")
+        leaf, proof = get_account_proof(store, pending[0][1].account, settled)
+        result = dismiss_forced_withdrawal(l1, contracts, leaf, proof)
+    if json_output:
+        print_json({**result.args, "gas_used": result.gas_used})
+        return
+    console.print(f"forced withdrawal {result.args['request_id']} dismissed: {result.args['reason']}")
+
+
+def freeze(
+    rpc_url: RpcOption = None,
+    private_key: KeyOption = None,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Freeze the rollup: allowed once the oldest pending forced withdrawal is overdue."""
+    from contracts.escape import freeze as freeze_rollup
+
+    with open_settled(home, rpc_url, private_key) as (l1, contracts, _, _):
+        result = freeze_rollup(l1, contracts)
+    if json_output:
+        print_json({**result.args, "gas_used": result.gas_used})
+        return
+    console.print(f"the rollup is frozen (forced withdrawal {result.args['request_id']} was not served)")
+
+
+def exit_command(
+    account: Annotated[int, typer.Option("--account", help="L2 account id to exit.")],
+    rpc_url: RpcOption = None,
+    private_key: KeyOption = None,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """After a freeze: pay an account's collateral to its address, proven against the last settled root."""
+    from contracts.escape import exit_account, get_exit_proof
+
+    with open_settled(home, rpc_url, private_key) as (l1, contracts, store, settled):
+        leaf, proof = get_exit_proof(store, account, settled)
+        result = exit_account(l1, contracts, account, leaf, proof)
+    if json_output:
+        print_json({**result.args, "gas_used": result.gas_used})
+        return
+    console.print(f"account {account} exited: {result.args['amount']} units paid to {result.args['recipient']}")
+
+
+for _command in (deploy, deposit, withdraw, status, force_withdraw, forced, dismiss, freeze):
+    app.command(_command.__name__.replace("_", "-"))(_command)
+app.command("exit")(exit_command)
