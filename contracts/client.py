@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
 from web3.contract import Contract
 
 from contracts.build import compile_contract
@@ -29,7 +31,15 @@ from contracts.groth16 import deploy_groth16_verifier, encode_proof_for_evm
 from contracts.merkle_list import compute_list_proof
 from contracts.multiproof import to_evm_multiproof
 from verifier.batch import check_batch_data
-from verifier.encoding import GLOBALS_KEY, decode_globals_leaf, decode_instrument_leaf, decode_key
+from verifier.encoding import (
+    GLOBALS_KEY,
+    account_key,
+    compute_genesis_hash,
+    decode_account_leaf,
+    decode_globals_leaf,
+    decode_instrument_leaf,
+    decode_key,
+)
 from verifier.published import Published, from_hex
 from verifier.segment import SegmentShape
 from verifier.snarkjs import parse_proof, parse_verifying_key
@@ -39,6 +49,7 @@ UNIT_WEI = 10**6  # Rollup.vy UNIT_WEI: wei of the L1 coin per collateral unit (
 SETTLE_GAS = 29_000_000  # explicit: estimation would re-run the pairings about ten times
 DEFAULT_FORCED_DELAY_BATCHES = 3
 DEFAULT_FORCED_DELAY_SECONDS = 7 * 24 * 3600
+GAS_MONEY = 10**17  # wei a user key gets from a dev account on a dev chain, to pay for its transactions
 
 
 class SettlementError(ValueError):
@@ -97,8 +108,6 @@ def deploy_rollup(
     forced_delay_seconds: int = DEFAULT_FORCED_DELAY_SECONDS,
 ) -> Deployment:
     """Deploy the three contracts for `genesis` and the segment circuit's key."""
-    from verifier.encoding import compute_genesis_hash
-
     groth16 = deploy_groth16_verifier(l1, parse_verifying_key(vk_json), shape)
     rollup_code = compile_contract("Rollup", shape)
     rollup = l1.deploy(rollup_code, genesis_root, forced_delay_batches, forced_delay_seconds, genesis.chain_id)
@@ -148,7 +157,8 @@ def get_signature_fields(tx: object) -> list[str]:
     return []  # deposits: the L1 queue entry authorises them; oracle updates: their own list
 
 
-def encode_instrument(data: bytes) -> tuple:
+def encode_instrument(data: bytes, n_scenarios: int) -> tuple:
+    """An instrument leaf as `BatchVerifier`'s Instrument struct (risk array zero-padded)."""
     leaf = decode_instrument_leaf(data)
     return (
         leaf.id,
@@ -160,7 +170,7 @@ def encode_instrument(data: bytes) -> tuple:
         int(leaf.settlement is not None),
         leaf.settlement or 0,
         len(leaf.risk_array),
-        list(leaf.risk_array),  # padded with zeros to the scenario count by the caller
+        list(leaf.risk_array) or [0] * n_scenarios,  # a leaf has the scenario count's values or none
     )
 
 
@@ -176,9 +186,7 @@ def build_submit_args(published: Published, shape: SegmentShape) -> SubmitArgs:
     for key in sorted(data.leaves_before):
         kind = decode_key(key).kind
         if kind == "instrument":
-            inst = list(encode_instrument(data.leaves_before[key]))
-            inst[9] = inst[9] or [0] * shape.n_scenarios
-            instruments.append(tuple(inst))
+            instruments.append(encode_instrument(data.leaves_before[key], shape.n_scenarios))
         elif key == GLOBALS_KEY:
             g = decode_globals_leaf(data.leaves_before[key])
             globals_before = (g.fee_pool, g.insurance_fund, g.deposit_count, g.oracle_time, g.genesis_hash)
@@ -243,14 +251,10 @@ def get_withdrawal_claims(published: Published) -> list[WithdrawalClaim]:
         for index, step in zip(segment.tx_indices, segment.steps):
             tx = batch.transactions[index]
             if isinstance(tx, Withdraw):
-                from verifier.encoding import account_key, decode_account_leaf
-
                 leaf = next(x for x in step if x.key == account_key(tx.account))
                 withdrawals.append((decode_account_leaf(from_hex(leaf.before)).address, tx.amount))
-    from eth_abi import encode
-    from eth_utils import keccak
-
-    leaves = [keccak(encode(["uint256", "uint256", "address", "uint256"], [batch.number, i, r, a])) for i, (r, a) in enumerate(withdrawals)]
+    # Rollup.settle's leaves: keccak(abi_encode(batch, index, recipient, amount))
+    leaves = [keccak(abi_encode(["uint256", "uint256", "address", "uint256"], [batch.number, i, r, a])) for i, (r, a) in enumerate(withdrawals)]
     return [
         WithdrawalClaim(batch.number, i, recipient, amount, compute_list_proof(leaves, i))
         for i, (recipient, amount) in enumerate(withdrawals)
@@ -279,8 +283,8 @@ def l1_deposit(l1: L1, contracts: Contracts, genesis: Genesis, account: int, amo
     address = get_address(private_key)
     value = amount * UNIT_WEI
     # gas money and the deposit itself (a dev account pays on the embedded chain)
-    if l1.balance(address) < value + 10**17:
-        l1.fund(address, value + 10**17)
+    if l1.balance(address) < value + GAS_MONEY:
+        l1.fund(address, value + GAS_MONEY)
     call = contracts.rollup.functions.deposit(account, amount)
     receipt = l1.send(call, "deposit", gas=300_000, value=value, private_key=private_key)
     event = contracts.rollup.events.Deposited().process_receipt(receipt)[0]["args"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.chain import L1
-from contracts.client import UNIT_WEI, Contracts
+from contracts.client import GAS_MONEY, UNIT_WEI, Contracts
 from contracts.eip712_args import split_signature
 from contracts.multiproof import to_evm_multiproof
 from rollup.merkle import SparseMerkleTree
@@ -30,7 +30,6 @@ from verifier.wire import Withdraw
 
 WORD = 32
 ESCAPE_GAS = 500_000  # explicit: every escape call costs well under this (see the tests)
-GAS_MONEY = 10**17  # wei given to a key's address on a dev chain so it can pay for its request
 
 
 class EscapeError(ValueError):
