@@ -111,11 +111,13 @@ def deploy_rollup(
     groth16 = deploy_groth16_verifier(l1, parse_verifying_key(vk_json), shape)
     rollup_code = compile_contract("Rollup", shape)
     rollup = l1.deploy(rollup_code, genesis_root, forced_delay_batches, forced_delay_seconds, genesis.chain_id)
+    digests = l1.deploy(compile_contract("Digests", shape))
     specs = sorted(genesis.instruments, key=lambda spec: spec.id)
     verifier = l1.deploy(
         compile_contract("BatchVerifier", shape),
         rollup.address,
         groth16.address,
+        digests.address,
         genesis.chain_id,
         genesis.oracle_address,
         compute_genesis_hash(genesis),

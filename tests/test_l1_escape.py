@@ -280,3 +280,36 @@ def test_escape_hatch(world):
         assert chain.l1.balance(address_b) - before_b == collateral_b * UNIT_WEI
         assert held - chain.l1.balance(chain.contracts.rollup.address) == (collateral_a + collateral_b) * UNIT_WEI
     print("escape gas:", json.dumps(gas))
+
+
+def test_censored_deposits_freeze_and_are_reclaimed():
+    """A deposit the L2 never consumes lets anyone freeze the rollup after the delay; then its
+    sender reclaims it, once. (The settlement contract alone: nothing here needs a proof.)"""
+    from contracts.build import compile_contract
+    from contracts.chain import L1
+    from verifier.segment import SegmentShape
+
+    l1 = L1.embedded()
+    delay = 3600
+    rollup = l1.deploy(compile_contract("Rollup", SegmentShape(1)), bytes(32), 1, delay, 424242)
+    key = dev_account_key(SEED, 0)
+    address = get_address(key)
+    l1.fund(address, 10**18)
+    for account, amount in ((5, 7), (6, 11)):
+        l1.send(rollup.functions.deposit(account, amount), "deposit", gas=300_000, value=amount * UNIT_WEI, private_key=key)
+    freeze = rollup.functions.freeze()
+    reclaim = rollup.functions.reclaim_deposit(0, 5, address, 7)
+    assert "deposits are reclaimed only once the rollup is frozen" in revert_reason(lambda: l1.send(reclaim, "reclaim", gas=300_000))
+    # the deposit has not waited long enough
+    assert "the forced withdrawal is not overdue" in revert_reason(lambda: l1.send(freeze, "freeze", gas=300_000))
+    tester = l1.w3.provider.ethereum_tester
+    tester.time_travel(l1.w3.eth.get_block("latest")["timestamp"] + delay + 1)
+    l1.send(freeze, "freeze", gas=300_000)
+    assert rollup.functions.frozen().call()
+    before = l1.balance(address)
+    # not the queued deposit: another amount
+    assert "not the queued deposit" in revert_reason(lambda: l1.send(rollup.functions.reclaim_deposit(0, 5, address, 8), "reclaim", gas=300_000))
+    l1.send(reclaim, "reclaim", gas=300_000)
+    assert l1.balance(address) - before == 7 * UNIT_WEI
+    assert "deposit already reclaimed" in revert_reason(lambda: l1.send(reclaim, "reclaim", gas=300_000))
+    assert "no such deposit left in the queue" in revert_reason(lambda: l1.send(rollup.functions.reclaim_deposit(2, 5, address, 7), "reclaim", gas=300_000))

@@ -159,17 +159,30 @@ def test_tampered_batches_are_rejected_on_chain(world, pending):
         words, proof = a.segments[-1]
         a.segments[-1] = (words, [1, 3] + proof[2:])
 
+    def negative_fee(a):  # the trade's fee word r - 1 (= -1): the circuit alone would not refuse it
+        words, proof = a.segments[-1]
+        a.segments[-1] = (words[:13] + [BN254.r - 1] + words[14:], proof)
+
     expected = {
         bad_proof: "a segment proof does not verify",
         wrong_root: "new root is not the one the diffs rebuild",
         forged_signature: "signature does not recover to the account's address",
         aliased: "public word >= r",
         off_curve: "not on the curve",
+        negative_fee: "eip712: fee out of range",
     }
     for change, reason in expected.items():
         assert reason in revert_reason(contracts, tampered(args, change)), change.__name__
     # the honest calldata passes every check (as a call: nothing is mined here)
     contracts.batch_verifier.functions.submit_batch(*args.as_args()).call({"gas": 29_000_000})
+    # but not twice in one transaction (the contract's scratch is per transaction)
+    from contracts.build import compile_contract
+
+    harness = l1.deploy(compile_contract("Resubmit", shape, extra_dirs=(Path(__file__).parent / "vy",)))
+    data = contracts.batch_verifier.functions.submit_batch(*args.as_args())._encode_transaction_data()
+    with pytest.raises(Exception) as info:
+        harness.functions.twice(contracts.batch_verifier.address, bytes.fromhex(data[2:])).call({"gas": 29_000_000})
+    assert "one batch per transaction" in str(info.value)
 
 
 def tampered(args: Any, change) -> Any:

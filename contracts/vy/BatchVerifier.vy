@@ -50,6 +50,18 @@ interface Rollup:
         withdrawals: DynArray[Withdrawal, MAX_SLOTS],
     ): nonpayable
 
+interface Digests:
+    def compute_tx_digest(kind: uint256, words: uint256[eip712.N_WORDS], chain_id: uint256) -> bytes32: pure
+    def check_words(kind: uint256, words: uint256[eip712.N_WORDS]) -> bool: pure
+    def compute_oracle_digest(
+        timestamp: uint256,
+        marks: DynArray[eip712.InstrumentPrice, eip712.MAX_INSTRUMENTS],
+        funding: DynArray[eip712.InstrumentFunding, eip712.MAX_INSTRUMENTS],
+        risk_arrays: DynArray[eip712.RiskArray, eip712.MAX_INSTRUMENTS],
+        settlements: DynArray[eip712.InstrumentPrice, eip712.MAX_INSTRUMENTS],
+        chain_id: uint256,
+    ) -> bytes32: pure
+
 interface Groth16Verifier:
     def compute_vk_x(inputs: DynArray[uint256, params.N_PUBLIC]) -> uint256[2]: view
     def verify_batch(proofs: DynArray[uint256[8], 16], vk_xs: DynArray[uint256[2], 16]) -> bool: view
@@ -150,6 +162,7 @@ struct MultiProof:
 # --- configuration (the genesis the circuit and the state commit to) -------------------------------
 rollup: public(Rollup)
 verifier: public(Groth16Verifier)
+digests: public(Digests)
 l2_chain_id: public(uint256)  # the EIP-712 domain's chain id (genesis), not the L1's
 oracle: public(address)
 genesis_hash: public(bytes32)
@@ -173,6 +186,7 @@ t_withdrawals: transient(DynArray[Withdrawal, MAX_SLOTS])
 def __init__(
     rollup: address,
     verifier: address,
+    digests: address,
     l2_chain_id: uint256,
     oracle: address,
     genesis_hash: bytes32,
@@ -193,6 +207,7 @@ def __init__(
         self.instrument_expiry[previous] = instrument_expiries[i]
     self.rollup = Rollup(rollup)
     self.verifier = Groth16Verifier(verifier)
+    self.digests = Digests(digests)
     self.l2_chain_id = l2_chain_id
     self.oracle = oracle
     self.genesis_hash = genesis_hash
@@ -405,7 +420,7 @@ def _find_oracle_instrument(instrument_id: uint256) -> Instrument:
 def _process_oracle(update: OracleUpdate, timestamp: uint256):
     """Replay a signed oracle update on the instrument leaves (the rules of verifier/batch.py
     `compute_oracle_writes`): the circuit proves only the oracle clock."""
-    digest: bytes32 = eip712.compute_oracle_digest(timestamp, update.marks, update.funding, update.risk_arrays, update.settlements, self.l2_chain_id)
+    digest: bytes32 = staticcall self.digests.compute_oracle_digest(timestamp, update.marks, update.funding, update.risk_arrays, update.settlements, self.l2_chain_id)
     # prices come from the genesis oracle key
     assert eip712.recover(digest, update.signature[0], update.signature[1], update.signature[2]) == self.oracle, "oracle update not signed by the oracle"
     touched: DynArray[uint256, 4 * MAX_INSTRUMENTS] = []
@@ -470,7 +485,8 @@ def _process_slot(w: DynArray[uint256, params.SLOT_WORDS]) -> SlotResult:
         self._check_zero(w, 0, params.SLOT_WORDS, "a padding slot is not zero")
         return result
     if kind == ORACLE_UPDATE:
-        # the clock is proven in the circuit; the windows are empty
+        # the clock is proven in the circuit; the windows and the other words are empty
+        self._check_zero(w, TX, 10, "an oracle update's words are not zero")
         self._check_zero(w, WIN_A, 2 * AW + 8, "an oracle update's windows are not zero")
         self._process_globals(w, WIN_G)
         return result
@@ -497,10 +513,10 @@ def _process_slot(w: DynArray[uint256, params.SLOT_WORDS]) -> SlotResult:
     self._process_globals(w, WIN_G)
     if kind == DEPOSIT:
         # the L1 queue, in order: the queue entry is the deposit's authorisation
-        assert words[9] < 1 << 160 and words[3] < 1 << 64, "deposit word out of range"
+        assert staticcall self.digests.check_words(kind, words)
         self.t_queue_hash = keccak256(abi_encode(self.t_queue_hash, words[0], convert(words[9], address), words[3]))
         return result
-    result.digest = eip712.compute_tx_digest(kind, words, self.l2_chain_id)
+    result.digest = staticcall self.digests.compute_tx_digest(kind, words, self.l2_chain_id)
     result.n_signers = 1
     result.first = result.signer_a
     if kind == PERP_TRADE or kind == OPTION_TRADE:
@@ -553,6 +569,8 @@ def submit_batch(
     proof: MultiProof,
 ):
     """Settle the next batch; reverts with the first check that fails."""
+    # one batch per transaction: the transient scratch (key map, instruments) is the batch's own
+    assert self.t_epoch == 0, "one batch per transaction"
     assert len(segments) > 0, "a batch has at least one segment"
     number: uint256 = staticcall self.rollup.batch_number() + 1
     self._load_start(instruments, globals_before, proof)

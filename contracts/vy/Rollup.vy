@@ -94,6 +94,8 @@ deployer: address
 
 deposit_count: public(uint256)  # L1 queue length
 deposit_hashes: public(HashMap[uint256, bytes32])  # rolling hash after n deposits
+deposit_times: public(HashMap[uint256, uint256])  # when deposit n was queued
+deposit_reclaimed: public(HashMap[uint256, bool])
 deposits_consumed: public(uint256)
 account_owner: public(HashMap[uint256, address])  # first depositor of an account id
 
@@ -113,6 +115,8 @@ exited: public(HashMap[uint256, bool])
 
 @deploy
 def __init__(genesis_root: bytes32, forced_delay_batches: uint256, forced_delay_seconds: uint256, l2_chain_id: uint256):
+    # a sequencer needs at least one batch (its proving pipeline) to include a request
+    assert forced_delay_batches >= 1 and forced_delay_seconds >= 1, "forced-withdrawal delays must be positive"
     self.state_root = genesis_root
     self.l2_chain_id = l2_chain_id
     self.deployer = msg.sender
@@ -148,6 +152,7 @@ def deposit(account: uint256, amount: uint256):
     n: uint256 = self.deposit_count
     queue_hash: bytes32 = keccak256(abi_encode(self.deposit_hashes[n], account, msg.sender, amount))
     self.deposit_hashes[n + 1] = queue_hash
+    self.deposit_times[n] = block.timestamp
     self.deposit_count = n + 1
     log Deposited(deposit_id=n, account=account, sender=msg.sender, amount=amount, queue_hash=queue_hash)
 
@@ -223,7 +228,7 @@ def claim_withdrawal(batch: uint256, index: uint256, recipient: address, amount:
     assert not self.claimed[leaf], "withdrawal already claimed"
     self.claimed[leaf] = True
     log WithdrawalClaimed(batch=batch, index=index, recipient=recipient, amount=amount)
-    send(recipient, amount * UNIT_WEI)
+    raw_call(recipient, b"", value=amount * UNIT_WEI)
 
 
 # --- escape hatch --------------------------------------------------------------------------------
@@ -295,13 +300,31 @@ def dismiss_forced_withdrawal(
 
 @external
 def freeze():
-    """Freeze the rollup if the oldest unserved forced withdrawal is past its deadline."""
+    """Freeze the rollup if the oldest pending forced withdrawal is overdue, or if the oldest
+    queued deposit has waited longer than `forced_delay_seconds` (deposits cannot be censored)."""
     n: uint256 = self.forced_served
-    assert n < self.forced_count, "no forced withdrawal is pending"
-    request: ForcedWithdrawal = self.forced[n]
-    assert self.batch_number >= request.deadline_batch or block.timestamp >= request.deadline_time, "the forced withdrawal is not overdue"
+    overdue_withdrawal: bool = False
+    if n < self.forced_count:
+        request: ForcedWithdrawal = self.forced[n]
+        overdue_withdrawal = self.batch_number >= request.deadline_batch or block.timestamp >= request.deadline_time
+    d: uint256 = self.deposits_consumed
+    overdue_deposit: bool = d < self.deposit_count and block.timestamp >= self.deposit_times[d] + self.forced_delay_seconds
+    assert n < self.forced_count or d < self.deposit_count, "no forced withdrawal is pending"
+    assert overdue_withdrawal or overdue_deposit, "the forced withdrawal is not overdue"
     self.frozen = True
     log Frozen(request_id=n)
+
+
+@external
+def reclaim_deposit(deposit_id: uint256, account: uint256, sender: address, amount: uint256):
+    """After a freeze: refund a queued deposit the L2 never consumed, once, to its sender."""
+    assert self.frozen, "deposits are reclaimed only once the rollup is frozen"
+    assert deposit_id >= self.deposits_consumed and deposit_id < self.deposit_count, "no such deposit left in the queue"
+    assert not self.deposit_reclaimed[deposit_id], "deposit already reclaimed"
+    # the queue entry, as deposited
+    assert keccak256(abi_encode(self.deposit_hashes[deposit_id], account, sender, amount)) == self.deposit_hashes[deposit_id + 1], "not the queued deposit"
+    self.deposit_reclaimed[deposit_id] = True
+    raw_call(sender, b"", value=amount * UNIT_WEI)
 
 
 @external
@@ -322,4 +345,4 @@ def exit(
     self.exited[account] = True
     recipient: address = convert(leaf_words[1], address)
     log Exited(account=account, recipient=recipient, amount=leaf_words[2])
-    send(recipient, leaf_words[2] * UNIT_WEI)
+    raw_call(recipient, b"", value=leaf_words[2] * UNIT_WEI)

@@ -120,40 +120,82 @@ def compute_domain_separator(chain_id: uint256) -> bytes32:
 
 @internal
 @pure
+def _is_signed_below(x: uint256, bound: uint256) -> bool:
+    """x is the field element of a v with -bound < v < bound."""
+    return x < bound or (x < params.BN254_R and x > params.BN254_R - bound)
+
+
+@internal
+@pure
+def check_words(kind: uint256, words: uint256[N_WORDS]):
+    """
+    @notice The wire bounds of `verifier/wire.py` on a user transaction's words (the circuit does
+            not range-check every one of them: an amount of r - x would be -x), and zeros in the
+            words the type does not carry.
+    """
+    assert kind < N_USER_KINDS, "eip712: not a user transaction"
+    carried: uint256 = LIQUIDATE_WORDS
+    if kind == KIND_DEPOSIT:
+        carried = DEPOSIT_WORDS
+    elif kind == KIND_WITHDRAW:
+        carried = WITHDRAW_WORDS
+    elif kind == KIND_TRANSFER:
+        carried = TRANSFER_WORDS
+    elif kind == KIND_PERP_TRADE or kind == KIND_OPTION_TRADE:
+        carried = TRADE_WORDS
+    elif kind == KIND_SETTLE_EXPIRED:
+        carried = SETTLE_EXPIRED_WORDS
+    for i: uint256 in range(N_WORDS):
+        # the signature covers every word: one the type does not carry is zero
+        assert carried & (1 << i) != 0 or words[i] == 0, "eip712: a word this transaction type does not carry is not zero"
+    # ids, nonces, deposit ids, addresses (zero where not carried)
+    assert words[W_ACCOUNT_A] < 1 << 29 and words[W_ACCOUNT_B] < 1 << 29, "eip712: account id out of range"
+    assert words[W_INSTRUMENT] < 1 << 16, "eip712: instrument id out of range"
+    assert words[W_NONCE_A] < 1 << 32 and words[W_NONCE_B] < 1 << 32 and words[W_DEPOSIT_ID] < 1 << 32, "eip712: nonce out of range"
+    assert words[W_ADDRESS] < 1 << 160, "eip712: address word is wider than 160 bits"
+    assert words[W_FEE] < 1 << 64, "eip712: fee out of range"
+    quantity: uint256 = words[W_QUANTITY]
+    price: uint256 = words[W_PRICE]
+    if kind == KIND_PERP_TRADE:
+        # a signed size, a positive price
+        assert self._is_signed_below(quantity, 1 << 31), "eip712: size out of range"
+        assert price > 0 and price < 1 << 56, "eip712: price out of range"
+    elif kind == KIND_OPTION_TRADE:
+        # a positive quantity, a premium that may be 0
+        assert quantity > 0 and quantity < 1 << 31, "eip712: quantity out of range"
+        assert price < 1 << 56, "eip712: premium out of range"
+    elif kind == KIND_LIQUIDATE:
+        assert self._is_signed_below(quantity, 1 << 31), "eip712: size out of range"
+    elif kind != KIND_SETTLE_EXPIRED:
+        # deposits, withdrawals, transfers: a positive amount
+        assert quantity > 0 and quantity < 1 << 64, "eip712: amount out of range"
+
+
+@internal
+@pure
 def compute_tx_digest(kind: uint256, words: uint256[N_WORDS], chain_id: uint256) -> bytes32:
     """
     @notice The EIP-712 digest (also the transaction hash) of a user transaction given as its
             slot words. Reverts if a word is not a field element, a word the type does not carry
             is not zero, or the kind is not a user transaction.
     """
-    # oracle updates carry lists the words do not hold
-    assert kind < N_USER_KINDS, "eip712: kind must be a user transaction (0..6); oracle updates use compute_oracle_digest"
-    for i: uint256 in range(N_WORDS):
-        # every word is an element of the circuit's field
-        assert words[i] < params.BN254_R, "eip712: a transaction word is not below the field modulus"
-    carried: uint256 = 0
+    # oracle updates carry lists the words do not hold; every word within its wire bound
+    self.check_words(kind, words)
     struct_hash: bytes32 = empty(bytes32)
     if kind == KIND_DEPOSIT:
-        # the address word holds a 160-bit address (abi-encoded as the same word)
-        assert words[W_ADDRESS] < 1 << 160, "eip712: deposit address word is wider than 160 bits"
-        carried = DEPOSIT_WORDS
         struct_hash = keccak256(abi_encode(DEPOSIT_TYPEHASH, words[W_DEPOSIT_ID], words[W_ACCOUNT_A], words[W_ADDRESS], words[W_QUANTITY]))
     elif kind == KIND_WITHDRAW:
-        carried = WITHDRAW_WORDS
         struct_hash = keccak256(abi_encode(WITHDRAW_TYPEHASH, words[W_ACCOUNT_A], words[W_QUANTITY], words[W_NONCE_A]))
     elif kind == KIND_TRANSFER:
-        carried = TRANSFER_WORDS
         struct_hash = keccak256(abi_encode(TRANSFER_TYPEHASH, words[W_ACCOUNT_A], words[W_ACCOUNT_B], words[W_QUANTITY], words[W_NONCE_A]))
     elif kind == KIND_PERP_TRADE:
         # A is the taker, B the maker; the size is signed
-        carried = TRADE_WORDS
         struct_hash = keccak256(abi_encode(
             PERP_TRADE_TYPEHASH, words[W_ACCOUNT_B], words[W_ACCOUNT_A], words[W_INSTRUMENT], self._to_int(words[W_QUANTITY]),
             words[W_PRICE], words[W_FEE], words[W_NONCE_B], words[W_NONCE_A],
         ))
     elif kind == KIND_OPTION_TRADE:
         # A is the buyer, B the seller
-        carried = TRADE_WORDS
         struct_hash = keccak256(abi_encode(
             OPTION_TRADE_TYPEHASH, words[W_ACCOUNT_A], words[W_ACCOUNT_B], words[W_INSTRUMENT], words[W_QUANTITY],
             words[W_PRICE], words[W_FEE], words[W_NONCE_A], words[W_NONCE_B],
@@ -161,17 +203,12 @@ def compute_tx_digest(kind: uint256, words: uint256[N_WORDS], chain_id: uint256)
     elif kind == KIND_SETTLE_EXPIRED:
         # A is the settled account, B the sender; both nonce words carry the sender's nonce
         assert words[W_NONCE_B] == words[W_NONCE_A], "eip712: a settlement's two nonce words differ"
-        carried = SETTLE_EXPIRED_WORDS
         struct_hash = keccak256(abi_encode(SETTLE_EXPIRED_TYPEHASH, words[W_ACCOUNT_B], words[W_ACCOUNT_A], words[W_INSTRUMENT], words[W_NONCE_A]))
     else:
         # liquidate: A is the liquidator, B the liquidated account; the size is signed
-        carried = LIQUIDATE_WORDS
         struct_hash = keccak256(abi_encode(
             LIQUIDATE_TYPEHASH, words[W_ACCOUNT_A], words[W_ACCOUNT_B], words[W_INSTRUMENT], self._to_int(words[W_QUANTITY]), words[W_NONCE_A],
         ))
-    for i: uint256 in range(N_WORDS):
-        # the signature covers every word: one the type does not carry is zero
-        assert carried & (1 << i) != 0 or words[i] == 0, "eip712: a word this transaction type does not carry is not zero"
     return self._compute_digest(chain_id, struct_hash)
 
 
