@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prover.circuits import CIRCUIT_VERSION
 from prover.circuits.segment import build_segment_circuit
 from prover.groth16 import prove
 from prover.segments import DEFAULT_SEGMENT_SLOTS, Segment, count_segments, get_batch_commitment, load_segments
@@ -43,6 +44,7 @@ META_SEGMENT_SLOTS = "segment_slots"
 META_VK_HASH = "vk_hash"
 META_SETUP_SLOTS = "setup_slots"
 META_SETUP_CONSTRAINTS = "setup_constraints"
+META_CIRCUIT_VERSION = "circuit_version"
 
 
 class ProvingError(Exception):
@@ -91,6 +93,13 @@ def run_setup(home: Path, store: Store, n_slots: int | None = None, force: bool 
         # cached keys serve one segment size only
         if int(existing) != slots:
             raise ProvingError(f"the keys in {pk_path.parent} are for {existing}-slot segments; run setup with --force for {slots}")
+        version = store.get_meta(META_CIRCUIT_VERSION) or "1"
+        # keys of another circuit version would make proofs that never verify
+        if version != CIRCUIT_VERSION:
+            raise ProvingError(
+                f"the keys in {pk_path.parent} are for version {version} of the segment circuit, this prover has version "
+                f"{CIRCUIT_VERSION}: run `rollup setup --force`"
+            )
         vk_json = read_json(vk_path)
         set_meta(store, META_SEGMENT_SLOTS, str(slots))
         return SetupResult(
@@ -115,6 +124,7 @@ def run_setup(home: Path, store: Store, n_slots: int | None = None, force: bool 
     set_meta(store, META_SETUP_SLOTS, str(slots))
     set_meta(store, META_SEGMENT_SLOTS, str(slots))
     set_meta(store, META_SETUP_CONSTRAINTS, str(cs.n_constraints))
+    set_meta(store, META_CIRCUIT_VERSION, CIRCUIT_VERSION)
     return SetupResult(vk_hash, slots, cs.n_constraints, cs.n_public, str(pk_path), str(vk_path), False, time.perf_counter() - started)
 
 

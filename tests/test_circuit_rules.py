@@ -13,6 +13,8 @@ circuit proves is then checked against the circuit:
 
 from __future__ import annotations
 
+import copy
+
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -439,6 +441,27 @@ def test_tampered_tx_words_are_never_satisfiable(workload_records):
         name = {"withdraw": "quantity", "transfer": "quantity"}.get(r.tx.type, rng.choice(("quantity", "price", "fee", "nonce_a")))
         setattr(slot.tx, name, getattr(slot.tx, name) + 1)
         assert not is_satisfied(shape, [slot])
+
+
+@pytest.mark.parametrize("kind, word, value", [
+    ("transfer", "quantity", -1_000_000),  # r - x: the recipient would pay, unsigned
+    ("withdraw", "quantity", -1_000_000),  # collateral from nothing
+    ("perp_trade", "fee", -1_000_000),  # a fee paid out of the fee pool
+    ("option_trade", "fee", -1),
+    ("perp_trade", "price", -5),
+    ("option_trade", "quantity", -3),
+])
+def test_out_of_range_tx_words_are_never_satisfiable(workload_records, kind, word, value):
+    """With every after word rewritten consistently by the rules' arithmetic (no checks), a
+    transaction word outside its wire bound (a negative amount, fee, price or quantity, i.e. r - x
+    as a field element) still cannot be proven: the circuit range-checks the transaction words."""
+    records, shape = workload_records
+    record = next(r for r in records if r.accepted and r.tx.type == kind)
+    slot = build_unchecked_slot(record.state, record.tx, shape)
+    assert is_satisfied(shape, [copy.deepcopy(slot)])
+    setattr(slot.tx, word, value)
+    apply_unchecked(slot, shape)
+    assert not is_satisfied(shape, [slot]), f"{kind} with {word} = {value} was provable"
 
 
 def test_deposit_address_is_bound(workload_records):

@@ -1,22 +1,14 @@
-"""The pipelined node's early tail work: the workers' signature pass (hash, signers, JSON), the
-batch writer that stores transactions and receipts while the batch executes, and the leaves
-encoded as soon as no later chunk names their account. Everything must equal the sequential node,
-including what the store holds."""
+"""The pipelined node's early tail work: the batch writer that stores transactions and receipts
+while the batch executes, and the leaves encoded as soon as no later chunk names their account;
+the background WAL checkpoint. Everything must equal the sequential node, including what the
+store holds."""
 
 from __future__ import annotations
-
-import pickle
 
 import pytest
 
 from rollup.executors import ProcessExecutor, SerialExecutor
-from rollup.node import (
-    check_signatures,
-    compute_signature_chunk_size,
-    get_last_chunks,
-    pack_signature_jobs,
-    recover_packed_signature_chunk,
-)
+from rollup.node import compute_signature_chunk_size, get_last_chunks
 from rollup.planner import ACCOUNT_GETTERS
 from rollup.storage import StorageError
 
@@ -36,16 +28,6 @@ def chunked_workload(workload_factory):
 def _stored(node, number: int) -> tuple:
     store = node.store
     return store.get_transactions(number), store.get_receipts(number), store.get_diff(number), store.get_batch(number).n_accepted
-
-
-def test_worker_signature_chunk_gives_the_sequential_hash_signers_and_json(chunked_workload):
-    _, batch = _split_setup(chunked_workload)
-    chain_id = chunked_workload.genesis.chain_id
-    expected = check_signatures(batch, chain_id)
-    assert any(c.signers is None for c in expected)  # malformed signatures are in the batch
-    processed = pickle.loads(recover_packed_signature_chunk(pack_signature_jobs(batch, chain_id)))
-    assert [(h, s, e) for h, s, e, _ in processed] == [(c.tx_hash, c.signers, c.error) for c in expected]
-    assert [body for *_, body in processed] == [tx.model_dump_json() for tx in batch]
 
 
 def test_last_chunks_name_the_last_chunk_of_every_account(chunked_workload):
@@ -79,7 +61,7 @@ def test_pipelined_batch_is_stored_as_the_sequential_one(chunked_workload, node_
     assert _stored(pipelined, 2) == _stored(sequential, 2)
 
 
-def test_partitioned_batch_stores_the_workers_json(chunked_workload, node_factory):
+def test_partitioned_batch_is_stored_as_the_sequential_one(chunked_workload, node_factory):
     setup, batch = _split_setup(chunked_workload)
     sequential = node_factory(chunked_workload.genesis, "sequential")
     sequential.submit(setup)
@@ -111,3 +93,22 @@ def test_commit_through_a_writer_of_another_batch_fails(small_workload, node_fac
         node.store.commit_batch(2, b"", b"", [], [], [], {}, writer)
     writer.abort()
     assert node.batch_number == 0
+
+
+def test_the_background_checkpoint_empties_the_wal_and_a_reopened_node_sees_every_batch(chunked_workload, node_factory):
+    from rollup.node import Node
+
+    setup, batch = _split_setup(chunked_workload)
+    node = node_factory(chunked_workload.genesis)
+    node.submit(setup)
+    root = node.submit(batch).new_root
+    node.store.wait_for_checkpoint()
+    busy, wal_pages, copied = node.store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert busy == 0 and wal_pages == copied  # the WAL is consistent and fully copied back
+    home = node.home
+    node.close()
+    reopened = Node.open(home)
+    try:
+        assert reopened.root == root and reopened.batch_number == 2
+    finally:
+        reopened.close()

@@ -19,8 +19,9 @@ from prover.pipeline import ProvingError, get_key_paths, prove_batches
 from prover.segments import get_instrument_leaves, load_segments
 from rollup.cli.main import app
 from rollup.executors import SerialExecutor
+from prover.circuits import CIRCUIT_VERSION
 from rollup.fixtures import WorkloadSpec, generate_workload
-from rollup.storage import Store, get_leaves_before, get_proofs
+from rollup.storage import Store, get_leaves_before, get_proofs, set_meta
 from verifier.commitments import compute_public_inputs_hash, compute_segment_root, compute_vk_hash, fold_leaf_changes
 from verifier.encoding import decode_account_leaf, decode_key, encode_account_leaf
 from verifier.groth16 import batch_verify, prepare_verifying_key
@@ -108,6 +109,15 @@ def test_setup_is_cached_and_records_the_key_hash(home, proving_home):
     # keys serve one segment size
     assert "--force" in run("setup", "--slots", "2", "--home", str(home), code=1)
     assert "verifying key hash" in run("setup", "--home", str(home))
+    # and one version of the circuit: keys made before a circuit change are refused, not reused
+    store = Store.open(home)
+    try:
+        assert store.get_meta("circuit_version") == CIRCUIT_VERSION
+        set_meta(store, "circuit_version", "1")
+    finally:
+        store.close()
+    out = run("setup", "--home", str(home), code=1)
+    assert "version 1 of the segment circuit" in out and "--force" in out
 
 
 def test_prove_end_to_end_in_parallel_workers(home):

@@ -11,7 +11,11 @@ A verifier rebuilds the public inputs from published data: `build_slot_public` p
 `pad_slots` with no-ops, `SegmentPublic(batch, segment, slots)`, `compute_public_inputs`.
 """
 
-from prover.circuits.layout import (
+# Bumped on any change of the segment circuit's constraints: keys made for another version are
+# refused (`rollup setup --force` makes new ones). 2: range checks on the transaction words.
+CIRCUIT_VERSION = "2"
+
+from prover.circuits.layout import (  # noqa: E402
     SLOT_TYPES,
     SUPPORTED_TYPES,
     SegmentPublic,
@@ -25,11 +29,12 @@ from prover.circuits.layout import (
     get_slot_keys,
     pad_slots,
 )
-from prover.circuits.segment import build_segment_circuit, synthesize_segment
-from prover.circuits.slot import synthesize_slot
-from prover.circuits.witness import RejectedInSegment, compute_segment_witness
+from prover.circuits.segment import build_segment_circuit, synthesize_segment  # noqa: E402
+from prover.circuits.slot import synthesize_slot  # noqa: E402
+from prover.circuits.witness import RejectedInSegment, compute_segment_witness  # noqa: E402
 
 __all__ = [
+    "CIRCUIT_VERSION",
     "SLOT_TYPES",
     "SUPPORTED_TYPES",
     "RejectedInSegment",

@@ -51,7 +51,15 @@ from prover.circuits.fast_gadgets import range_check_fast as range_check
 from prover.circuits.layout import SLOT_TYPES, SUPPORTED_TYPES, AccountWindow, SegmentShape, SlotPublic, TxWords
 from prover.gadgets import abs_value, assert_boolean, boolean, gt, is_zero, mul, to_signed
 from prover.r1cs import ConstraintSystem, LinearCombination, LinearLike, Variable
-from verifier.wire import TIMESTAMP_BITS
+from verifier.wire import (
+    ACCOUNT_ID_BITS,
+    AMOUNT_BITS,
+    INSTRUMENT_ID_BITS,
+    NONCE_BITS,
+    PRICE_BITS,
+    SIZE_BITS as WIRE_SIZE_BITS,
+    TIMESTAMP_BITS,
+)
 
 COLLATERAL_BITS = 128  # the leaf word's range
 SIZE_BITS = 32  # a transaction's signed size: |size| < 2^31 on the wire
@@ -97,6 +105,36 @@ class SideParameters:
     binds_address: LinearLike  # a deposit: a new account gets the deposit's address
 
 
+def synthesize_tx_ranges(cs: ConstraintSystem, tx: TxWords, dep: Variable, wd: Variable, tr: Variable, perp: Variable, opt: Variable, liq: Variable) -> None:
+    """The wire bounds of `verifier/wire.py` on the transaction's words, so that the proof alone
+    (not only the verifier's parsing and the contract's checks) refuses an amount, fee or price of
+    r - x acting as -x. Words a type does not carry are 0, which every bound admits."""
+    with cs.gadget("tx_ranges"):
+        for word, bits in (
+            (tx.account_a, ACCOUNT_ID_BITS),
+            (tx.account_b, ACCOUNT_ID_BITS),
+            (tx.instrument, INSTRUMENT_ID_BITS),
+            (tx.price, PRICE_BITS),
+            (tx.fee, AMOUNT_BITS),
+            (tx.nonce_a, NONCE_BITS),
+            (tx.nonce_b, NONCE_BITS),
+            (tx.deposit_id, NONCE_BITS),
+            (tx.address, 160),
+            (tx.timestamp, TIMESTAMP_BITS),
+        ):
+            range_check(cs, word, bits)
+        # collateral moves: 0 < amount < 2^64 (as amount - 1 in [0, 2^64))
+        moves = cs.as_lc(dep) + wd + tr
+        range_check(cs, mul(cs, moves, cs.as_lc(tx.quantity) - 1), AMOUNT_BITS)
+        # option trades: 0 < quantity < 2^31
+        range_check(cs, mul(cs, opt, cs.as_lc(tx.quantity) - 1), WIRE_SIZE_BITS)
+        # perpetual trades and liquidations: -2^31 < size < 2^31
+        signed = cs.as_lc(perp) + liq
+        range_check(cs, mul(cs, signed, cs.as_lc(tx.quantity) + (2**WIRE_SIZE_BITS - 1)), WIRE_SIZE_BITS + 1)
+        # perpetual trades: a positive price (options may trade at a premium of 0)
+        range_check(cs, mul(cs, perp, cs.as_lc(tx.price) - 1), PRICE_BITS)
+
+
 @dataclass
 class AccountResult:
     long_delta: LinearCombination  # change in long size (open interest)
@@ -121,6 +159,7 @@ def synthesize_slot(cs: ConstraintSystem, shape: SegmentShape, slot: SlotPublic)
                 cs.enforce(flag[name], 1, 0)
     dep, wd, tr, perp, opt, settle, liq, oracle = (flag[n] for n in SLOT_TYPES)
     trade = cs.as_lc(perp) + opt
+    synthesize_tx_ranges(cs, tx, dep, wd, tr, perp, opt, liq)
     with cs.gadget("settle_sender"):
         # a settlement sent by a keeper uses window B for the keeper; holders settling their own
         # position use window A only

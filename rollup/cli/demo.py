@@ -235,7 +235,7 @@ def _key_files(home: Path) -> tuple[Path, Path]:
 
 def save_keys(cache: Path, home: Path) -> None:
     """Keep the demo circuit's keys and their node settings for the next demo run."""
-    from prover.pipeline import META_SETUP_CONSTRAINTS, META_SETUP_SLOTS, META_VK_HASH
+    from prover.pipeline import META_CIRCUIT_VERSION, META_SETUP_CONSTRAINTS, META_SETUP_SLOTS, META_VK_HASH
     from rollup.storage import Store
 
     cache.mkdir(parents=True, exist_ok=True)
@@ -243,7 +243,7 @@ def save_keys(cache: Path, home: Path) -> None:
         shutil.copyfile(path, cache / path.name)
     store = Store.open(home)
     try:
-        settings = {k: store.get_meta(k) for k in (META_VK_HASH, META_SETUP_SLOTS, META_SETUP_CONSTRAINTS)}
+        settings = {k: store.get_meta(k) for k in (META_VK_HASH, META_SETUP_SLOTS, META_SETUP_CONSTRAINTS, META_CIRCUIT_VERSION)}
         settings["genesis"] = store.get_meta("genesis")
     finally:
         store.close()
@@ -253,7 +253,8 @@ def save_keys(cache: Path, home: Path) -> None:
 def restore_keys(cache: Path, home: Path) -> bool:
     """Put cached keys in place if they were made for this genesis and segment size; `rollup
     prove` verifies every proof before storing it, so a wrong key fails loudly, never silently."""
-    from prover.pipeline import META_SEGMENT_SLOTS, META_SETUP_SLOTS
+    from prover.circuits import CIRCUIT_VERSION
+    from prover.pipeline import META_CIRCUIT_VERSION, META_SEGMENT_SLOTS, META_SETUP_SLOTS
     from rollup.storage import Store, set_meta
 
     settings_path = cache / "settings.json"
@@ -263,6 +264,9 @@ def restore_keys(cache: Path, home: Path) -> bool:
     store = Store.open(home)
     try:
         if settings.pop("genesis") != store.get_meta("genesis") or settings[META_SETUP_SLOTS] != str(PROOF_DEMO_SLOTS):
+            return False
+        # keys of this circuit version only
+        if settings.get(META_CIRCUIT_VERSION) != CIRCUIT_VERSION:
             return False
         for path in _key_files(home):
             path.parent.mkdir(parents=True, exist_ok=True)
