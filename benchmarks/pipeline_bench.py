@@ -8,7 +8,8 @@ hits every mode alike), `Node.submit` of the same mixed batch (after an untimed 
   partitions executed in parallel (rollup/parallel.py);
 - pipelined: `executor=ProcessExecutor(N), mode="pipelined"`: the workers recover signatures
   chunk by chunk while the coordinator executes every chunk whose signatures have arrived,
-  sequentially; no state travels.
+  sequentially, and writes its transactions, receipts and final leaves to the open database
+  transaction; no state travels.
 
 Reported: medians of the whole batch (signatures, execution, root, commit), of the
 signatures-plus-execution phase, their ratios to sequential measured in the same run, and whether

@@ -36,6 +36,12 @@ WATCHDOG_INTERVAL_S = 0.05  # how soon a dead pool worker is noticed
 DASK_CONNECT_TIMEOUT_S = 10
 PROBE_TIMEOUT_S = 3
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Pool workers run a little below the coordinator's priority: when a machine has as many workers
+# as cores, the coordinator (pipelined execution, the partition it runs, the merge and the
+# commit: the serial path of a batch) otherwise waits for a core behind background signature
+# recovery. Measured on 2 cores, pipelined 50k batch: 2.97 s at 0, 2.89 s at 3, 2.87 s at 10;
+# kept mild so that workers are not starved by other processes on a shared machine.
+WORKER_NICENESS = 3
 
 
 class ExecutorError(Exception):
@@ -101,9 +107,12 @@ class SerialExecutor(Executor):
 # --- local processes -------------------------------------------------------------------------------
 
 
-def _initialise_pool_worker(parent_pid: int) -> None:
-    """Runs in each new pool worker: die with the parent (Linux), so a parent killed with SIGKILL
-    leaves no orphan workers behind."""
+def _initialise_pool_worker(parent_pid: int, niceness: int = 0) -> None:
+    """Runs in each new pool worker: lower its priority by `niceness` (WORKER_NICENESS says why)
+    and die with the parent (Linux), so a parent killed with SIGKILL leaves no orphan workers
+    behind."""
+    if niceness:
+        os.nice(niceness)
     libc_name = ctypes.util.find_library("c")
     if libc_name is None:
         return
@@ -123,7 +132,7 @@ class ProcessExecutor(Executor):
     large state, so the workers do not share (and, as Python touches reference counts, copy) it.
     """
 
-    def __init__(self, workers: int | None = None):
+    def __init__(self, workers: int | None = None, niceness: int = WORKER_NICENESS):
         from multiprocess import Pool
 
         workers = get_default_workers() if workers is None else workers
@@ -135,7 +144,10 @@ class ProcessExecutor(Executor):
         self._pending: set[Future] = set()
         self._broken: str | None = None
         self._closing = threading.Event()
-        self._pool = Pool(workers, initializer=_initialise_pool_worker, initargs=(os.getpid(),))
+        # a priority a process may lower itself to
+        if not 0 <= niceness <= 19:
+            raise ExecutorError(f"worker niceness must be in 0..19, got {niceness}")
+        self._pool = Pool(workers, initializer=_initialise_pool_worker, initargs=(os.getpid(), niceness))
         self._known = list(self._pool._pool)  # every worker process ever seen (replacements too)
         self._watchdog = threading.Thread(target=self._watch_workers, name="process-executor-watchdog", daemon=True)
         self._watchdog.start()

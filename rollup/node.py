@@ -13,18 +13,19 @@ import gc
 import os
 import pickle
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from rollup.executors import get_executor_workers
 from rollup.merkle import SparseMerkleTree
-from rollup.parallel import gc_paused
+from rollup.parallel import ACCOUNT_KEY_LIMIT, gc_paused
 from rollup.rules import process_transaction
 from rollup.state import State
 from rollup.state_codec import encode_state_leaf, state_from_leaves
-from rollup.storage import StorageError, Store
+from rollup.storage import BatchWriter, StorageError, Store
 from verifier.encoding import (
     TREE_DEPTH,
     InvalidSignature,
@@ -42,7 +43,7 @@ DEFAULT_HOME = "~/.rollup"
 
 Progress = Callable[[int], None]  # called with the number of transactions just processed
 EXECUTION_MODES = ("partitioned", "pipelined")
-SIGNATURE_CHUNKS_PER_WORKER = 4
+SIGNATURE_CHUNKS_PER_WORKER = 16
 MIN_SIGNATURE_CHUNK = 64
 
 
@@ -72,8 +73,19 @@ class BatchResult:
     prev_root: bytes
     new_root: bytes
     receipts: list[Receipt]
-    diff: StateDiff
+    diff_rows: list[tuple[int, bytes, bytes]]  # (key, before, after) leaf bytes, sorted by key
     timings: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def diff(self) -> StateDiff:
+        """The diff as its wire model, built on first use: hex-encoding every touched leaf costs
+        more than the whole commit of a batch (0.2 s for 20k leaves), and the node needs only
+        the bytes (the store has them)."""
+        return StateDiff(
+            prev_root="0x" + self.prev_root.hex(),
+            new_root="0x" + self.new_root.hex(),
+            leaves=[LeafDiff(key=k, before="0x" + b.hex(), after="0x" + a.hex()) for k, b, a in self.diff_rows],
+        )
 
     @property
     def n_accepted(self) -> int:
@@ -174,6 +186,31 @@ def execute_batch(
     return receipts
 
 
+@dataclass
+class PendingBatch:
+    """What `Node.submit` prepares for the commit while a batch executes (pipelined mode)."""
+
+    writer: BatchWriter | None = None  # the open database transaction, if opened early
+    leaves: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)  # key -> final (bytes, hash)
+    written: dict[int, tuple[int, bytes, bytes]] = field(default_factory=dict)  # key -> diff row written early
+
+
+def get_last_chunks(transactions: Sequence, chunk_size: int) -> dict[int, int]:
+    """Account key -> the last chunk (of `chunk_size` transactions) whose transactions name it,
+    from the transactions' fields alone (the planner's account getters)."""
+    from rollup.planner import ACCOUNT_GETTERS
+
+    last: dict[int, int] = {}
+    getters = ACCOUNT_GETTERS
+    for index, tx in enumerate(transactions):
+        getter = getters[type(tx)]
+        if getter is not None:
+            chunk = index // chunk_size
+            for account in getter(tx):
+                last[account] = chunk
+    return last
+
+
 class Node:
     def __init__(self, home: Path, store: Store, genesis: Genesis, state: State, tree: SparseMerkleTree, leaves: dict[int, bytes]):
         self.home = home
@@ -267,32 +304,54 @@ class Node:
         # A known way to execute (a caller bug otherwise).
         if mode not in EXECUTION_MODES:
             raise NodeError(f"unknown execution mode {mode!r}: choose one of {', '.join(EXECUTION_MODES)}")
+        # A batch allocates hundreds of thousands of acyclic objects: without this, the cyclic
+        # collector rescans the whole state many times per batch, in every mode.
+        with gc_paused():
+            return self._submit(transactions, progress, executor, partitions, coordinator_executes, window, mode)
+
+    def _submit(
+        self,
+        transactions: Sequence,
+        progress: Progress | None,
+        executor: Executor | None,
+        partitions: int | None,
+        coordinator_executes: bool,
+        window: int | None,
+        mode: str,
+    ) -> BatchResult:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
+        number = self.batch_number + 1
+        batch = PendingBatch()
         try:
             self.state.touched.clear()
             if executor is not None and mode == "pipelined":
-                receipts = self._execute_pipelined(transactions, executor, progress, timings)
+                batch.writer = self.store.begin_batch(number)
+                receipts = self._execute_pipelined(transactions, executor, progress, timings, batch)
             else:
                 receipts = self._check_and_execute(transactions, executor, partitions, progress, timings, coordinator_executes, window)
             t2 = time.perf_counter()
-            diff_rows, updates = self._compute_diff()
+            diff_rows, updates = self._compute_diff(batch.leaves)
+            unwritten = self._get_unwritten_rows(diff_rows, batch)
             prev_root = self.tree.root
             new_root = self.tree.update(updates)
             t3 = time.perf_counter()
             timings["diff_and_root_s"] = t3 - t2
-            number = self.batch_number + 1
+            written = batch.writer.n_tx if batch.writer is not None else 0
             self.store.commit_batch(
                 number,
                 prev_root,
                 new_root,
-                [tx.model_dump_json() for tx in transactions],
-                ((r.status, r.model_dump_json()) for r in receipts),
-                diff_rows,
+                [tx.model_dump_json() for tx in transactions[written:]],
+                ((r.status, r.model_dump_json()) for r in receipts[written:]),
+                unwritten,
                 {"timings": timings, "touched_leaves": len(diff_rows)},
+                batch.writer,
             )
             timings["commit_s"] = time.perf_counter() - t3
         except BaseException:
+            if batch.writer is not None:
+                batch.writer.abort()
             self._reload()
             raise
         for key, _, after in diff_rows:
@@ -301,13 +360,8 @@ class Node:
             else:
                 self.leaves.pop(key, None)
         self.state.touched.clear()
-        diff = StateDiff(
-            prev_root="0x" + prev_root.hex(),
-            new_root="0x" + new_root.hex(),
-            leaves=[LeafDiff(key=k, before="0x" + b.hex(), after="0x" + a.hex()) for k, b, a in diff_rows],
-        )
         timings["total_s"] = time.perf_counter() - t0
-        return BatchResult(number, prev_root, new_root, receipts, diff, timings)
+        return BatchResult(number, prev_root, new_root, receipts, diff_rows, timings)
 
     def _check_and_execute(
         self,
@@ -344,13 +398,25 @@ class Node:
         except Exception as exc:  # noqa: BLE001 - any worker failure fails the batch, with its cause
             raise NodeError(f"batch not committed: the signature checks failed in a worker: {type(exc).__name__}: {exc}") from exc
 
-    def _execute_pipelined(self, transactions: Sequence, executor: Executor, progress: Progress | None, timings: dict) -> list[Receipt]:
-        """Sequential execution of each chunk as soon as the workers have recovered its signers."""
+    def _execute_pipelined(
+        self, transactions: Sequence, executor: Executor, progress: Progress | None, timings: dict, batch: "PendingBatch"
+    ) -> list[Receipt]:
+        """Sequential execution of each chunk as soon as the workers have recovered its signers.
+
+        While the workers still run, this process also does the batch's serial tail work that is
+        final after the chunk: it writes the chunk's transactions and receipts to the open database
+        transaction, and encodes and hashes the leaves of the accounts no later transaction names
+        (`batch.leaves`). Only what depends on the whole batch (the other leaves, the root, the
+        commit) is left for after the last chunk."""
         receipts: list[Receipt] = []
         waited = 0.0
         cpu = time.process_time()
         started = time.perf_counter()
+        chunk_size = compute_signature_chunk_size(len(transactions), get_executor_workers(executor))
+        last_chunk = get_last_chunks(transactions, chunk_size)
         chunks = iter_signature_checks(transactions, self.genesis.chain_id, executor)
+        touched: set[int] = set()
+        writer = batch.writer
         with gc_paused():
             while True:
                 t = time.perf_counter()
@@ -361,11 +427,49 @@ class Node:
                 except Exception as exc:  # noqa: BLE001 - any worker failure fails the batch, with its cause
                     raise NodeError(f"batch not committed: the signature checks failed in a worker: {type(exc).__name__}: {exc}") from exc
                 waited += time.perf_counter() - t
-                receipts.extend(execute_batch(self.state, transactions[start : start + len(checks)], checks, progress, start))
+                chunk = transactions[start : start + len(checks)]
+                chunk_receipts = execute_batch(self.state, chunk, checks, progress, start)
+                receipts.extend(chunk_receipts)
+                writer.write_transactions([tx.model_dump_json() for tx in chunk])
+                writer.write_receipts((r.status, r.model_dump_json()) for r in chunk_receipts)
+                self._encode_final_leaves(start // chunk_size, last_chunk, batch)
+                touched |= self.state.touched
+                self.state.touched.clear()
+        self.state.touched = touched
         timings["signatures_and_execution_s"] = time.perf_counter() - started
         timings["waiting_for_signatures_s"] = waited
         timings["coordinator_cpu_s"] = time.process_time() - cpu
         return receipts
+
+    def _encode_final_leaves(self, chunk: int, last_chunk: dict[int, int], batch: "PendingBatch") -> None:
+        """Leaf bytes and hash of every account the chunk just executed touched and no later chunk
+        names (`get_last_chunks`), and its diff row written to the open batch; a key touched
+        again later is dropped from `batch.leaves` and encoded at the end."""
+        genesis_hash = self.genesis_hash
+        leaves = batch.leaves
+        rows = []
+        for key in self.state.touched:
+            if key < ACCOUNT_KEY_LIMIT and last_chunk.get(key, chunk) <= chunk and key not in batch.written:
+                after = encode_state_leaf(self.state, key, genesis_hash)
+                leaves[key] = (after, leaf_hash(after) if after else EMPTY_LEAF)
+                before = self.leaves.get(key, b"")
+                if after != before:
+                    rows.append((key, before, after))
+            else:
+                leaves.pop(key, None)
+        batch.writer.write_leaf_changes(rows)
+        batch.written.update((row[0], row) for row in rows)
+
+    def _get_unwritten_rows(self, diff_rows: list[tuple[int, bytes, bytes]], batch: "PendingBatch") -> list[tuple[int, bytes, bytes]]:
+        """The diff rows the commit still has to write: those not written early, and those
+        written early whose key a later chunk touched again (taken back first)."""
+        if not batch.written:
+            return diff_rows
+        stale = [row for key, row in batch.written.items() if key not in batch.leaves]
+        if stale:
+            batch.writer.undo_leaf_changes(stale)
+        final = {key for key in batch.written if key in batch.leaves}
+        return [row for row in diff_rows if row[0] not in final]
 
     def _execute_parallel(
         self,
@@ -390,14 +494,20 @@ class Node:
         except PartitionError as exc:
             raise NodeError(f"batch not committed: {exc}") from exc
 
-    def _compute_diff(self) -> tuple[list[tuple[int, bytes, bytes]], dict[int, bytes]]:
+    def _compute_diff(self, encoded: Mapping[int, tuple[bytes, bytes]]) -> tuple[list[tuple[int, bytes, bytes]], dict[int, bytes]]:
+        """(key, before, after) of every touched leaf that changed, and the new leaf hashes;
+        `encoded` holds (bytes, hash) of leaves already encoded in their final state."""
         rows, updates = [], {}
         for key in sorted(self.state.touched):
             before = self.leaves.get(key, b"")
-            after = encode_state_leaf(self.state, key, self.genesis_hash)
+            known = encoded.get(key)
+            after = encode_state_leaf(self.state, key, self.genesis_hash) if known is None else known[0]
             if after != before:
                 rows.append((key, before, after))
-                updates[key] = leaf_hash(after) if after else EMPTY_LEAF
+                if known is not None:
+                    updates[key] = known[1]
+                else:
+                    updates[key] = leaf_hash(after) if after else EMPTY_LEAF
         return rows, updates
 
     def _reload(self) -> None:

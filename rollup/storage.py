@@ -1,8 +1,11 @@
 """SQLite storage of the node: genesis, current state leaves, batches, receipts and diffs.
 
 One database transaction per batch: the batch row, its transactions, receipts, diff and the new
-leaf bytes are written together and committed once. WAL journal, so readers never block the
-writer and a crash (kill -9) at any point leaves the database at the last committed batch.
+leaf bytes are written together and committed once (`commit_batch`; or opened early with
+`begin_batch`, so that a pipelined node writes transactions, receipts and final leaves while its
+workers still run). WAL journal, so readers never block the writer and a crash (kill -9) at any
+point leaves the database at the last committed batch; the WAL is checkpointed by a background
+thread after each commit, not inside it.
 
 The store knows bytes and JSON only; the domain (`rollup.state`) and the commitment
 (`rollup.merkle`) are rebuilt from the stored leaves by the node.
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -92,6 +96,7 @@ class Store:
     def __init__(self, path: Path, conn: sqlite3.Connection):
         self.path = path
         self.conn = conn
+        self._checkpointer: threading.Thread | None = None
 
     # --- opening ---
     @classmethod
@@ -128,10 +133,30 @@ class Store:
         # survives power loss at a cost per commit. Settable for deployments that need it.
         conn.execute(f"PRAGMA synchronous={os.environ.get('ROLLUP_SQLITE_SYNCHRONOUS', 'NORMAL')}")
         conn.execute("PRAGMA foreign_keys=ON")
+        # A batch writes tens of MB of WAL; copying them into the database file (the checkpoint
+        # SQLite would run inside the committing call) is left to `_start_checkpoint`'s thread.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
 
     def close(self) -> None:
+        self.wait_for_checkpoint()
         self.conn.close()
+
+    # --- checkpoints: the WAL copied back into the database file, off the batch's path ---
+    def _start_checkpoint(self) -> None:
+        """Checkpoint the WAL in a background thread with its own connection (SQLite releases the
+        GIL while it copies pages). Committed batches are durable in the WAL already: the
+        checkpoint only keeps the WAL from growing. PASSIVE: it never blocks the next batch's
+        writer; pages it could not copy are copied by the next checkpoint."""
+        self.wait_for_checkpoint()
+        self._checkpointer = threading.Thread(target=run_checkpoint, args=(self.path,), name="sqlite-checkpoint", daemon=True)
+        self._checkpointer.start()
+
+    def wait_for_checkpoint(self) -> None:
+        """Block until the background checkpoint, if any, is done."""
+        if self._checkpointer is not None:
+            self._checkpointer.join()
+            self._checkpointer = None
 
     # --- meta ---
     def _set_meta(self, key: str, value: str) -> None:
@@ -184,6 +209,12 @@ class Store:
         return self.conn.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
 
     # --- writing: one database transaction per batch ---
+    def begin_batch(self, number: int) -> "BatchWriter":
+        """Open the database transaction of batch `number`: its transactions and receipts can be
+        written while the batch still executes (`BatchWriter`), the rest by `commit_batch`.
+        Nothing is visible to readers, or survives a crash, before `commit_batch` commits."""
+        return BatchWriter(self, number)
+
     def commit_batch(
         self,
         number: int,
@@ -193,38 +224,113 @@ class Store:
         receipts: Iterable[tuple[str, str]],  # (status, body) in submission order
         diff: Sequence[tuple[int, bytes, bytes]],  # (key, before, after) sorted by key
         stats: Mapping,
+        writer: "BatchWriter | None" = None,
     ) -> None:
-        """Write a whole batch atomically: either all of it is visible after a crash, or none."""
-        receipts = list(receipts)
-        n_accepted = sum(1 for status, _ in receipts if status == "accepted")
+        """Write a whole batch atomically: either all of it is visible after a crash, or none.
+        With `writer` (from `begin_batch(number)`), `tx_bodies`, `receipts` and `diff` are those
+        not written through it yet (transactions and receipts follow the ones it wrote)."""
+        writer = self.begin_batch(number) if writer is None else writer
+        # the writer belongs to this batch
+        if writer.number != number:
+            raise StorageError(f"batch {number} committed through the writer of batch {writer.number}")
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            latest = conn.execute("SELECT MAX(number) FROM batches").fetchone()[0] or 0
-            if number != latest + 1:
-                raise StorageError(f"batch {number} does not follow the last stored batch {latest}")
+            writer.write_transactions(tx_bodies)
+            _crash_point("mid_write")
+            writer.write_receipts(receipts)
             conn.execute(
                 "INSERT INTO batches (number, prev_root, new_root, n_tx, n_accepted, created_at, stats) VALUES (?,?,?,?,?,?,?)",
-                (number, prev_root, new_root, len(tx_bodies), n_accepted, time.time(), json.dumps(dict(stats))),
+                (number, prev_root, new_root, writer.n_tx, writer.n_accepted, time.time(), json.dumps(dict(stats))),
             )
-            conn.executemany(
-                "INSERT INTO transactions (batch, idx, body) VALUES (?, ?, ?)",
-                ((number, i, body) for i, body in enumerate(tx_bodies)),
-            )
-            _crash_point("mid_write")
-            conn.executemany(
-                "INSERT INTO receipts (batch, idx, status, body) VALUES (?, ?, ?, ?)",
-                ((number, i, status, body) for i, (status, body) in enumerate(receipts)),
-            )
-            conn.executemany("INSERT INTO diffs (batch, key, before, after) VALUES (?, ?, ?, ?)", ((number, k, b, a) for k, b, a in diff))
-            conn.executemany("DELETE FROM leaves WHERE key = ?", ((k,) for k, _, a in diff if not a))
-            conn.executemany("INSERT OR REPLACE INTO leaves (key, value) VALUES (?, ?)", ((k, a) for k, _, a in diff if a))
+            writer.write_leaf_changes(diff)
             _crash_point("before_commit")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            writer.abort()
             raise
         _crash_point("after_commit")
+        self._start_checkpoint()
+
+
+def run_checkpoint(path: Path) -> None:
+    """One passive WAL checkpoint of the database at `path` (runs in `Store`'s checkpoint thread;
+    a failure only leaves the WAL longer: the next checkpoint retries)."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return
+
+
+class BatchWriter:
+    """The open database transaction of one batch (`Store.begin_batch`): transactions and
+    receipts are appended in submission order as they become known, so that a parallel node writes
+    them while its workers still run instead of after the batch. `Store.commit_batch` finishes
+    it; `abort` rolls it back (a failed batch leaves no trace)."""
+
+    def __init__(self, store: Store, number: int):
+        self.store = store
+        self.number = number
+        self.n_tx = 0
+        self.n_receipts = 0
+        self.n_accepted = 0
+        conn = store.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            latest = conn.execute("SELECT MAX(number) FROM batches").fetchone()[0] or 0
+            # batches are numbered without gaps
+            if number != latest + 1:
+                raise StorageError(f"batch {number} does not follow the last stored batch {latest}")
+        except BaseException:
+            self.abort()
+            raise
+
+    def write_transactions(self, bodies: Sequence[str]) -> None:
+        """The next transactions' wire JSON, in submission order."""
+        start = self.n_tx
+        self.store.conn.executemany(
+            "INSERT INTO transactions (batch, idx, body) VALUES (?, ?, ?)",
+            ((self.number, i, body) for i, body in enumerate(bodies, start)),
+        )
+        self.n_tx += len(bodies)
+
+    def write_receipts(self, receipts: Iterable[tuple[str, str]]) -> None:
+        """The next receipts, (status, wire JSON), in submission order."""
+        receipts = list(receipts)
+        start = self.n_receipts
+        self.store.conn.executemany(
+            "INSERT INTO receipts (batch, idx, status, body) VALUES (?, ?, ?, ?)",
+            ((self.number, i, status, body) for i, (status, body) in enumerate(receipts, start)),
+        )
+        self.n_receipts += len(receipts)
+        self.n_accepted += sum(1 for status, _ in receipts if status == "accepted")
+
+    def write_leaf_changes(self, diff: Iterable[tuple[int, bytes, bytes]]) -> None:
+        """Changed leaves, (key, before, after) with after empty for a deleted leaf: the batch's
+        diff rows and the new current leaves. A key is written once per batch (see
+        `undo_leaf_changes` to write it again)."""
+        diff = list(diff)
+        conn = self.store.conn
+        conn.executemany("INSERT INTO diffs (batch, key, before, after) VALUES (?, ?, ?, ?)", ((self.number, k, b, a) for k, b, a in diff))
+        conn.executemany("DELETE FROM leaves WHERE key = ?", ((k,) for k, _, a in diff if not a))
+        conn.executemany("INSERT OR REPLACE INTO leaves (key, value) VALUES (?, ?)", ((k, a) for k, _, a in diff if a))
+
+    def undo_leaf_changes(self, diff: Iterable[tuple[int, bytes, bytes]]) -> None:
+        """Take back leaf changes written by `write_leaf_changes` (the same rows): the diff rows
+        go and the leaves get their value before the batch back."""
+        diff = list(diff)
+        conn = self.store.conn
+        conn.executemany("DELETE FROM diffs WHERE batch = ? AND key = ?", ((self.number, k) for k, _, _ in diff))
+        conn.executemany("DELETE FROM leaves WHERE key = ?", ((k,) for k, b, _ in diff if not b))
+        conn.executemany("INSERT OR REPLACE INTO leaves (key, value) VALUES (?, ?)", ((k, b) for k, b, _ in diff if b))
+
+    def abort(self) -> None:
+        """Roll the batch back (nothing of it was committed)."""
+        if self.store.conn.in_transaction:
+            self.store.conn.execute("ROLLBACK")
 
 
 # --- proofs (rollup prove): a table of their own, created on first use ---------------------------
