@@ -13,12 +13,18 @@ hits every mode alike), `Node.submit` of the same mixed batch (after an untimed 
 
 Reported: medians of the whole batch (signatures, execution, root, commit), of the
 signatures-plus-execution phase, their ratios to sequential measured in the same run, and whether
-every run gave the same root. Workloads are shared with benchmarks/parallel_bench.py (cached under
+every run gave the same root; the time split of each mode; peak memory: the coordinator's
+`ru_maxrss`, and for each pool worker `VmHWM` and its private memory (`Private_Clean +
+Private_Dirty` of /proc/<pid>/smaps_rollup), read from the coordinator after the batch. The pool
+is forked before the workload is loaded, so a worker's private memory is what it adds. Target:
+the coordinator's growth over the sequential peak plus the workers' private memory under 50% of
+the sequential peak. Workloads are shared with benchmarks/parallel_bench.py (cached under
 <out-dir>/workloads).
 
 Usage: python benchmarks/pipeline_bench.py [--accounts 20000] [--txs 50000] [--contention 0,0.1,0.5,1]
                                            [--repeats 3] [--workers 2] [--out-dir bench-results]
-Prints JSON and writes <out-dir>/pipeline_bench.json.
+Prints JSON and writes <out-dir>/pipeline_bench.json and pipeline_bench.png (with matplotlib:
+pip install -e '.[bench]').
 """
 
 from __future__ import annotations
@@ -39,10 +45,35 @@ from parallel_bench import get_workload_files  # noqa: E402
 MODES = ("sequential", "partitioned", "pipelined")
 TARGET_LOW_CONTENTION_SPEEDUP = 1.7
 TARGET_FULL_CONTENTION_RATIO = 0.9
+TARGET_MEMORY_ADDED_SHARE = 0.5
+# the phases each mode reports (`BatchResult.timings`), in the order they run
+SPLITS = {
+    "sequential": ("signatures_s", "execution_s", "diff_and_root_s", "commit_s"),
+    "partitioned": ("signatures_s", "plan_s", "prepass_s", "extract_s", "local_partition_s", "wait_s", "merge_s",
+                    "diff_and_root_s", "commit_s"),
+    "pipelined": ("signatures_and_execution_s", "diff_and_root_s", "commit_s"),
+}
+
+
+def read_process_memory_mb(pid: int) -> dict[str, float]:
+    """VmHWM (peak resident) and private memory of a live process, in MB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                out["vmhwm_mb"] = round(int(line.split()[1]) / 1024, 1)
+    private = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                private += int(line.split()[1])
+    out["private_mb"] = round(private / 1024, 1)
+    return out
 
 
 def run_child(spec: dict) -> dict:
     import gc
+    import resource
 
     from rollup.executors import ProcessExecutor
     from rollup.node import Node
@@ -62,12 +93,78 @@ def run_child(spec: dict) -> dict:
             result = node.submit(batch)
         else:
             result = node.submit(batch, executor=executor, mode="pipelined" if spec["mode"] == "pipelined" else "partitioned")
+            workers = [read_process_memory_mb(pid) for pid in executor.pids]
             executor.shutdown()
         node.close()
     t = result.timings
     front = t.get("signatures_and_execution_s", t.get("signatures_s", 0.0) + t.get("execution_s", 0.0))
-    return {"root": result.new_root.hex(), "accepted": result.n_accepted, "total_s": t["total_s"], "signatures_and_execution_s": front,
-            "diff_and_root_s": t["diff_and_root_s"], "commit_s": t["commit_s"]}
+    out = {"root": result.new_root.hex(), "accepted": result.n_accepted, "total_s": t["total_s"], "signatures_and_execution_s": front,
+           "diff_and_root_s": t["diff_and_root_s"], "commit_s": t["commit_s"],
+           "split": {k: t[k] for k in SPLITS[spec["mode"]] if k in t},
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if executor is not None:
+        out["workers_memory"] = workers
+        out["coordinator_cpu_s"] = t.get("coordinator_cpu_s", t.get("signatures_cpu_s", 0.0) + t.get("execution_cpu_s", 0.0))
+    return out
+
+
+def summarise_memory(runs: dict[str, list[dict]]) -> dict:
+    """Peak memory per mode (medians over the repetitions) against the sequential peak."""
+    seq_peak = statistics.median(r["peak_rss_mb"] for r in runs["sequential"])
+    out: dict = {"sequential_peak_mb": round(seq_peak, 1)}
+    for mode in MODES[1:]:
+        parent = statistics.median(r["peak_rss_mb"] for r in runs[mode])
+        private = statistics.median(sum(w["private_mb"] for w in r["workers_memory"]) for r in runs[mode])
+        added = max(0.0, parent - seq_peak) + private
+        out[mode] = {
+            "coordinator_peak_mb": round(parent, 1),
+            "workers": runs[mode][-1]["workers_memory"],
+            "workers_private_total_mb": round(private, 1),
+            "added_share_of_sequential_peak": round(added / seq_peak, 3),
+            "target_met": added / seq_peak < TARGET_MEMORY_ADDED_SHARE,
+        }
+    return out
+
+
+def draw_plot(levels: list[dict], workers: int, path: Path) -> str | None:
+    """Speedups per mode and contention (left), and where each mode's time goes (right)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install -e '.[bench]'): no plot"
+    xs = list(range(len(levels)))
+    labels = [f"{lv['contention']:.0%}" for lv in levels]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(15, 5))
+    for offset, mode in ((-0.2, "partitioned"), (0.2, "pipelined")):
+        left.bar([x + offset for x in xs], [lv["speedup"][mode]["total_s"] for lv in levels], 0.38, label=mode)
+    left.axhline(TARGET_LOW_CONTENTION_SPEEDUP, color="green", linestyle="--", linewidth=1, label="target at low contention")
+    left.axhline(TARGET_FULL_CONTENTION_RATIO, color="red", linestyle="--", linewidth=1, label="floor at 100%")
+    left.axhline(1.0, color="grey", linewidth=0.8)
+    left.set_xticks(xs, labels)
+    left.set_xlabel("contention (share of transactions on the hot account and market)")
+    left.set_ylabel(f"whole-batch speedup, {workers} workers vs sequential")
+    left.legend(fontsize=8)
+    phases = sorted({k for lv in levels for m in MODES for k in lv["split_s"][m]}, key=lambda k: min(
+        SPLITS[m].index(k) for m in MODES if k in SPLITS[m]))
+    colours = dict(zip(phases, plt.get_cmap("tab20").colors))
+    width = 0.27
+    for offset, mode in zip((-width, 0.0, width), MODES):
+        bottoms = [0.0] * len(levels)
+        for phase in SPLITS[mode]:
+            heights = [lv["split_s"][mode].get(phase, 0.0) for lv in levels]
+            right.bar([x + offset for x in xs], heights, width * 0.95, bottom=bottoms, color=colours[phase],
+                      label=phase if mode == "sequential" or phase not in SPLITS["sequential"] else None)
+            bottoms = [a + b for a, b in zip(bottoms, heights)]
+    right.set_xticks(xs, [f"{lb}\nseq | part | pipe" for lb in labels])
+    right.set_ylabel("seconds (median, the mixed batch)")
+    right.set_title("Where the time goes")
+    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return None
 
 
 def spawn(spec: dict) -> dict:
@@ -104,6 +201,9 @@ def main() -> None:
             "contention": contention,
             "identical_root": len({r["root"] for rs in runs.values() for r in rs}) == 1,
             "median_s": med,
+            "split_s": {m: {k: round(statistics.median(r["split"][k] for r in runs[m]), 3) for k in runs[m][0]["split"]} for m in MODES},
+            "coordinator_cpu_s": {m: round(statistics.median(r["coordinator_cpu_s"] for r in runs[m]), 3) for m in MODES[1:]},
+            "memory": summarise_memory(runs),
             "speedup": {
                 m: {k: round(med["sequential"][k] / med[m][k], 3) for k in ("total_s", "signatures_and_execution_s")}
                 for m in MODES[1:]
@@ -130,9 +230,12 @@ def main() -> None:
             f"{m}_batch_ratio_at_{full['contention']:g}_met": full["speedup"][m]["total_s"] >= TARGET_FULL_CONTENTION_RATIO
             for m in MODES[1:]
         }
-        | {"identical_roots": all(lv["identical_root"] for lv in levels)},
+        | {"identical_roots": all(lv["identical_root"] for lv in levels)}
+        | {f"{m}_memory_met": all(lv["memory"][m]["target_met"] for lv in levels) for m in MODES[1:]},
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    problem = draw_plot(levels, args.workers, args.out_dir / "pipeline_bench.png")
+    result["plot"] = problem or str(args.out_dir / "pipeline_bench.png")
     (args.out_dir / "pipeline_bench.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
