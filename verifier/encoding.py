@@ -753,6 +753,12 @@ def parse_signature(signature: str | bytes) -> tuple[int, int, int]:
 
 def recover_address(digest: bytes, signature: str | bytes) -> str:
     """The checksummed address whose key made `signature` over the 32-byte `digest`."""
+    return compute_checksum_address(recover_address_bytes(digest, signature))
+
+
+def recover_address_bytes(digest: bytes, signature: str | bytes) -> bytes:
+    """The 20 bytes of the address whose key made `signature` over the 32-byte `digest` (what a
+    signature worker returns: the checksum is computed where its cache is warm)."""
     r, s, recovery_id = parse_signature(signature)
     try:
         public = coincurve.PublicKey.from_signature_and_message(
@@ -760,7 +766,7 @@ def recover_address(digest: bytes, signature: str | bytes) -> str:
         )
     except Exception as exc:  # libsecp256k1 refuses an r that is no point's x-coordinate
         raise InvalidSignature("no public key recovers from it") from exc
-    return compute_checksum_address(keccak(public.format(compressed=False)[1:])[12:])
+    return keccak(public.format(compressed=False)[1:])[12:]
 
 
 def recover_signers(tx: WireModel, chain_id: int, digest: bytes | None = None) -> tuple[str, ...]:
