@@ -146,7 +146,7 @@ def draw_plot(levels: list[dict], workers: int, path: Path) -> str | None:
     left.set_xticks(xs, labels)
     left.set_xlabel("contention (share of transactions on the hot account and market)")
     left.set_ylabel(f"whole-batch speedup, {workers} workers vs sequential")
-    left.legend(fontsize=8)
+    left.legend(fontsize=8, loc="lower right")
     phases = sorted({k for lv in levels for m in MODES for k in lv["split_s"][m]}, key=lambda k: min(
         SPLITS[m].index(k) for m in MODES if k in SPLITS[m]))
     colours = dict(zip(phases, plt.get_cmap("tab20").colors))
