@@ -14,7 +14,8 @@ The split of one settlement (all EVM-exact gas, measured on the same chain state
 - calldata: 16 gas per non-zero byte, 4 per zero byte (EIP-2028), plus the 21,000 intrinsic gas.
   EIP-7623 (Prague) also sets a floor of 21,000 + 10 * (zero bytes + 4 * non-zero bytes); the
   transaction pays the larger of that floor and its normal gas, reported as `eip7623_floor_gas`.
-- proof checks: `Groth16Verifier.compute_vk_x` for each segment plus one `verify_batch`, each called
+- proof checks: one `Groth16Verifier.compute_vk_x` of the segments' public inputs combined with the
+  batch's Fiat-Shamir weights, and one `verify_weighted` (the pairing check), each called
   through a gas probe: a contract compiled here that measures `msg.gas` around a `raw_call` to the
   verifier with the exact calldata the batch verifier sends (the CALL's own cost, cold account
   access included, is counted; the batch verifier's ABI encoding of the arguments is not).
@@ -24,7 +25,8 @@ The split of one settlement (all EVM-exact gas, measured on the same chain state
   the same keys, siblings, bitmap and leaves; both roots are checked against the chain's.
 - remainder: total - intrinsic - calldata - proof checks - Merkle checks: window binding (leaf
   re-encoding and chaining in transient storage), the oracle replay, EIP-712 digests and ecrecover
-  of the signatures, the deposit queue, ABI decoding and memory.
+  of the signatures, the deposit queue, the combination of the segments' public inputs (a mulmod
+  and an addmod per non-zero word), ABI decoding and memory.
 
 Usage: python benchmarks/settle_bench.py [--sizes 2,4,8] [--slots 4] [--workers 2] [--accounts 8] [--seed 11]
 Prints JSON.
@@ -130,14 +132,29 @@ def compute_calldata(data: bytes) -> dict[str, int]:
 
 
 def measure_proof_checks(contracts: Any, probe: Any, args: Any, number: int) -> dict[str, int]:
-    vk_x_gas, vk_xs = [], []
-    for i, (words, _) in enumerate(args.segments):
-        inputs = [number, i, *words]
-        vk_x_gas.append(probe_gas(probe, contracts.groth16, "compute_vk_x", inputs))
-        vk_xs.append(contracts.groth16.functions.compute_vk_x(inputs).call({"gas": PROBE_GAS}))
+    """The verifier's two calls as BatchVerifier makes them: one `compute_vk_x` of the segments'
+    inputs combined with the batch weights, one `verify_weighted` (the pairing check)."""
+    from contracts.groth16 import combine_inputs, compute_segment_weights
+    from verifier.curve import BN254
+
+    weights = compute_segment_weights(number, args.segments)
+    combined, ic0_scalar = combine_inputs([[number, i, *words] for i, (words, _) in enumerate(args.segments)], weights, BN254.r)
+    msm = probe_gas(probe, contracts.groth16, "compute_vk_x", combined, ic0_scalar)
+    vk_sum = contracts.groth16.functions.compute_vk_x(combined, ic0_scalar).call({"gas": PROBE_GAS})
     proofs = [proof for _, proof in args.segments]
-    pairing = probe_gas(probe, contracts.groth16, "verify_batch", proofs, vk_xs)
-    return {"compute_vk_x_gas": sum(vk_x_gas), "compute_vk_x_gas_per_segment": round(sum(vk_x_gas) / len(vk_x_gas)), "verify_batch_gas": pairing}
+    # the weights are the contract's: the honest batch verifies with them
+    if not contracts.groth16.functions.verify_weighted(proofs, weights, vk_sum).call({"gas": PROBE_GAS}):
+        raise RuntimeError("the segment proofs do not verify with the weights computed here")
+    pairing = probe_gas(probe, contracts.groth16, "verify_weighted", proofs, weights, vk_sum)
+    words = [w for ws, _ in args.segments for w in ws]
+    return {
+        "compute_vk_x_gas": msm,
+        "verify_batch_gas": pairing,
+        # what the MSM's cost follows: one ecMul (6,000 gas) per non-zero combined input
+        "nonzero_words": sum(1 for w in words if w),
+        "one_words": sum(1 for w in words if w == 1),
+        "nonzero_combined_inputs": sum(1 for x in combined if x),
+    }
 
 
 def measure_merkle(harness: Any, published: Any, shape: Any, old_root: bytes, new_root: bytes) -> int:
@@ -165,7 +182,7 @@ def measure_merkle(harness: Any, published: Any, shape: Any, old_root: bytes, ne
 def settle_all(home: Path, n_batches: int, seed: int, accounts: int) -> list[dict[str, Any]]:
     from contracts.build import compile_contract
     from contracts.chain import L1, L1Revert
-    from contracts.client import build_submit_args, deploy_rollup, get_contracts, l1_deposit, submit_batch
+    from contracts.client import SettlementError, build_submit_args, deploy_rollup, get_contracts, l1_deposit, submit_batch
     from prover.pipeline import get_current_keys, get_key_paths
     from rollup.publish import build_published, get_genesis
     from rollup.signing import dev_account_key, get_address
@@ -206,7 +223,7 @@ def settle_all(home: Path, n_batches: int, seed: int, accounts: int) -> list[dic
         started = time.perf_counter()
         try:
             settled = submit_batch(l1, contracts, args)
-        except L1Revert as exc:
+        except (L1Revert, SettlementError) as exc:
             # recorded, not hidden: the later batches cannot settle after this one
             results.append({"batch": number, "settled": False, "reason": str(exc), "segments": len(args.segments),
                             "proof_checks_gas": proof_checks, "merkle_checks_gas": merkle_gas, **calldata,
@@ -295,9 +312,9 @@ def main() -> None:
         "method": {
             "total": "settlement receipt gasUsed",
             "calldata": "16 gas per non-zero byte, 4 per zero byte, plus 21,000 intrinsic; eip7623_floor_gas = 21,000 + 10 * (zero + 4 * non-zero bytes)",
-            "proof_checks": "gas probe contract: msg.gas around a static raw_call of Groth16Verifier.compute_vk_x per segment and one verify_batch, same calldata as the batch verifier sends",
+            "proof_checks": "gas probe contract: msg.gas around a static raw_call of Groth16Verifier.compute_vk_x of the weighted combination of every segment's inputs and of verify_weighted, same calldata as the batch verifier sends",
             "merkle_checks": "tests/vy/MerkleHarness.vy compute_multiproof_root (gas around the internal call) on the old and the new leaves, roots checked",
-            "remainder": "total - the rest: window binding, oracle replay, EIP-712 signatures, deposit queue, ABI decoding",
+            "remainder": "total - the rest: window binding, oracle replay, EIP-712 signatures, deposit queue, combining the segments' public inputs, ABI decoding",
         },
         "anchors_gas_per_trade": ANCHORS,
         "batches": results,

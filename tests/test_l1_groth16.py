@@ -18,7 +18,14 @@ from typer.testing import CliRunner
 
 from contracts.build import compile_contract
 from contracts.chain import L1, L1Revert
-from contracts.groth16 import IC_PER_CHUNK, MAX_CHUNK_BYTES, deploy_groth16_verifier, encode_proof_for_evm, encode_verifying_key
+from contracts.groth16 import (
+    IC_PER_CHUNK,
+    MAX_CHUNK_BYTES,
+    combine_inputs,
+    deploy_groth16_verifier,
+    encode_proof_for_evm,
+    encode_verifying_key,
+)
 from rollup.cli.main import app
 from rollup.fixtures import WorkloadSpec, generate_workload
 from verifier.curve import BN254
@@ -277,6 +284,43 @@ def test_invalid_b_off_twist_or_outside_g2(chain):
     outside = find_twist_point_outside_g2()
     no_subgroup = [*good[0][:2], *words_g2(outside), *good[0][6:]]
     reject(verifier.verify_batch([no_subgroup], chain["vk_xs"][:1]), "proof 0: B is not in G2")
+
+
+# --- verify_weighted: one multi-scalar multiplication for the batch -------------------------------
+
+
+def weighted_vk(chain: dict[str, Any], inputs: list[list[int]], rhos: list[int]) -> list[int]:
+    fn = chain["verifier"].get_function_by_signature("compute_vk_x(uint256[],uint256)")
+    return list(fn(*combine_inputs(inputs, rhos, BN254.r)).call({"gas": GAS}))
+
+
+def test_weighted_batch_verifies_with_one_msm(proven, chain):
+    rhos = [1, 2**127 + 5]
+    vk_sum = weighted_vk(chain, proven["inputs"], rhos)
+    # the combined point is sum_i rho_i vk_x_i
+    expected = BN254.add(*(BN254.multiply(BN254.msm(proven["vk"].gamma_abc_g1, [1, *x]), rho) for x, rho in zip(proven["inputs"], rhos)))
+    assert vk_sum == words_g1(expected)
+    verifier = chain["verifier"].functions
+    assert verifier.verify_weighted(chain["proofs"], rhos, vk_sum).call({"gas": GAS}) is True
+    # the inputs of one proof changed by one unit: the combination no longer matches the proofs
+    moved = [list(proven["inputs"][0]), proven["inputs"][1]]
+    moved[0][5] = (moved[0][5] + 1) % BN254.r
+    assert verifier.verify_weighted(chain["proofs"], rhos, weighted_vk(chain, moved, rhos)).call({"gas": GAS}) is False
+    # weights that differ from those the inputs were combined with
+    assert verifier.verify_weighted(chain["proofs"], [1, rhos[1] + 1], vk_sum).call({"gas": GAS}) is False
+
+
+def test_invalid_weights_and_combined_inputs(proven, chain):
+    verifier, proofs = chain["verifier"].functions, chain["proofs"]
+    vk_sum = weighted_vk(chain, proven["inputs"], [1, 3])
+    reject(verifier.verify_weighted([], [], vk_sum), "empty batch")
+    reject(verifier.verify_weighted(proofs, [1], vk_sum), "one weight per proof")
+    # a zero weight would leave its proof unchecked; a weight >= r aliases a smaller one
+    reject(verifier.verify_weighted(proofs, [1, 0], vk_sum), "weight 1 is not in [1, r)")
+    reject(verifier.verify_weighted(proofs, [BN254.r + 1, 3], vk_sum), "weight 0 is not in [1, r)")
+    reject(verifier.verify_weighted(proofs, [1, 3], [vk_sum[0] + BN254.q, vk_sum[1]]), "vk_sum: a coordinate is not below q")
+    fn = chain["verifier"].get_function_by_signature("compute_vk_x(uint256[],uint256)")
+    reject(fn(combine_inputs(proven["inputs"], [1, 3], BN254.r)[0], BN254.r + 4), "IC_0 scalar is >= r")
 
 
 def test_gas_for_a_calling_contract(proven, chain, tmp_path):

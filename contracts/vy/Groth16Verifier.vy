@@ -9,7 +9,13 @@
         The IC points (one per public input, plus one) live in data contracts (64 bytes each,
         x || y, after a leading STOP byte), every chunk but the last holding the same number.
 
-        Use: vk_x_i = compute_vk_x(inputs_i) for every segment, then verify_batch(proofs, vk_xs).
+        Use: vk_x_i = compute_vk_x(inputs_i) for every segment, then verify_batch(proofs, vk_xs);
+        or, one multi-scalar multiplication for the whole batch (what BatchVerifier does): draw
+        the weights rho_i from every proof and every input, then
+        vk_sum = compute_vk_x([sum_i rho_i x_ij mod r]_j, sum_i rho_i) and
+        verify_weighted(proofs, rhos, vk_sum). Every proof shares the key, so
+        sum_i rho_i vk_x_i = (sum_i rho_i) IC_0 + sum_j (sum_i rho_i x_ij) IC_{j+1}: one ecMul
+        per public input that is non-zero in any proof, instead of one per proof and input.
         Malformed input (count, input >= r, coordinate >= q, a point off its curve or outside
         its subgroup) reverts with a reason; a well-formed batch that fails the pairing equation
         returns False (the caller reverts with its own reason).
@@ -25,7 +31,9 @@
         unity in Fq12 (the final exponentiation maps there), of prime order r, so X_j != 1 has
         order r. rho_0 = 1 and rho_i (i >= 1) is 128 bits of keccak256(seed, i), where seed =
         keccak256 of every proof and every vk_x exactly as they enter the equation (the key is
-        fixed in this contract). The X_i are therefore fixed before the weights are known. If
+        fixed in this contract); with verify_weighted, the caller's seed must bind every proof
+        and every public input instead (vk_x_i is a function of the inputs). The X_i are
+        therefore fixed before the weights are known. If
         some X_j != 1 with j >= 1, then for any values of the other weights at most one residue
         of rho_j mod r satisfies the equation, so one hash evaluation passes with probability
         <= 2^-127 (2^-128, plus 2^-128 for mapping a zero weight to 1; a zero weight would leave
@@ -207,20 +215,29 @@ def _get_ic(j: uint256) -> uint256[2]:
 
 @external
 @view
-def compute_vk_x(inputs: DynArray[uint256, params.N_PUBLIC]) -> uint256[2]:
+def compute_vk_x(inputs: DynArray[uint256, params.N_PUBLIC], ic0_scalar: uint256 = 1) -> uint256[2]:
     """
-    @notice vk_x = IC_0 + sum_j inputs[j] * IC_{j+1}: the public inputs' point of one proof.
-            Zero inputs cost nothing and inputs equal to 1 one ecAdd (no ecMul). The windows are
-            mostly zero words: a block of ZERO_BLOCK of them is skipped with one keccak256 of its
-            calldata (about 400 gas) instead of ZERO_BLOCK loop iterations (about 100 gas each).
+    @notice vk_x = ic0_scalar * IC_0 + sum_j inputs[j] * IC_{j+1}. With the default ic0_scalar of
+            1 it is the public inputs' point of one proof. With inputs[j] = sum_i rho_i x_ij mod r
+            and ic0_scalar = sum_i rho_i it is sum_i rho_i vk_x_i, the combined point of a weighted
+            batch (`verify_weighted`): one multi-scalar multiplication for the whole batch, since
+            every proof shares the key. Zero inputs cost nothing and inputs equal to 1 one ecAdd
+            (no ecMul). The windows are mostly zero words: a block of ZERO_BLOCK of them is
+            skipped with one keccak256 of its calldata (about 400 gas) instead of ZERO_BLOCK loop
+            iterations (about 100 gas each).
     """
     # one value per public input of the circuit
     assert len(inputs) == params.N_PUBLIC, concat("expected ", uint2str(params.N_PUBLIC), " public inputs, got ", uint2str(len(inputs)))
+    # a canonical scalar, as the inputs are
+    assert ic0_scalar < params.BN254_R, "the IC_0 scalar is >= r: not a canonical field element"
     # where `inputs`' words sit in the calldata: after the selector, the array's offset and its length
     words_at: uint256 = 4 + convert(slice(msg.data, 4, 32), uint256) + 32
     acc: uint256[2] = self._get_ic(0)
     ok: bool = False
     term: uint256[2] = empty(uint256[2])
+    if ic0_scalar != 1:
+        ok, acc = self._ec_mul(acc, ic0_scalar)
+        assert ok, "verifying key: IC point 0 is not on the curve"
     for b: uint256 in range(N_ZERO_BLOCKS):
         first: uint256 = b * ZERO_BLOCK
         if first + ZERO_BLOCK <= params.N_PUBLIC:
@@ -286,7 +303,8 @@ def _find_bad_b(proofs: DynArray[uint256[8], MAX_BATCH]) -> String[140]:
 def verify_batch(proofs: DynArray[uint256[8], MAX_BATCH], vk_xs: DynArray[uint256[2], MAX_BATCH]) -> bool:
     """
     @notice True iff every proofs[i] verifies against vk_xs[i] (from compute_vk_x), up to a
-            2^-127 chance per attempt; one pairing check of len(proofs) + 3 pairs.
+            2^-127 chance per attempt; one pairing check of len(proofs) + 3 pairs. The weights
+            are drawn here, from every proof and vk_x.
     """
     k: uint256 = len(proofs)
     # an empty batch proves nothing: refuse rather than vacuously accept
@@ -295,20 +313,62 @@ def verify_batch(proofs: DynArray[uint256[8], MAX_BATCH], vk_xs: DynArray[uint25
     assert len(vk_xs) == k, "one vk_x per proof"
     # Fiat-Shamir: the weights depend on every point of the equation
     seed: bytes32 = keccak256(abi_encode(proofs, vk_xs))
+    rhos: DynArray[uint256, MAX_BATCH] = []
+    sum_vk: uint256[2] = empty(uint256[2])
+    ok: bool = False
+    term: uint256[2] = empty(uint256[2])
+    for i: uint256 in range(k, bound=MAX_BATCH):
+        vk_x: uint256[2] = vk_xs[i]
+        # canonical coordinates, as the precompiles require
+        assert vk_x[0] < params.BN254_Q and vk_x[1] < params.BN254_Q, concat("vk_x ", uint2str(i), ": a coordinate is not below q")
+        rho: uint256 = self._get_weight(seed, i)
+        rhos.append(rho)
+        ok, term = self._scale(vk_x, rho)
+        assert ok, concat("vk_x ", uint2str(i), " is not on the curve")
+        ok, sum_vk = self._ec_add(sum_vk, term)
+    return self._check_weighted(proofs, rhos, sum_vk)
+
+
+@external
+@view
+def verify_weighted(proofs: DynArray[uint256[8], MAX_BATCH], rhos: DynArray[uint256, MAX_BATCH], vk_sum: uint256[2]) -> bool:
+    """
+    @notice True iff prod_i X_i^rho_i == 1 (see the top of this file) for the caller's weights
+            rhos and vk_sum = sum_i rho_i vk_x_i (compute_vk_x with combined inputs and
+            ic0_scalar = sum_i rho_i). Sound only if the caller drew the weights after every proof
+            and every public input was fixed (Fiat-Shamir over all of them, as BatchVerifier
+            does): the contract cannot see the inputs behind vk_sum.
+    """
+    k: uint256 = len(proofs)
+    # an empty batch proves nothing: refuse rather than vacuously accept
+    assert k > 0, "empty batch: nothing to verify"
+    # one weight per proof
+    assert len(rhos) == k, "one weight per proof"
+    for i: uint256 in range(k, bound=MAX_BATCH):
+        # a zero weight would leave its proof unchecked; a weight >= r aliases a smaller one
+        assert rhos[i] != 0 and rhos[i] < params.BN254_R, concat("weight ", uint2str(i), " is not in [1, r)")
+    # canonical coordinates, as the precompiles require
+    assert vk_sum[0] < params.BN254_Q and vk_sum[1] < params.BN254_Q, "vk_sum: a coordinate is not below q"
+    return self._check_weighted(proofs, rhos, vk_sum)
+
+
+@internal
+@view
+def _check_weighted(proofs: DynArray[uint256[8], MAX_BATCH], rhos: DynArray[uint256, MAX_BATCH], sum_vk: uint256[2]) -> bool:
+    """The batch equation for weights rhos (one per proof) and sum_vk = sum_i rho_i vk_x_i:
+    prod_i e(-rho_i A_i, B_i) * e(sum_vk, gamma) * e(sum_i rho_i C_i, delta)
+    * e((sum_i rho_i) alpha, beta) == 1, in one pairing call."""
+    k: uint256 = len(proofs)
     words: uint256[MAX_PAIRS * PAIR_WORDS] = empty(uint256[MAX_PAIRS * PAIR_WORDS])
     sum_rho: uint256 = 0
-    sum_vk: uint256[2] = empty(uint256[2])
     sum_c: uint256[2] = empty(uint256[2])
     ok: bool = False
     term: uint256[2] = empty(uint256[2])
     for i: uint256 in range(k, bound=MAX_BATCH):
         proof: uint256[8] = proofs[i]
         self._check_coordinates(proof, i)
-        vk_x: uint256[2] = vk_xs[i]
-        # canonical coordinates, as the precompiles require
-        assert vk_x[0] < params.BN254_Q and vk_x[1] < params.BN254_Q, concat("vk_x ", uint2str(i), ": a coordinate is not below q")
-        rho: uint256 = self._get_weight(seed, i)
-        sum_rho += rho
+        rho: uint256 = rhos[i]
+        sum_rho = uint256_addmod(sum_rho, rho, params.BN254_R)
         # pair i: (-rho_i A_i, B_i)
         ok, term = self._scale([proof[0], proof[1]], rho)
         assert ok, concat("proof ", uint2str(i), ": A is not on the curve")
@@ -323,9 +383,6 @@ def verify_batch(proofs: DynArray[uint256[8], MAX_BATCH], vk_xs: DynArray[uint25
         ok, term = self._scale([proof[6], proof[7]], rho)
         assert ok, concat("proof ", uint2str(i), ": C is not on the curve")
         ok, sum_c = self._ec_add(sum_c, term)
-        ok, term = self._scale(vk_x, rho)
-        assert ok, concat("vk_x ", uint2str(i), " is not on the curve")
-        ok, sum_vk = self._ec_add(sum_vk, term)
     # (sum rho_i) alpha: alpha was checked at deployment, so these cannot fail
     alpha: uint256[2] = ALPHA1
     if sum_rho != 1:
@@ -351,4 +408,3 @@ def verify_batch(proofs: DynArray[uint256[8], MAX_BATCH], vk_xs: DynArray[uint25
     if not ok:
         raise self._find_bad_b(proofs)
     return extract32(out, 0, output_type=uint256) == 1
-
