@@ -28,7 +28,8 @@ The split of one settlement (all EVM-exact gas, measured on the same chain state
   of the signatures, the deposit queue, the combination of the segments' public inputs (a mulmod
   and an addmod per non-zero word), ABI decoding and memory.
 
-Usage: python benchmarks/settle_bench.py [--sizes 2,4,8] [--slots 4] [--workers 2] [--accounts 8] [--seed 11]
+Usage: python benchmarks/settle_bench.py [--sizes 2,4,8,16] [--slots 4] [--workers 2] [--accounts 8] [--seed 11]
+                                         [--work-dir DIR]
 Prints JSON.
 """
 
@@ -47,7 +48,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 ANCHORS = {"starkex_perpetual_trade": 426, "loopring_trade": 375}  # gas per trade (issue 6)
 INTRINSIC_GAS = 21_000
-MAX_SEGMENTS = 16  # BatchVerifier.vy MAX_SEGMENTS
 PROBE_GAS = 29_000_000
 PROBE_MAX_INPUT = 65_536  # bytes of calldata the probe forwards
 
@@ -265,12 +265,15 @@ def settle_all(home: Path, n_batches: int, seed: int, accounts: int) -> list[dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="2,4,8", help="Trades per batch, comma-separated (16 at 4 slots needs more than one 30M-gas block).")
+    parser.add_argument("--sizes", default="2,4,8,16", help="Trades per batch, comma-separated (at most contracts.build.MAX_SEGMENTS segments each).")
     parser.add_argument("--slots", type=int, default=4, help="Transactions per segment.")
     parser.add_argument("--workers", type=int, default=2, help="Parallel provers.")
     parser.add_argument("--accounts", type=int, default=8, help="Accounts (deposits in the setup batch).")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--work-dir", type=Path, help="Keep the proven node here; a later run of the same spec reuses it (L1 part only).")
     opts = parser.parse_args()
+    from contracts.build import MAX_SEGMENTS
+
     sizes = [int(x) for x in opts.sizes.split(",")]
     # a batch fits the batch verifier's segment bound
     for size in [*sizes, opts.accounts + 1]:
@@ -280,21 +283,31 @@ def main() -> None:
     workload = get_workload(opts.accounts, sum(sizes), opts.seed)
     batches = split_batches(workload.transactions, sizes)
     timings: dict[str, float] = {}
+    spec = {"sizes": sizes, "slots": opts.slots, "accounts": opts.accounts, "seed": opts.seed}
     with tempfile.TemporaryDirectory(prefix="settle-bench-") as tmp:
-        root = Path(tmp)
+        root = Path(tmp) if opts.work_dir is None else opts.work_dir
         home = root / "home"
-        (root / "genesis.json").write_text(workload.genesis.model_dump_json())
-        run_cli("init", "--home", str(home), "--genesis", str(root / "genesis.json"))
-        t = time.perf_counter()
-        setup = run_cli("setup", "--slots", str(opts.slots), "--home", str(home))
-        timings["setup_s"] = round(time.perf_counter() - t, 1)
-        submitted = []
-        for i, txs in enumerate(batches):
-            out = run_cli("submit", str(write_lines(root / f"b{i}.jsonl", txs)), "--home", str(home), "--executor", "serial")
-            submitted.append(out.get("accepted"))
-        t = time.perf_counter()
-        proved = run_cli("prove", "--home", str(home), "--workers", str(opts.workers))
-        timings["prove_s"] = round(time.perf_counter() - t, 1)
+        made = root / "proven.json"
+        if made.exists() and json.loads(made.read_text())["spec"] == spec:
+            # the same proven batches as last time: only the L1 part runs again
+            setup, submitted, proved = (json.loads(made.read_text())[k] for k in ("setup", "submitted", "proved"))
+        else:
+            if home.exists():
+                raise SystemExit(f"{home} holds a node of another spec: remove it or choose another --work-dir")
+            root.mkdir(parents=True, exist_ok=True)
+            (root / "genesis.json").write_text(workload.genesis.model_dump_json())
+            run_cli("init", "--home", str(home), "--genesis", str(root / "genesis.json"))
+            t = time.perf_counter()
+            setup = run_cli("setup", "--slots", str(opts.slots), "--home", str(home))
+            timings["setup_s"] = round(time.perf_counter() - t, 1)
+            submitted = []
+            for i, txs in enumerate(batches):
+                out = run_cli("submit", str(write_lines(root / f"b{i}.jsonl", txs)), "--home", str(home), "--executor", "serial")
+                submitted.append(out.get("accepted"))
+            t = time.perf_counter()
+            proved = run_cli("prove", "--home", str(home), "--workers", str(opts.workers))
+            timings["prove_s"] = round(time.perf_counter() - t, 1)
+            made.write_text(json.dumps({"spec": spec, "setup": setup, "submitted": submitted, "proved": proved}))
         t = time.perf_counter()
         results = settle_all(home, len(batches), opts.seed, opts.accounts)
         timings["settle_and_measure_s"] = round(time.perf_counter() - t, 1)

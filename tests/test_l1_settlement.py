@@ -185,6 +185,17 @@ def test_tampered_batches_are_rejected_on_chain(world, pending):
     assert "one batch per transaction" in str(info.value)
 
 
+def test_invalid_batch_with_more_segments_than_the_contract_takes(world, pending, monkeypatch):
+    """The client refuses it with the bound, before the ABI decoder would (without a reason)."""
+    import contracts.client
+    from contracts.client import SettlementError
+
+    monkeypatch.setattr(contracts.client, "MAX_SEGMENTS", 1)
+    _, _, shape = open_contracts(world["home"])
+    with pytest.raises(SettlementError, match="batch 2 has 2 segments; the settlement contract takes at most 1"):
+        get_args(world["home"], 2, shape)
+
+
 def tampered(args: Any, change) -> Any:
     copied = copy.deepcopy(args)
     change(copied)

@@ -98,10 +98,10 @@ LEAF_INSTRUMENT: constant(uint256) = 2
 LEAF_GLOBALS: constant(uint256) = 3
 
 # bounds of one batch
-MAX_SEGMENTS: constant(uint256) = 16
+MAX_SEGMENTS: constant(uint256) = params.MAX_SEGMENTS  # contracts/build.py: why so few
 MAX_SLOTS: constant(uint256) = MAX_SEGMENTS * params.N_SLOTS
 MAX_SIGNATURES: constant(uint256) = 2 * MAX_SLOTS
-MAX_ORACLE: constant(uint256) = 16
+MAX_ORACLE: constant(uint256) = MAX_SLOTS  # an oracle update takes a slot
 MAX_INSTRUMENTS: constant(uint256) = eip712.MAX_INSTRUMENTS
 MAX_KEYS: constant(uint256) = merkle.MAX_KEYS
 MAX_SIBLINGS: constant(uint256) = merkle.MAX_SIBLINGS
@@ -558,45 +558,6 @@ def _load_start(instruments: DynArray[Instrument, MAX_INSTRUMENTS], globals_befo
     self.t_withdrawals = []
 
 
-@internal
-@view
-def _verify_proofs(
-    number: uint256,
-    segments: DynArray[Segment, MAX_SEGMENTS],
-    proofs: DynArray[uint256[8], MAX_SEGMENTS],
-    words_hashes: DynArray[bytes32, MAX_SEGMENTS],
-):
-    """Every segment's proof, for public inputs [number, i, words...], in one weighted batch check
-    (Groth16Verifier: the weights' soundness). The weights are drawn from every proof and every
-    public input (the words by their hash); the inputs are combined with them here, so that the
-    verifier does one multi-scalar multiplication for the batch."""
-    seed: bytes32 = keccak256(abi_encode(number, proofs, words_hashes))
-    rhos: DynArray[uint256, MAX_SEGMENTS] = []
-    sum_rho: uint256 = 0
-    combined: DynArray[uint256, params.N_PUBLIC] = []
-    for k: uint256 in range(params.N_PUBLIC):
-        combined.append(0)
-    for i: uint256 in range(len(segments), bound=MAX_SEGMENTS):
-        rho: uint256 = 1  # rho_0 = 1: if only proof 0 fails, the product fails whatever the weights
-        if i > 0:
-            rho = convert(keccak256(concat(seed, convert(i, bytes32))), uint256) >> 128
-            if rho == 0:
-                rho = 1  # a zero weight would leave proof i unchecked
-        rhos.append(rho)
-        sum_rho += rho
-        combined[0] = uint256_addmod(combined[0], uint256_mulmod(rho, number, params.BN254_R), params.BN254_R)
-        combined[1] = uint256_addmod(combined[1], uint256_mulmod(rho, i, params.BN254_R), params.BN254_R)
-        for k: uint256 in range(SEGMENT_WORDS):
-            x: uint256 = segments[i].words[k]
-            if x == 0:
-                continue
-            # canonical: x and x + r would verify the same proof (aliasing); rejected, never reduced
-            assert x < params.BN254_R, concat("public input ", uint2str(k + 2), " >= r: not a canonical field element")
-            combined[k + 2] = uint256_addmod(combined[k + 2], uint256_mulmod(rho, x, params.BN254_R), params.BN254_R)
-    vk_sum: uint256[2] = staticcall self.verifier.compute_vk_x(combined, sum_rho % params.BN254_R)
-    assert staticcall self.verifier.verify_weighted(proofs, rhos, vk_sum), "a segment proof does not verify"
-
-
 @external
 def submit_batch(
     new_root: bytes32,
@@ -647,8 +608,37 @@ def submit_batch(
         proofs.append(segments[i].proof)
     # every signature and oracle update of the calldata is used
     assert n_signature == len(signatures) and n_oracle == len(oracles), "unused signatures or oracle updates"
-    # one pairing check and one multi-scalar multiplication for every segment
-    self._verify_proofs(number, segments, proofs, words_hashes)
+    # Every segment's proof, for public inputs [number, i, words...], in one weighted batch check
+    # (Groth16Verifier: why the weights are sound). The weights are drawn from every proof and
+    # every public input (the words by their hash); the inputs are combined with them here, so
+    # that the verifier does one multi-scalar multiplication for the batch. Inline, not in an
+    # internal function: passing `segments` would copy it into a second buffer of its maximum
+    # size, and the memory expansion alone cost 7.5M gas.
+    seed: bytes32 = keccak256(abi_encode(number, proofs, words_hashes))
+    rhos: DynArray[uint256, MAX_SEGMENTS] = []
+    sum_rho: uint256 = 0
+    combined: DynArray[uint256, params.N_PUBLIC] = []
+    for k: uint256 in range(params.N_PUBLIC):
+        combined.append(0)
+    for i: uint256 in range(len(segments), bound=MAX_SEGMENTS):
+        rho: uint256 = 1  # rho_0 = 1: if only proof 0 fails, the product fails whatever the weights
+        if i > 0:
+            rho = convert(keccak256(concat(seed, convert(i, bytes32))), uint256) >> 128
+            if rho == 0:
+                rho = 1  # a zero weight would leave proof i unchecked
+        rhos.append(rho)
+        sum_rho += rho
+        combined[0] = uint256_addmod(combined[0], uint256_mulmod(rho, number, params.BN254_R), params.BN254_R)
+        combined[1] = uint256_addmod(combined[1], uint256_mulmod(rho, i, params.BN254_R), params.BN254_R)
+        for k: uint256 in range(SEGMENT_WORDS):
+            x: uint256 = segments[i].words[k]
+            if x == 0:
+                continue
+            # canonical: x and x + r would verify the same proof (aliasing); rejected, never reduced
+            assert x < params.BN254_R, concat("public input ", uint2str(k + 2), " >= r: not a canonical field element")
+            combined[k + 2] = uint256_addmod(combined[k + 2], uint256_mulmod(rho, x, params.BN254_R), params.BN254_R)
+    vk_sum: uint256[2] = staticcall self.verifier.compute_vk_x(combined, sum_rho % params.BN254_R)
+    assert staticcall self.verifier.verify_weighted(proofs, rhos, vk_sum), "a segment proof does not verify"
     # the first and last value of every key: the rollup proves them against its root
     before: DynArray[bytes32, MAX_KEYS] = []
     after: DynArray[bytes32, MAX_KEYS] = []
