@@ -265,20 +265,22 @@ def settle_all(home: Path, n_batches: int, seed: int, accounts: int) -> list[dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="2,4,8,16", help="Trades per batch, comma-separated (at most contracts.build.MAX_SEGMENTS segments each).")
+    parser.add_argument("--sizes", default="2,4,8,16", help="Trades per batch, comma-separated (at most contracts.build.MAX_SETTLED_SLOTS each).")
     parser.add_argument("--slots", type=int, default=4, help="Transactions per segment.")
     parser.add_argument("--workers", type=int, default=2, help="Parallel provers.")
     parser.add_argument("--accounts", type=int, default=8, help="Accounts (deposits in the setup batch).")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--work-dir", type=Path, help="Keep the proven node here; a later run of the same spec reuses it (L1 part only).")
     opts = parser.parse_args()
-    from contracts.build import MAX_SEGMENTS
+    from contracts.build import get_max_segments
+    from verifier.segment import SegmentShape
 
     sizes = [int(x) for x in opts.sizes.split(",")]
     # a batch fits the batch verifier's segment bound
+    max_segments = get_max_segments(SegmentShape(opts.slots))
     for size in [*sizes, opts.accounts + 1]:
-        if size > MAX_SEGMENTS * opts.slots:
-            raise SystemExit(f"a batch of {size} transactions needs more than {MAX_SEGMENTS} segments of {opts.slots} slots")
+        if size > max_segments * opts.slots:
+            raise SystemExit(f"a batch of {size} transactions needs more than {max_segments} segments of {opts.slots} slots")
     started = time.perf_counter()
     workload = get_workload(opts.accounts, sum(sizes), opts.seed)
     batches = split_batches(workload.transactions, sizes)

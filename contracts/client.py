@@ -24,7 +24,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 from web3.contract import Contract
 
-from contracts.build import MAX_SEGMENTS, compile_contract
+from contracts.build import compile_contract, get_max_segments
 from contracts.chain import L1, L1Revert
 from contracts.eip712_args import encode_oracle_update, split_signature
 from contracts.groth16 import deploy_groth16_verifier, encode_proof_for_evm
@@ -183,10 +183,11 @@ def build_submit_args(published: Published, shape: SegmentShape) -> SubmitArgs:
     if len(published.proofs) != len(batch.segments):
         raise SettlementError(f"{len(batch.segments)} segments but {len(published.proofs)} proofs")
     # the contract's bound (the ABI decoder would refuse more, without a reason)
-    if len(batch.segments) > MAX_SEGMENTS:
+    max_segments = get_max_segments(shape)
+    if len(batch.segments) > max_segments:
         raise SettlementError(
-            f"batch {batch.number} has {len(batch.segments)} segments; the settlement contract takes at most {MAX_SEGMENTS} "
-            f"({MAX_SEGMENTS * shape.n_slots} transactions at {shape.n_slots} per segment): submit smaller batches"
+            f"batch {batch.number} has {len(batch.segments)} segments; the settlement contract takes at most {max_segments} "
+            f"({max_segments * shape.n_slots} transactions at {shape.n_slots} per segment): submit smaller batches"
         )
     data = check_batch_data(batch, shape)
     segments = [(inputs[2:], encode_proof_for_evm(parse_proof(proof))) for inputs, proof in zip(data.inputs, published.proofs)]

@@ -190,7 +190,7 @@ def test_invalid_batch_with_more_segments_than_the_contract_takes(world, pending
     import contracts.client
     from contracts.client import SettlementError
 
-    monkeypatch.setattr(contracts.client, "MAX_SEGMENTS", 1)
+    monkeypatch.setattr(contracts.client, "get_max_segments", lambda shape: 1)
     _, _, shape = open_contracts(world["home"])
     with pytest.raises(SettlementError, match="batch 2 has 2 segments; the settlement contract takes at most 1"):
         get_args(world["home"], 2, shape)
