@@ -432,7 +432,9 @@ def summarise_level(contention: float, workload: dict, sequential: list[dict], p
     }
 
 
-def draw_plot(levels: list[dict], workers: int, available: float, path: Path) -> str | None:
+def start_speedup_plot(levels: list[dict], width: float) -> tuple[Any, Any, Any, list[int], list[str]] | str:
+    """A figure of two panels, speedups (left) and times (right), one group per contention level:
+    (figure, left, right, x positions, labels), or why there is no plot."""
     try:
         import matplotlib
 
@@ -442,7 +444,24 @@ def draw_plot(levels: list[dict], workers: int, available: float, path: Path) ->
         return "matplotlib is not installed (pip install -e '.[bench]'): no plot"
     xs = list(range(len(levels)))
     labels = [f"{lv['contention']:.0%}" for lv in levels]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(width, 5))
+    return fig, left, right, xs, labels
+
+
+def draw_speedup_targets(axes: Any, xs: list[int], labels: list[str]) -> None:
+    """The targets of issue 4 as lines, and the contention levels as ticks."""
+    axes.axhline(TARGET_LOW_CONTENTION_SPEEDUP, color="green", linestyle="--", linewidth=1, label="target at low contention")
+    axes.axhline(TARGET_FULL_CONTENTION_RATIO, color="red", linestyle="--", linewidth=1, label="floor at 100%")
+    axes.axhline(1.0, color="grey", linewidth=0.8)
+    axes.set_xticks(xs, labels)
+
+
+def draw_plot(levels: list[dict], workers: int, available: float, path: Path) -> str | None:
+    started = start_speedup_plot(levels, 13)
+    if isinstance(started, str):
+        return started
+    fig, left, right, xs, labels = started
+    import matplotlib.pyplot as plt
     width = 0.27
     for offset, name in ((-width, "batch"), (0.0, "execution"), (width, "signatures")):
         left.bar([x + offset for x in xs], [lv["speedup"][name] for lv in levels], width, label=name)
@@ -451,10 +470,7 @@ def draw_plot(levels: list[dict], workers: int, available: float, path: Path) ->
             [x + offset for x in xs], [lv["cpu_model"]["speedup"][name] for lv in levels], color="black", marker=marker,
             zorder=3, s=22, label=f"{name}, CPU model" if name == "batch" else None,
         )
-    left.axhline(TARGET_LOW_CONTENTION_SPEEDUP, color="green", linestyle="--", linewidth=1, label="target at low contention")
-    left.axhline(TARGET_FULL_CONTENTION_RATIO, color="red", linestyle="--", linewidth=1, label="floor at 100%")
-    left.axhline(1.0, color="grey", linewidth=0.8)
-    left.set_xticks(xs, labels)
+    draw_speedup_targets(left, xs, labels)
     left.set_xlabel("contention (share of transactions on the hot account)")
     left.set_ylabel(f"speedup, {workers} workers vs sequential")
     left.set_title(f"Speedup: bars wall time (available parallelism {available:.2f}), marks CPU model")

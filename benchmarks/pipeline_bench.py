@@ -40,12 +40,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from parallel_bench import get_workload_files  # noqa: E402
+from parallel_bench import (  # noqa: E402
+    TARGET_FULL_CONTENTION_RATIO,
+    TARGET_LOW_CONTENTION_SPEEDUP,
+    TARGET_MEMORY_ADDED_SHARE,
+    draw_speedup_targets,
+    get_workload_files,
+    start_speedup_plot,
+)
 
 MODES = ("sequential", "partitioned", "pipelined")
-TARGET_LOW_CONTENTION_SPEEDUP = 1.7
-TARGET_FULL_CONTENTION_RATIO = 0.9
-TARGET_MEMORY_ADDED_SHARE = 0.5
 # the phases each mode reports (`BatchResult.timings`), in the order they run
 SPLITS = {
     "sequential": ("signatures_s", "execution_s", "diff_and_root_s", "commit_s"),
@@ -128,22 +132,15 @@ def summarise_memory(runs: dict[str, list[dict]]) -> dict:
 
 def draw_plot(levels: list[dict], workers: int, path: Path) -> str | None:
     """Speedups per mode and contention (left), and where each mode's time goes (right)."""
-    try:
-        import matplotlib
+    started = start_speedup_plot(levels, 15)
+    if isinstance(started, str):
+        return started
+    fig, left, right, xs, labels = started
+    import matplotlib.pyplot as plt
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed (pip install -e '.[bench]'): no plot"
-    xs = list(range(len(levels)))
-    labels = [f"{lv['contention']:.0%}" for lv in levels]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(15, 5))
     for offset, mode in ((-0.2, "partitioned"), (0.2, "pipelined")):
         left.bar([x + offset for x in xs], [lv["speedup"][mode]["total_s"] for lv in levels], 0.38, label=mode)
-    left.axhline(TARGET_LOW_CONTENTION_SPEEDUP, color="green", linestyle="--", linewidth=1, label="target at low contention")
-    left.axhline(TARGET_FULL_CONTENTION_RATIO, color="red", linestyle="--", linewidth=1, label="floor at 100%")
-    left.axhline(1.0, color="grey", linewidth=0.8)
-    left.set_xticks(xs, labels)
+    draw_speedup_targets(left, xs, labels)
     left.set_xlabel("contention (share of transactions on the hot account and market)")
     left.set_ylabel(f"whole-batch speedup, {workers} workers vs sequential")
     left.legend(fontsize=8, loc="lower right")
