@@ -9,7 +9,6 @@ Each pairing check costs py-evm about 0.2 s per pair, so the cases share calls w
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
