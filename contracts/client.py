@@ -145,7 +145,10 @@ class SubmitArgs:
     multiproof: tuple[list[int], list[bytes], list[bytes]]
 
     def as_args(self) -> tuple:
-        return (self.new_root, self.segments, self.instruments, self.globals_before, self.signatures, self.oracles, self.multiproof)
+        """The call's arguments: the segments' words packed (32 bytes each), then their proofs."""
+        words = b"".join(w.to_bytes(32, "big") for segment_words, _ in self.segments for w in segment_words)
+        proofs = [proof for _, proof in self.segments]
+        return (self.new_root, words, proofs, self.instruments, self.globals_before, self.signatures, self.oracles, self.multiproof)
 
 
 def get_signature_fields(tx: object) -> list[str]:

@@ -77,6 +77,9 @@ WIN_B: constant(uint256) = WIN_A + AW
 WIN_I: constant(uint256) = WIN_B + AW
 WIN_G: constant(uint256) = WIN_I + 8
 SEGMENT_WORDS: constant(uint256) = params.N_SLOTS * params.SLOT_WORDS
+SLOT_BYTES: constant(uint256) = 32 * params.SLOT_WORDS
+SEGMENT_BYTES: constant(uint256) = 32 * SEGMENT_WORDS
+ZERO_BLOCK: constant(uint256) = 32  # words skipped at once when all zero (one keccak256)
 
 # slot types (verifier.segment.SLOT_TYPES order)
 DEPOSIT: constant(uint256) = 0
@@ -108,11 +111,6 @@ MAX_SIBLINGS: constant(uint256) = merkle.MAX_SIBLINGS
 MAX_BITMAP: constant(uint256) = merkle.MAX_BITMAP
 ACCOUNT_LEAF_WORDS: constant(uint256) = 5 + 4 * params.MAX_POSITIONS
 INSTRUMENT_LEAF_WORDS: constant(uint256) = 10 + params.N_SCENARIOS
-
-
-struct Segment:
-    words: DynArray[uint256, SEGMENT_WORDS]  # the slots' public words (field elements)
-    proof: uint256[8]  # A, B (EIP-197 order), C
 
 
 struct Instrument:  # an instrument leaf, decoded (verifier/encoding.py INSTRUMENT_WORDS)
@@ -561,17 +559,24 @@ def _load_start(instruments: DynArray[Instrument, MAX_INSTRUMENTS], globals_befo
 @external
 def submit_batch(
     new_root: bytes32,
-    segments: DynArray[Segment, MAX_SEGMENTS],
+    words: Bytes[MAX_SEGMENTS * SEGMENT_BYTES],
+    proofs: DynArray[uint256[8], MAX_SEGMENTS],
     instruments: DynArray[Instrument, MAX_INSTRUMENTS],
     globals_before: Globals,
     signatures: DynArray[uint256[3], MAX_SIGNATURES],
     oracles: DynArray[OracleUpdate, MAX_ORACLE],
     proof: MultiProof,
 ):
-    """Settle the next batch; reverts with the first check that fails."""
+    """Settle the next batch; reverts with the first check that fails. `words` holds every
+    segment's public words (32 bytes each, N_SLOTS * SLOT_WORDS per segment, in segment order)
+    and `proofs` one proof per segment: packed bytes, so that a slot's words are one copy and a
+    block of zero words one hash (as an array of structs, copying them word by word cost about
+    3 M gas for four segments)."""
     # one batch per transaction: the transient scratch (key map, instruments) is the batch's own
     assert self.t_epoch == 0, "one batch per transaction"
-    assert len(segments) > 0, "a batch has at least one segment"
+    assert len(proofs) > 0, "a batch has at least one segment"
+    # whole segments, one per proof
+    assert len(words) == len(proofs) * SEGMENT_BYTES, "the words are not N_SLOTS * SLOT_WORDS per proof"
     number: uint256 = staticcall self.rollup.batch_number() + 1
     self._load_start(instruments, globals_before, proof)
     transactions: uint256 = 0
@@ -579,13 +584,13 @@ def submit_batch(
     n_oracle: uint256 = 0
     padded: bool = False
     words_hashes: DynArray[bytes32, MAX_SEGMENTS] = []
-    proofs: DynArray[uint256[8], MAX_SEGMENTS] = []
-    for i: uint256 in range(len(segments), bound=MAX_SEGMENTS):
-        assert len(segments[i].words) == SEGMENT_WORDS, "a segment has N_SLOTS * SLOT_WORDS words"
+    for i: uint256 in range(len(proofs), bound=MAX_SEGMENTS):
         for j: uint256 in range(params.N_SLOTS):
-            slot: DynArray[uint256, params.SLOT_WORDS] = []
-            for k: uint256 in range(params.SLOT_WORDS):
-                slot.append(segments[i].words[j * params.SLOT_WORDS + k])
+            # the slot's words as an ABI-encoded array (offset, length, words): one copy
+            slot: DynArray[uint256, params.SLOT_WORDS] = abi_decode(
+                concat(convert(32, bytes32), convert(params.SLOT_WORDS, bytes32), slice(words, (i * params.N_SLOTS + j) * SLOT_BYTES, SLOT_BYTES)),
+                DynArray[uint256, params.SLOT_WORDS],
+            )
             result: SlotResult = self._process_slot(slot)
             kind: uint256 = result.kind
             if kind == ORACLE_UPDATE:
@@ -604,23 +609,23 @@ def submit_batch(
             padded = padded or kind == NOOP
             if kind != NOOP:
                 transactions += 1
-        words_hashes.append(keccak256(abi_encode(segments[i].words)))
-        proofs.append(segments[i].proof)
+        words_hashes.append(keccak256(slice(words, i * SEGMENT_BYTES, SEGMENT_BYTES)))
     # every signature and oracle update of the calldata is used
     assert n_signature == len(signatures) and n_oracle == len(oracles), "unused signatures or oracle updates"
     # Every segment's proof, for public inputs [number, i, words...], in one weighted batch check
     # (Groth16Verifier: why the weights are sound). The weights are drawn from every proof and
     # every public input (the words by their hash); the inputs are combined with them here, so
     # that the verifier does one multi-scalar multiplication for the batch. Inline, not in an
-    # internal function: passing `segments` would copy it into a second buffer of its maximum
-    # size, and the memory expansion alone cost 7.5M gas.
+    # internal function: passing the words would copy them into a second buffer of their
+    # maximum size (memory expansion: it cost 7.5M gas).
     seed: bytes32 = keccak256(abi_encode(number, proofs, words_hashes))
     rhos: DynArray[uint256, MAX_SEGMENTS] = []
     sum_rho: uint256 = 0
     combined: DynArray[uint256, params.N_PUBLIC] = []
     for k: uint256 in range(params.N_PUBLIC):
         combined.append(0)
-    for i: uint256 in range(len(segments), bound=MAX_SEGMENTS):
+    zero_block: bytes32 = keccak256(abi_encode(empty(uint256[ZERO_BLOCK])))
+    for i: uint256 in range(len(proofs), bound=MAX_SEGMENTS):
         rho: uint256 = 1  # rho_0 = 1: if only proof 0 fails, the product fails whatever the weights
         if i > 0:
             rho = convert(keccak256(concat(seed, convert(i, bytes32))), uint256) >> 128
@@ -630,13 +635,22 @@ def submit_batch(
         sum_rho += rho
         combined[0] = uint256_addmod(combined[0], uint256_mulmod(rho, number, params.BN254_R), params.BN254_R)
         combined[1] = uint256_addmod(combined[1], uint256_mulmod(rho, i, params.BN254_R), params.BN254_R)
-        for k: uint256 in range(SEGMENT_WORDS):
-            x: uint256 = segments[i].words[k]
-            if x == 0:
-                continue
-            # canonical: x and x + r would verify the same proof (aliasing); rejected, never reduced
-            assert x < params.BN254_R, concat("public input ", uint2str(k + 2), " >= r: not a canonical field element")
-            combined[k + 2] = uint256_addmod(combined[k + 2], uint256_mulmod(rho, x, params.BN254_R), params.BN254_R)
+        at: uint256 = i * SEGMENT_BYTES
+        for b: uint256 in range((SEGMENT_WORDS + ZERO_BLOCK - 1) // ZERO_BLOCK):
+            first: uint256 = b * ZERO_BLOCK
+            # most windows are zero words: a whole block of them is skipped with one hash
+            if first + ZERO_BLOCK <= SEGMENT_WORDS:
+                if keccak256(slice(words, at + 32 * first, 32 * ZERO_BLOCK)) == zero_block:
+                    continue
+            for k: uint256 in range(first, first + ZERO_BLOCK, bound=ZERO_BLOCK):
+                if k == SEGMENT_WORDS:
+                    break
+                x: uint256 = extract32(words, at + 32 * k, output_type=uint256)
+                if x == 0:
+                    continue
+                # canonical: x and x + r would verify the same proof (aliasing); rejected, never reduced
+                assert x < params.BN254_R, concat("public input ", uint2str(k + 2), " >= r: not a canonical field element")
+                combined[k + 2] = uint256_addmod(combined[k + 2], uint256_mulmod(rho, x, params.BN254_R), params.BN254_R)
     vk_sum: uint256[2] = staticcall self.verifier.compute_vk_x(combined, sum_rho % params.BN254_R)
     assert staticcall self.verifier.verify_weighted(proofs, rhos, vk_sum), "a segment proof does not verify"
     # the first and last value of every key: the rollup proves them against its root
