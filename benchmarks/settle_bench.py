@@ -179,10 +179,12 @@ def measure_merkle(harness: Any, published: Any, shape: Any, old_root: bytes, ne
     return total
 
 
-def settle_all(home: Path, n_batches: int, seed: int, accounts: int) -> list[dict[str, Any]]:
-    from contracts.build import compile_contract
-    from contracts.chain import L1, L1Revert
-    from contracts.client import SettlementError, build_submit_args, deploy_rollup, get_contracts, l1_deposit, submit_batch
+def deploy_for_node(home: Path, seed: int, accounts: int, n_batches: int | None = None) -> tuple[Any, Any, Any, list]:
+    """(l1, contracts, shape, published batches 1..n_batches, all by default): the node's
+    batches as published, its contracts on a fresh in-memory L1, and the L1 deposits its setup
+    batch's L2 deposits consume, in queue order."""
+    from contracts.chain import L1
+    from contracts.client import deploy_rollup, get_contracts, l1_deposit
     from prover.pipeline import get_current_keys, get_key_paths
     from rollup.publish import build_published, get_genesis
     from rollup.signing import dev_account_key, get_address
@@ -196,15 +198,13 @@ def settle_all(home: Path, n_batches: int, seed: int, accounts: int) -> list[dic
         genesis = get_genesis(store)
         genesis_root = bytes.fromhex(store.get_meta("genesis_root") or "")
         shape = SegmentShape.from_genesis(genesis, n_slots)
-        published = [build_published(home, store, n) for n in range(1, n_batches + 1)]
+        n = store.count_batches() if n_batches is None else n_batches
+        published = [build_published(home, store, number) for number in range(1, n + 1)]
     finally:
         store.close()
     l1 = L1.embedded()
     deployment = deploy_rollup(l1, genesis, shape, read_json(get_key_paths(home)[1]), vk_hash, genesis_root)
     contracts = get_contracts(l1, deployment, shape)
-    probe = l1.deploy(compile_probe())
-    harness = l1.deploy(compile_contract("MerkleHarness", shape, extra_dirs=(REPO / "tests" / "vy",)))
-    # the L1 deposits the setup batch's L2 deposits consume, in queue order
     keys = {get_address(dev_account_key(seed, i)): dev_account_key(seed, i) for i in range(accounts)}
     for tx in published[0].batch.transactions:
         if tx.type == "deposit":
@@ -212,6 +212,17 @@ def settle_all(home: Path, n_batches: int, seed: int, accounts: int) -> list[dic
             # the L1 queue entry is the one the L2 deposit names
             if made.deposit_id != tx.deposit_id:
                 raise RuntimeError(f"L1 deposit id {made.deposit_id}, the L2 deposit names {tx.deposit_id}")
+    return l1, contracts, shape, published
+
+
+def settle_all(home: Path, n_batches: int, seed: int, accounts: int) -> list[dict[str, Any]]:
+    from contracts.build import compile_contract
+    from contracts.chain import L1Revert
+    from contracts.client import SettlementError, build_submit_args, submit_batch
+
+    l1, contracts, shape, published = deploy_for_node(home, seed, accounts, n_batches)
+    probe = l1.deploy(compile_probe())
+    harness = l1.deploy(compile_contract("MerkleHarness", shape, extra_dirs=(REPO / "tests" / "vy",)))
     results = []
     for number, pub in enumerate(published, start=1):
         args = build_submit_args(pub, shape)

@@ -21,13 +21,13 @@ import argparse
 import json
 import sys
 import tempfile
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from settle_bench import INTRINSIC_GAS, compute_calldata  # noqa: E402
+from settle_bench import INTRINSIC_GAS, compute_calldata, deploy_for_node  # noqa: E402
 
 CALLS = {0xF1, 0xF2, 0xF4, 0xFA}  # CALL, CALLCODE, DELEGATECALL, STATICCALL
 CONTRACTS = ("BatchVerifier", "Groth16Verifier", "Rollup", "Digests")
@@ -129,46 +129,21 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, required=True, help="A settle_bench --work-dir with proven batches.")
     parser.add_argument("--batch", type=int, help="The batch to profile (default: the last).")
     parser.add_argument("--top", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=11)
     opts = parser.parse_args()
     from eth.vm.forks.prague.computation import PragueComputation
 
-    from contracts.chain import L1
-    from contracts.client import build_submit_args, deploy_rollup, get_contracts, l1_deposit, submit_batch
-    from prover.pipeline import get_current_keys, get_key_paths
-    from rollup.publish import build_published, get_genesis
-    from rollup.signing import dev_account_key, get_address
-    from rollup.storage import Store
-    from verifier.segment import SegmentShape
-    from verifier.snarkjs import read_json
+    from contracts.client import build_submit_args, submit_batch
 
     made = opts.work_dir / "proven.json"
     # the proven node of settle_bench
     if not made.exists():
         raise SystemExit(f"{made} is missing: run benchmarks/settle_bench.py --work-dir {opts.work_dir} first")
     spec = json.loads(made.read_text())["spec"]
-    home = opts.work_dir / "home"
-    store = Store.open(home)
-    try:
-        vk_hash, n_slots = get_current_keys(home, store)
-        genesis = get_genesis(store)
-        genesis_root = bytes.fromhex(store.get_meta("genesis_root") or "")
-        shape = SegmentShape.from_genesis(genesis, n_slots)
-        n_batches = store.count_batches()
-        published = [build_published(home, store, n) for n in range(1, n_batches + 1)]
-    finally:
-        store.close()
-    target = opts.batch or n_batches
+    l1, contracts, shape, published = deploy_for_node(opts.work_dir / "home", spec["seed"], spec["accounts"])
+    target = opts.batch or len(published)
     # a batch the node holds
-    if not 1 <= target <= n_batches:
-        raise SystemExit(f"--batch {target}: the node holds batches 1..{n_batches}")
-    l1 = L1.embedded()
-    deployment = deploy_rollup(l1, genesis, shape, read_json(get_key_paths(home)[1]), vk_hash, genesis_root)
-    contracts = get_contracts(l1, deployment, shape)
-    keys = {get_address(dev_account_key(opts.seed, i)): dev_account_key(opts.seed, i) for i in range(spec["accounts"])}
-    for tx in published[0].batch.transactions:
-        if tx.type == "deposit":
-            l1_deposit(l1, contracts, genesis, tx.account, tx.amount, keys[tx.address])
+    if not 1 <= target <= len(published):
+        raise SystemExit(f"--batch {target}: the node holds batches 1..{len(published)}")
     names = {}
     for name, address in (("BatchVerifier", contracts.batch_verifier.address), ("Groth16Verifier", contracts.groth16.address),
                           ("Rollup", contracts.rollup.address)):
