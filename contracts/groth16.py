@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from eth_abi import encode as abi_encode
-from eth_utils import keccak
 from web3.contract import Contract
 
 from contracts.build import compile_contract
@@ -23,7 +21,6 @@ from verifier.groth16 import Proof, VerifyingKey, WrongInputCount, validate_veri
 from verifier.segment import SegmentShape, count_public_inputs
 
 WORD = 32
-WEIGHT_SHIFT = 128  # a weight is the top 128 bits of a keccak word (Groth16Verifier.vy)
 G1_SIZE = 64  # x || y
 MAX_CHUNK_BYTES = 24_000  # under EIP-170's 24,576-byte code limit, with room for the STOP byte
 IC_PER_CHUNK = MAX_CHUNK_BYTES // G1_SIZE
@@ -79,19 +76,6 @@ def deploy_groth16_verifier(l1: L1, vk: VerifyingKey, shape: SegmentShape, sende
         compiled, key.alpha1, key.beta2, key.gamma2, key.delta2, chunks, len(vk.gamma_abc_g1),
         sender=sender, gas=DEPLOY_GAS,
     )
-
-
-def compute_segment_weights(number: int, segments: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[int]:
-    """The Fiat-Shamir weights BatchVerifier.vy (`_verify_proofs`) draws for a batch's segments,
-    given as (public words, EVM proof): 1 for the first, then 128 bits of keccak256(seed, i), where
-    seed binds the batch number, every proof and every segment's words (by their hash)."""
-    hashes = [keccak(abi_encode(["uint256[]"], [list(words)])) for words, _ in segments]
-    seed = keccak(abi_encode(["uint256", "uint256[8][]", "bytes32[]"], [number, [list(p) for _, p in segments], hashes]))
-    weights = [1]
-    for i in range(1, len(segments)):
-        rho = int.from_bytes(keccak(seed + i.to_bytes(WORD, "big")), "big") >> WEIGHT_SHIFT
-        weights.append(rho or 1)
-    return weights
 
 
 def combine_inputs(inputs: Sequence[Sequence[int]], weights: Sequence[int], r: int) -> tuple[list[int], int]:
