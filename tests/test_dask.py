@@ -116,6 +116,21 @@ def test_batch_on_local_cluster_is_identical_to_serial(cluster, workload, refere
     assert any(r.status == "rejected" for r in result.receipts)
 
 
+def test_pipelined_batch_on_local_cluster_is_identical_to_serial(cluster, workload, reference, node_factory):
+    """The CLI's default mode on the cluster: signatures recovered on the Dask workers, execution
+    and the early commit work here, the sequential result and store."""
+    expected, expected_leaves = reference
+    node = node_factory(workload.genesis)
+    setup, batch = _split(workload)
+    node.submit(setup, executor=cluster, mode="pipelined")
+    result = node.submit(batch, executor=cluster, mode="pipelined")
+    assert result.new_root == expected.new_root
+    assert result.receipts == expected.receipts
+    assert result.diff == expected.diff
+    assert node.leaves == expected_leaves
+    assert node.store.load_leaves() == expected_leaves
+
+
 def test_worker_killed_mid_batch_is_rerun_with_identical_root(cluster, workload, reference, node_factory, tmp_path):
     expected, expected_leaves = reference
     marker = tmp_path / "killed-once"
