@@ -164,3 +164,57 @@ def test_workload_records_round_trip(small_workload):
         assert decode_record_words(compute_record_words(tx)) == _expected_fields(tx)
         assert decode_record(encode_record(tx))[0] == _expected_fields(tx)
     assert {"deposit", "perp_trade", "option_trade", "transfer", "withdraw"} <= seen
+
+
+# --- The oracle section (verifier/oracle_section.py) ------------------------------------------------
+
+from verifier.oracle_section import (  # noqa: E402
+    OracleShape,
+    build_empty_section,
+    compute_oracle_section,
+    compute_oracle_words,
+    decode_oracle_words,
+    get_update_fields,
+)
+
+
+def test_oracle_sections_round_trip(small_workload):
+    genesis = small_workload.genesis
+    shape = OracleShape(tuple(sorted(i.id for i in genesis.instruments)), genesis.risk.n_scenarios)
+    updates = [tx for tx in small_workload.transactions if tx.type == "oracle_update"]
+    assert updates
+    for tx in updates:
+        words = compute_oracle_words(compute_oracle_section(tx, shape), shape)
+        assert len(words) == shape.n_words and all(0 <= w < 2**248 for w in words)
+        fields = get_update_fields(decode_oracle_words(words, shape), shape)
+        assert TRANSACTION_TYPES["oracle_update"](**fields, signature=tx.signature) == tx
+
+
+def test_oracle_section_without_update_is_zero():
+    shape = OracleShape((1, 5, 9), 16)
+    assert shape.n_words == 1 + 3 * (1 + 6)
+    words = compute_oracle_words(build_empty_section(shape), shape)
+    assert words == [0] * shape.n_words
+    assert get_update_fields(decode_oracle_words(words, shape), shape) is None
+
+
+def test_invalid_oracle_words():
+    shape = OracleShape((1, 5), 4)
+    empty = [0] * shape.n_words
+    with pytest.raises(MalformedRecord, match="without an update lists values"):
+        decode_oracle_words([5 << 200] + empty[1:], shape)  # a timestamp, no update flag
+    listed_nothing = list(empty)
+    listed_nothing[0] = compute_oracle_words(compute_oracle_section(_update(7), shape), shape)[0]
+    listed_nothing[1] = 12345 << 64  # a settlement value without its flag (the last field of the entry word)
+    with pytest.raises(MalformedRecord, match="lists no settlement but carries one"):
+        decode_oracle_words(listed_nothing, shape)
+    with pytest.raises(MalformedRecord, match="an oracle section is 7 words of 31 bytes"):
+        decode_oracle_words(empty[:-1], shape)
+    with pytest.raises(MalformedRecord, match="not in the table"):
+        compute_oracle_section(_update(7, instrument=3), shape)
+
+
+def _update(timestamp: int, instrument: int = 1):
+    return TRANSACTION_TYPES["oracle_update"].model_validate(
+        {"timestamp": timestamp, "marks": [{"instrument": instrument, "price": 5}], "funding": [], "risk_arrays": [], "settlements": [], "signature": SIG}
+    )

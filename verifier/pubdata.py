@@ -89,14 +89,20 @@ class RecordSpec:
 
     def get_places(self) -> tuple[FieldPlace, ...]:
         """Greedy packing into words of WORD_BYTES, the type code first, no field split."""
-        places = []
-        word, used = 0, 1  # the type code takes the first byte of word 0
-        for f in self.fields:
-            if used + f.width > WORD_BYTES:
-                word, used = word + 1, 0
-            used += f.width
-            places.append(FieldPlace(f, word, 8 * (WORD_BYTES - used)))
-        return tuple(places)
+        return get_places(self.fields, reserved=1)
+
+
+def get_places(fields: tuple[RecordField, ...], reserved: int = 0) -> tuple[FieldPlace, ...]:
+    """Pack fields greedily into words of WORD_BYTES bytes, first field in the most significant
+    bytes, a field never split; `reserved` bytes at the top of word 0 are left out."""
+    places = []
+    word, used = 0, reserved
+    for f in fields:
+        if used + f.width > WORD_BYTES:
+            word, used = word + 1, 0
+        used += f.width
+        places.append(FieldPlace(f, word, 8 * (WORD_BYTES - used)))
+    return tuple(places)
 
 
 ACCOUNT = ACCOUNT_ID_BITS  # 4 bytes in a record
