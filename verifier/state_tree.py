@@ -5,9 +5,11 @@
 - accounts: a sparse Merkle tree of `TreeShape(depth, arity)` keyed by account id; a node is the
   Poseidon hash of its `arity` children; an absent account is the leaf 0, an empty subtree of
   level l is `empty[l]` (`empty[0] = 0`, `empty[l + 1] = Poseidon(empty[l] x arity)`);
-- an account leaf is `hash_fields([address, collateral, nonce, (size, cost, funding) per instrument
-  of the table])`: positions dense by instrument (the genesis instruments sorted by id), 0 where
-  none is held;
+- an account leaf is `Poseidon([address, collateral, nonce, positions_hash])` with
+  `positions_hash = hash_fields([(size, cost, funding) per instrument of the table])`: positions
+  dense by instrument (the genesis instruments sorted by id), 0 where none is held. The header is
+  one 4-input Poseidon so that the escape hatch proves a leaf on chain with the 4-input Poseidon
+  contract (circomlibjs generates 1..6 inputs) and the positions hash as an opaque word;
 - `markets_hash` is `hash_fields` of every instrument's fields, in table order, concatenated;
 - `globals_hash` is `hash_fields` of the globals.
 
@@ -104,25 +106,31 @@ def get_instrument_table(instrument_ids: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted(instrument_ids))
 
 
-def compute_account_fields(leaf: AccountLeaf, table: Sequence[int]) -> list[int]:
-    """`[address, collateral, nonce]` then `(size, cost, funding)` for every instrument of the table."""
+def compute_account_fields(leaf: AccountLeaf, table: Sequence[int]) -> tuple[list[int], list[int]]:
+    """`([address, collateral, nonce], [(size, cost, funding) for every instrument of the table])`."""
     held = {p.instrument: p for p in leaf.positions}
     # positions only in instruments of the genesis table
     unknown = set(held) - set(table)
     if unknown:
         raise ValueError(f"account holds positions in instruments {sorted(unknown)} outside the table")
-    fields = [_get_address_int(leaf.address), leaf.collateral, leaf.nonce]
+    positions: list[int] = []
     for instrument in table:
         p = held.get(instrument)
-        fields += [p.size, p.cost, p.funding] if p else [0, 0, 0]
-    return fields
+        positions += [p.size, p.cost, p.funding] if p else [0, 0, 0]
+    return [_get_address_int(leaf.address), leaf.collateral, leaf.nonce], positions
+
+
+def hash_account(header: Sequence[int], positions: Sequence[int]) -> Fr:
+    """An account's leaf value from its header and dense positions."""
+    positions_hash = hash_fields(positions) if positions else 0
+    return poseidon([*(v % R for v in header), positions_hash])
 
 
 def compute_account_hash(leaf: AccountLeaf | None, table: Sequence[int]) -> Fr:
     """The account's leaf value in the tree (0 if the account does not exist)."""
     if leaf is None:
         return EMPTY_ACCOUNT
-    return hash_fields(compute_account_fields(leaf, table))
+    return hash_account(*compute_account_fields(leaf, table))
 
 
 def compute_instrument_fields(leaf: InstrumentLeaf, n_scenarios: int) -> list[int]:

@@ -230,16 +230,21 @@ def allocate_window(cs: ConstraintSystem, window: AccountWindow, shape: Transiti
                                                     window.nonce_after)), positions)
 
 
-def get_leaf_fields(window: AccountWindow, after: bool) -> list[LinearLike]:
-    """`verifier.state_tree.compute_account_fields` of the window's account before or after."""
-    if after:
-        fields = [window.address_after, window.collateral_after, window.nonce_after]
-        for p in window.positions:
-            fields += [p.size_after, p.cost_after, p.funding_after]
-    else:
-        fields = [window.address_before, window.collateral_before, window.nonce_before]
-        for p in window.positions:
-            fields += [p.size_before, p.cost_before, p.funding_before]
+def synthesize_account_hash(cs: ConstraintSystem, window: AccountWindow, after: bool) -> Variable:
+    """`verifier.state_tree.hash_account` of the window's account before or after."""
+    suffix = "_after" if after else "_before"
+    header = [window.address_after if after else window.address_before,
+              window.collateral_after if after else window.collateral_before,
+              window.nonce_after if after else window.nonce_before]
+    positions = [getattr(p, name + suffix) for p in window.positions for name in ("size", "cost", "funding")]
+    return synthesize_poseidon(cs, [*header, synthesize_hash_fields(cs, positions)])
+
+
+def get_leaf_fields(window: AccountWindow) -> list[LinearLike]:
+    """Every field of the window's account before the slot (0 for an account that did not exist)."""
+    fields = [window.address_before, window.collateral_before, window.nonce_before]
+    for p in window.positions:
+        fields += [p.size_before, p.cost_before, p.funding_before]
     return fields
 
 
@@ -423,12 +428,11 @@ def synthesize_transition_slot(
     for window, key, uses, path in ((a, tx.account_a, uses_a, w.path_a), (b, tx.account_b, uses_b, w.path_b)):
         with cs.gadget("account_leaf"):
             exists = window.exists_before
-            before = get_leaf_fields(window, after=False)
             # an account that did not exist has nothing (its leaf is 0)
-            for value in before:
+            for value in get_leaf_fields(window):
                 cs.enforce(1 - cs.as_lc(exists), value, 0)
-            leaf_before = mul(cs, exists, synthesize_hash_fields(cs, before))
-            leaf_after = synthesize_hash_fields(cs, get_leaf_fields(window, after=True))
+            leaf_before = mul(cs, exists, synthesize_account_hash(cs, window, after=False))
+            leaf_after = synthesize_account_hash(cs, window, after=True)
             if shape.max_positions < len(shape.table):
                 # at most max_positions open positions (rules.check_position_count)
                 count = sum((1 - cs.as_lc(is_zero(cs, p.size_after)) for p in window.positions), cs.constant(0))

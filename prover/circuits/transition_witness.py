@@ -28,7 +28,7 @@ from rollup.state_tree import PoseidonTree
 from verifier.encoding import _get_address_int
 from verifier.oracle_section import build_empty_section, compute_oracle_section, compute_oracle_words
 from verifier.pubdata import compute_record_words
-from verifier.state_tree import compute_state_root, hash_fields
+from verifier.state_tree import compute_state_root, hash_account, hash_fields
 
 
 def get_market_states(state: State, shape: TransitionShape) -> list[MarketState]:
@@ -52,11 +52,11 @@ def compute_account_leaf_value(account: Account | None, shape: TransitionShape) 
     """The account's leaf in the v3 tree (`verifier.state_tree.compute_account_hash`)."""
     if account is None:
         return 0
-    fields = [_get_address_int(account.address), account.collateral, account.nonce]
+    positions: list[int] = []
     for instrument_id in shape.table:
         p = account.positions.get(instrument_id)
-        fields += [p.size, p.cost, p.funding] if p else [0, 0, 0]
-    return hash_fields(fields)
+        positions += [p.size, p.cost, p.funding] if p else [0, 0, 0]
+    return hash_account([_get_address_int(account.address), account.collateral, account.nonce], positions)
 
 
 def compute_root(state: State, tree: PoseidonTree, shape: TransitionShape) -> int:
