@@ -289,3 +289,33 @@ def decode_record_words(words: tuple[int, ...] | list[int]) -> dict[str, Any] | 
     if tuple(rebuilt) != tuple(words):
         raise MalformedRecord(f"{spec.type} record has bits outside its fields")
     return _unpack(spec, raw)
+
+
+# --- Signer words ----------------------------------------------------------------------------------
+
+# Which account window (A or B, see verifier/segment.py) each signature field signs for, in the wire
+# model's signature-field order; a settlement's sender is A when it settles its own position.
+SIGNATURE_WINDOWS: dict[str, tuple[str, ...]] = {
+    "withdraw": ("a",),
+    "transfer": ("a",),
+    "perp_trade": ("b", "a"),  # maker_signature, taker_signature
+    "option_trade": ("a", "b"),  # buyer_signature, seller_signature
+    "liquidate": ("a",),
+    "settle_expired": ("b",),  # the sender: A instead when sender == account
+}
+
+
+def compute_signer_words(tx: Any, signers: tuple[str, ...] | list[str]) -> tuple[int, int]:
+    """A slot's signer words (A, B) from the recovered signer addresses of its signatures: what
+    `ecrecover` gives the contract; 0 where nobody signs for the window. Deposits are authorised by
+    the L1 queue, not by a signature."""
+    windows = SIGNATURE_WINDOWS.get(tx.type, ())
+    if tx.type == "settle_expired" and tx.sender == tx.account:
+        windows = ("a",)
+    # one recovered address per signature field (a caller bug otherwise)
+    if windows and len(signers) != len(windows):
+        raise ValueError(f"{tx.type} has {len(windows)} signatures, got {len(signers)} signers")
+    words = {"a": 0, "b": 0}
+    for window, signer in zip(windows, signers):
+        words[window] = int(signer, 16)
+    return words["a"], words["b"]

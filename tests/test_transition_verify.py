@@ -1,0 +1,195 @@
+"""Circuit v3 end to end: a replayed batch is proven, published and verified from published data
+only (verifier/transition.py); every published item a prover could change is caught, each with
+its reason."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+
+from prover.circuits.transition import TransitionShape, build_transition_circuit
+from prover.groth16 import prove
+from prover.setup import setup
+from prover.transition_segments import build_transition_batch
+from rollup.fixtures import WorkloadSpec, generate_workload
+from rollup.rules import process_transaction
+from rollup.state import State
+from rollup.state_tree import PoseidonTree
+from verifier.commitments import compute_vk_hash
+from verifier.encoding import compute_genesis_hash, recover_signers
+from verifier.pubdata import compute_signer_words
+from verifier.snarkjs import format_proof, format_public_inputs, format_verifying_key
+from verifier.state_tree import TreeShape
+from verifier.transition import (
+    PublishedFiles,
+    PublishedTransition,
+    VerificationError,
+    read_transition,
+    to_field_hex,
+    verify_transition,
+    write_transition,
+)
+
+TREE = TreeShape(depth=2, arity=4)  # 16 accounts
+N_SLOTS = 2
+MIX = {"perp_trade": 6, "option_trade": 2, "transfer": 2, "withdraw": 2, "oracle_update": 2}
+
+
+def _accepted(workload):
+    state = State.from_genesis(workload.genesis)
+    txs, signers = [], []
+    for tx in workload.transactions:
+        s = recover_signers(tx, workload.genesis.chain_id)
+        if process_transaction(state, tx, s).status == "accepted":
+            txs.append(tx)
+            signers.append(s)
+    return txs, signers
+
+
+@pytest.fixture(scope="module")
+def published():
+    workload = generate_workload(WorkloadSpec(accounts=6, perps=1, series=1, txs=14, seed=9, mix=MIX), workers=1)
+    genesis = workload.genesis
+    txs, signers = _accepted(workload)
+    shape = TransitionShape.from_genesis(genesis, compute_genesis_hash(genesis), N_SLOTS, TREE)
+    state, tree = State.from_genesis(genesis), PoseidonTree(TREE)
+    # a first batch (the deposits) makes a non-trivial previous state; the second is published
+    first = sum(1 for tx in txs if tx.type == "deposit")
+    build_transition_batch(state, tree, shape, 1, txs[:first], signers[:first])
+    batch = build_transition_batch(state, tree, shape, 2, txs[first:], signers[first:])
+    pk = setup(build_transition_circuit(shape, batch.witnesses[0]), seed=1)
+    proofs, public = [], []
+    for w in batch.witnesses:
+        proof = prove(pk, build_transition_circuit(shape, w), rng=random.Random(w.segment))
+        proofs.append(format_proof(proof))
+        public.append(format_public_inputs(w.public))
+    vk = format_verifying_key(pk.vk)
+    data = PublishedTransition(
+        genesis=genesis, tree_depth=TREE.depth, tree_arity=TREE.arity, n_slots=N_SLOTS, batch=2,
+        prev_root=to_field_hex(batch.prev_root), new_root=to_field_hex(batch.new_root),
+        vk_hash="0x" + compute_vk_hash(vk).hex(),
+        segments=[
+            {"oracle_update": seg.oracle_update, "transactions": seg.transactions, "root_after": to_field_hex(w.public[3])}
+            for seg, w in zip(batch.segments, batch.witnesses)
+        ],
+        accounts_before={str(k): "0x" + v.hex() for k, v in batch.accounts_before.items()},
+        accounts_after={str(k): "0x" + v.hex() for k, v in batch.accounts_after.items()},
+        multiproof=[to_field_hex(x) for x in batch.multiproof],
+        instruments_before=["0x" + x.hex() for x in batch.instruments_before],
+        instruments_after=["0x" + x.hex() for x in batch.instruments_after],
+        globals_before="0x" + batch.globals_before.hex(), globals_after="0x" + batch.globals_after.hex(),
+    )
+    return PublishedFiles(data, vk, proofs, public), batch
+
+
+def _verify(files, **kwargs):
+    return verify_transition(files, compute_vk_hash(files.vk), rng=random.Random(3), **kwargs)
+
+
+def _reason(files, **kwargs) -> str:
+    with pytest.raises(VerificationError) as info:
+        _verify(files, **kwargs)
+    return info.value.reason
+
+
+def _changed(files, **batch_fields):
+    data = files.batch.model_dump()
+    data.update(batch_fields)
+    return PublishedFiles(PublishedTransition.model_validate(data), files.vk, files.proofs, files.public)
+
+
+def test_batch_verifies(published, tmp_path):
+    files, batch = published
+    assert any(seg.oracle_update for seg in batch.segments)
+    report = _verify(files, expected_prev_root=batch.prev_root)
+    assert report.new_root == to_field_hex(batch.new_root)
+    assert report.n_segments == len(batch.segments) >= 2
+    assert report.public_data_bytes <= 38 * report.n_transactions
+    write_transition(tmp_path / "pub", files)
+    assert _verify(read_transition(tmp_path / "pub")).new_root == report.new_root
+
+
+def test_signer_words_are_the_recovered_signers(published):
+    # the witness's signer words (registered addresses) equal what ecrecover gives from signatures
+    files, batch = published
+    for seg, w in zip(batch.segments, batch.witnesses):
+        base = 4 + (len(w.public) - 4 - 4 * N_SLOTS)
+        for k, (tx, signers) in enumerate(zip(seg.transactions, seg.signers)):
+            assert tuple(w.public[base + 4 * k + 2 : base + 4 * k + 4]) == compute_signer_words(tx, signers if tx.type != "deposit" else ())
+
+
+def test_invalid_unpinned_wrong_key(published):
+    files, _ = published
+    with pytest.raises(VerificationError) as info:
+        verify_transition(files, b"\x01" * 32)
+    assert info.value.reason == "vk_hash_mismatch"
+
+
+def test_invalid_other_chain(published):
+    files, batch = published
+    assert _reason(files, expected_prev_root=batch.prev_root + 1) == "prev_root_mismatch"
+
+
+def test_invalid_transaction_changed(published):
+    # a trade's price: the record changes, so do its signers (the signature is over the old one)
+    files, _ = published
+    data = files.batch.model_dump()
+    seg = next(s for s in data["segments"] if any(t["type"] == "perp_trade" for t in s["transactions"]))
+    trade = next(t for t in seg["transactions"] if t["type"] == "perp_trade")
+    trade["price"] += 1
+    assert _reason(PublishedFiles(PublishedTransition.model_validate(data), files.vk, files.proofs, files.public)) == "proof_invalid"
+
+
+def test_invalid_root_after_changed(published):
+    files, _ = published
+    data = files.batch.model_dump()
+    data["segments"][0]["root_after"] = to_field_hex(int(data["segments"][0]["root_after"], 16) ^ 1)
+    assert _reason(PublishedFiles(PublishedTransition.model_validate(data), files.vk, files.proofs, files.public)) == "proof_invalid"
+
+
+def test_invalid_state_after_changed(published):
+    files, _ = published
+    after = dict(files.batch.accounts_after)
+    key = next(iter(after))
+    before = files.batch.accounts_before[key]
+    after[key] = before  # as if the account had not changed
+    assert _reason(_changed(files, accounts_after=after)) == "new_root_mismatch"
+
+
+def test_invalid_account_left_out(published):
+    files, _ = published
+    before = dict(files.batch.accounts_before)
+    before.pop(next(iter(before)))
+    assert _reason(_changed(files, accounts_before=before)) == "account_set_mismatch"
+
+
+def test_invalid_previous_state_changed(published):
+    files, _ = published
+    nodes = list(files.batch.multiproof)
+    nodes[0] = to_field_hex(int(nodes[0], 16) ^ 1)
+    assert _reason(_changed(files, multiproof=nodes)) == "prev_root_mismatch"
+
+
+def test_invalid_oracle_update_signed_by_another_key(published):
+    files, _ = published
+    data = files.batch.model_dump()
+    seg = next(s for s in data["segments"] if s["oracle_update"])
+    seg["oracle_update"]["signature"] = next(
+        t for s in data["segments"] for t in s["transactions"] if t["type"] == "withdraw"
+    )["signature"]
+    assert _reason(PublishedFiles(PublishedTransition.model_validate(data), files.vk, files.proofs, files.public)) == "bad_signature"
+
+
+def test_invalid_published_public_input(published):
+    files, _ = published
+    public = copy.deepcopy(files.public)
+    public[0][4] = str(int(public[0][4]) + 1)
+    assert _reason(PublishedFiles(files.batch, files.vk, files.proofs, public)) == "public_input_mismatch"
+
+
+def test_invalid_proof_swapped(published):
+    files, _ = published
+    proofs = [files.proofs[1], files.proofs[0], *files.proofs[2:]]
+    assert _reason(PublishedFiles(files.batch, files.vk, proofs, files.public)) == "proof_invalid"
