@@ -1,0 +1,180 @@
+"""Circuit v3 benchmark: prints JSON.
+
+- Constraints of one segment of the default genesis (2 perpetuals, 8 option series, 16 scenarios)
+  on the production tree (4-ary, depth 12), split by gadget: per slot (Merkle paths, account leaf
+  hashes, the rules, instrument selection, record and signer words) and per segment (opening and
+  closing the state root, the oracle section); constraints per trade slot.
+- Native costs in the node: the v3 state root update per touched account (leaf hash + 4-ary
+  Poseidon path, batch update) next to the v2 keccak tree's; witness generation per slot.
+- With --prove: setup and proving time of that segment, per proving backend installed, and per
+  trade.
+
+    python benchmarks/transition_bench.py [--slots 4] [--prove] [--accounts 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from collections import Counter, defaultdict
+
+from prover.circuits.transition import TransitionShape, build_transition_circuit
+from prover.transition_segments import build_transition_batch
+from rollup.fixtures import WorkloadSpec, generate_workload
+from rollup.merkle import SparseMerkleTree
+from rollup.rules import process_transaction
+from rollup.state import State
+from rollup.state_tree import PoseidonTree
+from verifier.encoding import compute_genesis_hash, recover_signers
+from verifier.merkle import keccak256
+from verifier.state_tree import TreeShape, hash_account
+
+SLOT_PARTS = {
+    "leaf_update": "merkle_paths",
+    "account_leaf": "account_leaf_hashes",
+    "instrument_select": "instrument_selection",
+    "record": "record_words",
+    "signers": "signer_words",
+}
+
+
+def classify(gadget: str) -> tuple[str, str]:
+    """(top-level part, detail) of a constraint's gadget path."""
+    parts = gadget.split("/")
+    top = parts[0]
+    if not top.startswith("slot"):
+        return top, top
+    for name, label in SLOT_PARTS.items():
+        if name in parts[1:]:
+            return "slot", label
+    return "slot", "rules"
+
+
+def count_constraints(cs, n_slots: int) -> dict:
+    totals: Counter = Counter()
+    slot_detail: Counter = Counter()
+    for gadget in cs.constraint_gadgets:
+        top, detail = classify(gadget)
+        totals[top] += 1
+        if top == "slot":
+            slot_detail[detail] += 1
+    per_slot = {k: v // n_slots for k, v in sorted(slot_detail.items())}
+    return {
+        "segment_total": cs.n_constraints,
+        "public_inputs": cs.n_public,
+        "per_segment": {k: v for k, v in totals.items() if k != "slot"},
+        "per_trade_slot": sum(per_slot.values()),
+        "per_trade_slot_by_gadget": per_slot,
+    }
+
+
+def accepted_transactions(workload):
+    state = State.from_genesis(workload.genesis)
+    txs, signers = [], []
+    for tx in workload.transactions:
+        s = recover_signers(tx, workload.genesis.chain_id)
+        if process_transaction(state, tx, s).status == "accepted":
+            txs.append(tx)
+            signers.append(s)
+    return txs, signers
+
+
+def measure_root_update(accounts: int, touched: int, shape: TreeShape) -> dict:
+    """Per touched account: the leaf hash plus its share of a batch update, v3 against v2 keccak."""
+    rng = random.Random(1)
+    header = lambda i: [i + 1, rng.randrange(10**12), rng.randrange(100)]  # noqa: E731
+    positions = [rng.randrange(-1000, 1000) for _ in range(30)]  # 10 instruments x (size, cost, funding)
+    tree = PoseidonTree(shape)
+    tree.update({i: hash_account(header(i), positions) for i in range(accounts)})
+    keys = rng.sample(range(accounts), touched)
+    started = time.perf_counter()
+    leaves = {k: hash_account(header(k), positions) for k in keys}
+    hashed = time.perf_counter()
+    tree.update(leaves)
+    done = time.perf_counter()
+    # v2: keccak of ~45 words of leaf bytes, binary depth-32 tree
+    keccak_tree = SparseMerkleTree.from_leaves({i: keccak256(i.to_bytes(32, "big")) for i in range(accounts)}, 32)
+    data = bytes(45 * 32)
+    started_k = time.perf_counter()
+    keccak_tree.update({k: keccak256(data + k.to_bytes(4, "big")) for k in keys})
+    done_k = time.perf_counter()
+    return {
+        "accounts_in_tree": accounts,
+        "touched": touched,
+        "v3_us_per_touched_account": round((done - started) / touched * 1e6, 1),
+        "v3_leaf_hash_us": round((hashed - started) / touched * 1e6, 1),
+        "v3_path_us": round((done - hashed) / touched * 1e6, 1),
+        "v2_keccak_us_per_touched_leaf": round((done_k - started_k) / touched * 1e6, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--slots", type=int, default=4)
+    parser.add_argument("--depth", type=int, default=12)
+    parser.add_argument("--accounts", type=int, default=4000, help="accounts in the tree for the root-update timing")
+    parser.add_argument("--prove", action="store_true")
+    args = parser.parse_args()
+    tree_shape = TreeShape(args.depth, 4)
+    workload = generate_workload(WorkloadSpec(accounts=24, txs=300, seed=4), workers=1)
+    genesis = workload.genesis
+    shape = TransitionShape.from_genesis(genesis, compute_genesis_hash(genesis), args.slots, tree_shape)
+    txs, signers = accepted_transactions(workload)
+    state, tree = State.from_genesis(genesis), PoseidonTree(tree_shape)
+    started = time.perf_counter()
+    batch = build_transition_batch(state, tree, shape, 1, txs, signers)
+    witness_s = time.perf_counter() - started
+    n_slots_used = sum(len(s.transactions) for s in batch.segments)
+    full = next(w for s, w in zip(batch.segments, batch.witnesses) if len(s.transactions) == args.slots and s.oracle_update is None)
+    with_oracle = next(w for s, w in zip(batch.segments, batch.witnesses) if s.oracle_update is not None)
+    started = time.perf_counter()
+    cs = build_transition_circuit(shape, full)
+    synth_s = time.perf_counter() - started
+    cs.check()
+    out = {
+        "benchmark": "transition_circuit",
+        "shape": {"slots": args.slots, "instruments": len(shape.table), "scenarios": shape.n_scenarios,
+                  "tree": f"{tree_shape.arity}-ary, depth {tree_shape.depth}", "tree_capacity": tree_shape.capacity},
+        "constraints": count_constraints(cs, args.slots),
+        "constraints_same_with_an_oracle_update": build_transition_circuit(shape, with_oracle).n_constraints == cs.n_constraints,
+        "native": {
+            "witness_ms_per_slot": round(witness_s / max(1, n_slots_used) * 1e3, 2),
+            "synthesis_ms_per_slot": round(synth_s / args.slots * 1e3, 1),
+            "root_update": measure_root_update(args.accounts, min(1000, args.accounts // 2), tree_shape),
+        },
+        "segments_in_workload": len(batch.segments),
+        "slots_used": n_slots_used,
+    }
+    if args.prove:
+        from prover.groth16 import prove
+        from prover.setup import setup
+
+        started = time.perf_counter()
+        pk = setup(cs, seed=1)
+        setup_s = time.perf_counter() - started
+        backends = {}
+        try:
+            from verifier.backends import available_backends, use_backend  # the native backend, when installed
+        except ImportError:
+            available_backends, use_backend = (lambda: ["py_ecc"]), None
+        for name in available_backends():
+            times = []
+            for rep in range(2):
+                cs_again = build_transition_circuit(shape, full)
+                started = time.perf_counter()
+                if use_backend is not None:
+                    with use_backend(name):
+                        prove(pk, cs_again, rng=random.Random(rep))
+                else:
+                    prove(pk, cs_again, rng=random.Random(rep))
+                times.append(time.perf_counter() - started)
+            backends[name] = {"prove_s": round(statistics.median(times), 2), "prove_s_per_trade": round(statistics.median(times) / args.slots, 2)}
+        out["proving"] = {"setup_s": round(setup_s, 1), "backends": backends}
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
