@@ -19,7 +19,9 @@ from rollup.state import State
 from rollup.state_tree import PoseidonTree
 from verifier.commitments import compute_vk_hash
 from verifier.encoding import compute_genesis_hash, recover_signers
-from verifier.pubdata import compute_signer_words
+from rollup.replay import PublicSegment, replay_public_data
+from verifier.oracle_section import OracleShape, compute_oracle_section, compute_oracle_words
+from verifier.pubdata import compute_signer_words, encode_record
 from verifier.snarkjs import format_proof, format_public_inputs, format_verifying_key
 from verifier.state_tree import TreeShape
 from verifier.transition import (
@@ -57,7 +59,7 @@ def published():
     state, tree = State.from_genesis(genesis), PoseidonTree(TREE)
     # a first batch (the deposits) makes a non-trivial previous state; the second is published
     first = sum(1 for tx in txs if tx.type == "deposit")
-    build_transition_batch(state, tree, shape, 1, txs[:first], signers[:first])
+    batch1 = build_transition_batch(state, tree, shape, 1, txs[:first], signers[:first])
     batch = build_transition_batch(state, tree, shape, 2, txs[first:], signers[first:])
     pk = setup(build_transition_circuit(shape, batch.witnesses[0]), seed=1)
     proofs, public = [], []
@@ -81,6 +83,7 @@ def published():
         instruments_after=["0x" + x.hex() for x in batch.instruments_after],
         globals_before="0x" + batch.globals_before.hex(), globals_after="0x" + batch.globals_after.hex(),
     )
+    published.first = batch1  # type: ignore[attr-defined]
     return PublishedFiles(data, vk, proofs, public), batch
 
 
@@ -193,3 +196,24 @@ def test_invalid_proof_swapped(published):
     files, _ = published
     proofs = [files.proofs[1], files.proofs[0], *files.proofs[2:]]
     assert _reason(PublishedFiles(files.batch, files.vk, proofs, files.public)) == "proof_invalid"
+
+
+def test_state_rebuilt_from_public_data_alone(published):
+    # data availability: genesis and the records (and oracle sections) of every batch give the
+    # same roots, without the node, the signatures or the published leaves
+    files, batch = published
+    first = published.first  # type: ignore[attr-defined]
+    oracle_shape = OracleShape(batch.shape.table, batch.shape.n_scenarios)
+
+    def public_data(b):
+        return [
+            PublicSegment(
+                compute_oracle_words(compute_oracle_section(seg.oracle_update, oracle_shape), oracle_shape) if seg.oracle_update else None,
+                b"".join(encode_record(tx) for tx in seg.transactions),
+            )
+            for seg in b.segments
+        ]
+
+    _, roots = replay_public_data(files.batch.genesis, [public_data(first), public_data(batch)], TREE)
+    assert roots == [first.new_root, batch.new_root]
+    assert first.new_root == batch.prev_root

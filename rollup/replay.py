@@ -1,0 +1,104 @@
+"""Data availability: the whole state rebuilt from genesis and the public data alone.
+
+The public data of a settled v3 batch is, per segment, its oracle section's words (when it has an
+update) and its slots' records (`verifier.pubdata`): what the settlement's calldata carries. This
+module replays it with the rules and returns the state and its v3 root after every batch, so
+anyone can check that the roots on L1 are the roots of a state they can rebuild without the node.
+
+Signatures are not public data: a settled batch's signatures were checked by the contract (and
+their signers proven to be the accounts' registered addresses), so the replay stands in the
+registered address of each signing account, and the oracle's address for oracle updates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rollup.rules import process_transaction
+from rollup.state import State
+from rollup.state_tree import PoseidonTree
+from verifier.oracle_section import OracleShape, decode_oracle_words, get_update_fields
+from verifier.pubdata import SIGNATURE_WINDOWS, decode_records
+from verifier.segment import get_slot_accounts
+from verifier.state_tree import TreeShape, compute_account_hash, compute_globals_hash, compute_markets_hash, compute_state_root, get_instrument_table
+from verifier.wire import TRANSACTION_TYPES, Genesis
+from rollup.state_codec import encode_account, encode_globals, encode_instrument
+from verifier.encoding import decode_account_leaf, decode_globals_leaf, decode_instrument_leaf
+
+PLACEHOLDER_SIGNATURE = "0x" + "00" * 65  # public data carries no signatures
+
+
+class ReplayError(ValueError):
+    """Public data that the rules refuse: the batch could not have been settled with it."""
+
+
+@dataclass
+class PublicSegment:
+    oracle_words: list[int] | None  # None: no oracle update
+    records: bytes
+
+
+def _signers_for(state: State, tx: object) -> tuple[str, ...]:
+    """The registered addresses of the accounts that signed (what the contract's ecrecover checked)."""
+    kind = tx.type  # type: ignore[attr-defined]
+    if kind == "deposit":
+        return (tx.address,)  # type: ignore[attr-defined]
+    a, b = get_slot_accounts(tx)
+    windows = SIGNATURE_WINDOWS[kind]
+    if kind == "settle_expired" and tx.sender == tx.account:  # type: ignore[attr-defined]
+        windows = ("a",)
+    accounts = {"a": a, "b": b}
+    return tuple(state.accounts[accounts[w]].address if accounts[w] in state.accounts else "0x" + "00" * 20 for w in windows)
+
+
+def _build_transaction(fields: dict, state: State) -> object:
+    model = TRANSACTION_TYPES[fields["type"]]
+    data = dict(fields)
+    if fields["type"] == "deposit":
+        data["deposit_id"] = state.globals.deposit_count  # the queue is consumed in order
+    for name in model.model_fields:
+        if name.endswith("signature"):
+            data[name] = PLACEHOLDER_SIGNATURE
+    return model.model_validate(data)
+
+
+def compute_v3_root(state: State, tree: PoseidonTree) -> int:
+    genesis = state.genesis
+    table = get_instrument_table(s.id for s in genesis.instruments)
+    markets = compute_markets_hash(
+        {i: decode_instrument_leaf(encode_instrument(state.instruments[i])) for i in table}, table, genesis.risk.n_scenarios
+    )
+    return compute_state_root(tree.root, markets, compute_globals_hash(decode_globals_leaf(encode_globals(state))))
+
+
+def replay_public_data(genesis: Genesis, batches: Iterable[Sequence[PublicSegment]], tree_shape: TreeShape) -> tuple[State, list[int]]:
+    """Apply every batch's public data from genesis; the state and the root after each batch."""
+    state = State.from_genesis(genesis)
+    tree = PoseidonTree(tree_shape)
+    table = get_instrument_table(s.id for s in genesis.instruments)
+    oracle_shape = OracleShape(table, genesis.risk.n_scenarios)
+    roots = []
+    for number, segments in enumerate(batches, start=1):
+        for index, segment in enumerate(segments):
+            txs = []
+            if segment.oracle_words is not None:
+                fields = get_update_fields(decode_oracle_words(segment.oracle_words, oracle_shape), oracle_shape)
+                if fields is not None:
+                    update = TRANSACTION_TYPES["oracle_update"].model_validate({**fields, "signature": PLACEHOLDER_SIGNATURE})
+                    txs.append((update, (genesis.oracle_address,)))
+            for fields in decode_records(segment.records):
+                tx = _build_transaction(fields, state)
+                txs.append((tx, None))
+            touched = set()
+            for tx, signers in txs:
+                signers = signers or _signers_for(state, tx)
+                receipt = process_transaction(state, tx, signers)
+                # settled public data only holds accepted transactions
+                if receipt.status != "accepted":
+                    raise ReplayError(f"batch {number}, segment {index}: {tx.type} refused by the rules: {receipt.reason}")
+                if tx.type != "oracle_update":
+                    touched.update(i for i in get_slot_accounts(tx) if i is not None)
+            tree.update({i: compute_account_hash(decode_account_leaf(encode_account(state.accounts[i])), table) for i in touched})
+        roots.append(compute_v3_root(state, tree))
+    return state, roots
