@@ -159,12 +159,14 @@ def get_cached_proving_key(path: str) -> ProvingKey:
     return pk
 
 
-def prove_segment_task(pk_path: str, shape: SegmentShape, public: SegmentPublic) -> tuple[dict[str, Any], float]:
-    """Runs on a worker: (snarkjs proof.json, seconds) for one segment."""
+def prove_segment_task(pk_path: str, shape: SegmentShape, public: SegmentPublic,
+                       backend: str | None = None) -> tuple[dict[str, Any], float]:
+    """Runs on a worker: (snarkjs proof.json, seconds) for one segment. `backend` None: the
+    worker's configured or fastest installed one (prover/backends.py)."""
     started = time.perf_counter()
     pk = get_cached_proving_key(pk_path)
     cs = build_segment_circuit(shape, public)
-    proof = prove(pk, cs)
+    proof = prove(pk, cs, backend=backend)
     return format_proof(proof), time.perf_counter() - started
 
 
@@ -229,16 +231,18 @@ def prove_batches(
     batches: Sequence[int] | None = None,
     on_planned: Callable[[int], None] | None = None,
     on_proof: Callable[[ProofEvent], None] | None = None,
+    backend: str | None = None,
 ) -> ProveReport:
     """Prove every segment of `batches` (default: every batch not fully proven) that has no proof
     yet; store each proof as soon as it is verified. `on_planned(total)` is told how many segments
     will be proven, `on_proof` each stored one. A failed task fails the run after the proofs that
-    did complete are stored (the next run resumes there)."""
+    did complete are stored (the next run resumes there). `backend` names the proving and
+    verification backend (default: each process's configured or fastest installed one)."""
     started = time.perf_counter()
     vk_hash, n_slots = get_current_keys(home, store)
     shape = SegmentShape.from_genesis(get_genesis(store), n_slots)
     pk_path, vk_path = get_key_paths(home)
-    pvk = prepare_verifying_key(parse_verifying_key(read_json(vk_path)))
+    pvk = prepare_verifying_key(parse_verifying_key(read_json(vk_path)), backend)
     planned = plan_proofs(store, batches, vk_hash, shape)
     report = ProveReport(vk_hash, n_slots)
     total = sum(len(p.missing) for p in planned)
@@ -251,7 +255,7 @@ def prove_batches(
     try:
         for batch in planned:
             for segment in batch.missing:
-                futures[executor.submit(prove_segment_task, str(pk_path), shape, segment.public)] = segment
+                futures[executor.submit(prove_segment_task, str(pk_path), shape, segment.public, backend)] = segment
         for future in as_completed(futures):
             segment = futures[future]
             try:

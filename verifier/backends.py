@@ -166,6 +166,11 @@ def set_default_backend(name: str | None) -> None:
     _default = None if name is None else check_backend_name(name)
 
 
+def get_default_backend() -> str | None:
+    """The name set by `set_default_backend`, if any."""
+    return _default
+
+
 def get_backend_name(name: str | None = None) -> str | None:
     """The explicitly chosen name (argument, set_default_backend, ROLLUP_BACKEND), or None for automatic."""
     chosen = name or _default or os.environ.get(ENV_VAR) or None
