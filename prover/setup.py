@@ -474,7 +474,12 @@ def save_proving_key(pk: ProvingKey, path: str | Path) -> int:
 
 def load_proving_key(path: str | Path) -> ProvingKey:
     """Read a key written by save_proving_key; checks format, version, curve and that points lie on their curves."""
-    data = memoryview(Path(path).read_bytes())
+    return parse_proving_key(Path(path).read_bytes())
+
+
+def parse_proving_key(content: bytes) -> ProvingKey:
+    """A key from the bytes of a file written by save_proving_key (checked as load_proving_key does)."""
+    data = memoryview(content)
     try:
         return _parse_proving_key(data)
     except struct.error as exc:
