@@ -8,6 +8,9 @@ drawn from `secrets`.
 
 The witness is checked against the key's constraints first: a false statement raises
 `UnsatisfiedConstraint` instead of producing a proof that would not verify.
+
+The multi-scalar multiplications run on a proving backend (prover/backends.py: py_ecc, the
+reference, or mcl); the key's bases are prepared for it once and cached on the key.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ import secrets
 import time
 from typing import Sequence
 
+from prover.backends import ProverBackend, get_prover_backend
 from prover.ec import get_arith
-from prover.msm import compute_msm_affine
 from prover.qap import compute_abc_evaluations, compute_h_from_evaluations
 from prover.r1cs import ConstraintSystem, UnsatisfiedConstraint
-from prover.setup import ProvingKey
+from prover.setup import PreparedQueries, ProvingKey
 from verifier.groth16 import Proof
 
 
@@ -81,9 +84,28 @@ def check_evaluations(a: list[int], b: list[int], c: list[int], n_constraints: i
             raise UnsatisfiedConstraint(index, "", a[index], b[index], c[index])
 
 
+def get_prepared_queries(pk: ProvingKey, backend: ProverBackend) -> PreparedQueries:
+    """The key's fixed bases in the backend's form, converted once per key and backend."""
+    prepared = pk.prepared.get(backend.name)
+    if prepared is None:
+        g1 = get_arith(pk.curve, 1)
+        g2 = get_arith(pk.curve, 2)
+        prepared = pk.prepared[backend.name] = PreparedQueries(
+            a=backend.prepare(g1, [pk.get_affine("alpha_g1"), pk.delta_g1, *pk.a_query]),
+            b_g1=backend.prepare(g1, [pk.beta_g1, pk.delta_g1, *pk.b_g1_query]),
+            b_g2=backend.prepare(g2, [pk.get_affine("beta_g2"), pk.get_affine("delta_g2"), *pk.b_g2_query]),
+            l=backend.prepare(g1, pk.l_query),
+            h=backend.prepare(g1, pk.h_query),
+        )
+    return prepared
+
+
 def prove(pk: ProvingKey, cs_or_witness: ConstraintSystem | Sequence[int], *, rng: random.Random | None = None,
-          reproducible_seed: int | bytes | str | None = None, timings: dict[str, float] | None = None) -> Proof:
+          reproducible_seed: int | bytes | str | None = None, timings: dict[str, float] | None = None,
+          backend: str | ProverBackend | None = None) -> Proof:
     """A Groth16 proof that the witness satisfies the key's circuit.
+
+    `backend`: a name from prover/backends.py (default: the configured or fastest installed one).
 
     `timings`, if given, receives this process's CPU seconds per phase (CPU, not wall time, because
     the machines it is measured on are shared): check (evaluating every constraint on the witness),
@@ -92,6 +114,7 @@ def prove(pk: ProvingKey, cs_or_witness: ConstraintSystem | Sequence[int], *, rn
     clock = _Clock(timings)
     curve = pk.curve
     r = curve.r
+    chosen = get_prover_backend(backend, curve)
     witness = get_witness(pk, cs_or_witness)
     domain = pk.domain
     a_evals, b_evals, c_evals = compute_abc_evaluations(pk.constraints, witness, pk.n_public, domain)
@@ -102,19 +125,19 @@ def prove(pk: ProvingKey, cs_or_witness: ConstraintSystem | Sequence[int], *, rn
     rr, ss = get_randomisers(r, rng, reproducible_seed)
     g1 = get_arith(curve, 1)
     g2 = get_arith(curve, 2)
-    alpha_g1 = pk.get_affine("alpha_g1")
-    a = g1.to_affine(compute_msm_affine(g1, [alpha_g1, pk.delta_g1, *pk.a_query], [1, rr, *witness]))
+    queries = get_prepared_queries(pk, chosen)
+    clock.lap("prepare")
+    a = chosen.msm(g1, queries.a, [1, rr, *witness])
     clock.lap("msm_a")
-    b1 = g1.to_affine(compute_msm_affine(g1, [pk.beta_g1, pk.delta_g1, *pk.b_g1_query], [1, ss, *witness]))
+    b1 = chosen.msm(g1, queries.b_g1, [1, ss, *witness])
     clock.lap("msm_b1")
-    b2 = g2.to_affine(compute_msm_affine(g2, [pk.get_affine("beta_g2"), pk.get_affine("delta_g2"), *pk.b_g2_query],
-                                         [1, ss, *witness]))
+    b2 = chosen.msm(g2, queries.b_g2, [1, ss, *witness])
     clock.lap("msm_b2")
-    c_l = compute_msm_affine(g1, [a, b1, pk.delta_g1, *pk.l_query],
-                             [ss, rr, (-rr * ss) % r, *witness[pk.n_public + 1:]])
+    c_l = chosen.msm(g1, queries.l, witness[pk.n_public + 1:])
     clock.lap("msm_l")
-    c_h = compute_msm_affine(g1, pk.h_query, h)
-    c = g1.to_affine(g1.add(c_l, c_h))
+    c_h = chosen.msm(g1, queries.h, h)
+    # C = L + H + s A + r B1 - r s delta
+    c = chosen.msm(g1, chosen.prepare(g1, [c_l, c_h, a, b1, pk.delta_g1]), [1, 1, ss, rr, (-rr * ss) % r])
     clock.lap("msm_h")
     return Proof(a=g1.to_py_ecc(a), b=g2.to_py_ecc(b2), c=g1.to_py_ecc(c), curve=curve)
 

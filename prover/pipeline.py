@@ -9,7 +9,8 @@ size (`segment_slots`) and the verifying key's keccak hash (`vk_hash`, see
 Proving (`prove_batches`): every segment of the chosen batches without a stored proof for the
 current key is proven on an executor (`rollup.executors`: serial, process or Dask), one task per
 segment. A task rebuilds the circuit from the segment's public windows and proves it with the
-proving key, loaded once per worker process (`get_cached_proving_key`). The coordinator verifies
+proving key, parsed once per worker process (`get_cached_proving_key`; on a Dask cluster its bytes are
+broadcast to every worker once, `share_proving_key`). The coordinator verifies
 each proof against the public inputs it computed (a wrong proof is never stored) and stores it in
 SQLite as soon as it arrives, in its own database transaction: after a crash, proving resumes at
 the first segment without a proof.
@@ -17,6 +18,7 @@ the first segment without a proof.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +31,7 @@ from prover.circuits import CIRCUIT_VERSION
 from prover.circuits.segment import build_segment_circuit
 from prover.groth16 import prove
 from prover.segments import DEFAULT_SEGMENT_SLOTS, Segment, count_segments, get_batch_commitment, load_segments
-from prover.setup import ProvingKey, load_proving_key, save_proving_key, setup
+from prover.setup import ProvingKey, load_proving_key, parse_proving_key, save_proving_key, setup
 from rollup.storage import ProofRow, Store, get_accepted_counts, get_proofs, put_proof, set_meta
 from verifier.commitments import compute_public_inputs_hash, compute_vk_hash
 from verifier.groth16 import PreparedVerifyingKey, prepare_verifying_key, verify_proof
@@ -144,27 +146,59 @@ def get_current_keys(home: Path, store: Store) -> tuple[str, int]:
 
 # --- worker side -------------------------------------------------------------------------------------
 
-_PROVING_KEYS: dict[tuple[str, int, int], ProvingKey] = {}
+@dataclass(frozen=True)
+class KeyBytes:
+    """A proving key file's content, sent to each Dask worker once (`DaskExecutor.broadcast`):
+    workers need not share the coordinator's disk."""
+
+    digest: str  # sha256 of data: the workers' cache key
+    data: bytes
 
 
-def get_cached_proving_key(path: str) -> ProvingKey:
-    """The proving key at `path`, read once per process (keyed by path, size and mtime, so a new
-    setup is picked up by long-lived Dask workers)."""
-    stat = os.stat(path)
-    cache_key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+_PROVING_KEYS: dict[tuple[Any, ...], ProvingKey] = {}
+_KEY_LOADS = [0]  # keys parsed by this process (tests check a worker parses its key once)
+
+
+def get_key_load_count() -> int:
+    return _KEY_LOADS[0]
+
+
+def get_cached_proving_key(source: str | KeyBytes) -> ProvingKey:
+    """The proving key at a path or in broadcast bytes, parsed once per process (a path is keyed by
+    path, size and mtime, so a new setup is picked up by long-lived Dask workers)."""
+    if isinstance(source, KeyBytes):
+        cache_key: tuple[Any, ...] = ("sha256", source.digest)
+    else:
+        stat = os.stat(source)
+        cache_key = (os.path.abspath(source), stat.st_size, stat.st_mtime_ns)
     pk = _PROVING_KEYS.get(cache_key)
     if pk is None:
         _PROVING_KEYS.clear()  # one key at a time: they are large
-        pk = _PROVING_KEYS[cache_key] = load_proving_key(path)
+        pk = parse_proving_key(source.data) if isinstance(source, KeyBytes) else load_proving_key(source)
+        _PROVING_KEYS[cache_key] = pk
+        _KEY_LOADS[0] += 1
     return pk
 
 
-def prove_segment_task(pk_path: str, shape: SegmentShape, public: SegmentPublic) -> tuple[dict[str, Any], float]:
-    """Runs on a worker: (snarkjs proof.json, seconds) for one segment."""
+def share_proving_key(executor: Executor, pk_path: Path) -> Any:
+    """What tasks get to find the key: on a Dask cluster, its bytes broadcast to every worker once;
+    elsewhere (processes of this machine) its path."""
+    broadcast = getattr(executor, "broadcast", None)
+    if broadcast is None:
+        return str(pk_path)
+    data = pk_path.read_bytes()
+    return broadcast(KeyBytes(hashlib.sha256(data).hexdigest(), data))
+
+
+def prove_segment_task(key: str | KeyBytes, shape: SegmentShape, public: SegmentPublic,
+                       backend: str | None = None) -> tuple[dict[str, Any], float]:
+    """Runs on a worker: (snarkjs proof.json, seconds) for one segment. `key`: a path or broadcast
+    bytes (`share_proving_key`). `backend` None: the worker's configured or fastest installed one
+    (prover/backends.py)."""
     started = time.perf_counter()
-    pk = get_cached_proving_key(pk_path)
+    pk = get_cached_proving_key(key)
     cs = build_segment_circuit(shape, public)
-    proof = prove(pk, cs)
+    proof = prove(pk, cs, backend=backend)
     return format_proof(proof), time.perf_counter() - started
 
 
@@ -229,16 +263,18 @@ def prove_batches(
     batches: Sequence[int] | None = None,
     on_planned: Callable[[int], None] | None = None,
     on_proof: Callable[[ProofEvent], None] | None = None,
+    backend: str | None = None,
 ) -> ProveReport:
     """Prove every segment of `batches` (default: every batch not fully proven) that has no proof
     yet; store each proof as soon as it is verified. `on_planned(total)` is told how many segments
     will be proven, `on_proof` each stored one. A failed task fails the run after the proofs that
-    did complete are stored (the next run resumes there)."""
+    did complete are stored (the next run resumes there). `backend` names the proving and
+    verification backend (default: each process's configured or fastest installed one)."""
     started = time.perf_counter()
     vk_hash, n_slots = get_current_keys(home, store)
     shape = SegmentShape.from_genesis(get_genesis(store), n_slots)
     pk_path, vk_path = get_key_paths(home)
-    pvk = prepare_verifying_key(parse_verifying_key(read_json(vk_path)))
+    pvk = prepare_verifying_key(parse_verifying_key(read_json(vk_path)), backend)
     planned = plan_proofs(store, batches, vk_hash, shape)
     report = ProveReport(vk_hash, n_slots)
     total = sum(len(p.missing) for p in planned)
@@ -248,10 +284,11 @@ def prove_batches(
     futures: dict[Future, Segment] = {}
     counts = {p.number: len(p.segments) for p in planned}
     failures: list[str] = []
+    key = share_proving_key(executor, pk_path) if total else None
     try:
         for batch in planned:
             for segment in batch.missing:
-                futures[executor.submit(prove_segment_task, str(pk_path), shape, segment.public)] = segment
+                futures[executor.submit(prove_segment_task, key, shape, segment.public, backend)] = segment
         for future in as_completed(futures):
             segment = futures[future]
             try:

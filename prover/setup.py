@@ -28,7 +28,7 @@ import secrets
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Sequence
+from typing import Any, BinaryIO, Callable, Sequence
 
 from prover.ec import Affine, Arith, compute_fixed_base_muls, get_arith
 from prover.msm import compute_msm_affine
@@ -69,6 +69,17 @@ class SetupTranscript:
 
 
 @dataclass
+class PreparedQueries:
+    """A key's fixed MSM bases in one proving backend's form (prover/backends.py)."""
+
+    a: Any  # alpha_g1, delta_g1, a_query
+    b_g1: Any  # beta_g1, delta_g1, b_g1_query
+    b_g2: Any  # beta_g2, delta_g2, b_g2_query
+    l: Any  # noqa: E741 - the paper's name
+    h: Any
+
+
+@dataclass
 class ProvingKey:
     """Everything the prover needs, with the circuit's constraints. UNSAFE FOR PRODUCTION (see warning)."""
 
@@ -87,6 +98,8 @@ class ProvingKey:
     curve: Curve = BN254
     transcript: SetupTranscript | None = None
     warning: str = field(default=UNSAFE_WARNING)
+    # per backend name, the bases converted once (prover.groth16.get_prepared_queries); not saved
+    prepared: dict[str, PreparedQueries] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_constraints(self) -> int:
@@ -461,7 +474,12 @@ def save_proving_key(pk: ProvingKey, path: str | Path) -> int:
 
 def load_proving_key(path: str | Path) -> ProvingKey:
     """Read a key written by save_proving_key; checks format, version, curve and that points lie on their curves."""
-    data = memoryview(Path(path).read_bytes())
+    return parse_proving_key(Path(path).read_bytes())
+
+
+def parse_proving_key(content: bytes) -> ProvingKey:
+    """A key from the bytes of a file written by save_proving_key (checked as load_proving_key does)."""
+    data = memoryview(content)
     try:
         return _parse_proving_key(data)
     except struct.error as exc:

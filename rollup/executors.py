@@ -273,6 +273,11 @@ class DaskExecutor(Executor):
         """Process ids of the workers (they change when the nanny restarts a killed one)."""
         return list(self.client.run(os.getpid).values())
 
+    def broadcast(self, value: Any) -> Any:
+        """Send `value` to every worker now, once; a task given the returned handle receives the
+        value itself from its worker's memory (no copy per task)."""
+        return self.client.scatter(value, broadcast=True, hash=False)
+
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         outer: Future = Future()
         outer.set_running_or_notify_cancel()

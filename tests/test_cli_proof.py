@@ -117,3 +117,22 @@ def test_console_script_exit_codes(tmp_path: Path) -> None:
     bad = subprocess.run([*cmd, str(DATA / "public_1.json"), str(PROOF)], capture_output=True, text=True)
     assert bad.returncode == 1
     assert "INVALID" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_backend_option_verifies_on_each_backend(backend_name: str, tmp_path: Path) -> None:
+    assert invoke(VK, PUBLIC, PROOF, "--backend", backend_name).exit_code == 0
+    other = write_json(tmp_path / "public.json", json.loads((DATA / "public_1.json").read_text()))
+    result = invoke(VK, other, PROOF, "--backend", backend_name, "--json")
+    assert result.exit_code == 1 and json.loads(result.stdout)["reason"] == "pairing_check_failed"
+
+
+def test_invalid_backend_option_is_one_line() -> None:
+    result = invoke(VK, PUBLIC, PROOF, "--backend", "gpu")
+    assert result.exit_code == 1
+    assert "unknown backend 'gpu'; choose one of: py_ecc, mcl" in result.output and "Traceback" not in result.output
+
+
+def test_invalid_backend_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLLUP_BACKEND", "gpu")
+    result = invoke(VK, PUBLIC, PROOF)
+    assert result.exit_code == 1 and "unknown backend 'gpu'" in result.output

@@ -18,6 +18,7 @@ from prover import gadgets
 from prover.groth16 import prove
 from prover.r1cs import ConstraintSystem
 from prover.setup import setup
+from verifier.backends import BACKENDS
 from verifier.curve import BLS12_381, BN254, Curve, Point
 from verifier.groth16 import (
     IdentityNotAllowed,
@@ -79,46 +80,54 @@ class Case:
 WITNESSES = [(3, 11, 5), (2, 7, 1), (10, 20, 30), (BN254.r - 1, 5, 9)]
 
 
-def make_prover_case(curve: Curve, witnesses: list[tuple[int, int, int]], build: Any = build_mul_add) -> Case:
+def prepare_for(vk: Any, backend_name: str | None) -> PreparedVerifyingKey:
+    """The key prepared on one backend; the test is skipped where that backend lacks the curve."""
+    if backend_name is not None and not BACKENDS[backend_name].supports(vk.curve):
+        pytest.skip(f"backend {backend_name} does not support {vk.curve.name}")
+    return prepare_verifying_key(vk, backend_name)
+
+
+def make_prover_case(curve: Curve, witnesses: list[tuple[int, int, int]], build: Any = build_mul_add,
+                     backend_name: str | None = None) -> Case:
     circuits = [build(*w, curve=curve) for w in witnesses]
     pk = setup(circuits[0], seed=f"verifier-tests-{build.__name__}-{curve.name}")
     proofs = [prove(pk, cs, reproducible_seed=i) for i, cs in enumerate(circuits)]
-    return Case(prepare_verifying_key(pk.vk), proofs, [cs.public_inputs for cs in circuits])
+    return Case(prepare_for(pk.vk, backend_name), proofs, [cs.public_inputs for cs in circuits])
 
 
-def load_snarkjs_case(name: str) -> Case:
+def load_snarkjs_case(name: str, backend_name: str | None = None) -> Case:
     folder = DATA / name
     n = len(list(folder.glob("proof_*.json")))
     return Case(
-        prepare_verifying_key(load_verifying_key(folder / "verification_key.json")),
+        prepare_for(load_verifying_key(folder / "verification_key.json"), backend_name),
         [load_proof(folder / f"proof_{i}.json") for i in range(n)],
         [load_public_inputs(folder / f"public_{i}.json") for i in range(n)],
     )
 
 
 @pytest.fixture(scope="module")
-def prover_case() -> Case:
-    return make_prover_case(BN254, WITNESSES)
+def prover_case(backend_name: str) -> Case:
+    return make_prover_case(BN254, WITNESSES, backend_name=backend_name)
 
 
 @pytest.fixture(scope="module")
-def snarkjs_case() -> Case:
-    return load_snarkjs_case("mul_add")
+def snarkjs_case(backend_name: str) -> Case:
+    return load_snarkjs_case("mul_add", backend_name)
 
 
 @pytest.fixture(scope="module", params=["prover", "snarkjs"])
-def case(request: pytest.FixtureRequest) -> Case:
+def case(request: pytest.FixtureRequest, backend_name: str) -> Case:
     return request.getfixturevalue(f"{request.param}_case")
 
 
 @pytest.fixture(scope="module")
-def other_circuit_case() -> Case:
-    return make_prover_case(BN254, [(4, 6, 8)], build_square_mul)
+def other_circuit_case(backend_name: str) -> Case:
+    return make_prover_case(BN254, [(4, 6, 8)], build_square_mul, backend_name)
 
 
 @pytest.fixture(scope="module")
-def bls_case() -> Case:
-    return load_snarkjs_case("bls12381_mul_add")
+def bls_case(backend_name: str) -> Case:
+    return load_snarkjs_case("bls12381_mul_add", backend_name)
 
 
 # --- point constructions ------------------------------------------------------------------------------
@@ -191,13 +200,18 @@ def test_valid_proofs_verify(case: Case) -> None:
 
 def test_valid_bls12_381_proofs_verify(bls_case: Case) -> None:
     assert verify_proof(bls_case.pvk, bls_case.proofs[0], bls_case.inputs[0]) is True
-    ours = make_prover_case(BLS12_381, [(3, 11, 5)])
+    ours = make_prover_case(BLS12_381, [(3, 11, 5)], backend_name=bls_case.pvk.backend.name)
     assert verify_proof(ours.pvk, ours.proofs[0], ours.inputs[0]) is True
 
 
 def test_prepared_key_caches_alpha_beta_and_negations(prover_case: Case) -> None:
     pvk, curve = prover_case.pvk, prover_case.curve
-    assert pvk.alpha_g1_beta_g2 == curve.pairing(pvk.vk.alpha_g1, pvk.vk.beta_g2)
+    backend = pvk.backend
+    assert pvk.alpha_g1_beta_g2 == backend.pairing_product(curve, [(pvk.vk.alpha_g1, pvk.vk.beta_g2)])
+    assert pvk.alpha_g1_beta_g2 != backend.pairing_product(curve, [(curve.G1, pvk.vk.beta_g2)])
+    # the reference's GT value is py_ecc's own pairing
+    if backend.name == "py_ecc":
+        assert pvk.alpha_g1_beta_g2 == curve.pairing(pvk.vk.alpha_g1, pvk.vk.beta_g2)
     assert curve.is_inf(curve.add(pvk.gamma_g2_neg, pvk.vk.gamma_g2))
     assert curve.is_inf(curve.add(pvk.delta_g2_neg, pvk.vk.delta_g2))
 
@@ -284,14 +298,14 @@ def test_invalid_public_input_count(prover_case: Case, count: int) -> None:
 def test_invalid_key_point_outside_subgroup(prover_case: Case) -> None:
     vk = replace(prover_case.pvk.vk, delta_g2=make_twist_point_outside_subgroup(BN254, seed=3))
     with pytest.raises(PointNotInSubgroup, match="vk.delta_g2"):
-        prepare_verifying_key(vk)
+        prepare_verifying_key(vk, prover_case.pvk.backend)
 
 
 @pytest.mark.parametrize("field", ["alpha_g1", "beta_g2", "gamma_g2", "delta_g2"])
 def test_invalid_key_identity(prover_case: Case, field: str) -> None:
     identity = BN254.Z1 if field.endswith("g1") else BN254.Z2
     with pytest.raises(IdentityNotAllowed, match=f"vk.{field} is the point at infinity"):
-        prepare_verifying_key(replace(prover_case.pvk.vk, **{field: identity}))
+        prepare_verifying_key(replace(prover_case.pvk.vk, **{field: identity}), prover_case.pvk.backend)
 
 
 def test_invalid_key_point_off_curve(prover_case: Case) -> None:
@@ -299,12 +313,12 @@ def test_invalid_key_point_off_curve(prover_case: Case) -> None:
     ic = list(vk.gamma_abc_g1)
     ic[1] = mutate_coordinate(BN254, ic[1], "y")
     with pytest.raises(PointNotOnCurve, match=r"vk.gamma_abc_g1\[1\]"):
-        prepare_verifying_key(replace(vk, gamma_abc_g1=tuple(ic)))
+        prepare_verifying_key(replace(vk, gamma_abc_g1=tuple(ic)), prover_case.pvk.backend)
 
 
 def test_key_allows_identity_in_gamma_abc(prover_case: Case) -> None:
     vk: VerifyingKey = prover_case.pvk.vk
-    prepare_verifying_key(replace(vk, gamma_abc_g1=(vk.gamma_abc_g1[0], BN254.Z1, vk.gamma_abc_g1[2])))
+    prepare_verifying_key(replace(vk, gamma_abc_g1=(vk.gamma_abc_g1[0], BN254.Z1, vk.gamma_abc_g1[2])), prover_case.pvk.backend)
 
 
 # --- well-formed but wrong: False ---------------------------------------------------------------------

@@ -13,14 +13,19 @@ Raising the cached GT value to sum r_i (about 7 ms) is cheaper than one more Mil
 alpha-beta, so a batch costs k + 2 Miller loops (sharing one accumulator, verifier/pairing.py), one
 GT exponentiation and one final exponentiation; sum_i r_i L_i is a single multi-scalar
 multiplication over the combined inputs.
+
+The multi-scalar multiplications, pairing products and subgroup checks run on a backend
+(verifier/backends.py: py_ecc, the reference, or mcl), chosen when the key is prepared; every
+input and point check here runs the same whatever the backend.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
+from verifier.backends import REFERENCE, Backend, get_backend
 from verifier.curve import BN254, Curve, Point
 
 
@@ -82,8 +87,10 @@ class WrongCurve(MalformedInput):
 # --- point validation -----------------------------------------------------------------------------
 
 
-def validate_point(curve: Curve, point: Point, group: str, name: str, allow_identity: bool) -> None:
-    """Raise unless `point` is a well-formed element of `group` ("G1" or "G2") of `curve`."""
+def validate_point(curve: Curve, point: Point, group: str, name: str, allow_identity: bool,
+                   backend: Backend | None = None) -> None:
+    """Raise unless `point` is a well-formed element of `group` ("G1" or "G2") of `curve`
+    (the subgroup check on `backend`, default the reference)."""
     field = curve.FQ if group == "G1" else curve.FQ2
     # the point is a projective triple over this curve's field, not another curve's
     if not (isinstance(point, tuple) and len(point) == 3 and all(isinstance(c, field) for c in point)):
@@ -100,33 +107,35 @@ def validate_point(curve: Curve, point: Point, group: str, name: str, allow_iden
     # small-subgroup points would let a prover cancel pairing terms
     if group == "G1" and curve.g1_cofactor_is_one:
         return
-    if not curve.is_in_subgroup_fast(point, 1 if group == "G1" else 2):
+    in_subgroup = (backend.is_in_subgroup(curve, point, 1 if group == "G1" else 2) if backend is not None
+                   else curve.is_in_subgroup_fast(point, 1 if group == "G1" else 2))
+    if not in_subgroup:
         raise PointNotInSubgroup(f"{name} is on the curve but not in the order-r subgroup {group}")
 
 
-def validate_verifying_key(vk: VerifyingKey) -> None:
+def validate_verifying_key(vk: VerifyingKey, backend: Backend | None = None) -> None:
     curve = vk.curve
-    validate_point(curve, vk.alpha_g1, "G1", "vk.alpha_g1", allow_identity=False)
-    validate_point(curve, vk.beta_g2, "G2", "vk.beta_g2", allow_identity=False)
-    validate_point(curve, vk.gamma_g2, "G2", "vk.gamma_g2", allow_identity=False)
-    validate_point(curve, vk.delta_g2, "G2", "vk.delta_g2", allow_identity=False)
+    validate_point(curve, vk.alpha_g1, "G1", "vk.alpha_g1", allow_identity=False, backend=backend)
+    validate_point(curve, vk.beta_g2, "G2", "vk.beta_g2", allow_identity=False, backend=backend)
+    validate_point(curve, vk.gamma_g2, "G2", "vk.gamma_g2", allow_identity=False, backend=backend)
+    validate_point(curve, vk.delta_g2, "G2", "vk.delta_g2", allow_identity=False, backend=backend)
     # a key verifies statements with at least the constant wire
     if len(vk.gamma_abc_g1) < 1:
         raise WrongInputCount("vk.gamma_abc_g1 is empty: it needs one point per public input plus one")
     for i, point in enumerate(vk.gamma_abc_g1):
         # IC_j is the identity when public input j appears in no constraint: legitimate
-        validate_point(curve, point, "G1", f"vk.gamma_abc_g1[{i}]", allow_identity=True)
+        validate_point(curve, point, "G1", f"vk.gamma_abc_g1[{i}]", allow_identity=True, backend=backend)
 
 
-def validate_proof(proof: Proof, curve: Curve | None = None) -> None:
+def validate_proof(proof: Proof, curve: Curve | None = None, backend: Backend | None = None) -> None:
     """Raise `MalformedInput` unless A, C are in G1 and B in G2 of the key's curve, none the identity."""
     curve = curve or proof.curve
     # a proof made on another curve cannot be checked against this key
     if proof.curve is not curve and proof.curve.name != curve.name:
         raise WrongCurve(f"proof is on {proof.curve.name}, the key on {curve.name}")
-    validate_point(curve, proof.a, "G1", "proof.a", allow_identity=False)
-    validate_point(curve, proof.b, "G2", "proof.b", allow_identity=False)
-    validate_point(curve, proof.c, "G1", "proof.c", allow_identity=False)
+    validate_point(curve, proof.a, "G1", "proof.a", allow_identity=False, backend=backend)
+    validate_point(curve, proof.b, "G2", "proof.b", allow_identity=False, backend=backend)
+    validate_point(curve, proof.c, "G1", "proof.c", allow_identity=False, backend=backend)
 
 
 # --- prepared key and inputs ---------------------------------------------------------------------
@@ -135,24 +144,30 @@ def validate_proof(proof: Proof, curve: Curve | None = None) -> None:
 @dataclass(frozen=True)
 class PreparedVerifyingKey:
     vk: VerifyingKey
-    alpha_g1_beta_g2: Any  # e(alpha, beta) in GT
+    alpha_g1_beta_g2: Any  # e(alpha, beta) in GT, in the backend's representation
     gamma_g2_neg: Point
     delta_g2_neg: Point
+    backend: Backend = field(default_factory=lambda: get_backend(REFERENCE))
+    gamma_abc_bases: Any = None  # the IC points prepared for the backend's MSM
 
     @property
     def curve(self) -> Curve:
         return self.vk.curve
 
 
-def prepare_verifying_key(vk: VerifyingKey) -> PreparedVerifyingKey:
-    """Validate every point of the key, then cache e(alpha, beta), -gamma and -delta."""
-    validate_verifying_key(vk)
+def prepare_verifying_key(vk: VerifyingKey, backend: str | Backend | None = None) -> PreparedVerifyingKey:
+    """Validate every point of the key, then cache e(alpha, beta), -gamma, -delta and the IC bases,
+    on `backend` (default: the configured or fastest installed one, verifier/backends.py)."""
     curve = vk.curve
+    chosen = get_backend(backend, curve)
+    validate_verifying_key(vk, chosen)
     return PreparedVerifyingKey(
         vk=vk,
-        alpha_g1_beta_g2=curve.final_exponentiate(curve.multi_miller_loop([(vk.alpha_g1, vk.beta_g2)])),
+        alpha_g1_beta_g2=chosen.pairing_product(curve, [(vk.alpha_g1, vk.beta_g2)]),
         gamma_g2_neg=curve.neg(vk.gamma_g2),
         delta_g2_neg=curve.neg(vk.delta_g2),
+        backend=chosen,
+        gamma_abc_bases=chosen.prepare_g1(curve, vk.gamma_abc_g1),
     )
 
 
@@ -173,7 +188,7 @@ def validate_public_inputs(pvk: PreparedVerifyingKey, public_inputs: Sequence[in
 def prepare_inputs(pvk: PreparedVerifyingKey, public_inputs: Sequence[int]) -> Point:
     """L = IC_0 + sum_j x_j IC_j, after checking the count and that every x_j is in [0, r)."""
     validate_public_inputs(pvk, public_inputs)
-    return pvk.curve.msm(pvk.vk.gamma_abc_g1, [1, *public_inputs])
+    return pvk.backend.msm_g1(pvk.curve, pvk.gamma_abc_bases, [1, *public_inputs])
 
 
 # --- verification --------------------------------------------------------------------------------
@@ -182,12 +197,12 @@ def prepare_inputs(pvk: PreparedVerifyingKey, public_inputs: Sequence[int]) -> P
 def verify_proof(pvk: PreparedVerifyingKey, proof: Proof, public_inputs: Sequence[int]) -> bool:
     """True iff the proof verifies; raises `MalformedInput` for malformed proofs or inputs."""
     curve = pvk.curve
-    validate_proof(proof, curve)
+    validate_proof(proof, curve, pvk.backend)
     prepared_inputs = prepare_inputs(pvk, public_inputs)
-    f = curve.multi_miller_loop(
-        [(proof.a, proof.b), (prepared_inputs, pvk.gamma_g2_neg), (proof.c, pvk.delta_g2_neg)]
+    product = pvk.backend.pairing_product(
+        curve, [(proof.a, proof.b), (prepared_inputs, pvk.gamma_g2_neg), (proof.c, pvk.delta_g2_neg)]
     )
-    return curve.final_exponentiate(f) == pvk.alpha_g1_beta_g2
+    return product == pvk.alpha_g1_beta_g2
 
 
 class RandomBits(Protocol):
@@ -219,7 +234,7 @@ def batch_verify(
         raise MalformedInput("empty batch: nothing to verify")
     for index, (proof, public_inputs) in enumerate(items):
         try:
-            validate_proof(proof, curve)
+            validate_proof(proof, curve, pvk.backend)
             validate_public_inputs(pvk, public_inputs)
         except MalformedInput as exc:
             raise type(exc)(f"batch item {index}: {exc}") from exc
@@ -229,9 +244,9 @@ def batch_verify(
         sum(r_i * inputs[j] for r_i, (_, inputs) in zip(scalars, items)) % curve.r
         for j in range(pvk.vk.n_public)
     ]
-    sum_l = curve.msm(pvk.vk.gamma_abc_g1, combined_inputs)
-    sum_c = curve.msm([proof.c for proof, _ in items], scalars)
-    pairs = [(curve.msm([proof.a], [r_i]), proof.b) for r_i, (proof, _) in zip(scalars, items)]
+    backend = pvk.backend
+    sum_l = backend.msm_g1(curve, pvk.gamma_abc_bases, combined_inputs)
+    sum_c = backend.msm_g1(curve, [proof.c for proof, _ in items], scalars)
+    pairs = [(backend.msm_g1(curve, [proof.a], [r_i]), proof.b) for r_i, (proof, _) in zip(scalars, items)]
     pairs += [(sum_l, pvk.gamma_g2_neg), (sum_c, pvk.delta_g2_neg)]
-    f = curve.multi_miller_loop(pairs)
-    return curve.final_exponentiate(f) == pvk.alpha_g1_beta_g2 ** (sum(scalars) % curve.r)
+    return backend.pairing_product(curve, pairs) == pvk.alpha_g1_beta_g2 ** (sum(scalars) % curve.r)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rollup.cli.common import UserError, console, print_json
+from rollup.cli.common import BackendOption, UserError, console, print_json, use_backend
 from verifier.groth16 import MalformedInput, prepare_verifying_key, verify_proof
 from verifier.snarkjs import load_proof, load_public_inputs, load_verifying_key
 
@@ -48,9 +48,11 @@ def verify(
     public: Annotated[Path, typer.Argument(help="public.json: the public inputs as decimal strings")],
     proof: Annotated[Path, typer.Argument(help="proof.json (snarkjs format)")],
     json_output: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+    backend: BackendOption = None,
 ) -> None:
     """Verify a Groth16 proof (same argument order as `snarkjs groth16 verify`). Exit 0 iff valid."""
-    verdict = compute_verdict(vk, public, proof)
+    with use_backend(backend):
+        verdict = compute_verdict(vk, public, proof)
     if json_output:
         print_json(verdict)
     elif verdict["valid"]:

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from rollup.cli.common import UserError, console, console_err, print_json
+from rollup.cli.common import BackendOption, UserError, console, console_err, print_json, use_backend
 from rollup.cli.node import HomeOption, JsonOption, get_executor_kind, open_executor
 from rollup.node import resolve_home
 from rollup.storage import StorageError, Store
@@ -71,6 +71,7 @@ def prove_batches_command(
         Optional[str],
         typer.Option("--cluster", help="Dask scheduler address, or 'local'. Implies --executor dask.", show_default=False),
     ] = None,
+    backend: BackendOption = None,
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -83,6 +84,7 @@ def prove_batches_command(
 
     kind = get_executor_kind(executor_kind, workers, cluster)
     with contextlib.ExitStack() as stack:
+        backend_name = stack.enter_context(use_backend(backend))
         executor = open_executor(stack, kind, workers, cluster)
         target, store = stack.enter_context(open_store(home))
         bar = None
@@ -99,6 +101,7 @@ def prove_batches_command(
                 None if batch is None else [batch],
                 on_planned=(lambda total: bar.update(task, total=total)) if bar is not None else None,
                 on_proof=(lambda event: bar.advance(task)) if bar is not None else None,
+                backend=backend_name,
             )
         except (ProvingError, SegmentReplayError) as exc:
             raise UserError(str(exc)) from None
@@ -109,6 +112,7 @@ def prove_batches_command(
         "already_proven": report.skipped,
         "batches": report.batches,
         "executor": {"kind": kind, "workers": getattr(executor, "workers", 1), "cluster": cluster},
+        "backend": backend_name or "fastest installed on each worker",
         "seconds": round(report.seconds, 3),
         "prove_seconds": round(report.prove_seconds, 3),
     }

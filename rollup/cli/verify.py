@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from rollup.cli.common import UserError, console, print_json
+from rollup.cli.common import BackendOption, UserError, console, print_json, use_backend
 from rollup.cli.node import HomeOption, JsonOption
 from rollup.cli.prove import open_store
 
@@ -67,6 +67,7 @@ def verify_command(
         Optional[str],
         typer.Option("--prev-root", help="Accept only a batch that starts from this state root (0x hex).", show_default=False),
     ] = None,
+    backend: BackendOption = None,
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -78,6 +79,7 @@ def verify_command(
     expected = parse_word(vk_hash, "--vk-hash")
     expected_prev_root = parse_word(prev_root, "--prev-root")
     with contextlib.ExitStack() as stack:
+        stack.enter_context(use_backend(backend))
         if published is None:
             number = batch if batch is not None else get_latest_batch(home)
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rollup-published-")))

@@ -1,0 +1,231 @@
+"""Proving and verification backends side by side on one segment circuit: prints JSON.
+
+Same circuit, same run: a --slots segment of real transactions (default 4: about 30k
+constraints), exported as .r1cs + .wtns (prover/export.py) for the measured references.
+- this project: setup, then per installed backend (prover/backends.py, verifier/backends.py):
+  proving (cold: the key's bases converted for the backend; warm: the usual case in a worker),
+  verifying one proof, batch-verifying --batch proofs (re-randomised copies of one proof:
+  A' = A / t, B' = t B + t u delta, C' = C + u A, each a distinct valid proof), and a proof of each
+  backend checked under every other;
+- arkworks through groth16py (GPL-3.0, the optional extra [arkworks]): setup(r1cs),
+  prove_wtns, Verifier.verify; its proof is checked under this project's verifier;
+- snarkjs 0.7.6 (npm): `groth16 prove` of the same .r1cs/.wtns, if --snarkjs-dir holds a
+  pot15_final.ptau (its phase-2 preparation takes about 12 minutes: made once, outside this script);
+  the zkey is cached there.
+Targets (issue 12) are evaluated at the end.
+
+    python benchmarks/backend_bench.py [--slots 4] [--batch 64] [--snarkjs-dir DIR] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from circuit_bench import get_valid_slots  # noqa: E402
+
+from prover.circuits import SegmentPublic, SegmentShape, build_segment_circuit, compute_public_inputs  # noqa: E402
+from prover.export import write_r1cs, write_wtns  # noqa: E402
+from prover.groth16 import prove  # noqa: E402
+from prover.setup import setup  # noqa: E402
+from verifier import backends  # noqa: E402
+from verifier.curve import BN254  # noqa: E402
+from verifier.evm import decode_g1, decode_g2  # noqa: E402
+from verifier.groth16 import Proof, batch_verify, prepare_verifying_key, verify_proof  # noqa: E402
+from verifier.snarkjs import format_verifying_key, write_json  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SNARKJS = ROOT / "node_modules" / ".bin" / "snarkjs"
+
+
+def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[Any, float, float]:
+    """(result, best wall seconds, CPU seconds of that run) over `repeat` runs."""
+    best = None
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        elapsed = (time.perf_counter() - wall, time.process_time() - cpu)
+        if best is None or elapsed[0] < best[1]:
+            best = (result, *elapsed)
+    assert best is not None
+    return best
+
+
+def rerandomise(proof: Proof, rng: random.Random) -> Proof:
+    """Another valid proof of the same statement (Groth16 proofs are malleable this way)."""
+    curve, r = BN254, BN254.r
+    t, u = rng.randrange(1, r), rng.randrange(1, r)
+    return Proof(
+        a=curve.multiply(proof.a, pow(t, -1, r)),
+        b=curve.add(curve.multiply(proof.b, t), curve.multiply(DELTA_G2[0], t * u % r)),
+        c=curve.add(proof.c, curve.multiply(proof.a, u)),
+    )
+
+
+DELTA_G2: list[Any] = []
+
+
+def build_circuit(n_slots: int) -> Any:
+    shape = SegmentShape(n_slots)
+    slots = get_valid_slots(shape)
+    kinds = ["perp_trade", "option_trade", "transfer", "withdraw", "deposit"]
+    chosen = [slots[kinds[i % len(kinds)]][i // len(kinds)] for i in range(n_slots)]
+    segment = SegmentPublic(1, 0, chosen)
+    return build_segment_circuit(shape, segment), compute_public_inputs(segment)
+
+
+def measure_ours(cs: Any, public_inputs: list[int], batch: int) -> tuple[dict[str, Any], Any]:
+    pk, setup_wall, setup_cpu = timed(lambda: setup(cs, seed="backend-bench"))
+    DELTA_G2.append(pk.vk.delta_g2)
+    out: dict[str, Any] = {"setup_s": {"wall": round(setup_wall, 2), "cpu": round(setup_cpu, 2), "backend": "py_ecc (setup is pure Python)"}}
+    proofs: dict[str, Proof] = {}
+    for name in backends.list_installed():
+        _, cold, _ = timed(lambda: prove(pk, cs, backend=name))
+        phases: dict[str, float] = {}
+        # the split is that of the last run (the dict is cleared before each)
+        proof, warm, warm_cpu = timed(lambda: (phases.clear(), prove(pk, cs, backend=name, timings=phases))[1],
+                                      repeat=1 if name == "py_ecc" else 3)
+        proofs[name] = proof
+        pvk, prep, _ = timed(lambda: prepare_verifying_key(pk.vk, name))
+        ok, verify_s, _ = timed(lambda: verify_proof(pvk, proof, public_inputs), repeat=3 if name != "py_ecc" else 1)
+        rng = random.Random(5)
+        items = [(rerandomise(proof, rng), public_inputs) for _ in range(batch)]
+        batch_ok, batch_s, _ = timed(lambda: batch_verify(pvk, items, rng=random.Random(6)), repeat=3 if name != "py_ecc" else 1)
+        wrong = list(items)
+        wrong[batch // 2] = (items[0][0], [(public_inputs[0] + 1) % BN254.r, *public_inputs[1:]])
+        out[name] = {
+            "prove_s": {"cold": round(cold, 3), "warm": round(warm, 3), "warm_cpu": round(warm_cpu, 3)},
+            "prove_cpu_split_s_last_run": {k: round(v, 3) for k, v in phases.items()},
+            "prepare_verifying_key_s": round(prep, 3),
+            "verify_one_s": round(verify_s, 4),
+            "verified": ok,
+            f"batch_verify_{batch}_s": round(batch_s, 3),
+            "batch_verified": batch_ok,
+            "batch_with_one_wrong_rejected": not batch_verify(pvk, wrong, rng=random.Random(7)),
+        }
+    out["cross_checks"] = {
+        f"proof_by_{maker}_verifies_under_{checker}": verify_proof(prepare_verifying_key(pk.vk, checker), proof, public_inputs)
+        for maker, proof in proofs.items() for checker in proofs if checker != maker
+    }
+    return out, pk
+
+
+def measure_arkworks(r1cs: Path, wtns: Path, public_inputs: list[int]) -> dict[str, Any]:
+    try:
+        import groth16py
+    except ImportError:
+        return {"skipped": "groth16py is not installed (pip install '.[arkworks]'; GPL-3.0)"}
+    (pk, vk), setup_s, _ = timed(lambda: groth16py.setup(str(r1cs)))
+    blob, prove_s, prove_cpu = timed(lambda: groth16py.prove_wtns(pk, str(wtns)), repeat=3)
+    verifier = groth16py.Verifier(vk)
+    ok, verify_s, _ = timed(lambda: verifier.verify(blob, public_inputs), repeat=3)
+    # its proof: a || b (imaginary parts first, as the EVM takes it) || c
+    proof = Proof(a=decode_g1(blob[:64]), b=decode_g2(blob[64:192]), c=decode_g1(blob[192:256]))
+    ours_vk = json.loads(vk.to_json())
+    from verifier.snarkjs import parse_verifying_key
+
+    ours_ok = verify_proof(prepare_verifying_key(parse_verifying_key(ours_vk)), proof, public_inputs)
+    return {
+        "package": f"groth16py {getattr(groth16py, '__version__', '?')} (arkworks, GPL-3.0)",
+        "setup_s": round(setup_s, 2),
+        "prove_s": {"wall": round(prove_s, 3), "cpu": round(prove_cpu, 3)},
+        "verify_one_s": round(verify_s, 4),
+        "verified": ok,
+        "its_proof_verifies_under_this_project": ours_ok,
+    }
+
+
+def measure_snarkjs(snarkjs_dir: Path | None, r1cs: Path, wtns: Path, work: Path) -> dict[str, Any]:
+    if snarkjs_dir is None or not (snarkjs_dir / "pot15_final.ptau").is_file():
+        return {"skipped": "no --snarkjs-dir with pot15_final.ptau (snarkjs powersoftau new/contribute/prepare phase2, about 12 min)"}
+    if not SNARKJS.exists():
+        return {"skipped": "snarkjs not installed (npm ci)"}
+    zkey = snarkjs_dir / f"segment-{r1cs.stat().st_size}.zkey"
+    setup_s = None
+    if not zkey.exists():
+        _, setup_s, _ = timed(lambda: subprocess.run([str(SNARKJS), "groth16", "setup", str(r1cs), str(snarkjs_dir / "pot15_final.ptau"), str(zkey)],
+                                                     check=True, capture_output=True))
+    proof, public = work / "snarkjs_proof.json", work / "snarkjs_public.json"
+    _, prove_s, _ = timed(lambda: subprocess.run([str(SNARKJS), "groth16", "prove", str(zkey), str(wtns), str(proof), str(public)],
+                                                 check=True, capture_output=True), repeat=2)
+    vk = work / "snarkjs_vk.json"
+    subprocess.run([str(SNARKJS), "zkey", "export", "verificationkey", str(zkey), str(vk)], check=True, capture_output=True)
+    done, verify_s, _ = timed(lambda: subprocess.run([str(SNARKJS), "groth16", "verify", str(vk), str(public), str(proof)], capture_output=True, text=True))
+    return {
+        "version": "snarkjs 0.7.6 (npm)",
+        "setup_s": None if setup_s is None else round(setup_s, 1),
+        "prove_s": round(prove_s, 3),
+        "verify_one_s_including_node_start": round(verify_s, 3),
+        "verified": "OK!" in done.stdout,
+    }
+
+
+def evaluate_targets(ours: dict[str, Any], arkworks: dict[str, Any], batch: int) -> dict[str, Any]:
+    native = next((n for n in backends.list_installed() if n != "py_ecc"), None)
+    if native is None:
+        return {"skipped": "no native backend installed"}
+    prove_native = ours[native]["prove_s"]["warm"]
+    prove_python = ours["py_ecc"]["prove_s"]["warm"]
+    targets: dict[str, Any] = {
+        "native_backend": native,
+        "speedup_over_py_ecc": {"value": round(prove_python / prove_native, 2), "target": ">= 8", "met": prove_python / prove_native >= 8},
+        "verify_one_s": {"value": ours[native]["verify_one_s"], "target": "< 0.020", "met": ours[native]["verify_one_s"] < 0.020},
+        f"batch_verify_{batch}_s": {"value": ours[native][f"batch_verify_{batch}_s"], "target": "< 0.3",
+                                    "met": ours[native][f"batch_verify_{batch}_s"] < 0.3},
+    }
+    if "prove_s" in arkworks:
+        ratio = prove_native / arkworks["prove_s"]["wall"]
+        targets["prove_vs_arkworks"] = {"value": round(ratio, 2), "target": "<= 1.5", "met": ratio <= 1.5}
+    return targets
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slots", type=int, default=4, help="slots of the segment circuit")
+    parser.add_argument("--batch", type=int, default=64, help="proofs in the batch verification")
+    parser.add_argument("--snarkjs-dir", type=Path, default=None, help="directory with pot15_final.ptau (zkey cached there)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="backend-bench-"))
+    try:
+        cs, public_inputs = build_circuit(args.slots)
+        r1cs, wtns = work / "segment.r1cs", work / "segment.wtns"
+        write_r1cs(cs, r1cs)
+        write_wtns(cs, wtns)
+        ours, pk = measure_ours(cs, public_inputs, args.batch)
+        write_json(work / "vk.json", format_verifying_key(pk.vk))
+        arkworks = measure_arkworks(r1cs, wtns, public_inputs)
+        snarkjs = measure_snarkjs(args.snarkjs_dir, r1cs, wtns, work)
+        result = {
+            "machine": {"cores": __import__("os").cpu_count(), "python": platform.python_version(), "shared": "yes: other jobs ran on it"},
+            "circuit": {"slots": args.slots, "constraints": cs.n_constraints, "public_inputs": cs.n_public, "wires": cs.n_vars},
+            "installed_backends": backends.list_installed(),
+            "this_project": ours,
+            "arkworks": arkworks,
+            "snarkjs": snarkjs,
+            "targets": evaluate_targets(ours, arkworks, args.batch),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
