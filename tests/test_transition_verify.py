@@ -83,7 +83,7 @@ def published():
         instruments_after=["0x" + x.hex() for x in batch.instruments_after],
         globals_before="0x" + batch.globals_before.hex(), globals_after="0x" + batch.globals_after.hex(),
     )
-    published.first = batch1  # type: ignore[attr-defined]
+    batch.previous = batch1  # type: ignore[attr-defined]  (the first batch, for the replay test)
     return PublishedFiles(data, vk, proofs, public), batch
 
 
@@ -202,7 +202,7 @@ def test_state_rebuilt_from_public_data_alone(published):
     # data availability: genesis and the records (and oracle sections) of every batch give the
     # same roots, without the node, the signatures or the published leaves
     files, batch = published
-    first = published.first  # type: ignore[attr-defined]
+    first = batch.previous  # type: ignore[attr-defined]
     oracle_shape = OracleShape(batch.shape.table, batch.shape.n_scenarios)
 
     def public_data(b):
