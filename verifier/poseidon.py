@@ -394,7 +394,8 @@ _pair = _FASTEST.get(2)
 
 
 def poseidon2(left: int, right: int) -> Fr:
-    """Poseidon(left, right), the Merkle tree's node hash, on the fastest path installed."""
+    """Poseidon(left, right), the Merkle tree's node hash, on the fastest path installed.
+    (circomlib's Poseidon of two inputs: not the different "Poseidon2" permutation.)"""
     _check_input(0, left)
     _check_input(1, right)
     if _light_hash is not None:
