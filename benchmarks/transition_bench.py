@@ -19,7 +19,7 @@ import json
 import random
 import statistics
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 
 from prover.circuits.transition import TransitionShape, build_transition_circuit
 from prover.transition_segments import build_transition_batch

@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping
 
 from verifier.encoding import GlobalsLeaf, InstrumentLeaf, decode_account_leaf, decode_globals_leaf, decode_instrument_leaf, decode_key
 from verifier.state_tree import (
-    EMPTY_ACCOUNT,
     Fr,
     Path,
     TreeShape,

@@ -18,12 +18,11 @@ from prover.r1cs import UnsatisfiedConstraint, WitnessError
 from rollup.fixtures import WorkloadSpec, generate_workload
 from rollup.rules import process_transaction
 from rollup.state import State
-from rollup.state_codec import encode_state_leaf
 from rollup.state_tree import PoseidonTree
 from verifier.encoding import compute_genesis_hash, recover_signers
 from verifier.oracle_section import FLAG_SETTLEMENT, compute_oracle_section, compute_oracle_words
 from verifier.pubdata import compute_record_words, decode_record_words
-from verifier.state_tree import TreeShape, compute_account_hash, compute_markets_hash, compute_root_reference
+from verifier.state_tree import TreeShape, compute_account_hash, compute_root_reference
 from rollup.state_codec import get_state_leaves
 from verifier.encoding import decode_leaf, decode_key
 

@@ -36,7 +36,7 @@ from prover.circuits.layout import SLOT_TYPES, AccountWindow, GlobalsWindow, Ins
 from prover.circuits.slot import synthesize_slot
 from prover.circuits.tree import synthesize_hash_fields, synthesize_leaf_update
 from prover.circuits.poseidon import synthesize_poseidon
-from prover.gadgets import assert_boolean, boolean, is_zero, mul
+from prover.gadgets import boolean, is_zero, mul
 from prover.r1cs import ConstraintSystem, LinearCombination, LinearLike, Variable
 from verifier.oracle_section import (
     ENTRY_FIELDS,
