@@ -338,7 +338,7 @@ def mixed_node(tmp_path_factory):
 
     workload = generate_workload(WorkloadSpec(accounts=8, txs=120, seed=5, invalid_share=0.05), workers=1)
     node = Node.init(tmp_path_factory.mktemp("mixed") / "home", workload.genesis)
-    result = node.submit(workload.transactions)
+    result = node.submit(workload.transactions, max_batch_txs=None).batch
     accepted = {r.type for r in result.receipts if r.status == "accepted"}
     assert accepted == {"deposit", "withdraw", "transfer", "perp_trade", "option_trade", "liquidate", "settle_expired", "oracle_update"}
     assert any(r.status == "rejected" for r in result.receipts)
