@@ -151,7 +151,7 @@ class Submission:
         return sum(1 for r in self.receipts if r.status == "accepted")
 
 
-def check_signatures(transactions: Sequence, chain_id: int, executor: Executor | None = None) -> list[SignatureCheck]:
+def check_signatures(transactions: Sequence, domain: SigningDomain, executor: Executor | None = None) -> list[SignatureCheck]:
     """Hash every transaction (EIP-712 digest) and recover the addresses that signed it.
 
     With an executor, recovery (the costly part, about 80 us a transaction against 4 us for the
@@ -161,17 +161,17 @@ def check_signatures(transactions: Sequence, chain_id: int, executor: Executor |
     if executor is None:
         checks = []
         for tx in transactions:
-            digest = compute_signing_digest(tx, chain_id)
+            digest = compute_signing_digest(tx, domain)
             tx_hash = "0x" + digest.hex()
             try:
-                checks.append(SignatureCheck(tx_hash, recover_signers(tx, chain_id, digest)))
+                checks.append(SignatureCheck(tx_hash, recover_signers(tx, domain, digest)))
             except InvalidSignature as exc:
                 checks.append(SignatureCheck(tx_hash, None, f"invalid signature: {exc}"))
         return checks
-    return [check for _, chunk_checks in iter_signature_checks(transactions, chain_id, executor) for check in chunk_checks]
+    return [check for _, chunk_checks in iter_signature_checks(transactions, domain, executor) for check in chunk_checks]
 
 
-def iter_signature_checks(transactions: Sequence, chain_id: int, executor: Executor) -> Iterator[tuple[int, list[SignatureCheck]]]:
+def iter_signature_checks(transactions: Sequence, domain: SigningDomain, executor: Executor) -> Iterator[tuple[int, list[SignatureCheck]]]:
     """The parallel signature pass, chunk by chunk in batch order: yields (start index, checks).
 
     Pipelined: workers recover chunk k while this process hashes and packs chunk k+1, and this
@@ -182,7 +182,7 @@ def iter_signature_checks(transactions: Sequence, chain_id: int, executor: Execu
     try:
         for start in range(0, len(transactions), size):
             chunk = transactions[start : start + size]
-            digests = [compute_signing_digest(tx, chain_id) for tx in chunk]
+            digests = [compute_signing_digest(tx, domain) for tx in chunk]
             pending.append((start, digests, executor.submit(recover_packed_signature_chunk, pack_signature_jobs(chunk, digests))))
         for start, digests, future in pending:
             recovered = pickle.loads(future.result())
@@ -505,9 +505,9 @@ class Node:
         """The signature pass, on the executor's workers if there is one; a failed worker fails the
         batch before anything executes."""
         if executor is None:
-            return check_signatures(transactions, self.genesis.chain_id)
+            return check_signatures(transactions, self.genesis.signing_domain)
         try:
-            return check_signatures(transactions, self.genesis.chain_id, executor)
+            return check_signatures(transactions, self.genesis.signing_domain, executor)
         except Exception as exc:  # noqa: BLE001 - any worker failure fails the batch, with its cause
             raise NodeError(f"batch not committed: the signature checks failed in a worker: {type(exc).__name__}: {exc}") from exc
 
@@ -527,7 +527,7 @@ class Node:
         started = time.perf_counter()
         chunk_size = compute_signature_chunk_size(len(transactions), get_executor_workers(executor))
         last_chunk = get_last_chunks(transactions, chunk_size)
-        chunks = iter_signature_checks(transactions, self.genesis.chain_id, executor)
+        chunks = iter_signature_checks(transactions, self.genesis.signing_domain, executor)
         touched: set[int] = set()
         writer = batch.writer
         while True:

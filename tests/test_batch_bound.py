@@ -20,7 +20,7 @@ runner = CliRunner()
 
 def invalid_withdraw(genesis) -> Withdraw:
     """A withdrawal from an account no deposit created: rejected by the rules."""
-    return sign(unsigned(Withdraw, account=12345, amount=1, nonce=0), [dev_account_key(3, 0)], genesis.chain_id)
+    return sign(unsigned(Withdraw, account=12345, amount=1, nonce=0), [dev_account_key(3, 0)], genesis.signing_domain)
 
 
 def test_invalid_only_submission_commits_no_batch(node_factory, small_workload):

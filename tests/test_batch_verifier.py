@@ -216,7 +216,7 @@ def test_changed_transaction_field_is_rejected(batches):
 
 
 def test_forged_signature_and_wrong_nonce_are_rejected(batches, node):
-    chain_id = node["workload"].genesis.chain_id
+    chain_id = node["workload"].genesis.signing_domain
     trade = OptionTrade.model_validate_json(json.dumps(json.loads(batches[2].batch.model_dump_json())["transactions"][1]))
     forged = sign(trade, [dev_account_key(99, 0), dev_account_key(SEED, 1)], chain_id)  # not the buyer's key
 

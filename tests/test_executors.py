@@ -117,7 +117,7 @@ def test_reports_its_worker_count(executor):
 
 
 def test_signature_pass_matches_sequential_pass(executor, small_workload):
-    txs, chain_id = small_workload.transactions, small_workload.genesis.chain_id
+    txs, chain_id = small_workload.transactions, small_workload.genesis.signing_domain
     expected = check_signatures(txs, chain_id)
     assert any(c.signers is None for c in expected)  # the workload has malformed signatures
     assert check_signatures(txs, chain_id, executor) == expected

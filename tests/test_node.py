@@ -114,3 +114,29 @@ def test_a_failed_commit_leaves_memory_at_the_last_batch(small_workload, node_fa
     with pytest.raises(sqlite3.OperationalError):
         node.submit(small_workload.transactions, max_batch_txs=None).batch
     assert node.root == root and node.state.accounts == {} and node.batch_number == 0
+
+
+@pytest.mark.parametrize("field, value", [("rollup_address", "0x" + "5a" * 20), ("l1_chain_id", 1)])
+def test_invalid_transactions_signed_for_another_deployment_are_rejected(small_workload, node_factory, field, value):
+    """Same L2 chain id, another settlement deployment (Rollup contract or L1): every signature is
+    void there (security review, finding 5: the EIP-712 domain named neither)."""
+    node = node_factory(small_workload.genesis)
+    assert node.submit(small_workload.transactions, max_batch_txs=None).n_accepted > 0
+    other = small_workload.genesis.model_copy(update={field: value})
+    assert other.chain_id == small_workload.genesis.chain_id
+    replayed = node_factory(other, name="other").submit(small_workload.transactions, max_batch_txs=None)
+    signed = [r for tx, r in zip(small_workload.transactions, replayed.receipts) if tx.type != "deposit"]
+    assert signed and all(r.status == "rejected" for r in signed)
+
+
+def test_invalid_oracle_updates_after_a_skipped_one(workload_factory, node_factory):
+    """A sequencer that drops a signed oracle update cannot apply the later ones (security
+    review, finding 6: it chose the price path by skipping updates)."""
+    workload = workload_factory(accounts=6, txs=60, seed=13, mix={"oracle_update": 1, "perp_trade": 2})
+    updates = [i for i, tx in enumerate(workload.transactions) if tx.type == "oracle_update"]
+    assert len(updates) >= 3
+    skipped = updates[1]
+    transactions = workload.transactions[:skipped] + workload.transactions[skipped + 1 :]
+    submission = node_factory(workload.genesis).submit(transactions, max_batch_txs=None)
+    later = [r for tx, r in zip(transactions, submission.receipts) if tx.type == "oracle_update"][1:]
+    assert later and all(r.status == "rejected" and "out of sequence" in r.reason for r in later)

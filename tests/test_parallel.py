@@ -63,7 +63,7 @@ class Pooled:
         self.seed = seed  # of the TEST keys that signed it
         self.genesis = workload.genesis
         self.transactions = workload.transactions
-        self.checks = check_signatures(workload.transactions, workload.genesis.chain_id)
+        self.checks = check_signatures(workload.transactions, workload.genesis.signing_domain)
         self.pre_states: dict[int, State] = {}
 
     def get_pre_state(self, start: int) -> State:
@@ -199,7 +199,7 @@ class Signer:
     def __init__(self, pooled: Pooled):
         self.seed = pooled.seed
         self.pooled = pooled
-        self.chain_id = pooled.genesis.chain_id
+        self.chain_id = pooled.genesis.signing_domain
 
     def key(self, account: int):
         return dev_account_key(self.seed, account)
@@ -258,7 +258,7 @@ def test_adversarial_batch(pool):
         signer.sign(unsigned(Deposit, deposit_id=count + 2, account=e, address=signer.address(e), amount=5), e),
         *oracle_updates[3:],
     ]
-    checks = check_signatures(batch, pooled.genesis.chain_id)
+    checks = check_signatures(batch, pooled.genesis.signing_domain)
     expected = run_sequential(pre, batch, checks)
     statuses = [r.status for r in expected[1]]
     assert statuses[:11] == ["accepted", "accepted", "rejected", "rejected", "rejected", "accepted", "accepted",
@@ -305,7 +305,7 @@ def test_invalid_signatures_are_rejected_like_the_sequential_pass(pool):
     # a trade signed by the wrong key for its taker, and an oracle update signed by an account
     signer = Signer(pooled)
     batch[3] = replace_signature(batch[3], signer)
-    checks = check_signatures(batch, pooled.genesis.chain_id)
+    checks = check_signatures(batch, pooled.genesis.signing_domain)
     expected = run_sequential(pre, batch, checks)
     assert_same_result(expected, run_parallel(pre, batch, checks, SerialExecutor(), 2))
 
