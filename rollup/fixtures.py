@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from eth_keys.constants import SECPK1_N
 
-from rollup.genesis import UNDERLYINGS, default_genesis
+from rollup.genesis import EMBEDDED_L1_CHAIN_ID, UNDERLYINGS, default_genesis
 from rollup.oracle_feed import DEFAULT_QUOTES, OracleValues, compute_oracle_path, simulate_market
 from rollup.risk import MarketSnapshot, UnderlyingQuote
 from rollup.rules import process_transaction
@@ -105,6 +105,8 @@ class WorkloadSpec:
     seed: int = 7
     days: int = 14
     shock: float = 0.15  # spot crash at mid-path (fraction); 0 for a plain random walk
+    l1_chain_id: int = EMBEDDED_L1_CHAIN_ID  # the settlement the signatures bind to (EIP-712 domain)
+    rollup_address: str | None = None  # None: the embedded L1's first deployment
 
 
 @dataclass
@@ -184,7 +186,9 @@ class _Generator:
         self.spec = spec
         self.rng = random.Random(spec.seed)
         self.keys, self.addresses, self.oracle_key = keys, addresses, oracle_key
-        self.genesis = default_genesis(get_address(oracle_key), n_perps=spec.perps, n_series=spec.series)
+        self.genesis = default_genesis(
+            get_address(oracle_key), n_perps=spec.perps, n_series=spec.series, l1_chain_id=spec.l1_chain_id, rollup_address=spec.rollup_address
+        )
         self.state = State.from_genesis(self.genesis)
         self.perps = [s.id for s in self.genesis.instruments if s.kind == "perp"]
         self.options = [s.id for s in self.genesis.instruments if s.kind == "option"]
@@ -458,7 +462,9 @@ class _Generator:
         elif choice == "bad_deposit_id":
             fields["deposit_id"] += self.rng.choice((1, 2))
         elif choice == "stale_timestamp":
+            # an older update: it follows one before the last applied
             fields["timestamp"] = self.state.globals.oracle_time
+            fields["previous_timestamp"] = self.state.globals.oracle_time - 1
         return Planned(type(tx).model_validate(fields), signers)
 
     # --- slots -----------------------------------------------------------------------------------
@@ -571,6 +577,7 @@ def build_oracle_update(values: OracleValues, state: State) -> OracleUpdate:
     return unsigned(
         OracleUpdate,
         timestamp=values.timestamp,
+        previous_timestamp=state.globals.oracle_time,  # the oracle's previous update, applied
         marks=[InstrumentPrice(instrument=i, price=p) for i, p in marks],
         funding=[InstrumentFunding(market=i, index=x) for i, x in values.funding_indices],
         risk_arrays=[RiskArray(instrument=i, values=list(v)) for i, v in risk],
@@ -604,11 +611,11 @@ def _map_ordered(fn: Callable[..., list], chunks: list, workers: int, *args: Any
     return [item for result in results for item in result]
 
 
-def sign_planned(planned: Sequence[Planned], keys: Sequence[PrivateKey], oracle_key: PrivateKey, chain_id: int,
+def sign_planned(planned: Sequence[Planned], keys: Sequence[PrivateKey], oracle_key: PrivateKey, domain: SigningDomain,
                  workers: int = 1) -> list[WireModel]:
     """Sign every planned transaction (in a pool when workers > 1); same output for any worker count."""
     jobs = [
-        (compute_signing_digest(p.tx, chain_id), tuple(oracle_key if i == ORACLE else keys[i] for i in p.signers))
+        (compute_signing_digest(p.tx, domain), tuple(oracle_key if i == ORACLE else keys[i] for i in p.signers))
         for p in planned
     ]  # only bytes cross to the workers: pickling models would cost more than signing
     signatures = _map_ordered(_sign_chunk, _chunks(jobs, 5_000), workers)
@@ -648,7 +655,7 @@ def generate_workload(spec: WorkloadSpec, workers: int | None = None, progress: 
     generated = time.perf_counter()
     if progress:
         progress("signing", 0, len(generator.planned))
-    transactions = sign_planned(generator.planned, keys, oracle_key, generator.genesis.chain_id, workers)
+    transactions = sign_planned(generator.planned, keys, oracle_key, generator.genesis.signing_domain, workers)
     if progress:
         progress("signing", len(transactions), len(transactions))
     finished = time.perf_counter()

@@ -465,6 +465,12 @@ def process_oracle_update(state: State, tx: OracleUpdate, signers: Signers) -> N
         raise InvalidTransaction(
             f"wrong oracle signer: signed by {signers[0]}, the oracle is {state.genesis.oracle_address}"
         )
+    # The update follows the last one applied: updates form a chain, none is skipped.
+    if tx.previous_timestamp != state.globals.oracle_time:
+        raise InvalidTransaction(
+            f"oracle update out of sequence: it follows the update of {tx.previous_timestamp}, "
+            f"the last one applied is of {state.globals.oracle_time}"
+        )
     # Timestamps strictly increase (the oracle's replay protection).
     if tx.timestamp <= state.globals.oracle_time:
         raise InvalidTransaction(

@@ -92,7 +92,7 @@ def get_records(spec: WorkloadSpec) -> tuple[list[Record], SegmentShape]:
     records = []
     for tx in workload.transactions:
         try:
-            signers = recover_signers(tx, workload.genesis.chain_id)
+            signers = recover_signers(tx, workload.genesis.signing_domain)
         except InvalidSignature:
             continue  # refused by the signature pass, never executed
         before = state.copy() if tx.type in SUPPORTED_TYPES else state

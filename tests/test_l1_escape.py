@@ -131,7 +131,7 @@ def world(tmp_path_factory) -> dict[str, Any]:
         run_json("l1", "deposit", "--account", str(tx.account), "--amount", str(tx.amount), "--key", "0x" + keys[tx.account].hex(), "--home", str(home))
     run_json("submit", str(write_lines(root / "b1.jsonl", deposits)), "--home", str(home), "--executor", "serial")
     a, b = (tx.account for tx in deposits)
-    chain_id = workload.genesis.chain_id
+    chain_id = workload.genesis.signing_domain
     withdrawals = [(a, FORCED_A, 0), (b, WITHDRAWN_B, 0), (a, WITHDRAWN_A2, 1), (a, 1, 2)]
     for number, (account, amount, nonce) in enumerate(withdrawals, start=2):
         tx = sign(unsigned(Withdraw, account=account, amount=amount, nonce=nonce), [keys[account]], chain_id)
@@ -291,7 +291,7 @@ def test_censored_deposits_freeze_and_are_reclaimed():
 
     l1 = L1.embedded()
     delay = 3600
-    rollup = l1.deploy(compile_contract("Rollup", SegmentShape(1)), bytes(32), 1, delay, 424242)
+    rollup = l1.deploy(compile_contract("Rollup", SegmentShape(1)), bytes(32), 1, delay)
     key = dev_account_key(SEED, 0)
     address = get_address(key)
     l1.fund(address, 10**18)

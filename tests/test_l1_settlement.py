@@ -126,7 +126,7 @@ def pending(world, settled) -> dict[str, Any]:
     run_json("submit", str(write_lines(root / "b2.jsonl", workload.transactions[2:])), "--home", str(home), "--executor", "serial")
     account = workload.transactions[3].buyer
     address = next(tx.address for tx in workload.transactions[:2] if tx.account == account)
-    withdraw = sign(unsigned(Withdraw, account=account, amount=WITHDRAWN, nonce=1), [world["keys"][address]], workload.genesis.chain_id)
+    withdraw = sign(unsigned(Withdraw, account=account, amount=WITHDRAWN, nonce=1), [world["keys"][address]], workload.genesis.signing_domain)
     out = run_json("submit", str(write_lines(root / "b3.jsonl", [withdraw])), "--home", str(home), "--executor", "serial")
     assert out["accepted"] == 1
     run_json("prove", "--home", str(home), "--executor", "serial")
@@ -163,6 +163,10 @@ def test_tampered_batches_are_rejected_on_chain(world, pending):
         words, proof = a.segments[-1]
         a.segments[-1] = (words[:13] + [BN254.r - 1] + words[14:], proof)
 
+    def skipped_oracle_update(a):  # the update names a predecessor the chain never applied
+        update = a.oracles[0]
+        a.oracles[0] = (update[0] + 1, *update[1:])
+
     def short_words(a):  # a segment one word short: the packed words no longer match the proofs
         words, proof = a.segments[-1]
         a.segments[-1] = (words[:-1], proof)
@@ -175,6 +179,7 @@ def test_tampered_batches_are_rejected_on_chain(world, pending):
         aliased: "public word >= r",
         off_curve: "not on the curve",
         negative_fee: "eip712: fee out of range",
+        skipped_oracle_update: "oracle update out of sequence",
     }
     for change, reason in expected.items():
         assert reason in revert_reason(contracts, tampered(args, change)), change.__name__

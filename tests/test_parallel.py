@@ -63,7 +63,7 @@ class Pooled:
         self.seed = seed  # of the TEST keys that signed it
         self.genesis = workload.genesis
         self.transactions = workload.transactions
-        self.checks = check_signatures(workload.transactions, workload.genesis.chain_id)
+        self.checks = check_signatures(workload.transactions, workload.genesis.signing_domain)
         self.pre_states: dict[int, State] = {}
 
     def get_pre_state(self, start: int) -> State:
@@ -199,7 +199,7 @@ class Signer:
     def __init__(self, pooled: Pooled):
         self.seed = pooled.seed
         self.pooled = pooled
-        self.chain_id = pooled.genesis.chain_id
+        self.chain_id = pooled.genesis.signing_domain
 
     def key(self, account: int):
         return dev_account_key(self.seed, account)
@@ -258,7 +258,7 @@ def test_adversarial_batch(pool):
         signer.sign(unsigned(Deposit, deposit_id=count + 2, account=e, address=signer.address(e), amount=5), e),
         *oracle_updates[3:],
     ]
-    checks = check_signatures(batch, pooled.genesis.chain_id)
+    checks = check_signatures(batch, pooled.genesis.signing_domain)
     expected = run_sequential(pre, batch, checks)
     statuses = [r.status for r in expected[1]]
     assert statuses[:11] == ["accepted", "accepted", "rejected", "rejected", "rejected", "accepted", "accepted",
@@ -305,7 +305,7 @@ def test_invalid_signatures_are_rejected_like_the_sequential_pass(pool):
     # a trade signed by the wrong key for its taker, and an oracle update signed by an account
     signer = Signer(pooled)
     batch[3] = replace_signature(batch[3], signer)
-    checks = check_signatures(batch, pooled.genesis.chain_id)
+    checks = check_signatures(batch, pooled.genesis.signing_domain)
     expected = run_sequential(pre, batch, checks)
     assert_same_result(expected, run_parallel(pre, batch, checks, SerialExecutor(), 2))
 
@@ -425,17 +425,17 @@ def test_node_commits_nothing_when_a_partition_fails(pool, node_factory):
     pooled = pool[1]
     setup = pooled.workload.summary["setup"]
     node = node_factory(pooled.genesis)
-    node.submit(pooled.transactions[:setup])
+    node.submit(pooled.transactions[:setup], max_batch_txs=None).batch
     root, number, state = node.root, node.batch_number, node.state.copy()
     with pytest.raises(NodeError, match="batch not committed: partition 1 of 2 failed"):
-        node.submit(pooled.transactions[setup:], executor=FaultyExecutor(bad=1), partitions=2)
+        node.submit(pooled.transactions[setup:], executor=FaultyExecutor(bad=1), partitions=2, max_batch_txs=None).batch
     assert (node.root, node.batch_number) == (root, number)
     assert node.state == state
     # the node still works, and a good parallel batch commits the sequential root
     reference = node_factory(pooled.genesis, name="reference")
-    reference.submit(pooled.transactions[:setup])
-    expected = reference.submit(pooled.transactions[setup:])
-    result = node.submit(pooled.transactions[setup:], executor=SerialExecutor(), partitions=2)
+    reference.submit(pooled.transactions[:setup], max_batch_txs=None).batch
+    expected = reference.submit(pooled.transactions[setup:], max_batch_txs=None).batch
+    result = node.submit(pooled.transactions[setup:], executor=SerialExecutor(), partitions=2, max_batch_txs=None).batch
     assert result.new_root == expected.new_root
 
 
@@ -450,8 +450,8 @@ def test_node_parallel_submit_gives_the_sequential_diff_and_root(pool, node_fact
     parallel = node_factory(pooled.genesis, name="parallel")
     with ThreadPoolExecutor(max_workers=partitions) as executor:
         for part in (pooled.transactions[:cut], pooled.transactions[cut:]):
-            expected = sequential.submit(part)
-            got = parallel.submit(part, executor=executor, partitions=partitions, coordinator_executes=coordinator_executes)
+            expected = sequential.submit(part, max_batch_txs=None).batch
+            got = parallel.submit(part, executor=executor, partitions=partitions, coordinator_executes=coordinator_executes, max_batch_txs=None).batch
             assert got.receipts == expected.receipts
             assert got.diff == expected.diff
             assert got.new_root == expected.new_root

@@ -138,9 +138,10 @@ def settle(sender=1, account=1, series=BTC_CALL, nonce=0):
     return SettleExpired(sender=sender, account=account, series=series, nonce=nonce, signature=SIG)
 
 
-def oracle_update(timestamp=NOW + 60, marks=(), funding=(), risk_arrays=(), settlements=()):
+def oracle_update(timestamp=NOW + 60, marks=(), funding=(), risk_arrays=(), settlements=(), previous=NOW):
     return OracleUpdate(
         timestamp=timestamp,
+        previous_timestamp=previous,
         marks=[InstrumentPrice(instrument=i, price=p) for i, p in marks],
         funding=[InstrumentFunding(market=m, index=x) for m, x in funding],
         risk_arrays=[RiskArray(instrument=i, values=list(v)) for i, v in risk_arrays],
@@ -917,7 +918,19 @@ def test_invalid_oracle_update_wrong_signer():
 
 
 def test_invalid_oracle_update_timestamp_not_increasing():
-    assert_invalid(make_pre(), oracle_update(timestamp=NOW), [ORACLE], f"oracle timestamp not increasing: {NOW} <= last {NOW}")
+    # an older update (its predecessor is before the last one applied) is out of sequence
+    assert_invalid(make_pre(), oracle_update(timestamp=NOW, previous=NOW - 1), [ORACLE], f"oracle update out of sequence: it follows the update of {NOW - 1}")
+
+
+def test_invalid_oracle_update_skipping_a_signed_update():
+    """The sequencer cannot skip a signed update and apply a later one (security review,
+    finding 6: it could choose the price path)."""
+    first = oracle_update(timestamp=NOW + 60, marks=[(BTC_PERP, 61 * USD)])
+    second = oracle_update(timestamp=NOW + 120, marks=[(BTC_PERP, 40 * USD)], previous=NOW + 60)
+    assert_invalid(make_pre(), second, [ORACLE], f"oracle update out of sequence: it follows the update of {NOW + 60}, the last one applied is of {NOW}")
+    pre = make_pre()
+    assert process_transaction(pre, first, [ORACLE]).status == "accepted"
+    assert process_transaction(pre, second, [ORACLE]).status == "accepted"
 
 
 def test_invalid_oracle_update_unknown_instrument():

@@ -355,7 +355,7 @@ def check_signatures(tx: object, step: Step, genesis: Genesis, where: str) -> No
     """Every signature recovers to its signer's registered address; nonces, deposit ids and the
     oracle clock move by one step (the circuit proves these too; here they name the reason)."""
     try:
-        signers = recover_signers(tx, genesis.chain_id)
+        signers = recover_signers(tx, genesis.signing_domain)
     except InvalidSignature as exc:
         raise VerificationError("bad_signature", f"{where}: unrecoverable signature: {exc}") from None
     globals_before = decode_globals_leaf(step[GLOBALS_KEY][0])
@@ -364,6 +364,11 @@ def check_signatures(tx: object, step: Step, genesis: Genesis, where: str) -> No
         # the oracle key fixed at genesis signs prices
         if signers[0] != genesis.oracle_address:
             raise VerificationError("bad_signature", f"{where}: oracle update signed by {signers[0]}, the oracle is {genesis.oracle_address}")
+        # the update follows the last one applied: none is skipped
+        if tx.previous_timestamp != globals_before.oracle_time:
+            raise VerificationError(
+                "bad_nonce", f"{where}: oracle update follows the update of {tx.previous_timestamp}, the oracle time is {globals_before.oracle_time}"
+            )
         # oracle time strictly increases (its replay protection)
         if not globals_before.oracle_time < tx.timestamp == globals_after.oracle_time:
             raise VerificationError("bad_nonce", f"{where}: oracle timestamp {tx.timestamp} after oracle time {globals_before.oracle_time}")
@@ -478,7 +483,7 @@ def check_transactions(batch: PublishedBatch, steps: Sequence[Sequence[Step]]) -
                 raise VerificationError("malformed_leaf", f"{where}: {exc}") from None
     for index, (tx, receipt) in enumerate(zip(batch.transactions, batch.receipts)):
         # a receipt names its transaction by its EIP-712 digest
-        if receipt.tx_hash != "0x" + compute_signing_digest(tx, batch.genesis.chain_id).hex():
+        if receipt.tx_hash != "0x" + compute_signing_digest(tx, batch.genesis.signing_domain).hex():
             raise VerificationError("receipt_mismatch", f"receipt {index} names transaction hash {receipt.tx_hash}, not transaction {index}'s")
 
 

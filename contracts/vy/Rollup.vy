@@ -108,17 +108,18 @@ forced_count: public(uint256)
 forced_served: public(uint256)
 forced_delay_batches: public(uint256)
 forced_delay_seconds: public(uint256)
-l2_chain_id: public(uint256)  # the EIP-712 domain of the L2 Withdraw a forced request carries
+# the EIP-712 domain of the L2 Withdraw a forced request carries: this L1 and this contract
+DOMAIN_SEPARATOR: public(immutable(bytes32))
 frozen: public(bool)
 exited: public(HashMap[uint256, bool])
 
 
 @deploy
-def __init__(genesis_root: bytes32, forced_delay_batches: uint256, forced_delay_seconds: uint256, l2_chain_id: uint256):
+def __init__(genesis_root: bytes32, forced_delay_batches: uint256, forced_delay_seconds: uint256):
     # a sequencer needs at least one batch (its proving pipeline) to include a request
     assert forced_delay_batches >= 1 and forced_delay_seconds >= 1, "forced-withdrawal delays must be positive"
     self.state_root = genesis_root
-    self.l2_chain_id = l2_chain_id
+    DOMAIN_SEPARATOR = eip712.compute_domain_separator(chain.id, self)
     self.deployer = msg.sender
     self.forced_delay_batches = forced_delay_batches
     self.forced_delay_seconds = forced_delay_seconds
@@ -250,7 +251,7 @@ def request_forced_withdrawal(account: uint256, amount: uint256, nonce: uint256,
     words[0] = account
     words[3] = amount
     words[6] = nonce
-    digest: bytes32 = eip712.compute_tx_digest(1, words, self.l2_chain_id)  # kind 1: withdraw
+    digest: bytes32 = eip712.compute_tx_digest(1, words, DOMAIN_SEPARATOR)  # kind 1: withdraw
     # the L2 transaction the sequencer will include is the owner's
     assert eip712.recover(digest, signature[0], signature[1], signature[2]) == msg.sender, "the L2 withdrawal is not signed by the account's owner"
     n: uint256 = self.forced_count

@@ -54,14 +54,15 @@ def demo(
     t1 = time.perf_counter()
     try:
         with make_executor("process", workers=workers or 1) as executor:
-            node = Node.init(folder / "node", workload.genesis)
+            # execution only: this node shows one large batch in parallel and never settles
+            node = Node.init(folder / "node", workload.genesis, max_batch_txs=None)
             timings["init_s"] = time.perf_counter() - t1
-            result = _submit_with_progress(node, workload.transactions, quiet=json_output, executor=executor if workers else None)
+            result = _submit_with_progress(node, workload.transactions, quiet=json_output, executor=executor if workers else None).batch
         timings["submit_s"] = result.timings["total_s"]
         node.close()
         t_seq = time.perf_counter()
-        reference = Node.init(folder / "sequential", workload.genesis)  # the same batch, one process
-        sequential_root = reference.submit(workload.transactions).new_root
+        reference = Node.init(folder / "sequential", workload.genesis, max_batch_txs=None)  # the same batch, one process
+        sequential_root = reference.submit(workload.transactions).batch.new_root
         reference.close()
         timings["sequential_reference_s"] = time.perf_counter() - t_seq
         t2 = time.perf_counter()

@@ -304,7 +304,7 @@ def force_withdraw(
         if not leaf:
             raise UserError(f"account {account} has no leaf on L2 yet: its deposit is not executed")
         nonce = decode_account_leaf(leaf).nonce
-        result = request_forced_withdrawal(l1, contracts, get_genesis(store).chain_id, account, amount, nonce, private_key)
+        result = request_forced_withdrawal(l1, contracts, get_genesis(store).signing_domain, account, amount, nonce, private_key)
     if json_output:
         print_json({**result.args, "gas_used": result.gas_used})
         return
