@@ -145,7 +145,7 @@ def load_transition_batch(store: "Store", genesis: "Genesis", number: int, shape
     tree = PoseidonTree.from_leaves(shape.tree, accounts)
     bodies = store.get_transactions(number)
     txs = [TRANSACTION_ADAPTER.validate_json(bodies[i]) for i in get_accepted_indices(store, number)]
-    signers = [recover_signers(tx, genesis.chain_id) for tx in txs]
+    signers = [recover_signers(tx, genesis.signing_domain) for tx in txs]
     batch = build_transition_batch(state, tree, shape, number, txs, signers)  # type: ignore[arg-type]
     committed = {key: after for key, _, after in store.get_diff(number)}
     replayed = {}

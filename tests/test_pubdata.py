@@ -203,6 +203,8 @@ def test_invalid_oracle_words():
     empty = [0] * shape.n_words
     with pytest.raises(MalformedRecord, match="without an update lists values"):
         decode_oracle_words([5 << 200] + empty[1:], shape)  # a timestamp, no update flag
+    with pytest.raises(MalformedRecord, match="without an update lists values"):
+        decode_oracle_words([5 << 160] + empty[1:], shape)  # a previous timestamp, no update flag
     listed_nothing = list(empty)
     listed_nothing[0] = compute_oracle_words(compute_oracle_section(_update(7), shape), shape)[0]
     listed_nothing[1] = 12345 << 64  # a settlement value without its flag (the last field of the entry word)
@@ -216,5 +218,5 @@ def test_invalid_oracle_words():
 
 def _update(timestamp: int, instrument: int = 1):
     return TRANSACTION_TYPES["oracle_update"].model_validate(
-        {"timestamp": timestamp, "marks": [{"instrument": instrument, "price": 5}], "funding": [], "risk_arrays": [], "settlements": [], "signature": SIG}
+        {"timestamp": timestamp, "previous_timestamp": 0, "marks": [{"instrument": instrument, "price": 5}], "funding": [], "risk_arrays": [], "settlements": [], "signature": SIG}
     )

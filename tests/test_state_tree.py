@@ -178,7 +178,7 @@ def test_state_commitment_from_node_leaves(small_workload):
     state = State.from_genesis(genesis)
     for tx in small_workload.transactions[:80]:
         try:
-            signers = recover_signers(tx, genesis.chain_id)
+            signers = recover_signers(tx, genesis.signing_domain)
         except ValueError:  # the workload's deliberately invalid signatures
             continue
         process_transaction(state, tx, signers)

@@ -43,7 +43,7 @@ def workload():
 def _segments(workload, n_slots):
     """Accepted transactions cut into segments; an oracle update starts a new segment."""
     state = State.from_genesis(workload.genesis)
-    chain_id = workload.genesis.chain_id
+    chain_id = workload.genesis.signing_domain
     segments, current = [], {"oracle": None, "txs": []}
     for tx in workload.transactions:
         signers = recover_signers(tx, chain_id)
@@ -232,3 +232,13 @@ def test_invalid_oracle_clock_not_increasing(proven):
     w.oracle.timestamp = w.globals.oracle_time
     w.public[4 : 4 + shape.oracle.n_words] = compute_oracle_words(w.oracle, shape.oracle)
     assert "does not fit in 40 bits" in _assert_unsatisfied(shape, w)
+
+
+def test_invalid_oracle_update_skipping_one(proven):
+    # the update names a predecessor other than the last update applied (security review, finding 6)
+    shape, out, _, _ = proven
+    seg, w = next((s, w) for s, w in out if s["oracle"])
+    w = copy.deepcopy(w)
+    w.oracle.previous_timestamp = w.globals.oracle_time + 1
+    w.public[4 : 4 + shape.oracle.n_words] = compute_oracle_words(w.oracle, shape.oracle)
+    assert "oracle_section" in _assert_unsatisfied(shape, w)

@@ -42,7 +42,7 @@ def _accepted(workload):
     state = State.from_genesis(workload.genesis)
     txs, signers = [], []
     for tx in workload.transactions:
-        s = recover_signers(tx, workload.genesis.chain_id)
+        s = recover_signers(tx, workload.genesis.signing_domain)
         if process_transaction(state, tx, s).status == "accepted":
             txs.append(tx)
             signers.append(s)

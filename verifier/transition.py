@@ -253,7 +253,7 @@ def compute_transition_inputs(batch: PublishedTransition, prev_root: int) -> lis
             raise VerificationError("shape_mismatch", f"{where}: an oracle update is a segment's oracle section, not a slot")
         if segment.oracle_update is not None:
             try:
-                (signer,) = recover_signers(segment.oracle_update, genesis.chain_id)
+                (signer,) = recover_signers(segment.oracle_update, genesis.signing_domain)
             except InvalidSignature as exc:
                 raise VerificationError("bad_signature", f"{where}: oracle update: {exc}") from None
             # the oracle key fixed at genesis signs prices
@@ -269,7 +269,7 @@ def compute_transition_inputs(batch: PublishedTransition, prev_root: int) -> lis
             if k < len(segment.transactions):
                 tx = segment.transactions[k]
                 try:
-                    signers = recover_signers(tx, genesis.chain_id) if tx.type != "deposit" else ()
+                    signers = recover_signers(tx, genesis.signing_domain) if tx.type != "deposit" else ()
                 except InvalidSignature as exc:
                     raise VerificationError("bad_signature", f"{where}, slot {k}: {exc}") from None
                 words += [*compute_record_words(tx), *compute_signer_words(tx, signers)]
