@@ -307,21 +307,35 @@ def claim_withdrawals(l1: L1, contracts: Contracts, published: Published, index:
     return paid
 
 
-def l1_deposit(l1: L1, contracts: Contracts, genesis: Genesis, account: int, amount: int, private_key: bytes) -> Deposit:
+def l1_deposit(l1: L1, contracts: Contracts, account: int | None, amount: int, private_key: bytes) -> Deposit:
     """Deposit on L1 from `private_key`'s address (funded with gas money from a dev account on the
-    embedded chain) and return the signed L2 Deposit that consumes the queue entry."""
-    from rollup.signing import get_address, sign, unsigned
+    embedded chain): to its `account`, or into a new account when `account` is None (the contract
+    assigns the id). Returns the L2 Deposit that consumes the queue entry (unsigned: the entry is
+    its authorisation)."""
+    from rollup.signing import get_address
 
     address = get_address(private_key)
     value = amount * UNIT_WEI
     # gas money and the deposit itself (a dev account pays on the embedded chain)
     if l1.balance(address) < value + GAS_MONEY:
         l1.fund(address, value + GAS_MONEY)
-    call = contracts.rollup.functions.deposit(account, amount)
+    functions = contracts.rollup.functions
+    call = functions.open_account(amount) if account is None else functions.deposit(account, amount)
     receipt = l1.send(call, "deposit", gas=300_000, value=value, private_key=private_key)
-    event = contracts.rollup.events.Deposited().process_receipt(receipt)[0]["args"]
-    tx = unsigned(Deposit, deposit_id=event["deposit_id"], account=account, address=address, amount=amount)
-    return sign(tx, [private_key], genesis.signing_domain)
+    return to_l2_deposit(contracts.rollup.events.Deposited().process_receipt(receipt)[0]["args"])
+
+
+def to_l2_deposit(event: Any) -> Deposit:
+    """The L2 Deposit of a `Deposited` event (the queue entry it consumes)."""
+    return Deposit(deposit_id=event["deposit_id"], account=event["account"], address=event["sender"], amount=event["amount"])
+
+
+def get_queued_deposits(contracts: Contracts, start: int = 0) -> list[Deposit]:
+    """The L1 queue's deposits from `start` on, in queue order, as the L2 Deposits that consume
+    them (from the `Deposited` events): what the sequencer includes, in this order."""
+    logs = contracts.rollup.events.Deposited().get_logs(from_block=0)
+    deposits = sorted((to_l2_deposit(log["args"]) for log in logs), key=lambda tx: tx.deposit_id)
+    return [tx for tx in deposits if tx.deposit_id >= start]
 
 
 def get_status(l1: L1, contracts: Contracts) -> dict[str, Any]:

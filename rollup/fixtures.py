@@ -307,7 +307,7 @@ class _Generator:
             Deposit, deposit_id=self.state.globals.deposit_count, account=account_id,
             address=self.addresses[account_id], amount=amount,
         )
-        return Planned(tx, (account_id,))
+        return Planned(tx, ())  # the L1 queue entry authorises it
 
     def make_withdraw_or_transfer(self, hot: bool, kind: str) -> Planned | None:
         sender = HOT_ACCOUNT if hot else self.pick_account()
@@ -438,7 +438,7 @@ class _Generator:
         if tx.type in ("perp_trade", "option_trade"):
             options.append("oversized")
         if tx.type == "deposit":
-            options = ["bad_deposit_id", "wrong_signer"]
+            options = ["bad_deposit_id"]
         if tx.type == "oracle_update":
             options = ["wrong_signer", "stale_timestamp"]
         choice = self.rng.choice(options)
@@ -535,9 +535,8 @@ class _Generator:
     def run(self, progress: Progress | None) -> None:
         for account_id in range(self.spec.accounts):
             usd = HOT_DEPOSIT_USD if account_id == HOT_ACCOUNT else self.rng.choice(DEPOSIT_CHOICES_USD)
-            tx = unsigned(Deposit, deposit_id=account_id, account=account_id, address=self.addresses[account_id],
-                          amount=usd * USD)
-            planned = Planned(tx, (account_id,))
+            tx = Deposit(deposit_id=account_id, account=account_id, address=self.addresses[account_id], amount=usd * USD)
+            planned = Planned(tx, ())  # the L1 queue entry authorises a deposit: no signature
             self.emit(planned, self.execute(planned))
         kinds = self.draw_kinds()
         self.plan_oracle(kinds.count("oracle_update"))

@@ -207,7 +207,8 @@ def test_changed_transaction_field_is_rejected(batches):
     def amount(data: dict) -> None:
         data["transactions"][1]["amount"] += 1
 
-    reject(edit(batches[1], amount), "bad_signature")
+    # a deposit is unsigned: its receipt names its hash (and with an L1, the queue disagrees)
+    reject(edit(batches[1], amount), "receipt_mismatch")
 
     def premium(data: dict) -> None:
         data["transactions"][1]["premium"] += 1
@@ -405,3 +406,27 @@ def test_verifier_rebuilds_the_provers_public_inputs_for_every_type(mixed_node, 
     with pytest.raises(VerificationError) as info:
         check_batch_data(PublishedBatch.model_validate_json(json.dumps(tampered)), shape)
     assert info.value.reason == "oracle_write_mismatch", info.value.message
+
+
+def test_deposits_are_checked_against_the_l1_queue(batches):
+    """With the L1 queue to ask, a deposit nobody made on L1 is refused (security review,
+    finding 4: off chain, any key could sign a deposit and mint collateral)."""
+    from verifier.batch import compute_queue_hash
+
+    published = batches[1]
+    deposits = [tx for tx in published.batch.transactions if tx.type == "deposit"]
+    assert len(deposits) == 2
+    hashes = [bytes(32)]
+    for tx in deposits:
+        hashes.append(compute_queue_hash(hashes[-1], tx))
+    report = verify_published_batch(published, rng=random.Random(3), deposit_queue=lambda n: hashes[n] if n < len(hashes) else bytes(32))
+    assert report.deposits_checked is True
+    # the L1 queue holds only the first deposit: the second mints collateral nobody paid
+    with pytest.raises(VerificationError) as info:
+        verify_published_batch(published, rng=random.Random(3), deposit_queue=lambda n: hashes[n] if n < 2 else bytes(32))
+    assert info.value.reason == "deposit_not_queued"
+    # another amount on L1 than in the batch
+    other = compute_queue_hash(hashes[1], deposits[1].model_copy(update={"amount": deposits[1].amount + 1}))
+    with pytest.raises(VerificationError) as info:
+        verify_published_batch(published, rng=random.Random(3), deposit_queue=lambda n: [*hashes[:2], other][n] if n < 3 else bytes(32))
+    assert info.value.reason == "deposit_not_queued"

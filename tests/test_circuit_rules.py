@@ -209,7 +209,7 @@ def get_correct_signers(state: State, tx: object) -> tuple:
         return account.address if account else None
 
     fields = {
-        "deposit": lambda: (tx.address,),
+        "deposit": lambda: (),  # the L1 queue entry authorises it
         "withdraw": lambda: (address(tx.account),),
         "transfer": lambda: (address(tx.sender),),
         "perp_trade": lambda: (address(tx.maker), address(tx.taker)),

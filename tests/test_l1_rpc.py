@@ -66,7 +66,7 @@ def test_settle_through_rpc(rpc_url: str, tmp_path: Path):
     for i, tx in enumerate(deposits):
         key = dev_account_key(SEED, i)
         assert get_address(key) == tx.address
-        info = run_json("l1", "deposit", "--account", str(tx.account), "--amount", str(tx.amount), "--key", "0x" + key.hex(), "--out", str(out), "--rpc-url", rpc_url, "--home", home)
+        info = run_json("l1", "deposit", "--amount", str(tx.amount), "--key", "0x" + key.hex(), "--out", str(out), "--rpc-url", rpc_url, "--home", home)
         assert info["deposit_id"] == tx.deposit_id
     # the L2 transactions the L1 deposits produced are the workload's own
     assert out.read_text().splitlines() == [tx.model_dump_json() for tx in deposits]

@@ -103,8 +103,8 @@ def settled(world) -> dict[str, Any]:
     first = deposits[0]
     out = root / "l2-deposits.jsonl"
     key = "0x" + world["keys"][first.address].hex()
-    info = run_json("l1", "deposit", "--account", str(first.account), "--amount", str(first.amount), "--key", key, "--out", str(out), "--home", str(home))
-    assert info["deposit_id"] == 0
+    info = run_json("l1", "deposit", "--amount", str(first.amount), "--key", key, "--out", str(out), "--home", str(home))
+    assert info["deposit_id"] == 0 and info["account"] == first.account  # the contract assigned the id
     assert out.read_text().strip() == first.model_dump_json()
     run_json("submit", str(write_lines(root / "b1.jsonl", deposits)), "--home", str(home), "--executor", "serial")
     run_json("prove", "--home", str(home), "--executor", "serial")
@@ -113,7 +113,10 @@ def settled(world) -> dict[str, Any]:
     assert "deposits do not match the L1 queue" in revert_reason(contracts, get_args(home, 1, shape))
     second = deposits[1]
     key = "0x" + world["keys"][second.address].hex()
-    run_json("l1", "deposit", "--account", str(second.account), "--amount", str(second.amount), "--key", key, "--home", str(home))
+    run_json("l1", "deposit", "--amount", str(second.amount), "--key", key, "--home", str(home))
+    # the node reads the queue: the L2 deposits are the L1 entries; it has executed both
+    assert run_json("l1", "deposits", "--from", "0", "--home", str(home))["deposits"] == [tx.model_dump() for tx in deposits]
+    assert run_json("l1", "deposits", "--home", str(home)) == {"from": 2, "deposits": []}
     out = run_json("settle", "--home", str(home))
     assert [r["batch"] for r in out["settled"]] == [1]
     return {"batch1": out["settled"][0]}
@@ -222,6 +225,9 @@ def test_deposit_trade_settle_withdraw(world, pending):
     status = run_json("l1", "status", "--home", str(home))
     node = run_json("status", "--home", str(home))
     assert status["batch"] == 3 and status["state_root"] == node["root"]
+    # off chain too, the deposits are the L1 queue's (the verifier asks the L1)
+    verdict = run_json("verify", "1", "--l1", "--home", str(home))
+    assert verdict["valid"] is True and verdict["report"]["deposits_checked"] is True and verdict["vk_pinned_by"] == "deployment"
     assert status["deposits_consumed"] == status["deposits_queued"] == 2
     # withdraw on L1: paid once, to the account's address
     l1, contracts, _ = open_contracts(home)

@@ -238,15 +238,15 @@ def test_adversarial_batch(pool):
         signer.sign(unsigned(PerpTrade, maker=a, taker=c, market=market, size=10, price=mark, fee=0,
                              maker_nonce=acc[a].nonce + 1, taker_nonce=acc[c].nonce + 1), a, c),
         # a deposit out of order (skips an id): rejected
-        signer.sign(unsigned(Deposit, deposit_id=count + 1, account=new, address=signer.address(new), amount=10**9), new),
+        unsigned(Deposit, deposit_id=count + 1, account=new, address=signer.address(new), amount=10**9),
         # a trade naming an account before the deposit that creates it: rejected (unknown account)
         signer.sign(unsigned(PerpTrade, maker=d, taker=new, market=market, size=1, price=mark, fee=0,
                              maker_nonce=acc[d].nonce, taker_nonce=0), d, new),
         # the deposits in order, to two new accounts that land in different groups
-        signer.sign(unsigned(Deposit, deposit_id=count, account=new, address=signer.address(new), amount=10**11), new),
-        signer.sign(unsigned(Deposit, deposit_id=count + 1, account=other, address=signer.address(other), amount=10**9), other),
+        unsigned(Deposit, deposit_id=count, account=new, address=signer.address(new), amount=10**11),
+        unsigned(Deposit, deposit_id=count + 1, account=other, address=signer.address(other), amount=10**9),
         # a deposit to an existing account from the wrong address: rejected
-        signer.sign(unsigned(Deposit, deposit_id=count + 2, account=e, address=signer.address(new), amount=1), new),
+        unsigned(Deposit, deposit_id=count + 2, account=e, address=signer.address(new), amount=1),
         # now the same trade is accepted, and a transfer reaches the new account
         signer.sign(unsigned(PerpTrade, maker=d, taker=new, market=market, size=1, price=mark, fee=0,
                              maker_nonce=acc[d].nonce, taker_nonce=0), d, new),
@@ -255,7 +255,7 @@ def test_adversarial_batch(pool):
         signer.sign(unsigned(Transfer, sender=e, recipient=new, amount=1, nonce=acc[e].nonce), e),
         # the workload's later oracle updates (the crash, the settlements) in the middle of the batch
         *oracle_updates[:3],
-        signer.sign(unsigned(Deposit, deposit_id=count + 2, account=e, address=signer.address(e), amount=5), e),
+        unsigned(Deposit, deposit_id=count + 2, account=e, address=signer.address(e), amount=5),
         *oracle_updates[3:],
     ]
     checks = check_signatures(batch, pooled.genesis.signing_domain)

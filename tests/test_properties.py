@@ -90,8 +90,8 @@ def make_start_state() -> tuple[State, int]:
     total = 0
     for index, account_id in enumerate(ACCOUNT_IDS[:-1]):
         amount = (200 + 150 * index) * USD
-        tx = Deposit(deposit_id=index, account=account_id, address=addr(account_id), amount=amount, signature=SIG)
-        assert process_transaction(state, tx, [addr(account_id)]).status == "accepted"
+        tx = Deposit(deposit_id=index, account=account_id, address=addr(account_id), amount=amount)
+        assert process_transaction(state, tx, []).status == "accepted"
         total += amount
     update = make_oracle_update(GENESIS.genesis_time + 1, BASE_MARKS, {}, {}, GENESIS.genesis_time)
     assert process_transaction(state, update, [ORACLE]).status == "accepted"
@@ -130,8 +130,8 @@ def draw_deposit(data, state: State):
     account = state.accounts.get(account_id)
     address = data.draw(st.sampled_from([account.address if account else addr(account_id), addr(account_id + 100)]))
     deposit_id = max(0, state.globals.deposit_count + data.draw(st.sampled_from([0, 0, 0, 1, -1])))
-    tx = Deposit(deposit_id=deposit_id, account=account_id, address=address, amount=data.draw(st.integers(1, 500)) * USD, signature=SIG)
-    return tx, [data.draw(st.sampled_from([address, address, address, STRANGER]))]
+    tx = Deposit(deposit_id=deposit_id, account=account_id, address=address, amount=data.draw(st.integers(1, 500)) * USD)
+    return tx, []  # authorised by its L1 queue entry: no signature
 
 
 def draw_withdraw(data, state: State):

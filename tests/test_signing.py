@@ -45,7 +45,7 @@ KEYS = [dev_account_key(1, i) for i in range(3)]
 ORACLE_KEY = dev_oracle_key(1)
 
 SAMPLES = {
-    "deposit": (Deposit, dict(deposit_id=3, account=7, address=get_address(KEYS[0]), amount=10**9), [KEYS[0]]),
+    "deposit": (Deposit, dict(deposit_id=3, account=7, address=get_address(KEYS[0]), amount=10**9), []),  # L1-authorised
     "withdraw": (Withdraw, dict(account=7, amount=5, nonce=2), [KEYS[0]]),
     "transfer": (Transfer, dict(sender=7, recipient=8, amount=2**63, nonce=0), [KEYS[0]]),
     "perp_trade": (

@@ -43,11 +43,11 @@ def test_invalid_unknown_field_and_unknown_type():
 
 def test_addresses_are_checksummed_and_validated():
     tx = TX.validate_python(
-        {"type": "deposit", "deposit_id": 0, "account": 1, "address": "0x" + "ab" * 20, "amount": 1, "signature": SIG}
+        {"type": "deposit", "deposit_id": 0, "account": 1, "address": "0x" + "ab" * 20, "amount": 1}
     )
     assert tx.address == "0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB"
     with pytest.raises(ValidationError, match="address"):
-        TX.validate_python({"type": "deposit", "deposit_id": 0, "account": 1, "address": "0x12", "amount": 1, "signature": SIG})
+        TX.validate_python({"type": "deposit", "deposit_id": 0, "account": 1, "address": "0x12", "amount": 1})
 
 
 def test_invalid_oracle_update_lists_must_be_sorted_and_unique():

@@ -17,7 +17,9 @@
 - **Signatures.** Every transaction is EIP-712 typed data in the domain {name "ZK Derivatives Rollup",
   version "1", chainId, verifyingContract}: the L1's chain id and the Rollup contract's address,
   both named by the genesis (`Genesis.signing_domain`), so a signature is valid for one
-  deployment only (without them, any deployment with the same L2 chain id accepted it). One struct type per transaction type, derived from the wire model (fields
+  deployment only (without them, any deployment with the same L2 chain id accepted it).
+  Deposits carry no signature (`UNSIGNED_TYPES`: the L1 queue entry authorises them); their
+  digest is still their transaction hash. One struct type per transaction type, derived from the wire model (fields
   minus `type` and the signature fields), so the types cannot drift from the models. The EIP-712
   digest is also the transaction hash; both sides of a trade sign the same digest. Signers are
   recovered with libsecp256k1 (coincurve) and checked per EIP-2 (low s).
@@ -785,13 +787,17 @@ def recover_signers(tx: WireModel, domain: SigningDomain, digest: bytes | None =
     return tuple(recover_address(digest, getattr(tx, name)) for name in get_signature_fields(type(tx)))
 
 
+UNSIGNED_TYPES = ("deposit",)  # authorised by their L1 queue entry, checked against the queue
+
+
 def _check_transaction_types() -> None:
-    """Checked on import: every transaction model has an EIP-712 type and at least one signature."""
-    for model in TRANSACTION_TYPES.values():
+    """Checked on import: every transaction model has an EIP-712 type and at least one signature,
+    but the L1-authorised ones, which have none."""
+    for name, model in TRANSACTION_TYPES.items():
         get_eip712_types(model)
-        # a transaction nobody signs could be forged
-        if not get_signature_fields(model):
-            raise TypeError(f"{model.__name__} has no signature field")
+        # a transaction nobody signs could be forged, unless the L1 queue authorises it
+        if bool(get_signature_fields(model)) == (name in UNSIGNED_TYPES):
+            raise TypeError(f"{model.__name__}: signed unless L1-authorised ({', '.join(UNSIGNED_TYPES)})")
 
 
 def _check_word_specs() -> None:

@@ -89,16 +89,17 @@ HexBytes = Annotated[str, BeforeValidator(lambda v: _hex_bytes(v, None, "value")
 
 
 class Deposit(WireModel):
-    """Credit collateral from the L1 deposit queue; the first deposit to an id creates the account
-    and binds it to `address`. Consumes queue entries strictly in order (`deposit_id`), which is
-    also its replay protection. Signed by `address` (stands for the L1 sender until settlement)."""
+    """Credit collateral from the L1 deposit queue: entry `deposit_id` (consumed strictly in order,
+    which is also its replay protection), made on L1 by `address` for `account`. The queue entry
+    is the authorisation, so a deposit carries no L2 signature: a contract wallet, which cannot
+    sign, deposits like anyone, and a deposit nobody signs cannot block the queue. The first
+    deposit to an id creates the account bound to `address` (the L1 contract assigns new ids)."""
 
     type: Literal["deposit"] = "deposit"
     deposit_id: Nonce
     account: AccountId
     address: Address
     amount: PositiveAmount
-    signature: Signature
 
 
 class Withdraw(WireModel):

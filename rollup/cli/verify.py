@@ -72,6 +72,18 @@ def verify_command(
         Optional[Path],
         typer.Option("--deployment", help="Pin the key to this L1 deployment's (its deployment JSON's vk_hash).", show_default=False),
     ] = None,
+    l1: Annotated[
+        bool,
+        typer.Option(
+            "--l1",
+            help="Check the batch's deposits against the L1 deposit queue of this home's deployment (the embedded L1 "
+            "in HOME/l1, or --rpc-url), and pin the key to that deployment's. Without it deposits are not "
+            "authenticated: they carry no signature.",
+        ),
+    ] = False,
+    rpc_url: Annotated[
+        Optional[str], typer.Option("--rpc-url", help="With --l1: a JSON-RPC chain instead of the embedded L1.", show_default=False)
+    ] = None,
     trust_published_key: Annotated[
         bool,
         typer.Option(
@@ -92,10 +104,16 @@ def verify_command(
     Without any of them the command refuses, unless --trust-published-key (a warning is printed)."""
     from verifier.batch import VerificationError, verify_published_dir
 
-    expected, pinned_by = get_pinned_vk_hash(vk_hash, deployment, trust_published_key, home)
     expected_prev_root = parse_word(prev_root, "--prev-root")
     with contextlib.ExitStack() as stack:
         stack.enter_context(use_backend(backend))
+        deposit_queue = None
+        if l1:
+            deposit_queue, l1_vk_hash = stack.enter_context(open_deposit_queue(home, rpc_url))
+        if l1 and vk_hash is None and deployment is None:
+            expected, pinned_by = parse_word(l1_vk_hash, "the deployment's key hash"), "deployment"
+        else:
+            expected, pinned_by = get_pinned_vk_hash(vk_hash, deployment, trust_published_key, home)
         if published is None:
             number = batch if batch is not None else get_latest_batch(home)
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rollup-published-")))
@@ -103,7 +121,7 @@ def verify_command(
         else:
             directory = published
         try:
-            report = verify_published_dir(directory, expected, expected_prev_root=expected_prev_root)
+            report = verify_published_dir(directory, expected, expected_prev_root=expected_prev_root, deposit_queue=deposit_queue)
         except VerificationError as exc:
             verdict: dict[str, Any] = {"valid": False, "reason": exc.reason, "message": exc.message, "checks": exc.timings}
         else:
@@ -148,6 +166,22 @@ def get_pinned_vk_hash(vk_hash: str | None, deployment: Path | None, trust_publi
         )
     console_err.print(UNPINNED_WARNING)
     return None, "unpinned"
+
+
+@contextlib.contextmanager
+def open_deposit_queue(home: Path | None, rpc_url: str | None) -> Any:
+    """(the L1 deposit queue's rolling hash after n deposits, the deployment's key hash) of this
+    home's deployment."""
+    from rollup.cli.l1 import get_shape, l1_errors, load_deployment, open_l1, resolve
+    from contracts.client import get_contracts
+
+    target = resolve(home)
+    with open_l1(target, rpc_url) as chain, l1_errors():
+        deployment = load_deployment(target, chain)
+        with open_store(target) as (_, store):
+            shape = get_shape(store, deployment.n_slots)
+        rollup = get_contracts(chain, deployment, shape).rollup
+        yield (lambda n: bytes(rollup.functions.deposit_hashes(n).call())), deployment.vk_hash
 
 
 def read_deployment_vk_hash(path: Path) -> str:
