@@ -43,7 +43,7 @@ def _signers_for(state: State, tx: object) -> tuple[str, ...]:
     """The registered addresses of the accounts that signed (what the contract's ecrecover checked)."""
     kind = tx.type  # type: ignore[attr-defined]
     if kind == "deposit":
-        return (tx.address,)  # type: ignore[attr-defined]
+        return ()  # the L1 queue entry authorises a deposit
     a, b = get_slot_accounts(tx)
     windows = SIGNATURE_WINDOWS[kind]
     if kind == "settle_expired" and tx.sender == tx.account:  # type: ignore[attr-defined]

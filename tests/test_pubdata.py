@@ -33,7 +33,7 @@ prices = st.integers(1, 2**PRICE_BITS - 1)
 addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
 
 transactions = st.one_of(
-    st.builds(lambda a, m, ad, i: TRANSACTION_TYPES["deposit"](deposit_id=i, account=a, amount=m, address=ad, signature=SIG), accounts, amounts, addresses, nonces),
+    st.builds(lambda a, m, ad, i: TRANSACTION_TYPES["deposit"](deposit_id=i, account=a, amount=m, address=ad), accounts, amounts, addresses, nonces),
     st.builds(lambda a, m, n: TRANSACTION_TYPES["withdraw"](account=a, amount=m, nonce=n, signature=SIG), accounts, amounts, nonces),
     st.builds(lambda a, b, m, n: TRANSACTION_TYPES["transfer"](sender=a, recipient=b, amount=m, nonce=n, signature=SIG), accounts, accounts, amounts, nonces),
     st.builds(
