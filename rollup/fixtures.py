@@ -107,6 +107,7 @@ class WorkloadSpec:
     shock: float = 0.15  # spot crash at mid-path (fraction); 0 for a plain random walk
     l1_chain_id: int = EMBEDDED_L1_CHAIN_ID  # the settlement the signatures bind to (EIP-712 domain)
     rollup_address: str | None = None  # None: the embedded L1's first deployment
+    tree_depth: int = 12  # the genesis' accounts tree (4-ary): 4^depth accounts; tests prove shallow ones
 
 
 @dataclass
@@ -146,9 +147,9 @@ def check_spec(spec: WorkloadSpec) -> None:
     # trades need two accounts
     if spec.accounts < 2:
         raise FixtureError(f"need at least 2 accounts, got {spec.accounts}")
-    # account ids are the state-tree keys below 2**29
-    if spec.accounts > 2**29:
-        raise FixtureError("at most 2**29 accounts")
+    # account ids are the accounts tree's keys
+    if not 1 <= spec.tree_depth <= 14 or spec.accounts > 4**spec.tree_depth:
+        raise FixtureError(f"{spec.accounts} accounts do not fit a 4-ary tree of depth {spec.tree_depth} (1..14)")
     # something to trade
     if spec.perps < 1:
         raise FixtureError("need at least one perpetual market")
@@ -187,7 +188,8 @@ class _Generator:
         self.rng = random.Random(spec.seed)
         self.keys, self.addresses, self.oracle_key = keys, addresses, oracle_key
         self.genesis = default_genesis(
-            get_address(oracle_key), n_perps=spec.perps, n_series=spec.series, l1_chain_id=spec.l1_chain_id, rollup_address=spec.rollup_address
+            get_address(oracle_key), n_perps=spec.perps, n_series=spec.series, l1_chain_id=spec.l1_chain_id, rollup_address=spec.rollup_address,
+            tree_depth=spec.tree_depth,
         )
         self.state = State.from_genesis(self.genesis)
         self.perps = [s.id for s in self.genesis.instruments if s.kind == "perp"]

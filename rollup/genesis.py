@@ -113,6 +113,7 @@ def default_genesis(
     risk: RiskParameters | None = None,
     l1_chain_id: int = EMBEDDED_L1_CHAIN_ID,
     rollup_address: str | None = None,
+    tree_depth: int = 12,
 ) -> Genesis:
     """A deterministic genesis: perps get ids 0.., option series the ids after them; it settles
     on `l1_chain_id` at `rollup_address` (default: the embedded L1's first deployment)."""
@@ -123,4 +124,5 @@ def default_genesis(
         instruments=[*compute_perp_specs(n_perps), *compute_option_specs(n_series, n_perps, now)],
         risk=risk if risk is not None else RiskParameters(),
         genesis_time=now,
+        account_tree_depth=tree_depth,
     )

@@ -196,3 +196,18 @@ class StateCommitment:
     @property
     def root_bytes(self) -> bytes:
         return self.root.to_bytes(32, "big")
+
+    def get_account_proof(self, account_id: int) -> dict:
+        """What proves an account's leaf against the root (the escape hatch's exit): the leaf value,
+        its path (per level the 3 siblings), and the markets and globals hashes beside the accounts
+        root; field elements as decimal strings (as snarkjs writes them)."""
+        root = self.root  # fills the cached hashes
+        return {
+            "account": account_id,
+            "leaf": str(self.accounts.get(account_id)),
+            "path": [[str(s) for s in level] for level in self.accounts.get_path(account_id)],
+            "accounts_root": str(self.accounts.root),
+            "markets_hash": str(self._markets_hash),
+            "globals_hash": str(self._globals_hash),
+            "root": str(root),
+        }

@@ -242,3 +242,14 @@ def test_invalid_oracle_update_skipping_one(proven):
     w.oracle.previous_timestamp = w.globals.oracle_time + 1
     w.public[4 : 4 + shape.oracle.n_words] = compute_oracle_words(w.oracle, shape.oracle)
     assert "oracle_section" in _assert_unsatisfied(shape, w)
+
+
+def test_blank_witness_has_the_same_constraints(proven):
+    # setup synthesises the circuit from a blank witness: the constraint system must be the proof's
+    from prover.circuits.transition_witness import build_blank_witness
+
+    shape, out, _, _ = proven
+    blank = build_transition_circuit(shape, build_blank_witness(shape))
+    real = build_transition_circuit(shape, out[0][1])
+    assert blank.constraints == real.constraints
+    assert blank.n_public == real.n_public

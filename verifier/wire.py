@@ -292,6 +292,9 @@ class Genesis(WireModel):
     instruments: list[InstrumentSpec]
     risk: RiskParameters = RiskParameters()
     genesis_time: Timestamp = 0
+    # the accounts tree of the state root (verifier/state_tree.py): 4-ary, this deep; account ids
+    # beyond its 4^depth leaves are refused (12: 16.7 M accounts; tests use a shallow tree)
+    account_tree_depth: Annotated[int, Field(ge=1, le=14)] = 12
 
     @model_validator(mode="after")
     def _unique_ids(self) -> "Genesis":

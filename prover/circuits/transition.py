@@ -440,10 +440,7 @@ def synthesize_transition_slot(
                 cs.enforce(1 - cs.as_lc(exists), value, 0)
             leaf_before = mul(cs, exists, synthesize_account_hash(cs, window, after=False))
             leaf_after = synthesize_account_hash(cs, window, after=True)
-            if shape.max_positions < len(shape.table):
-                # at most max_positions open positions (rules.check_position_count)
-                count = sum((1 - cs.as_lc(is_zero(cs, p.size_after)) for p in window.positions), cs.constant(0))
-                range_check(cs, mul(cs, uses, shape.max_positions - count), POSITION_COUNT_BITS)
+            synthesize_position_count(cs, shape, window, uses)
             path = [[cs.private(v) for v in level] for level in path]
             root = synthesize_leaf_update(cs, shape.tree, root, key, uses, leaf_before, leaf_after, path)
     new_globals = GlobalsVars(
@@ -453,6 +450,17 @@ def synthesize_transition_slot(
         g.oracle_time,
     )
     return root, new_globals
+
+
+def synthesize_position_count(cs: ConstraintSystem, shape: TransitionShape, window: AccountWindow, uses: LinearLike) -> None:
+    """If `uses`: the account holds at most max_positions positions after the slot (the rules'
+    shape limit, rules.process_perp_trade and the others). A dense window has a slot per
+    instrument, so the limit is a count of non-zero sizes."""
+    if shape.max_positions >= len(shape.table):
+        return
+    with cs.gadget("position_count"):
+        count = sum((1 - cs.as_lc(is_zero(cs, p.size_after)) for p in window.positions), cs.constant(0))
+        range_check(cs, mul(cs, uses, shape.max_positions - count), POSITION_COUNT_BITS)
 
 
 def synthesize_record(cs: ConstraintSystem, flag: dict[str, Variable], tx: TxWords, words: Sequence[Variable]) -> None:

@@ -41,6 +41,9 @@ def fixtures(
         Optional[str],
         typer.Option(help="Address the Rollup contract will have there (default: the embedded L1's first deployment).", show_default=False),
     ] = None,
+    tree_depth: Annotated[
+        int, typer.Option(help="Depth of the genesis' 4-ary accounts tree (4^depth accounts; proofs cost about 1,220 constraints per level per slot).")
+    ] = 12,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Generate a seeded workload of SIGNED transactions with TEST keys: deposits creating the
@@ -54,6 +57,7 @@ def fixtures(
             accounts=accounts, perps=perps, series=series, txs=txs, mix=parse_mix(mix), contention=contention,
             invalid_share=invalid_share, seed=seed, days=days, shock=shock,
             **({} if l1_chain_id is None else {"l1_chain_id": l1_chain_id}), rollup_address=rollup_address,
+            tree_depth=tree_depth,
         )
         workload = generate_with_progress(spec, workers, show=not json_output)
         write_workload(workload, out, genesis_path)
