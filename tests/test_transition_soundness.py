@@ -12,8 +12,8 @@ section), so only a rule can refuse it.
   carries into the field above it and the published record names a different transaction than
   the one the roots apply. A regression for the fix in `synthesize_record`.
 - the others: candidates the circuit refuses, kept as the most instructive (an unused window
-  moving open interest, an option position's cost, a deposit's signer word, an unlisted oracle
-  value, a key beyond the tree aliasing one inside it).
+  moving open interest, an option position's cost, a deposit re-creating an existing account, a
+  deposit's signer word, an unlisted oracle value, a key beyond the tree aliasing one inside it).
 """
 
 from __future__ import annotations
@@ -235,6 +235,22 @@ def test_invalid_option_position_with_a_cost():
     position.cost_after = -10**9
     w.public[3] = _claim_root_after(w)
     assert "positions" in _refused(w)
+
+
+def test_invalid_deposit_recreates_an_existing_account():
+    # a deposit may create its account: claiming the account did not exist would wipe its short
+    # position and debts and start it over with the deposit alone (and nonce 0: old signatures replay)
+    trade = PerpTrade(maker=1, taker=0, market=PERP, size=-9, price=1, fee=0, maker_nonce=0, taker_nonce=0,
+                      maker_signature=SIG, taker_signature=SIG)
+    w = _replay([*OPENING, (None, [trade]), (None, [_deposit(3, 0, 5)])])[-1]
+    a = w.slots[0].a
+    assert a.exists_before and a.positions[0].size_after == -9
+    a.exists_before = a.address_before = a.collateral_before = a.nonce_before = 0
+    a.collateral_after, a.nonce_after = 5, 0
+    for p in a.positions:
+        p.size_before = p.cost_before = p.funding_before = p.size_after = p.cost_after = p.funding_after = 0
+    w.public[3] = _claim_root_after(w)
+    assert "leaf_update" in _refused(w)
 
 
 def test_invalid_deposit_signer_word():
