@@ -19,7 +19,8 @@ What the circuit proves:
   before is opened against the current accounts root and the root recomputed with its leaf after
   (`prover.circuits.tree`), A then B; the markets table takes the open-interest delta, the globals
   their deltas; at most `max_positions` positions per account; the record words are the packed
-  transaction words and every word the type does not carry is 0; the signer words are the
+  transaction words, each within its wire bound (so within its record field: nothing carries into
+  a neighbour), and every word the type does not carry is 0; the signer words are the
   registered addresses of the accounts that sign;
 - close: the state root of the final accounts root, table and globals `== root after`.
 
@@ -51,7 +52,7 @@ from verifier.oracle_section import (
 )
 from verifier.pubdata import RECORD_BY_TYPE, RECORD_WORDS, TYPE_SHIFT
 from verifier.state_tree import GENESIS_LIMB_BITS, TreeShape
-from verifier.wire import PRICE_BITS, TIMESTAMP_BITS, Genesis
+from verifier.wire import AMOUNT_BITS, PRICE_BITS, SIZE_BITS, TIMESTAMP_BITS, Genesis
 
 SIGNER_WORDS = 2  # per slot: the addresses that signed for windows A and B
 SLOT_PUBLIC_WORDS = RECORD_WORDS + SIGNER_WORDS
@@ -483,10 +484,29 @@ def synthesize_record(cs: ConstraintSystem, flag: dict[str, Variable], tx: TxWor
                 used[name] = used[name] + flag[kind]
         for k in range(RECORD_WORDS):
             cs.enforce(packed[k], 1, words[k])
+        synthesize_quantity_top(cs, flag, tx.quantity)
         for name, uses in used.items():
             cs.enforce(1 - uses, getattr(tx, name), 0)
         # a settlement publishes one nonce: both nonce words carry it
         cs.enforce(flag["settle_expired"], cs.as_lc(tx.nonce_b) - tx.nonce_a, 0)
+
+
+def synthesize_quantity_top(cs: ConstraintSystem, flag: dict[str, Variable], quantity: LinearLike) -> None:
+    """The quantity word is not the top of its range check: v2's `slot.synthesize_tx_ranges`
+    admits amounts in [1, 2^64], option quantities in [1, 2^31] and signed sizes in
+    [1 - 2^31, 2^31], one more than the wire (`verifier.wire`: PositiveAmount, Quantity, Size;
+    the native rules run on parsed transactions). v2 could rely on the verifier's parsing; here
+    the word is private and its record field is exactly the wire's width, so 2^64 or 2^31 would
+    carry into the field above and the record would name another transaction (a transfer of 0
+    to the next account, a trade of -2^31 of the next instrument). One constraint:
+    (quantity - top) x inverse = 1 for the types that carry a quantity."""
+    moves = cs.as_lc(flag["deposit"]) + flag["withdraw"] + flag["transfer"]
+    sized = cs.as_lc(flag["perp_trade"]) + flag["option_trade"] + flag["liquidate"]
+    difference = cs.as_lc(quantity) - (moves * (1 << AMOUNT_BITS) + sized * (1 << SIZE_BITS))
+    carries = moves + sized
+    needed = carries.value == 1 and difference.value != 0
+    inverse = cs.private(pow(difference.value, -1, cs.r) if needed else 0)
+    cs.enforce(difference, inverse, carries)
 
 
 def build_transition_circuit(shape: TransitionShape, witness: TransitionWitness) -> ConstraintSystem:
