@@ -148,9 +148,7 @@ def load_transition_batch(store: "Store", genesis: "Genesis", number: int, shape
     signers = [recover_signers(tx, genesis.signing_domain) for tx in txs]
     batch = build_transition_batch(state, tree, shape, number, txs, signers)  # type: ignore[arg-type]
     committed = {key: after for key, _, after in store.get_diff(number)}
-    replayed = {}
-    for key, after in encode_changed_leaves(state, leaves_before).items():
-        replayed[key] = after
+    replayed = encode_changed_leaves(state, leaves_before)
     # the replay reproduces the committed batch, leaf for leaf
     if replayed != committed:
         differ = sorted(set(replayed) ^ set(committed)) or sorted(k for k in replayed if replayed[k] != committed.get(k))

@@ -29,7 +29,6 @@ from prover.circuits.transition import SLOT_PUBLIC_WORDS, TransitionShape, Trans
 from prover.circuits.transition_witness import compute_transition_witness
 from prover.r1cs import UnsatisfiedConstraint, WitnessError
 from rollup.genesis import default_genesis
-from rollup.rules import process_transaction
 from rollup.state import State
 from rollup.state_tree import PoseidonTree
 from verifier.encoding import compute_genesis_hash
