@@ -20,6 +20,9 @@ from pathlib import Path
 
 import cloudpickle
 import dask
+import distributed  # noqa: F401 - loads distributed's config defaults before the `dask.config.set` below: a
+# key `set` creates is deleted whole when it exits, which took every `distributed.*` default with
+# it and broke the next Dask client in this process (tests/test_dask_cluster.py, same pytest worker)
 import pytest
 
 from rollup.executors import get_executor_workers, make_executor
