@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Sequence
 
-from prover.ec import Affine, Arith, compute_fixed_base_muls, get_arith
+from prover.backends import ProverBackend, get_prover_backend
+from prover.ec import Affine, Arith, get_arith
 from prover.msm import compute_msm_affine
 from prover.qap import Constraint, Domain, compute_lagrange_at, compute_qap_at, get_qap_domain
 from prover.r1cs import ConstraintSystem
@@ -141,23 +142,27 @@ def compute_random_toxic_waste(curve: Curve = BN254) -> ToxicWaste:
 
 
 # --- setup ---
-def setup(cs: ConstraintSystem, *, toxic_waste: ToxicWaste | None = None, seed: int | bytes | str | None = None) -> ProvingKey:
+def setup(cs: ConstraintSystem, *, toxic_waste: ToxicWaste | None = None, seed: int | bytes | str | None = None,
+          backend: str | ProverBackend | None = None) -> ProvingKey:
     """UNSAFE FOR PRODUCTION. Proving key for the circuit `cs` (its witness is not used).
 
     Toxic waste: explicit, else derived from `seed` (reproducible), else drawn from `secrets`.
+    `backend`: where the fixed-base products run (prover/backends.py; default: the configured or
+    fastest installed); every backend makes the same key from the same toxic waste.
     """
     # one source of randomness, so a test cannot believe it fixed the key while it did not
     if toxic_waste is not None and seed is not None:
         raise ValueError("give either toxic_waste or seed, not both")
     if toxic_waste is None:
         toxic_waste = compute_toxic_waste_from_seed(seed, cs.curve) if seed is not None else compute_random_toxic_waste(cs.curve)
-    return generate_proving_key(cs.constraints, cs.n_vars, cs.n_public, cs.curve, toxic_waste)
+    return generate_proving_key(cs.constraints, cs.n_vars, cs.n_public, cs.curve, toxic_waste, backend=backend)
 
 
 def generate_proving_key(constraints: Sequence[Constraint], n_vars: int, n_public: int, curve: Curve,
-                         toxic_waste: ToxicWaste) -> ProvingKey:
+                         toxic_waste: ToxicWaste, *, backend: str | ProverBackend | None = None) -> ProvingKey:
     """UNSAFE FOR PRODUCTION. The Groth16 keys of an R1CS for explicit toxic waste."""
     r = curve.r
+    chosen = get_prover_backend(backend, curve)
     tw = toxic_waste
     # every secret must be a non-zero field element, or the key degenerates
     for name in ("tau", "alpha", "beta", "gamma", "delta"):
@@ -184,14 +189,13 @@ def generate_proving_key(constraints: Sequence[Constraint], n_vars: int, n_publi
 
     g1 = get_arith(curve, 1)
     g2 = get_arith(curve, 2)
-    bits = r.bit_length()
     g1_scalars = [tw.alpha, tw.beta, tw.delta, z_tau] + a + b + c + ic + l_scalars + h_scalars + lagrange
-    g1_points = _split(compute_fixed_base_muls(g1, g1.from_py_ecc(curve.G1), g1_scalars, bits),
+    g1_points = _split(chosen.fixed_base_muls(g1, g1.from_py_ecc(curve.G1), g1_scalars),
                        [4, n_vars, n_vars, n_vars, len(ic), len(l_scalars), len(h_scalars), len(lagrange)])
     (alpha_g1, beta_g1, delta_g1, z_tau_g1), a_query, b_g1_query, c_query, ic_g1, l_query, h_query, lagrange_g1 = g1_points
     g2_scalars = [tw.beta, tw.gamma, tw.delta, tw.tau] + b
     (beta_g2, gamma_g2, delta_g2, tau_g2), b_g2_query = _split(
-        compute_fixed_base_muls(g2, g2.from_py_ecc(curve.G2), g2_scalars, bits), [4, n_vars])
+        chosen.fixed_base_muls(g2, g2.from_py_ecc(curve.G2), g2_scalars), [4, n_vars])
 
     vk = VerifyingKey(
         alpha_g1=g1.to_py_ecc(alpha_g1),

@@ -131,6 +131,24 @@ class Mcl:
             mul_vec(ctypes.byref(out), bases, frs, n)
         return out
 
+    def mul_each(self, group: int, base: Affine, scalars: Sequence[int]) -> list[Affine]:
+        """[k * base for k in scalars], one mcl scalar multiplication each (scalars in [0, r)).
+
+        The setup's fixed-base products when prover/_native.c is not built (which batches them)."""
+        # the identity has no multiples worth computing (and the reference refuses it too)
+        if base is None:
+            raise ValueError("fixed-base multiplication needs a base point other than the identity")
+        lib = self.lib
+        mul, struct, to_affine = (lib.mclBnG1_mul, G1Struct, self.g1_affine) if group == 1 else (lib.mclBnG2_mul, G2Struct, self.g2_affine)
+        point = (self.g1_array if group == 1 else self.g2_array)([base])[0]
+        frs = self.fr_array(scalars)
+        out = struct()
+        points = []
+        for k in range(len(scalars)):
+            mul(ctypes.byref(out), ctypes.byref(point), ctypes.byref(frs[k]))
+            points.append(to_affine(out))
+        return points
+
     def is_in_subgroup_g1(self, point: Affine) -> bool:
         """On the curve and of order r (mcl's isValidOrder)."""
         return point is None or bool(self.lib.mclBnG1_isValidOrder(ctypes.byref(self.g1_array([point])[0])))
