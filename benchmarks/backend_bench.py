@@ -172,6 +172,84 @@ def measure_snarkjs(snarkjs_dir: Path | None, r1cs: Path, wtns: Path, work: Path
     }
 
 
+# --- peak memory of a 2^k-constraint circuit (each phase in its own process) ---
+def build_synthetic_circuit(log_size: int) -> Any:
+    """A circuit whose QAP domain is exactly 2^log_size: a chain v' = (v + u + i) * v of full-size
+    values (so every MSM has full-width scalars, the worst case), two public inputs."""
+    from prover.r1cs import ConstraintSystem
+
+    cs = ConstraintSystem(BN254)
+    u, v = cs.public_input(3), cs.public_input(5)
+    # rows: the constraints plus one per input (wire 0 included)
+    for i in range((1 << log_size) - 3):
+        w = cs.private((v.value + u.value + i) * v.value)
+        cs.enforce(v + u + i, v, w)
+        u, v = v, w
+    return cs
+
+
+def get_rss_mb() -> dict[str, float]:
+    """This process's resident memory now and at its peak (Linux /proc, MB)."""
+    status = Path("/proc/self/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {"now": round(int(fields["VmRSS"].split()[0]) / 1024, 1), "peak": round(int(fields["VmHWM"].split()[0]) / 1024, 1)}
+
+
+def compute_synthetic_witness(log_size: int) -> list[int]:
+    """build_synthetic_circuit's assignment without the circuit (wire 0, the inputs, then the chain)."""
+    r = BN254.r
+    witness = [1, 3, 5]
+    u, v = 3, 5
+    for i in range((1 << log_size) - 3):
+        u, v = v, (v + u + i) * v % r
+        witness.append(v)
+    return witness
+
+
+def run_memory_child(phase: str, log_size: int, key_path: Path, backend: str) -> dict[str, Any]:
+    """One phase in this (fresh) process: `setup` builds the circuit and writes its key; `prove` is
+    a proving worker's part: load the key (without the setup transcript), prove a witness. Circuit
+    synthesis is left out of `prove`: its memory is the circuit library's (setup's rss_mb_after_circuit)."""
+    from prover.setup import load_proving_key, save_proving_key
+
+    out: dict[str, Any] = {}
+    if phase == "setup":
+        cs, wall, _ = timed(lambda: build_synthetic_circuit(log_size))
+        out["build_circuit_s"] = round(wall, 1)
+        out["rss_mb_after_circuit"] = get_rss_mb()["now"]
+        pk, wall, cpu = timed(lambda: setup(cs, seed="memory", backend=backend))
+        out["setup_s"] = {"wall": round(wall, 1), "cpu": round(cpu, 1)}
+        out["rss_mb_after_setup"] = get_rss_mb()["now"]
+        out["key_file_mb"] = round(save_proving_key(pk, key_path) / 2**20, 1)
+        out["constraints"] = cs.n_constraints
+    else:
+        witness = compute_synthetic_witness(log_size)
+        pk, wall, _ = timed(lambda: load_proving_key(key_path, with_transcript=False))
+        out["load_key_s"] = round(wall, 1)
+        out["rss_mb_after_key"] = get_rss_mb()["now"]
+        proof, wall, cpu = timed(lambda: prove(pk, witness, backend=backend))
+        out["prove_s"] = {"wall": round(wall, 1), "cpu": round(cpu, 1)}
+        out["verified"] = verify_proof(prepare_verifying_key(pk.vk, backend), proof, witness[1:pk.n_public + 1])
+        out["constraints"] = pk.n_constraints
+    out["domain"] = 1 << pk.domain_log_size
+    out["peak_rss_mb"] = get_rss_mb()["peak"]
+    return out
+
+
+def measure_memory(log_size: int, backend: str, work: Path) -> dict[str, Any]:
+    """Setup, then proving, of a 2^log_size-row circuit, each in a subprocess whose peak RSS is read."""
+    result: dict[str, Any] = {"log_size": log_size, "backend": backend}
+    for phase in ("setup", "prove"):
+        done = subprocess.run([sys.executable, __file__, "--memory-child", phase, "--memory-log-size", str(log_size),
+                               "--memory-key", str(work / "memory.pk"), "--memory-backend", backend],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            result[phase] = {"failed": done.stderr.strip().splitlines()[-1:]}
+            break
+        result[phase] = json.loads(done.stdout)
+    return result
+
+
 def evaluate_targets(ours: dict[str, Any], arkworks: dict[str, Any], batch: int) -> dict[str, Any]:
     native = next((n for n in backends.list_installed() if n != "py_ecc"), None)
     if native is None:
@@ -197,7 +275,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="proofs in the batch verification")
     parser.add_argument("--snarkjs-dir", type=Path, default=None, help="directory with pot15_final.ptau (zkey cached there)")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument("--memory-log-size", type=int, default=20, help="peak memory of a 2^k-row circuit (0: skip)")
+    parser.add_argument("--memory-backend", default="mcl", help="backend of the memory measurement")
+    parser.add_argument("--memory-child", choices=["setup", "prove"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-key", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_child is not None:
+        print(json.dumps(run_memory_child(args.memory_child, args.memory_log_size, args.memory_key, args.memory_backend)))
+        return
     work = Path(tempfile.mkdtemp(prefix="backend-bench-"))
     try:
         cs, public_inputs = build_circuit(args.slots)

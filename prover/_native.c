@@ -370,7 +370,76 @@ done:
     return result;
 }
 
+/* load_points(is_valid, coords, q_modulus, q_r2, data, out) -> int
+ *
+ * Points of a proving-key file section (`coords` 32-byte big-endian canonical values each; all zero
+ * for the identity) written into `out` in mcl's memory form (x, y in Montgomery form, z = 1; the
+ * identity all zero). Each coordinate must be below q and each point valid for mcl's is_valid
+ * (mclBnG{1,2}_isValid: on the curve). Returns -1, or the index of the first invalid point.
+ */
+static PyObject *load_points(PyObject *self, PyObject *args) {
+    unsigned long long valid_p;
+    int coords;
+    Py_buffer qmod, qr2, data, outb;
+    if (!PyArg_ParseTuple(args, "Kiy*y*y*w*", &valid_p, &coords, &qmod, &qr2, &data, &outb)) return NULL;
+    PyObject *result = NULL;
+    field fq;
+    size_t ps = 32 * (size_t)coords * 3 / 2, width = 32 * (size_t)coords;
+    if (init_field(&fq, &qmod, &qr2) != 0 || !valid_p || (coords != 2 && coords != 4) || data.len % width != 0 ||
+        (size_t)outb.len != (size_t)data.len / width * ps) {
+        PyErr_SetString(PyExc_ValueError, "load_points: inconsistent modulus, coordinates or buffer sizes");
+        goto done;
+    }
+    point_pred is_valid = (point_pred)(uintptr_t)valid_p;
+    size_t n = (size_t)data.len / width;
+    long long bad = -1;
+    Py_BEGIN_ALLOW_THREADS
+    const unsigned char *src = data.buf;
+    unsigned char *dst = outb.buf;
+    fe one, lit_one = {{1, 0, 0, 0}};
+    to_mont(&one, &lit_one, &fq);
+    for (size_t i = 0; i < n && bad < 0; i++) {
+        const unsigned char *p = src + i * width;
+        unsigned char *q = dst + i * ps;
+        int zero = 1;
+        for (size_t k = 0; k < width; k++) {
+            if (p[k]) {
+                zero = 0;
+                break;
+            }
+        }
+        memset(q, 0, ps);
+        if (zero) continue;
+        for (int k = 0; k < coords; k++) {
+            fe x;
+            for (int limb = 0; limb < 4; limb++) {
+                uint64_t v = 0;
+                for (int byte = 0; byte < 8; byte++) v = (v << 8) | p[32 * k + 8 * (3 - limb) + byte];
+                x.v[limb] = v;
+            }
+            if (geq(&x, &fq.p)) {
+                bad = (long long)i;
+                break;
+            }
+            to_mont(&x, &x, &fq);
+            store_fe(q + 32 * k, &x);
+        }
+        if (bad >= 0) break;
+        store_fe(q + 32 * coords, &one); /* z = 1 (G2: the real part; the imaginary part stays 0) */
+        if (!is_valid(q)) bad = (long long)i;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromLongLong(bad);
+done:
+    PyBuffer_Release(&qmod);
+    PyBuffer_Release(&qr2);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&outb);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"load_points", load_points, METH_VARARGS, "A key file's point section into mcl's memory form, validated."},
     {"qap_h", qap_h, METH_VARARGS, "h = (A B - C) / Z from evaluations on a radix-2 domain (7 NTTs)."},
     {"fixed_base", fixed_base, METH_VARARGS, "k * base for many k, through mcl's point functions."},
     {NULL, NULL, 0, NULL},

@@ -23,13 +23,15 @@ same key, and a proof made with a fixed `reproducible_seed` the same proof, what
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+import ctypes
+from typing import Any, Callable, Protocol, Sequence
 
 from prover import native
 from prover.ec import Affine, Arith, compute_fixed_base_muls
 from prover.msm import compute_msm_affine
 from prover.qap import Domain, compute_h_from_evaluations
 from verifier import backends as verifier_backends
+from verifier import mcl as mcl_binding
 from verifier.curve import BN254, Curve
 
 
@@ -43,6 +45,9 @@ class ProverBackend(Protocol):
     def compute_h(self, a: list[int], b: list[int], c: list[int], domain: Domain) -> list[int]: ...
 
     def fixed_base_muls(self, arith: Arith, base: Affine, scalars: Sequence[int]) -> list[Affine]: ...
+
+    def prepare_section(self, arith: Arith, prefix: Sequence[Affine], section: memoryview,
+                        parse: Callable[[memoryview], list[Affine]]) -> Any: ...
 
 
 class PyEccProver:
@@ -61,6 +66,11 @@ class PyEccProver:
 
     def fixed_base_muls(self, arith: Arith, base: Affine, scalars: Sequence[int]) -> list[Affine]:
         return compute_fixed_base_muls(arith, base, scalars, arith.curve.r.bit_length())
+
+    def prepare_section(self, arith: Arith, prefix: Sequence[Affine], section: memoryview,
+                        parse: Callable[[memoryview], list[Affine]]) -> Any:
+        """`prepare` of prefix + the points of a key file's section (`parse` reads and checks them)."""
+        return self.prepare(arith, [*prefix, *parse(section)])
 
 
 class MclProver:
@@ -100,6 +110,16 @@ class MclProver:
         if self.native:
             return native.compute_fixed_base_muls_mcl(mcl, arith.group, base, scalars, mcl.r.bit_length())
         return mcl.mul_each(arith.group, base, scalars)
+
+    def prepare_section(self, arith: Arith, prefix: Sequence[Affine], section: memoryview,
+                        parse: Callable[[memoryview], list[Affine]]) -> Any:
+        """mcl's array of prefix + a key file section's points, converted and checked in C when the
+        extension is built (no Python int per coordinate), else through `parse`."""
+        if not self.native:
+            return self.prepare(arith, [*prefix, *parse(section)])
+        data = native.load_mcl_points(self.mcl, arith.group, section, prefix=bytes(self.prepare(arith, prefix)))
+        struct = mcl_binding.G1Struct if arith.group == 1 else mcl_binding.G2Struct
+        return (struct * (len(data) // ctypes.sizeof(struct))).from_buffer(data)
 
 
 PROVER_BACKENDS: dict[str, ProverBackend] = {"py_ecc": PyEccProver(), "mcl": MclProver()}

@@ -26,7 +26,7 @@ from prover.backends import ProverBackend, get_prover_backend
 from prover.ec import get_arith
 from prover.qap import compute_abc_evaluations
 from prover.r1cs import ConstraintSystem, UnsatisfiedConstraint
-from prover.setup import PreparedQueries, ProvingKey
+from prover.setup import InvalidProvingKey, PreparedQueries, ProvingKey
 from verifier.groth16 import Proof
 
 
@@ -88,6 +88,9 @@ def check_evaluations(a: list[int], b: list[int], c: list[int], n_constraints: i
 def get_prepared_queries(pk: ProvingKey, backend: ProverBackend) -> PreparedQueries:
     """The key's fixed bases in the backend's form, converted once per key and backend."""
     prepared = pk.prepared.get(backend.name)
+    # a key loaded for one backend has no points left for another
+    if prepared is None and pk.only_prepared is not None:
+        raise InvalidProvingKey(f"this proving key was loaded for backend {pk.only_prepared} only, not {backend.name}: load it again")
     if prepared is None:
         g1 = get_arith(pk.curve, 1)
         g2 = get_arith(pk.curve, 2)

@@ -113,3 +113,22 @@ def compute_fixed_base_muls_mcl(mcl: Any, group: int, base: Affine, scalars: Seq
         return points
     it = iter(values)
     return [None if not (x0 or x1 or y0 or y1) else ((x0, x1), (y0, y1)) for x0, x1, y0, y1 in zip(it, it, it, it)]
+
+
+def load_mcl_points(mcl: Any, group: int, raw: bytes | memoryview, prefix: bytes = b"") -> bytearray:
+    """mcl's memory form of a proving-key file's point section (big-endian 32-byte coordinates,
+    all zero = identity), after `prefix` (points already in mcl's form); each coordinate checked
+    < q and each point on its curve (mcl's isValid). ValueError naming the first invalid point."""
+    module = get_module()
+    coords = 2 if group == 1 else 4
+    width, size = 32 * coords, 48 * coords
+    # whole points only
+    if len(raw) % width:
+        raise ValueError(f"a G{group} point section holds {width}-byte points, got {len(raw)} bytes")
+    out = bytearray(len(prefix) + len(raw) // width * size)
+    out[:len(prefix)] = prefix
+    is_valid = ctypes.cast(getattr(mcl.lib, f"mclBnG{group}_isValid"), ctypes.c_void_p).value
+    bad = module.load_points(is_valid, coords, *_field(mcl.q), raw, memoryview(out)[len(prefix):])
+    if bad >= 0:
+        raise ValueError(f"point {bad} of the section is not a G{group} point (coordinate >= q, or off the curve)")
+    return out

@@ -149,3 +149,37 @@ def test_setup_on_the_configured_backend(monkeypatch: pytest.MonkeyPatch) -> Non
     assert calls == ["mcl", "mcl"]  # G1, then G2
     monkeypatch.setenv(backends.ENV_VAR, "py_ecc")
     assert setup(cs, seed="configured").a_query == key.a_query and calls == ["mcl", "mcl"]
+
+
+def test_key_loaded_for_one_backend(prover_backend: Any, tmp_path: Any) -> None:
+    """A proving worker's key: the query points read straight into the backend's form."""
+    from prover.setup import InvalidProvingKey, load_proving_key
+
+    cs = build_mul_add(4, 6, 1)
+    pk = setup(cs, seed="worker-key", backend=PyEccProver())
+    path = tmp_path / "pk.bin"
+    save_proving_key(pk, path)
+    light = load_proving_key(path, prepared_for=prover_backend)
+    assert light.only_prepared == prover_backend.name and light.a_query == [] and light.transcript is None
+    assert light.vk == pk.vk and light.constraints == pk.constraints
+    assert prove(light, cs, reproducible_seed=4, backend=prover_backend) == prove(pk, cs, reproducible_seed=4, backend=PyEccProver())
+    other = PyEccProver() if prover_backend.name != "py_ecc" else MclProver()
+    if other.name == "py_ecc" or backends.is_installed("mcl"):
+        with pytest.raises(InvalidProvingKey, match=f"loaded for backend {prover_backend.name} only"):
+            prove(light, cs, backend=other)
+    with pytest.raises(InvalidProvingKey, match="cannot be saved"):
+        save_proving_key(light, tmp_path / "again.bin")
+    # a point of a_query moved off the curve (its y + 1) is refused
+    g1 = get_arith(BN254, 1)
+    point = next(p for p in pk.a_query if p is not None)
+    encoded = point[0].to_bytes(32, "big") + point[1].to_bytes(32, "big")
+    data = path.read_bytes()
+    assert data.count(encoded) >= 1 and g1.is_on_curve(point)
+    path.write_bytes(data.replace(encoded, point[0].to_bytes(32, "big") + (point[1] + 1).to_bytes(32, "big"), 1))
+    with pytest.raises(InvalidProvingKey, match="not on the curve"):
+        load_proving_key(path, prepared_for=prover_backend)
+    # and a coordinate >= q, with the same residue, too
+    path.write_bytes(data.replace(encoded, (point[0] + BN254.q).to_bytes(32, "big") + point[1].to_bytes(32, "big"), 1))
+    if prover_backend.name == "mcl":
+        with pytest.raises(InvalidProvingKey, match="not on the curve"):
+            load_proving_key(path, prepared_for=prover_backend)
