@@ -208,7 +208,8 @@ def compute_synthetic_witness(log_size: int) -> list[int]:
 
 def run_memory_child(phase: str, log_size: int, key_path: Path, backend: str) -> dict[str, Any]:
     """One phase in this (fresh) process: `setup` builds the circuit and writes its key; `prove` is
-    a proving worker's part: load the key (without the setup transcript), prove a witness. Circuit
+    a proving worker's part: load the key for the backend (prepared_for: no transcript, no Python
+    points), prove a witness. Circuit
     synthesis is left out of `prove`: its memory is the circuit library's (setup's rss_mb_after_circuit)."""
     from prover.setup import load_proving_key, save_proving_key
 
@@ -224,7 +225,7 @@ def run_memory_child(phase: str, log_size: int, key_path: Path, backend: str) ->
         out["constraints"] = cs.n_constraints
     else:
         witness = compute_synthetic_witness(log_size)
-        pk, wall, _ = timed(lambda: load_proving_key(key_path, with_transcript=False))
+        pk, wall, _ = timed(lambda: load_proving_key(key_path, prepared_for=backend))
         out["load_key_s"] = round(wall, 1)
         out["rss_mb_after_key"] = get_rss_mb()["now"]
         proof, wall, cpu = timed(lambda: prove(pk, witness, backend=backend))

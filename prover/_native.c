@@ -370,37 +370,65 @@ done:
     return result;
 }
 
-/* load_points(is_valid, coords, q_modulus, q_r2, data, out) -> int
+/* y^2 == x^3 + b over Fq (coords 2: x, y, b in Fq) or Fq2 (coords 4: c0 + c1 u, u^2 = -1); Montgomery form. */
+static int on_curve(const fe *c, const fe *b, int coords, const field *f) {
+    if (coords == 2) {
+        fe y2, x3;
+        f_mul(&y2, &c[1], &c[1], f);
+        f_mul(&x3, &c[0], &c[0], f);
+        f_mul(&x3, &x3, &c[0], f);
+        f_add(&x3, &x3, &b[0], f);
+        return memcmp(&y2, &x3, sizeof(fe)) == 0;
+    }
+    /* Fq2 product (a0 + a1 u)(b0 + b1 u) = (a0 b0 - a1 b1) + (a0 b1 + a1 b0) u */
+    fe t0, t1, t2, y2[2], x2[2], x3[2];
+    const fe *x = c, *y = c + 2;
+    f_mul(&t0, &y[0], &y[0], f); f_mul(&t1, &y[1], &y[1], f); f_sub(&y2[0], &t0, &t1, f);
+    f_mul(&t2, &y[0], &y[1], f); f_add(&y2[1], &t2, &t2, f);
+    f_mul(&t0, &x[0], &x[0], f); f_mul(&t1, &x[1], &x[1], f); f_sub(&x2[0], &t0, &t1, f);
+    f_mul(&t2, &x[0], &x[1], f); f_add(&x2[1], &t2, &t2, f);
+    f_mul(&t0, &x2[0], &x[0], f); f_mul(&t1, &x2[1], &x[1], f); f_sub(&x3[0], &t0, &t1, f);
+    f_mul(&t0, &x2[0], &x[1], f); f_mul(&t1, &x2[1], &x[0], f); f_add(&x3[1], &t0, &t1, f);
+    f_add(&x3[0], &x3[0], &b[0], f);
+    f_add(&x3[1], &x3[1], &b[1], f);
+    return memcmp(&y2[0], &x3[0], sizeof(fe)) == 0 && memcmp(&y2[1], &x3[1], sizeof(fe)) == 0;
+}
+
+/* load_points(coords, q_modulus, q_r2, b, data, out) -> int
  *
  * Points of a proving-key file section (`coords` 32-byte big-endian canonical values each; all zero
  * for the identity) written into `out` in mcl's memory form (x, y in Montgomery form, z = 1; the
- * identity all zero). Each coordinate must be below q and each point valid for mcl's is_valid
- * (mclBnG{1,2}_isValid: on the curve). Returns -1, or the index of the first invalid point.
+ * identity all zero). Each coordinate must be below q and each point on the curve y^2 = x^3 + b
+ * (`b`: coords / 2 canonical 32-byte little-endian values). Returns -1, or the index of the first
+ * invalid point.
  */
 static PyObject *load_points(PyObject *self, PyObject *args) {
-    unsigned long long valid_p;
     int coords;
-    Py_buffer qmod, qr2, data, outb;
-    if (!PyArg_ParseTuple(args, "Kiy*y*y*w*", &valid_p, &coords, &qmod, &qr2, &data, &outb)) return NULL;
+    Py_buffer qmod, qr2, bbuf, data, outb;
+    if (!PyArg_ParseTuple(args, "iy*y*y*y*w*", &coords, &qmod, &qr2, &bbuf, &data, &outb)) return NULL;
     PyObject *result = NULL;
     field fq;
     size_t ps = 32 * (size_t)coords * 3 / 2, width = 32 * (size_t)coords;
-    if (init_field(&fq, &qmod, &qr2) != 0 || !valid_p || (coords != 2 && coords != 4) || data.len % width != 0 ||
-        (size_t)outb.len != (size_t)data.len / width * ps) {
-        PyErr_SetString(PyExc_ValueError, "load_points: inconsistent modulus, coordinates or buffer sizes");
+    if (init_field(&fq, &qmod, &qr2) != 0 || (coords != 2 && coords != 4) || (size_t)bbuf.len != 16 * (size_t)coords ||
+        data.len % width != 0 || (size_t)outb.len != (size_t)data.len / width * ps) {
+        PyErr_SetString(PyExc_ValueError, "load_points: inconsistent modulus, coordinates, b or buffer sizes");
         goto done;
     }
-    point_pred is_valid = (point_pred)(uintptr_t)valid_p;
     size_t n = (size_t)data.len / width;
     long long bad = -1;
     Py_BEGIN_ALLOW_THREADS
     const unsigned char *src = data.buf;
     unsigned char *dst = outb.buf;
-    fe one, lit_one = {{1, 0, 0, 0}};
+    fe one, b[2], lit_one = {{1, 0, 0, 0}};
     to_mont(&one, &lit_one, &fq);
+    for (int k = 0; k < coords / 2; k++) {
+        load_fe(&b[k], (const unsigned char *)bbuf.buf + 32 * k);
+        to_mont(&b[k], &b[k], &fq);
+    }
     for (size_t i = 0; i < n && bad < 0; i++) {
         const unsigned char *p = src + i * width;
         unsigned char *q = dst + i * ps;
+        fe c[4];
         int zero = 1;
         for (size_t k = 0; k < width; k++) {
             if (p[k]) {
@@ -411,28 +439,27 @@ static PyObject *load_points(PyObject *self, PyObject *args) {
         memset(q, 0, ps);
         if (zero) continue;
         for (int k = 0; k < coords; k++) {
-            fe x;
             for (int limb = 0; limb < 4; limb++) {
                 uint64_t v = 0;
                 for (int byte = 0; byte < 8; byte++) v = (v << 8) | p[32 * k + 8 * (3 - limb) + byte];
-                x.v[limb] = v;
+                c[k].v[limb] = v;
             }
-            if (geq(&x, &fq.p)) {
-                bad = (long long)i;
-                break;
-            }
-            to_mont(&x, &x, &fq);
-            store_fe(q + 32 * k, &x);
+            if (geq(&c[k], &fq.p)) bad = (long long)i;
+            to_mont(&c[k], &c[k], &fq);
         }
-        if (bad >= 0) break;
+        if (bad >= 0 || !on_curve(c, b, coords, &fq)) {
+            bad = (long long)i;
+            break;
+        }
+        for (int k = 0; k < coords; k++) store_fe(q + 32 * k, &c[k]);
         store_fe(q + 32 * coords, &one); /* z = 1 (G2: the real part; the imaginary part stays 0) */
-        if (!is_valid(q)) bad = (long long)i;
     }
     Py_END_ALLOW_THREADS
     result = PyLong_FromLongLong(bad);
 done:
     PyBuffer_Release(&qmod);
     PyBuffer_Release(&qr2);
+    PyBuffer_Release(&bbuf);
     PyBuffer_Release(&data);
     PyBuffer_Release(&outb);
     return result;

@@ -14,6 +14,8 @@ import ctypes
 from functools import lru_cache
 from typing import Any, Sequence
 
+from py_ecc import optimized_bn128 as bn
+
 from prover.ec import Affine
 from prover.qap import Domain
 
@@ -118,7 +120,8 @@ def compute_fixed_base_muls_mcl(mcl: Any, group: int, base: Affine, scalars: Seq
 def load_mcl_points(mcl: Any, group: int, raw: bytes | memoryview, prefix: bytes = b"") -> bytearray:
     """mcl's memory form of a proving-key file's point section (big-endian 32-byte coordinates,
     all zero = identity), after `prefix` (points already in mcl's form); each coordinate checked
-    < q and each point on its curve (mcl's isValid). ValueError naming the first invalid point."""
+    < q and each point on its curve (in C: mcl's isValid would also check G1's order, 40 us a point).
+    ValueError naming the first invalid point."""
     module = get_module()
     coords = 2 if group == 1 else 4
     width, size = 32 * coords, 48 * coords
@@ -127,8 +130,9 @@ def load_mcl_points(mcl: Any, group: int, raw: bytes | memoryview, prefix: bytes
         raise ValueError(f"a G{group} point section holds {width}-byte points, got {len(raw)} bytes")
     out = bytearray(len(prefix) + len(raw) // width * size)
     out[:len(prefix)] = prefix
-    is_valid = ctypes.cast(getattr(mcl.lib, f"mclBnG{group}_isValid"), ctypes.c_void_p).value
-    bad = module.load_points(is_valid, coords, *_field(mcl.q), raw, memoryview(out)[len(prefix):])
+    # the curves' b from py_ecc: y^2 = x^3 + b in G1, over Fq2 (the twist) in G2
+    b = _le(int(bn.b)) if group == 1 else _le(int(bn.b2.coeffs[0])) + _le(int(bn.b2.coeffs[1]))
+    bad = module.load_points(coords, *_field(mcl.q), b, raw, memoryview(out)[len(prefix):])
     if bad >= 0:
         raise ValueError(f"point {bad} of the section is not a G{group} point (coordinate >= q, or off the curve)")
     return out
