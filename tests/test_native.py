@@ -108,6 +108,17 @@ def test_fixed_base_matches_py_ecc(prover_backend: Any, group: int) -> None:
     assert prover_backend.fixed_base_muls(arith, base, []) == []
 
 
+def test_fixed_base_in_chunks(prover_backend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C batch is called per chunk of scalars: any split gives the same points."""
+    arith = get_arith(BN254, 1)
+    base = arith.from_py_ecc(BN254.G1)
+    scalars = [0, 5, 1, BN254.r - 1, 77, 0, 3]
+    expected = prover_backend.fixed_base_muls(arith, base, scalars)
+    for chunk in (1, 2, 3):
+        monkeypatch.setattr(native, "_FIXED_BASE_CHUNK", chunk)
+        assert prover_backend.fixed_base_muls(arith, base, scalars) == expected
+
+
 def test_invalid_fixed_base_inputs(prover_backend: Any) -> None:
     g1 = get_arith(BN254, 1)
     base = g1.from_py_ecc(BN254.G1)
