@@ -17,7 +17,10 @@ and a transcript that lets anyone check the key against the circuit without the 
 c_query[i] = C_i(tau) G1.
 
 Points are stored affine on raw ints (`prover.ec`), None for the identity; the verifying key
-holds py_ecc points, as `verifier.groth16.VerifyingKey` defines them.
+holds py_ecc points, as `verifier.groth16.VerifyingKey` defines them. Every point is k G for a
+known k: those products run on a proving backend (prover/backends.py: `fixed_base_muls`), and
+every backend gives the same key for the same toxic waste. A proving worker can load a key
+straight into its backend's form (`load_proving_key(prepared_for=...)`).
 """
 
 from __future__ import annotations
@@ -366,17 +369,19 @@ def _field_bytes(curve: Curve) -> int:
 def _write_points(out: BinaryIO, arith: Arith, points: Sequence[Affine]) -> None:
     size = _field_bytes(arith.curve)
     zero = bytes(size * (2 if arith.group == 1 else 4))
-    chunks = []
-    for p in points:
-        if p is None:
-            chunks.append(zero)
-        elif arith.group == 1:
-            chunks.append(p[0].to_bytes(size, "big") + p[1].to_bytes(size, "big"))
-        else:
-            (x0, x1), (y0, y1) = p
-            chunks.append(b"".join(v.to_bytes(size, "big") for v in (x0, x1, y0, y1)))
     out.write(struct.pack("<I", len(points)))
-    out.write(b"".join(chunks))
+    # a block at a time: a 2^20-row key's sections as one bytes object would double the setup's peak
+    for start in range(0, len(points), 1 << 16):
+        chunks = []
+        for p in points[start:start + (1 << 16)]:
+            if p is None:
+                chunks.append(zero)
+            elif arith.group == 1:
+                chunks.append(p[0].to_bytes(size, "big") + p[1].to_bytes(size, "big"))
+            else:
+                (x0, x1), (y0, y1) = p
+                chunks.append(b"".join(v.to_bytes(size, "big") for v in (x0, x1, y0, y1)))
+        out.write(b"".join(chunks))
 
 
 def _read_points(data: memoryview, pos: int, arith: Arith) -> tuple[list[Affine], int]:
