@@ -21,6 +21,7 @@ constraints), exported as .r1cs + .wtns (prover/export.py) for the measured refe
 Targets (issue 12) are evaluated at the end.
 
     python benchmarks/backend_bench.py [--slots 4] [--batch 64] [--snarkjs-dir DIR] [--memory-log-size 20] [--out FILE]
+    python benchmarks/backend_bench.py --only-references --snarkjs-dir DIR    # arkworks and snarkjs alone
 """
 
 from __future__ import annotations
@@ -361,6 +362,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="proofs in the batch verification")
     parser.add_argument("--snarkjs-dir", type=Path, default=None, help="directory with pot15_final.ptau (zkey cached there)")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument("--only-references", action="store_true", help="measure arkworks and snarkjs alone (same circuit)")
     parser.add_argument("--memory-log-size", type=int, default=20, help="peak memory of a 2^k-row circuit (0: skip)")
     parser.add_argument("--memory-backend", default="mcl", help="backend of the memory measurement")
     parser.add_argument("--memory-child", choices=["setup", "prove"], default=None, help=argparse.SUPPRESS)
@@ -376,26 +378,16 @@ def main() -> None:
         write_r1cs(cs, r1cs)
         write_wtns(cs, wtns)
         load_before = os.getloadavg()[0]
-        ours, pk = measure_ours(cs, public_inputs, args.batch)
-        qap = measure_qap_options(cs, pk)
-        write_json(work / "vk.json", format_verifying_key(pk.vk))
-        arkworks = measure_arkworks(r1cs, wtns, public_inputs)
-        snarkjs = measure_snarkjs(args.snarkjs_dir, r1cs, wtns, work)
-        memory = measure_memory(args.memory_log_size, args.memory_backend, work) if args.memory_log_size else None
-        result = {
-            "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                        "load_average_1min": {"start": round(load_before, 1), "end": round(os.getloadavg()[0], 1)},
-                        "shared": "yes: three other engineers' jobs ran on the 2 cores"},
-            "circuit": {"slots": args.slots, "constraints": cs.n_constraints, "public_inputs": cs.n_public, "wires": cs.n_vars},
-            "installed_backends": backends.list_installed(),
-            "this_project": ours,
-            "qap_step": qap,
-            "arkworks": arkworks,
-            "snarkjs": snarkjs,
-            f"memory_2^{args.memory_log_size}": memory,
-            "targets": evaluate_targets(ours, arkworks, args.batch, memory),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        }
+        if args.only_references:
+            result = {
+                "machine": {"cores": os.cpu_count(), "load_average_1min": {"start": round(load_before, 1)}},
+                "circuit": {"slots": args.slots, "constraints": cs.n_constraints, "public_inputs": cs.n_public, "wires": cs.n_vars},
+                "arkworks": measure_arkworks(r1cs, wtns, public_inputs),
+                "snarkjs": measure_snarkjs(args.snarkjs_dir, r1cs, wtns, work),
+            }
+            result["machine"]["load_average_1min"]["end"] = round(os.getloadavg()[0], 1)
+        else:
+            result = measure_all(args, cs, public_inputs, r1cs, wtns, work, load_before)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     text = json.dumps(result, indent=2)
@@ -403,6 +395,30 @@ def main() -> None:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
+
+
+def measure_all(args: Any, cs: Any, public_inputs: list[int], r1cs: Path, wtns: Path, work: Path, load_before: float) -> dict[str, Any]:
+    """Everything: this project on every backend, the QAP step, the references, memory, targets."""
+    ours, pk = measure_ours(cs, public_inputs, args.batch)
+    qap = measure_qap_options(cs, pk)
+    write_json(work / "vk.json", format_verifying_key(pk.vk))
+    arkworks = measure_arkworks(r1cs, wtns, public_inputs)
+    snarkjs = measure_snarkjs(args.snarkjs_dir, r1cs, wtns, work)
+    memory = measure_memory(args.memory_log_size, args.memory_backend, work) if args.memory_log_size else None
+    return {
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_1min": {"start": round(load_before, 1), "end": round(os.getloadavg()[0], 1)},
+                    "shared": "yes: three other engineers' jobs ran on the 2 cores"},
+        "circuit": {"slots": args.slots, "constraints": cs.n_constraints, "public_inputs": cs.n_public, "wires": cs.n_vars},
+        "installed_backends": backends.list_installed(),
+        "this_project": ours,
+        "qap_step": qap,
+        "arkworks": arkworks,
+        "snarkjs": snarkjs,
+        f"memory_2^{args.memory_log_size}": memory,
+        "targets": evaluate_targets(ours, arkworks, args.batch, memory),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 if __name__ == "__main__":
