@@ -162,12 +162,14 @@ def main() -> None:
             times = []
             for rep in range(2 if name != "py_ecc" else 1):
                 cs_again = build_transition_circuit(shape, full)
+                phases: dict[str, float] = {}
                 started, cpu = time.perf_counter(), time.process_time()
-                prove(pk, cs_again, rng=random.Random(rep), backend=name)
-                times.append((time.perf_counter() - started, time.process_time() - cpu))
-            wall, cpu_s = min(times)
+                prove(pk, cs_again, rng=random.Random(rep), backend=name, timings=phases)
+                times.append((time.perf_counter() - started, time.process_time() - cpu, phases))
+            wall, cpu_s, phases = min(times, key=lambda t: t[0])
             backends[name] = {"setup_s": {"wall": round(setup_s[0], 1), "cpu": round(setup_s[1], 1)},
-                              "prove_s": {"wall": round(wall, 2), "cpu": round(cpu_s, 2)}, "prove_cpu_s_per_trade": round(cpu_s / args.slots, 2)}
+                              "prove_s": {"wall": round(wall, 2), "cpu": round(cpu_s, 2)}, "prove_cpu_s_per_trade": round(cpu_s / args.slots, 2),
+                              "prove_cpu_split_s": {k: round(v, 2) for k, v in phases.items()}}
             del pk
         out["proving"] = {"constraints": cs.n_constraints, "backends": backends}
     print(json.dumps(out, indent=1))
