@@ -9,8 +9,9 @@ drawn from `secrets`.
 The witness is checked against the key's constraints first: a false statement raises
 `UnsatisfiedConstraint` instead of producing a proof that would not verify.
 
-The multi-scalar multiplications run on a proving backend (prover/backends.py: py_ecc, the
-reference, or mcl); the key's bases are prepared for it once and cached on the key.
+The multi-scalar multiplications and the QAP's NTTs run on a proving backend (prover/backends.py:
+py_ecc, the reference, or mcl with prover/_native.c); the key's bases are prepared for it once and
+cached on the key.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from typing import Sequence
 
 from prover.backends import ProverBackend, get_prover_backend
 from prover.ec import get_arith
-from prover.qap import compute_abc_evaluations, compute_h_from_evaluations
+from prover.qap import compute_abc_evaluations
 from prover.r1cs import ConstraintSystem, UnsatisfiedConstraint
-from prover.setup import PreparedQueries, ProvingKey
+from prover.setup import InvalidProvingKey, PreparedQueries, ProvingKey
 from verifier.groth16 import Proof
 
 
@@ -87,6 +88,9 @@ def check_evaluations(a: list[int], b: list[int], c: list[int], n_constraints: i
 def get_prepared_queries(pk: ProvingKey, backend: ProverBackend) -> PreparedQueries:
     """The key's fixed bases in the backend's form, converted once per key and backend."""
     prepared = pk.prepared.get(backend.name)
+    # a key loaded for one backend has no points left for another
+    if prepared is None and pk.only_prepared is not None:
+        raise InvalidProvingKey(f"this proving key was loaded for backend {pk.only_prepared} only, not {backend.name}: load it again")
     if prepared is None:
         g1 = get_arith(pk.curve, 1)
         g2 = get_arith(pk.curve, 2)
@@ -120,7 +124,7 @@ def prove(pk: ProvingKey, cs_or_witness: ConstraintSystem | Sequence[int], *, rn
     a_evals, b_evals, c_evals = compute_abc_evaluations(pk.constraints, witness, pk.n_public, domain)
     check_evaluations(a_evals, b_evals, c_evals, pk.n_constraints, r)
     clock.lap("check")
-    h = compute_h_from_evaluations(a_evals, b_evals, c_evals, domain)
+    h = chosen.compute_h(a_evals, b_evals, c_evals, domain)
     clock.lap("qap")
     rr, ss = get_randomisers(r, rng, reproducible_seed)
     g1 = get_arith(curve, 1)

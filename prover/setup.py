@@ -17,7 +17,10 @@ and a transcript that lets anyone check the key against the circuit without the 
 c_query[i] = C_i(tau) G1.
 
 Points are stored affine on raw ints (`prover.ec`), None for the identity; the verifying key
-holds py_ecc points, as `verifier.groth16.VerifyingKey` defines them.
+holds py_ecc points, as `verifier.groth16.VerifyingKey` defines them. Every point is k G for a
+known k: those products run on a proving backend (prover/backends.py: `fixed_base_muls`), and
+every backend gives the same key for the same toxic waste. A proving worker can load a key
+straight into its backend's form (`load_proving_key(prepared_for=...)`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Sequence
 
-from prover.ec import Affine, Arith, compute_fixed_base_muls, get_arith
+from prover.backends import ProverBackend, get_prover_backend
+from prover.ec import Affine, Arith, get_arith
 from prover.msm import compute_msm_affine
 from prover.qap import Constraint, Domain, compute_lagrange_at, compute_qap_at, get_qap_domain
 from prover.r1cs import ConstraintSystem
@@ -100,6 +104,9 @@ class ProvingKey:
     warning: str = field(default=UNSAFE_WARNING)
     # per backend name, the bases converted once (prover.groth16.get_prepared_queries); not saved
     prepared: dict[str, PreparedQueries] = field(default_factory=dict, repr=False, compare=False)
+    # a backend's name if the query points were loaded straight into its form (the lists above are
+    # then empty): a proving worker's key, which serves that backend only and cannot be saved
+    only_prepared: str | None = None
 
     @property
     def n_constraints(self) -> int:
@@ -141,23 +148,27 @@ def compute_random_toxic_waste(curve: Curve = BN254) -> ToxicWaste:
 
 
 # --- setup ---
-def setup(cs: ConstraintSystem, *, toxic_waste: ToxicWaste | None = None, seed: int | bytes | str | None = None) -> ProvingKey:
+def setup(cs: ConstraintSystem, *, toxic_waste: ToxicWaste | None = None, seed: int | bytes | str | None = None,
+          backend: str | ProverBackend | None = None) -> ProvingKey:
     """UNSAFE FOR PRODUCTION. Proving key for the circuit `cs` (its witness is not used).
 
     Toxic waste: explicit, else derived from `seed` (reproducible), else drawn from `secrets`.
+    `backend`: where the fixed-base products run (prover/backends.py; default: the configured or
+    fastest installed); every backend makes the same key from the same toxic waste.
     """
     # one source of randomness, so a test cannot believe it fixed the key while it did not
     if toxic_waste is not None and seed is not None:
         raise ValueError("give either toxic_waste or seed, not both")
     if toxic_waste is None:
         toxic_waste = compute_toxic_waste_from_seed(seed, cs.curve) if seed is not None else compute_random_toxic_waste(cs.curve)
-    return generate_proving_key(cs.constraints, cs.n_vars, cs.n_public, cs.curve, toxic_waste)
+    return generate_proving_key(cs.constraints, cs.n_vars, cs.n_public, cs.curve, toxic_waste, backend=backend)
 
 
 def generate_proving_key(constraints: Sequence[Constraint], n_vars: int, n_public: int, curve: Curve,
-                         toxic_waste: ToxicWaste) -> ProvingKey:
+                         toxic_waste: ToxicWaste, *, backend: str | ProverBackend | None = None) -> ProvingKey:
     """UNSAFE FOR PRODUCTION. The Groth16 keys of an R1CS for explicit toxic waste."""
     r = curve.r
+    chosen = get_prover_backend(backend, curve)
     tw = toxic_waste
     # every secret must be a non-zero field element, or the key degenerates
     for name in ("tau", "alpha", "beta", "gamma", "delta"):
@@ -184,14 +195,13 @@ def generate_proving_key(constraints: Sequence[Constraint], n_vars: int, n_publi
 
     g1 = get_arith(curve, 1)
     g2 = get_arith(curve, 2)
-    bits = r.bit_length()
     g1_scalars = [tw.alpha, tw.beta, tw.delta, z_tau] + a + b + c + ic + l_scalars + h_scalars + lagrange
-    g1_points = _split(compute_fixed_base_muls(g1, g1.from_py_ecc(curve.G1), g1_scalars, bits),
+    g1_points = _split(chosen.fixed_base_muls(g1, g1.from_py_ecc(curve.G1), g1_scalars),
                        [4, n_vars, n_vars, n_vars, len(ic), len(l_scalars), len(h_scalars), len(lagrange)])
     (alpha_g1, beta_g1, delta_g1, z_tau_g1), a_query, b_g1_query, c_query, ic_g1, l_query, h_query, lagrange_g1 = g1_points
     g2_scalars = [tw.beta, tw.gamma, tw.delta, tw.tau] + b
     (beta_g2, gamma_g2, delta_g2, tau_g2), b_g2_query = _split(
-        compute_fixed_base_muls(g2, g2.from_py_ecc(curve.G2), g2_scalars, bits), [4, n_vars])
+        chosen.fixed_base_muls(g2, g2.from_py_ecc(curve.G2), g2_scalars), [4, n_vars])
 
     vk = VerifyingKey(
         alpha_g1=g1.to_py_ecc(alpha_g1),
@@ -359,20 +369,28 @@ def _field_bytes(curve: Curve) -> int:
 def _write_points(out: BinaryIO, arith: Arith, points: Sequence[Affine]) -> None:
     size = _field_bytes(arith.curve)
     zero = bytes(size * (2 if arith.group == 1 else 4))
-    chunks = []
-    for p in points:
-        if p is None:
-            chunks.append(zero)
-        elif arith.group == 1:
-            chunks.append(p[0].to_bytes(size, "big") + p[1].to_bytes(size, "big"))
-        else:
-            (x0, x1), (y0, y1) = p
-            chunks.append(b"".join(v.to_bytes(size, "big") for v in (x0, x1, y0, y1)))
     out.write(struct.pack("<I", len(points)))
-    out.write(b"".join(chunks))
+    # a block at a time: a 2^20-row key's sections as one bytes object would double the setup's peak
+    for start in range(0, len(points), 1 << 16):
+        chunks = []
+        for p in points[start:start + (1 << 16)]:
+            if p is None:
+                chunks.append(zero)
+            elif arith.group == 1:
+                chunks.append(p[0].to_bytes(size, "big") + p[1].to_bytes(size, "big"))
+            else:
+                (x0, x1), (y0, y1) = p
+                chunks.append(b"".join(v.to_bytes(size, "big") for v in (x0, x1, y0, y1)))
+        out.write(b"".join(chunks))
 
 
 def _read_points(data: memoryview, pos: int, arith: Arith) -> tuple[list[Affine], int]:
+    section, end = _get_section(data, pos, arith)
+    return _parse_points(section, arith, pos + 4), end
+
+
+def _get_section(data: memoryview, pos: int, arith: Arith) -> tuple[memoryview, int]:
+    """A point section's bytes (after its count) and the position after it."""
     size = _field_bytes(arith.curve)
     (count,) = struct.unpack_from("<I", data, pos)
     pos += 4
@@ -380,9 +398,16 @@ def _read_points(data: memoryview, pos: int, arith: Arith) -> tuple[list[Affine]
     # the section must fit in the file
     if pos + count * width > len(data):
         raise InvalidProvingKey("proving key file is truncated")
+    return data[pos:pos + count * width], pos + count * width
+
+
+def _parse_points(data: memoryview, arith: Arith, pos: int = 0) -> list[Affine]:
+    """The points of a section's bytes, each checked on its curve (`pos`: the offset for errors)."""
+    size = _field_bytes(arith.curve)
+    width = size * (2 if arith.group == 1 else 4)
     points: list[Affine] = []
-    for k in range(count):
-        raw = bytes(data[pos + k * width: pos + (k + 1) * width])
+    for k in range(len(data) // width):
+        raw = bytes(data[k * width:(k + 1) * width])
         values = [int.from_bytes(raw[t * size:(t + 1) * size], "big") for t in range(width // size)]
         if not any(values):
             points.append(None)
@@ -392,7 +417,7 @@ def _read_points(data: memoryview, pos: int, arith: Arith) -> tuple[list[Affine]
         if not arith.is_on_curve(point):
             raise InvalidProvingKey(f"proving key point is not on the curve (G{arith.group}, section offset {pos})")
         points.append(point)
-    return points, pos + count * width
+    return points
 
 
 def _write_constraints(out: BinaryIO, constraints: Sequence[Constraint], r: int) -> None:
@@ -446,6 +471,9 @@ def save_proving_key(pk: ProvingKey, path: str | Path) -> int:
       h_query; G2[] b_g2_query; constraints; u8 transcript flag, then G2 tau, G1 Z(tau),
       G1[] lagrange, G1[] c_query.
     """
+    # a worker's key has no query points left to write
+    if pk.only_prepared is not None:
+        raise InvalidProvingKey(f"this proving key was loaded for backend {pk.only_prepared} only; it cannot be saved")
     g1 = get_arith(pk.curve, 1)
     g2 = get_arith(pk.curve, 2)
     path = Path(path)
@@ -472,21 +500,39 @@ def save_proving_key(pk: ProvingKey, path: str | Path) -> int:
     return path.stat().st_size
 
 
-def load_proving_key(path: str | Path) -> ProvingKey:
-    """Read a key written by save_proving_key; checks format, version, curve and that points lie on their curves."""
-    return parse_proving_key(Path(path).read_bytes())
+def load_proving_key(path: str | Path, *, with_transcript: bool = True,
+                     prepared_for: str | ProverBackend | None = None) -> ProvingKey:
+    """Read a key written by save_proving_key; checks format, version, curve and that points lie on their curves.
+
+    `with_transcript=False` skips the setup transcript (only `check_setup` reads it): a prover's
+    key then holds about a third fewer points, and loads faster. `prepared_for` (a proving backend)
+    also reads the query points straight into that backend's form, never as Python ints: the
+    smallest key a proving worker can hold (mcl: 96 bytes per G1 point instead of about 180), usable
+    on that backend only (`only_prepared`); it implies no transcript."""
+    return parse_proving_key(Path(path).read_bytes(), with_transcript=with_transcript, prepared_for=prepared_for)
 
 
-def parse_proving_key(content: bytes) -> ProvingKey:
+def parse_proving_key(content: bytes, *, with_transcript: bool = True,
+                      prepared_for: str | ProverBackend | None = None) -> ProvingKey:
     """A key from the bytes of a file written by save_proving_key (checked as load_proving_key does)."""
     data = memoryview(content)
     try:
-        return _parse_proving_key(data)
+        return _parse_proving_key(data, with_transcript and prepared_for is None, prepared_for)
     except struct.error as exc:
         raise InvalidProvingKey(f"proving key file is truncated or malformed: {exc}") from exc
 
 
-def _parse_proving_key(data: memoryview) -> ProvingKey:
+def _skip_points(data: memoryview, pos: int, arith: Arith) -> int:
+    """The position after a point section, unread (its size still checked against the file)."""
+    (count,) = struct.unpack_from("<I", data, pos)
+    end = pos + 4 + count * _field_bytes(arith.curve) * (2 if arith.group == 1 else 4)
+    # the section must fit in the file
+    if end > len(data):
+        raise InvalidProvingKey("proving key file is truncated")
+    return end
+
+
+def _parse_proving_key(data: memoryview, with_transcript: bool = True, prepared_for: str | ProverBackend | None = None) -> ProvingKey:
     # the file must be one of ours
     if bytes(data[:len(MAGIC)]) != MAGIC:
         raise InvalidProvingKey("not a proving key file (bad magic bytes)")
@@ -513,16 +559,37 @@ def _parse_proving_key(data: memoryview) -> ProvingKey:
     (alpha_g1, beta_g1, delta_g1), pos = _read_points(data, pos, g1)
     (beta_g2, gamma_g2, delta_g2), pos = _read_points(data, pos, g2)
     ic, pos = _read_points(data, pos, g1)
-    a_query, pos = _read_points(data, pos, g1)
-    b_g1_query, pos = _read_points(data, pos, g1)
-    l_query, pos = _read_points(data, pos, g1)
-    h_query, pos = _read_points(data, pos, g1)
-    b_g2_query, pos = _read_points(data, pos, g2)
+    sections = []
+    for arith in (g1, g1, g1, g1, g2):  # a_query, b_g1_query, l_query, h_query, b_g2_query
+        section, end = _get_section(data, pos, arith)
+        sections.append((section, arith, pos + 4))
+        pos = end
+    counts = [len(section) // (_field_bytes(curve) * (2 if arith.group == 1 else 4)) for section, arith, _ in sections]
+    prepared: dict[str, PreparedQueries] = {}
+    only_prepared = None
+    if prepared_for is None:
+        a_query, b_g1_query, l_query, h_query, b_g2_query = (_parse_points(*section) for section in sections)
+    else:
+        backend = get_prover_backend(prepared_for, curve)
+        a_query, b_g1_query, l_query, h_query, b_g2_query = [], [], [], [], []
+        bases = []
+        for (section, arith, offset), prefix in zip(sections, ([alpha_g1, delta_g1], [beta_g1, delta_g1], [], [], [beta_g2, delta_g2])):
+            try:
+                bases.append(backend.prepare_section(arith, prefix, section, lambda raw, a=arith, o=offset: _parse_points(raw, a, o)))
+            except InvalidProvingKey:
+                raise
+            except ValueError as exc:  # the native reader's
+                raise InvalidProvingKey(f"proving key point is not on the curve ({exc})") from None
+        prepared[backend.name] = PreparedQueries(a=bases[0], b_g1=bases[1], b_g2=bases[4], l=bases[2], h=bases[3])
+        only_prepared = backend.name
     constraints, pos = _read_constraints(data, pos, curve.r, n_vars)
     (has_transcript,) = struct.unpack_from("<B", data, pos)
     pos += 1
     transcript = None
-    if has_transcript:
+    if has_transcript and not with_transcript:
+        for arith in (g2, g1, g1, g1):  # tau G2, Z(tau) G1, Lagrange points, c_query
+            pos = _skip_points(data, pos, arith)
+    elif has_transcript:
         (tau_g2,), pos = _read_points(data, pos, g2)
         (z_tau_g1,), pos = _read_points(data, pos, g1)
         lagrange_g1, pos = _read_points(data, pos, g1)
@@ -532,14 +599,14 @@ def _parse_proving_key(data: memoryview) -> ProvingKey:
     if pos != len(data):
         raise InvalidProvingKey("proving key file has trailing bytes")
     # the per-wire queries must match the header's counts
-    if len(ic) != n_public + 1 or len(a_query) != n_vars or len(b_g2_query) != n_vars or len(l_query) != n_vars - n_public - 1:
+    if len(ic) != n_public + 1 or counts[0] != n_vars or counts[4] != n_vars or counts[2] != n_vars - n_public - 1:
         raise InvalidProvingKey("proving key sections do not match its wire counts")
     vk = VerifyingKey(alpha_g1=g1.to_py_ecc(alpha_g1), beta_g2=g2.to_py_ecc(beta_g2), gamma_g2=g2.to_py_ecc(gamma_g2),
                       delta_g2=g2.to_py_ecc(delta_g2), gamma_abc_g1=tuple(g1.to_py_ecc(p) for p in ic), curve=curve)
     pk = ProvingKey(vk=vk, beta_g1=beta_g1, delta_g1=delta_g1, a_query=a_query, b_g1_query=b_g1_query,
                     b_g2_query=b_g2_query, h_query=h_query, l_query=l_query, constraints=constraints,
                     n_public=n_public, n_vars=n_vars, domain_log_size=log_size, curve=curve,
-                    transcript=transcript, warning=warning)
+                    transcript=transcript, warning=warning, prepared=prepared, only_prepared=only_prepared)
     # the domain size must be the one the constraint count implies
     if get_qap_domain(curve.r, len(constraints), n_public).log_size != log_size:
         raise InvalidProvingKey("proving key's domain size does not match its constraint count")

@@ -163,3 +163,21 @@ def test_invalid_backend_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(BackendError, match="backend mcl is not available: mclbn256 is not importable"):
         get_backend("mcl")
     assert get_backend().name == "py_ecc"
+
+
+@pytest.mark.parametrize("group", [1, 2])
+def test_mcl_msm_in_chunks(monkeypatch: pytest.MonkeyPatch, group: int) -> None:
+    """Large MSMs go to mcl in chunks (its mulVec overflows the stack beyond about 2^17 points):
+    the chunks' sums must add up to the whole, whatever the split."""
+    if not backends.is_installed("mcl"):
+        pytest.skip("mcl is not installed")
+    from verifier import mcl
+
+    backend = get_prover_backend("mcl")
+    arith = get_arith(BN254, group)
+    points, scalars = msm_cases(group)[-2]
+    bases = backend.prepare(arith, [arith.from_py_ecc(p) for p in points])
+    expected = BN254.msm_reference(points, scalars, group)
+    for chunk in (1, 2, 4, 5, 6):
+        monkeypatch.setitem(mcl._MSM_CHUNK, mcl.G1Struct if group == 1 else mcl.G2Struct, chunk)
+        assert BN254.eq(arith.to_py_ecc(backend.msm(arith, bases, scalars)), expected), chunk

@@ -120,6 +120,17 @@ def test_setup_is_cached_and_records_the_key_hash(home, proving_home):
     assert "version 1 of the segment circuit" in out and "--force" in out
 
 
+def test_setup_backend_option(home):
+    """`rollup setup --backend NAME` runs the setup's fixed-base products there; a bad name is one line."""
+    out = run("setup", "--force", "--backend", "gpu", "--home", str(home), code=1)
+    assert "unknown backend 'gpu'; choose one of: py_ecc, mcl" in out
+    from verifier.backends import list_installed
+
+    fresh = json.loads(run("setup", "--force", "--backend", list_installed()[0], "--home", str(home), "--json"))
+    assert fresh["cached"] is False and fresh["n_slots"] == 1
+    assert fresh["vk_hash"] == "0x" + compute_vk_hash(read_json(get_key_paths(home)[1])).hex()
+
+
 def test_prove_end_to_end_in_parallel_workers(home):
     out = json.loads(run("prove", "--home", str(home), "--workers", "2", "--json"))
     assert out["proven"] == 4 and out["batches"]["1"]["segments"] == 4 and out["batches"]["1"]["proven"] == 4

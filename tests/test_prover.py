@@ -200,6 +200,18 @@ def test_save_and_load_round_trip(bn_case, tmp_path):
         assert BN254.eq(getattr(loaded.vk, name), getattr(pk.vk, name))
     proof = prove(loaded, cs)
     assert check_groth16_equation(pk.vk, proof, cs.public_inputs)
+    # a prover's load: no transcript, the same proof
+    light = load_proving_key(path, with_transcript=False)
+    assert light.transcript is None and light.a_query == pk.a_query and light.h_query == pk.h_query
+    assert prove(light, cs, reproducible_seed=2) == prove(loaded, cs, reproducible_seed=2)
+    with pytest.raises(InvalidProvingKey, match="no setup transcript"):
+        check_setup(light)
+    # skipping the transcript still notices a truncated or padded file
+    data = path.read_bytes()
+    for bad, match in ((data[:-10], "truncated"), (data + b"\x00", "trailing")):
+        path.write_bytes(bad)
+        with pytest.raises(InvalidProvingKey, match=match):
+            load_proving_key(path, with_transcript=False)
 
 
 def test_save_and_load_bls12_381(tmp_path):

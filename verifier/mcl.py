@@ -34,6 +34,7 @@ G1Struct = ctypes.c_uint64 * (3 * _LIMBS)
 G2Struct = ctypes.c_uint64 * (6 * _LIMBS)
 FrStruct = ctypes.c_uint64 * _LIMBS
 GTStruct = ctypes.c_uint64 * (12 * _LIMBS)
+_MSM_CHUNK = {G1Struct: 1 << 17, G2Struct: 1 << 16}  # points per mulVec call: see Mcl._msm
 _MCL_BN_SNARK1 = 4  # mcl's curve id for alt_bn128 (include/mcl/curve_type.h); checked by `load`
 _COORD_BYTES = 8 * _LIMBS
 
@@ -124,12 +125,42 @@ class Mcl:
         if not scalars:
             return out  # zero-initialised: the identity
         frs = self.fr_array(scalars)
-        n = ctypes.c_size_t(len(scalars))
-        if self.threads > 1:
-            mul_vec_mt(ctypes.byref(out), bases, frs, n, ctypes.c_size_t(self.threads))
-        else:
-            mul_vec(ctypes.byref(out), bases, frs, n)
+        add = self.lib.mclBnG1_add if struct is G1Struct else self.lib.mclBnG2_add
+        # mcl's mulVec keeps tables on the stack, in proportion to n: 2^17 G2 points overflow a
+        # default 8 MB stack (a segfault, measured). So at most _MSM_CHUNK[struct] points per call.
+        chunk = _MSM_CHUNK[struct]
+        part = struct()
+        point_size, scalar_size = ctypes.sizeof(struct), ctypes.sizeof(FrStruct)
+        for start in range(0, len(scalars), chunk):
+            count = min(chunk, len(scalars) - start)
+            p_bases = ctypes.byref(bases, start * point_size)
+            p_frs = ctypes.byref(frs, start * scalar_size)
+            target = out if start == 0 else part
+            if self.threads > 1:
+                mul_vec_mt(ctypes.byref(target), p_bases, p_frs, ctypes.c_size_t(count), ctypes.c_size_t(self.threads))
+            else:
+                mul_vec(ctypes.byref(target), p_bases, p_frs, ctypes.c_size_t(count))
+            if start:
+                add(ctypes.byref(out), ctypes.byref(out), ctypes.byref(part))
         return out
+
+    def mul_each(self, group: int, base: Affine, scalars: Sequence[int]) -> list[Affine]:
+        """[k * base for k in scalars], one mcl scalar multiplication each (scalars in [0, r)).
+
+        The setup's fixed-base products when prover/_native.c is not built (which batches them)."""
+        # the identity has no multiples worth computing (and the reference refuses it too)
+        if base is None:
+            raise ValueError("fixed-base multiplication needs a base point other than the identity")
+        lib = self.lib
+        mul, struct, to_affine = (lib.mclBnG1_mul, G1Struct, self.g1_affine) if group == 1 else (lib.mclBnG2_mul, G2Struct, self.g2_affine)
+        point = (self.g1_array if group == 1 else self.g2_array)([base])[0]
+        frs = self.fr_array(scalars)
+        out = struct()
+        points = []
+        for k in range(len(scalars)):
+            mul(ctypes.byref(out), ctypes.byref(point), ctypes.byref(frs[k]))
+            points.append(to_affine(out))
+        return points
 
     def is_in_subgroup_g1(self, point: Affine) -> bool:
         """On the curve and of order r (mcl's isValidOrder)."""

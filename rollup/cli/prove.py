@@ -34,6 +34,7 @@ def setup_keys(
         Optional[int], typer.Option("--slots", help="Transactions per segment (default: the node's setting, else 4).", show_default=False)
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Make new keys even if the node has some.")] = False,
+    backend: BackendOption = None,
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -44,7 +45,8 @@ def setup_keys(
     keccak hash is printed and recorded in the node."""
     from prover.pipeline import ProvingError, run_setup
 
-    with open_store(home) as (target, store):
+    # --backend: where the fixed-base products run; every backend makes the same key from the same secrets
+    with use_backend(backend), open_store(home) as (target, store):
         if not json_output and not force:
             console_err.print("[dim]setting up the segment circuit (reused if keys exist)...[/]")
         try:
