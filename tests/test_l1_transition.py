@@ -295,3 +295,17 @@ def test_invalid_exit_before_freeze(run, l1, dep):
     account = next(iter(run.state.accounts))
     with pytest.raises(L1Revert, match="exits open only once the rollup is frozen"):
         l1.send(dep.rollup.functions.exit(*_exit_args(run, account)), "exit", gas=3_000_000)
+
+
+def test_invalid_settlement_over_the_transaction_size_limit(run, l1, dep, monkeypatch):
+    # geth's 128 KB, shrunk to this batch's size less one byte: refused before anything is sent
+    import contracts.transition_client as client
+
+    files = run.batches[1]
+    proofs, data = encode_settlement(files.batch, files.proofs)
+    size = len(dep.rollup.functions.settle(proofs, data)._encode_transaction_data()) // 2 - 1 + client.TX_OVERHEAD_BYTES
+    monkeypatch.setattr(client, "TX_SIZE_LIMIT", size - 1)
+    block = l1.block_number
+    with pytest.raises(SettlementTooLarge, match="transaction limit of geth and reth"):
+        settle(l1, dep, files.batch, files.proofs)
+    assert l1.block_number == block

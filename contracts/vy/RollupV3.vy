@@ -386,7 +386,7 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
             signer_b: uint256 = 0
             n_sigs: uint256 = (v3records.RECORD_SIGNATURES >> (code << 3)) & 255
             if n_sigs > 0:
-                digest: bytes32 = self._compute_digest(v3records.get_struct_hash(code, w0, w1))
+                digest: bytes32 = keccak256(concat(x"1901", DOMAIN_SEPARATOR, v3records.get_struct_hash(code, w0, w1)))
                 windows: uint256 = (v3records.RECORD_WINDOWS >> (code << 3)) & 255
                 if code == v3records.CODE_SETTLE_EXPIRED and v3records.is_self_settlement(w0, w1):
                     windows = 0
@@ -417,11 +417,15 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
                 account, amount, nonce = v3records.get_withdrawal(w0, w1)
                 self.withdrawable[account] += amount
                 self._serve_forced(account, amount, nonce)
-            j: uint256 = SLOTS_AT + 4 * k
+            # k < N_SLOTS, so these indices are below N_PUBLIC: no overflow to check
+            j: uint256 = unsafe_add(SLOTS_AT, unsafe_mul(4, k))
             combined[j] = uint256_addmod(combined[j], uint256_mulmod(rho, rec0, R), R)
-            combined[j + 1] = uint256_addmod(combined[j + 1], uint256_mulmod(rho, rec1, R), R)
-            combined[j + 2] = uint256_addmod(combined[j + 2], uint256_mulmod(rho, signer_a, R), R)
-            combined[j + 3] = uint256_addmod(combined[j + 3], uint256_mulmod(rho, signer_b, R), R)
+            j = unsafe_add(j, 1)
+            combined[j] = uint256_addmod(combined[j], uint256_mulmod(rho, rec1, R), R)
+            j = unsafe_add(j, 1)
+            combined[j] = uint256_addmod(combined[j], uint256_mulmod(rho, signer_a, R), R)
+            j = unsafe_add(j, 1)
+            combined[j] = uint256_addmod(combined[j], uint256_mulmod(rho, signer_b, R), R)
         n_transactions += n_tx
     # the data ends with the 32 zero bytes that keep every read in bounds, and nothing else
     assert at + 32 == len(data) and extract32(data, at, output_type=uint256) == 0, "settlement data: its length does not match its segments"
