@@ -46,7 +46,7 @@ def get_valid_slots(shape: SegmentShape, txs: int = 900) -> dict[str, list]:
     slots: dict[str, list] = {kind: [] for kind in SUPPORTED_TYPES}
     for tx in workload.transactions:
         try:
-            signers = recover_signers(tx, workload.genesis.chain_id)
+            signers = recover_signers(tx, workload.genesis.signing_domain)
         except InvalidSignature:
             continue
         if tx.type in SUPPORTED_TYPES:

@@ -75,6 +75,7 @@ def to_oracle_update(values: OracleValues, state: State) -> OracleUpdate:
     settlements = {i: p for i, p in values.settlement_prices if state.instruments[i].settlement is None}
     return OracleUpdate(
         timestamp=values.timestamp,
+        previous_timestamp=state.globals.oracle_time,
         marks=[InstrumentPrice(instrument=i, price=p) for i, p in sorted(marks.items())],
         funding=[InstrumentFunding(market=i, index=x) for i, x in sorted(dict(values.funding_indices).items())],
         risk_arrays=[RiskArray(instrument=i, values=list(v)) for i, v in sorted(risk_arrays.items())],

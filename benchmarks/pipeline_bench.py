@@ -90,13 +90,14 @@ def run_child(spec: dict) -> dict:
     setup, batch = transactions[: spec["setup"]], transactions[spec["setup"] :]
     del transactions
     with tempfile.TemporaryDirectory() as tmp:
-        node = Node.init(Path(tmp) / "node", genesis)
+        # execution only (no settlement bound): measures one large batch, which could not settle
+        node = Node.init(Path(tmp) / "node", genesis, max_batch_txs=None)
         node.submit(setup)
         gc.collect()
         if executor is None:
-            result = node.submit(batch)
+            result = node.submit(batch).batch
         else:
-            result = node.submit(batch, executor=executor, mode="pipelined" if spec["mode"] == "pipelined" else "partitioned")
+            result = node.submit(batch, executor=executor, mode="pipelined" if spec["mode"] == "pipelined" else "partitioned").batch
             workers = [read_process_memory_mb(pid) for pid in executor.pids]
             executor.shutdown()
         node.close()

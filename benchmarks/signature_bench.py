@@ -53,11 +53,11 @@ def measure_pool_recovery(jobs: list[tuple[bytes, tuple[str, ...]]], workers: in
 def bench_primitives(quick: bool) -> dict[str, Any]:
     workload = generate_workload(WorkloadSpec(accounts=200, txs=2_000 if quick else 6_000, seed=1), workers=1)
     txs = workload.transactions
-    chain_id = workload.genesis.chain_id
+    domain = workload.genesis.signing_domain
     by_type: dict[str, list] = {}
     for tx in txs:
         by_type.setdefault(tx.type, []).append(tx)
-    digests = {id(tx): compute_signing_digest(tx, chain_id) for tx in txs}
+    digests = {id(tx): compute_signing_digest(tx, domain) for tx in txs}
     pairs = [(digests[id(tx)], getattr(tx, name)) for tx in txs for name in get_signature_fields(type(tx))]
     key = dev_account_key(1, 0)
     reference_sample = txs[:: max(1, len(txs) // (300 if quick else 1_000))]
@@ -65,13 +65,13 @@ def bench_primitives(quick: bool) -> dict[str, Any]:
     return {
         "transactions": len(txs),
         "signatures": len(pairs),
-        "digest_per_s_fast": measure(lambda tx: compute_signing_digest(tx, chain_id), txs),
-        "digest_per_s_reference_eth_account": measure(lambda tx: compute_signing_digest_reference(tx, chain_id), reference_sample),
+        "digest_per_s_fast": measure(lambda tx: compute_signing_digest(tx, domain), txs),
+        "digest_per_s_reference_eth_account": measure(lambda tx: compute_signing_digest_reference(tx, domain), reference_sample),
         "digest_per_s_fast_by_type": {
-            t: measure(lambda tx: compute_signing_digest(tx, chain_id), items) for t, items in sorted(by_type.items())
+            t: measure(lambda tx: compute_signing_digest(tx, domain), items) for t, items in sorted(by_type.items())
         },
         "recover_per_s_coincurve": measure(lambda p: recover_address(*p), pairs),
-        "recover_signers_tx_per_s_with_digest": measure(lambda tx: recover_signers(tx, chain_id), txs),
+        "recover_signers_tx_per_s_with_digest": measure(lambda tx: recover_signers(tx, domain), txs),
         "recover_per_s_pool_2_wall": measure_pool_recovery(jobs, 2),
         "sign_per_s_coincurve": measure(lambda p: sign_digest(key, p[0]), pairs),
     }

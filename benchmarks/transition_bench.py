@@ -19,7 +19,7 @@ import json
 import random
 import statistics
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 
 from prover.circuits.transition import TransitionShape, build_transition_circuit
 from prover.transition_segments import build_transition_batch
@@ -75,7 +75,7 @@ def accepted_transactions(workload):
     state = State.from_genesis(workload.genesis)
     txs, signers = [], []
     for tx in workload.transactions:
-        s = recover_signers(tx, workload.genesis.chain_id)
+        s = recover_signers(tx, workload.genesis.signing_domain)
         if process_transaction(state, tx, s).status == "accepted":
             txs.append(tx)
             signers.append(s)

@@ -107,10 +107,12 @@ def deploy_rollup(
     forced_delay_batches: int = DEFAULT_FORCED_DELAY_BATCHES,
     forced_delay_seconds: int = DEFAULT_FORCED_DELAY_SECONDS,
 ) -> Deployment:
-    """Deploy the three contracts for `genesis` and the segment circuit's key."""
+    """Deploy the three contracts for `genesis` and the segment circuit's key. The Rollup contract
+    goes first, so it lands where the genesis says (the EIP-712 domain every signature binds):
+    the CREATE address of the sender and its next nonce, on the genesis' L1."""
+    check_deployment_target(l1, genesis)
+    rollup = l1.deploy(compile_contract("Rollup", shape), genesis_root, forced_delay_batches, forced_delay_seconds)
     groth16 = deploy_groth16_verifier(l1, parse_verifying_key(vk_json), shape)
-    rollup_code = compile_contract("Rollup", shape)
-    rollup = l1.deploy(rollup_code, genesis_root, forced_delay_batches, forced_delay_seconds, genesis.chain_id)
     digests = l1.deploy(compile_contract("Digests", shape))
     specs = sorted(genesis.instruments, key=lambda spec: spec.id)
     verifier = l1.deploy(
@@ -118,7 +120,6 @@ def deploy_rollup(
         rollup.address,
         groth16.address,
         digests.address,
-        genesis.chain_id,
         genesis.oracle_address,
         compute_genesis_hash(genesis),
         [spec.id for spec in specs],
@@ -127,6 +128,25 @@ def deploy_rollup(
     )
     l1.send(rollup.functions.set_batch_verifier(verifier.address), "bind the batch verifier")
     return Deployment(rollup.address, verifier.address, groth16.address, shape.n_slots, vk_hash, "0x" + genesis_root.hex())
+
+
+def check_deployment_target(l1: L1, genesis: Genesis) -> None:
+    """The next deployment from the L1's sender puts the Rollup contract on the chain and at the
+    address the genesis names, else SettlementError (the signatures would be another deployment's)."""
+    from rollup.genesis import compute_create_address
+
+    # the genesis' L1
+    if l1.chain_id != genesis.l1_chain_id:
+        raise SettlementError(f"the genesis settles on L1 chain {genesis.l1_chain_id}, this L1 is chain {l1.chain_id}")
+    sender = l1.default_sender
+    nonce = l1.w3.eth.get_transaction_count(sender, "pending")
+    address = compute_create_address(sender, nonce)
+    # the genesis' Rollup address: the EIP-712 domain's verifyingContract
+    if address != genesis.rollup_address:
+        raise SettlementError(
+            f"the genesis binds signatures to a Rollup contract at {genesis.rollup_address}; deploying from {sender} "
+            f"at nonce {nonce} would put it at {address}: deploy from the account and nonce the genesis was made for"
+        )
 
 
 # --- settlement calldata ---------------------------------------------------------------------------
@@ -287,21 +307,35 @@ def claim_withdrawals(l1: L1, contracts: Contracts, published: Published, index:
     return paid
 
 
-def l1_deposit(l1: L1, contracts: Contracts, genesis: Genesis, account: int, amount: int, private_key: bytes) -> Deposit:
+def l1_deposit(l1: L1, contracts: Contracts, account: int | None, amount: int, private_key: bytes) -> Deposit:
     """Deposit on L1 from `private_key`'s address (funded with gas money from a dev account on the
-    embedded chain) and return the signed L2 Deposit that consumes the queue entry."""
-    from rollup.signing import get_address, sign, unsigned
+    embedded chain): to its `account`, or into a new account when `account` is None (the contract
+    assigns the id). Returns the L2 Deposit that consumes the queue entry (unsigned: the entry is
+    its authorisation)."""
+    from rollup.signing import get_address
 
     address = get_address(private_key)
     value = amount * UNIT_WEI
     # gas money and the deposit itself (a dev account pays on the embedded chain)
     if l1.balance(address) < value + GAS_MONEY:
         l1.fund(address, value + GAS_MONEY)
-    call = contracts.rollup.functions.deposit(account, amount)
+    functions = contracts.rollup.functions
+    call = functions.open_account(amount) if account is None else functions.deposit(account, amount)
     receipt = l1.send(call, "deposit", gas=300_000, value=value, private_key=private_key)
-    event = contracts.rollup.events.Deposited().process_receipt(receipt)[0]["args"]
-    tx = unsigned(Deposit, deposit_id=event["deposit_id"], account=account, address=address, amount=amount)
-    return sign(tx, [private_key], genesis.chain_id)
+    return to_l2_deposit(contracts.rollup.events.Deposited().process_receipt(receipt)[0]["args"])
+
+
+def to_l2_deposit(event: Any) -> Deposit:
+    """The L2 Deposit of a `Deposited` event (the queue entry it consumes)."""
+    return Deposit(deposit_id=event["deposit_id"], account=event["account"], address=event["sender"], amount=event["amount"])
+
+
+def get_queued_deposits(contracts: Contracts, start: int = 0) -> list[Deposit]:
+    """The L1 queue's deposits from `start` on, in queue order, as the L2 Deposits that consume
+    them (from the `Deposited` events): what the sequencer includes, in this order."""
+    logs = contracts.rollup.events.Deposited().get_logs(from_block=0)
+    deposits = sorted((to_l2_deposit(log["args"]) for log in logs), key=lambda tx: tx.deposit_id)
+    return [tx for tx in deposits if tx.deposit_id >= start]
 
 
 def get_status(l1: L1, contracts: Contracts) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 - `encode_tx_words(tx)`: (kind, words) of `compute_tx_digest` for a user transaction: the index of
   its type in `verifier.segment.SLOT_TYPES` and its eleven `TxWords` as field elements (v mod r).
-- `encode_oracle_update(tx)`: (timestamp, marks, funding, risk_arrays, settlements) of
-  `compute_oracle_digest` (the caller appends the chain id). Each list holds the wire model's
+- `encode_oracle_update(tx)`: (timestamp, previous_timestamp, marks, funding, risk_arrays,
+  settlements) of `compute_oracle_digest` (the caller appends the domain separator). Each list holds the wire model's
   entries as tuples in field order: marks and settlements (instrument, price), funding
   (market, index), risk arrays (instrument, [values]); web3 encodes them as the Vyper structs.
 - `split_signature(sig)`: (v, r, s) of `recover`.
@@ -33,14 +33,15 @@ def encode_tx_words(tx: WireModel) -> tuple[int, list[int]]:
     return SLOT_TYPES.index(tx.type), [w % BN254.r for w in words]  # type: ignore[attr-defined]
 
 
-def encode_oracle_update(tx: OracleUpdate) -> tuple[int, list, list, list, list]:
-    """(timestamp, marks, funding, risk_arrays, settlements) for compute_oracle_digest."""
+def encode_oracle_update(tx: OracleUpdate) -> tuple[int, int, list, list, list, list]:
+    """(timestamp, previous_timestamp, marks, funding, risk_arrays, settlements) for compute_oracle_digest."""
     # the contract takes bounded lists
     for name in ("marks", "funding", "risk_arrays", "settlements"):
         if len(getattr(tx, name)) > MAX_INSTRUMENTS:
             raise UnencodableTransaction(f"oracle update lists {len(getattr(tx, name))} {name}, the contract takes at most {MAX_INSTRUMENTS}")
     return (
         tx.timestamp,
+        tx.previous_timestamp,
         [(m.instrument, m.price) for m in tx.marks],
         [(f.market, f.index) for f in tx.funding],
         [(r.instrument, list(r.values)) for r in tx.risk_arrays],

@@ -47,7 +47,7 @@ class EscapeResult:
 
 
 def request_forced_withdrawal(
-    l1: L1, contracts: Contracts, chain_id: int, account: int, amount: int, nonce: int, private_key: bytes
+    l1: L1, contracts: Contracts, domain: SigningDomain, account: int, amount: int, nonce: int, private_key: bytes
 ) -> EscapeResult:
     """Ask, from the account owner's key, for a withdrawal of `amount` units the sequencer must
     include: signs the L2 Withdraw (`nonce` is the account's next one) and sends it with the
@@ -63,7 +63,7 @@ def request_forced_withdrawal(
     # only the first depositor of the account may force its withdrawal
     if owner.lower() != address.lower():
         raise EscapeError(f"account {account} belongs to {owner} on L1, not to {address}: only its owner may force a withdrawal")
-    tx = sign(unsigned(Withdraw, account=account, amount=amount, nonce=nonce), [private_key], chain_id)
+    tx = sign(unsigned(Withdraw, account=account, amount=amount, nonce=nonce), [private_key], domain)
     if l1.balance(address) < GAS_MONEY:
         l1.fund(address, GAS_MONEY)
     call = contracts.rollup.functions.request_forced_withdrawal(account, amount, nonce, list(split_signature(tx.signature)))

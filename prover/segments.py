@@ -94,7 +94,7 @@ def compute_segments(
         chunk = accepted[start : start + shape.n_slots]
         slots, steps = [], []
         for _, tx in chunk:
-            slot, step = compute_step(state, leaves, tx, recover_signers(tx, genesis.chain_id), shape)
+            slot, step = compute_step(state, leaves, tx, recover_signers(tx, genesis.signing_domain), shape)
             slots.append(slot)
             steps.append(step)
         diff = fold_leaf_changes(steps)

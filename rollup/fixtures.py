@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from eth_keys.constants import SECPK1_N
 
-from rollup.genesis import UNDERLYINGS, default_genesis
+from rollup.genesis import EMBEDDED_L1_CHAIN_ID, UNDERLYINGS, default_genesis
 from rollup.oracle_feed import DEFAULT_QUOTES, OracleValues, compute_oracle_path, simulate_market
 from rollup.risk import MarketSnapshot, UnderlyingQuote
 from rollup.rules import process_transaction
@@ -105,6 +105,9 @@ class WorkloadSpec:
     seed: int = 7
     days: int = 14
     shock: float = 0.15  # spot crash at mid-path (fraction); 0 for a plain random walk
+    l1_chain_id: int = EMBEDDED_L1_CHAIN_ID  # the settlement the signatures bind to (EIP-712 domain)
+    rollup_address: str | None = None  # None: the embedded L1's first deployment
+    tree_depth: int = 12  # the genesis' accounts tree (4-ary): 4^depth accounts; tests prove shallow ones
 
 
 @dataclass
@@ -144,9 +147,9 @@ def check_spec(spec: WorkloadSpec) -> None:
     # trades need two accounts
     if spec.accounts < 2:
         raise FixtureError(f"need at least 2 accounts, got {spec.accounts}")
-    # account ids are the state-tree keys below 2**29
-    if spec.accounts > 2**29:
-        raise FixtureError("at most 2**29 accounts")
+    # account ids are the accounts tree's keys
+    if not 1 <= spec.tree_depth <= 14 or spec.accounts > 4**spec.tree_depth:
+        raise FixtureError(f"{spec.accounts} accounts do not fit a 4-ary tree of depth {spec.tree_depth} (1..14)")
     # something to trade
     if spec.perps < 1:
         raise FixtureError("need at least one perpetual market")
@@ -184,7 +187,10 @@ class _Generator:
         self.spec = spec
         self.rng = random.Random(spec.seed)
         self.keys, self.addresses, self.oracle_key = keys, addresses, oracle_key
-        self.genesis = default_genesis(get_address(oracle_key), n_perps=spec.perps, n_series=spec.series)
+        self.genesis = default_genesis(
+            get_address(oracle_key), n_perps=spec.perps, n_series=spec.series, l1_chain_id=spec.l1_chain_id, rollup_address=spec.rollup_address,
+            tree_depth=spec.tree_depth,
+        )
         self.state = State.from_genesis(self.genesis)
         self.perps = [s.id for s in self.genesis.instruments if s.kind == "perp"]
         self.options = [s.id for s in self.genesis.instruments if s.kind == "option"]
@@ -303,7 +309,7 @@ class _Generator:
             Deposit, deposit_id=self.state.globals.deposit_count, account=account_id,
             address=self.addresses[account_id], amount=amount,
         )
-        return Planned(tx, (account_id,))
+        return Planned(tx, ())  # the L1 queue entry authorises it
 
     def make_withdraw_or_transfer(self, hot: bool, kind: str) -> Planned | None:
         sender = HOT_ACCOUNT if hot else self.pick_account()
@@ -434,7 +440,7 @@ class _Generator:
         if tx.type in ("perp_trade", "option_trade"):
             options.append("oversized")
         if tx.type == "deposit":
-            options = ["bad_deposit_id", "wrong_signer"]
+            options = ["bad_deposit_id"]
         if tx.type == "oracle_update":
             options = ["wrong_signer", "stale_timestamp"]
         choice = self.rng.choice(options)
@@ -458,7 +464,9 @@ class _Generator:
         elif choice == "bad_deposit_id":
             fields["deposit_id"] += self.rng.choice((1, 2))
         elif choice == "stale_timestamp":
+            # an older update: it follows one before the last applied
             fields["timestamp"] = self.state.globals.oracle_time
+            fields["previous_timestamp"] = self.state.globals.oracle_time - 1
         return Planned(type(tx).model_validate(fields), signers)
 
     # --- slots -----------------------------------------------------------------------------------
@@ -529,9 +537,8 @@ class _Generator:
     def run(self, progress: Progress | None) -> None:
         for account_id in range(self.spec.accounts):
             usd = HOT_DEPOSIT_USD if account_id == HOT_ACCOUNT else self.rng.choice(DEPOSIT_CHOICES_USD)
-            tx = unsigned(Deposit, deposit_id=account_id, account=account_id, address=self.addresses[account_id],
-                          amount=usd * USD)
-            planned = Planned(tx, (account_id,))
+            tx = Deposit(deposit_id=account_id, account=account_id, address=self.addresses[account_id], amount=usd * USD)
+            planned = Planned(tx, ())  # the L1 queue entry authorises a deposit: no signature
             self.emit(planned, self.execute(planned))
         kinds = self.draw_kinds()
         self.plan_oracle(kinds.count("oracle_update"))
@@ -571,6 +578,7 @@ def build_oracle_update(values: OracleValues, state: State) -> OracleUpdate:
     return unsigned(
         OracleUpdate,
         timestamp=values.timestamp,
+        previous_timestamp=state.globals.oracle_time,  # the oracle's previous update, applied
         marks=[InstrumentPrice(instrument=i, price=p) for i, p in marks],
         funding=[InstrumentFunding(market=i, index=x) for i, x in values.funding_indices],
         risk_arrays=[RiskArray(instrument=i, values=list(v)) for i, v in risk],
@@ -604,11 +612,11 @@ def _map_ordered(fn: Callable[..., list], chunks: list, workers: int, *args: Any
     return [item for result in results for item in result]
 
 
-def sign_planned(planned: Sequence[Planned], keys: Sequence[PrivateKey], oracle_key: PrivateKey, chain_id: int,
+def sign_planned(planned: Sequence[Planned], keys: Sequence[PrivateKey], oracle_key: PrivateKey, domain: SigningDomain,
                  workers: int = 1) -> list[WireModel]:
     """Sign every planned transaction (in a pool when workers > 1); same output for any worker count."""
     jobs = [
-        (compute_signing_digest(p.tx, chain_id), tuple(oracle_key if i == ORACLE else keys[i] for i in p.signers))
+        (compute_signing_digest(p.tx, domain), tuple(oracle_key if i == ORACLE else keys[i] for i in p.signers))
         for p in planned
     ]  # only bytes cross to the workers: pickling models would cost more than signing
     signatures = _map_ordered(_sign_chunk, _chunks(jobs, 5_000), workers)
@@ -648,7 +656,7 @@ def generate_workload(spec: WorkloadSpec, workers: int | None = None, progress: 
     generated = time.perf_counter()
     if progress:
         progress("signing", 0, len(generator.planned))
-    transactions = sign_planned(generator.planned, keys, oracle_key, generator.genesis.chain_id, workers)
+    transactions = sign_planned(generator.planned, keys, oracle_key, generator.genesis.signing_domain, workers)
     if progress:
         progress("signing", len(transactions), len(transactions))
     finished = time.perf_counter()

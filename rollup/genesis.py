@@ -5,15 +5,28 @@ Prices are micro-USD per contract (rollup/units.py): a BTC contract is 0.001 BTC
 Series cycle through underlyings, call/put, and (strike level, expiry) pairs: expiries 7 and 30
 days after `now`, strikes at the money then 5% steps either side, so even 8 series have two
 strikes and two expiries per underlying.
+
+The settlement deployment the signatures bind to (`Genesis.l1_chain_id`, `rollup_address`, the
+EIP-712 domain) defaults to the embedded L1: eth-tester's py-evm chain, on which `rollup l1
+deploy` sends the Rollup contract first from the first dev account, so it lands at the CREATE
+address of (that account, nonce 0) on a fresh chain. Another L1 or deployer needs a genesis
+naming its own chain id and predicted address (`compute_create_address`).
 """
 
 from __future__ import annotations
+
+import rlp
+from eth_utils import keccak, to_checksum_address
 
 from verifier.wire import Genesis, OptionSeriesSpec, PerpMarketSpec, RiskParameters
 
 from rollup.units import SECONDS_PER_DAY, to_contract_price
 
 DEFAULT_GENESIS_TIME = 1_767_225_600  # 2026-01-01T00:00:00Z
+# eth-tester's py-evm chain id (`contracts.chain.L1.embedded().chain_id`; tests/test_l1_chain.py
+# checks it against a live chain: reading it here would start one, a second per `rollup init`)
+EMBEDDED_L1_CHAIN_ID = 131_277_322_940_537
+EMBEDDED_DEPLOYER_KEY = (1).to_bytes(32, "big")  # eth-tester's first dev account (contracts.chain.get_dev_key(0))
 
 # (underlying, contract_size in SIZE_DECIMALS fixed point, reference USD price per unit)
 UNDERLYINGS: tuple[tuple[str, int, float], ...] = (
@@ -79,17 +92,37 @@ def compute_option_specs(n_series: int, first_id: int, now: int, n_underlyings: 
     return specs
 
 
+def compute_create_address(sender: str, nonce: int) -> str:
+    """The address of the contract `sender` creates with its transaction of this nonce (CREATE:
+    keccak256(rlp([sender, nonce]))[12:]), checksummed."""
+    return to_checksum_address(keccak(rlp.encode([bytes.fromhex(sender[2:]), nonce]))[12:])
+
+
+def get_embedded_rollup_address() -> str:
+    """Where `rollup l1 deploy` puts the Rollup contract on a fresh embedded L1."""
+    from rollup.signing import get_address
+
+    return compute_create_address(get_address(EMBEDDED_DEPLOYER_KEY), 0)
+
+
 def default_genesis(
     oracle_address: str,
     n_perps: int = 2,
     n_series: int = 8,
     now: int = DEFAULT_GENESIS_TIME,
     risk: RiskParameters | None = None,
+    l1_chain_id: int = EMBEDDED_L1_CHAIN_ID,
+    rollup_address: str | None = None,
+    tree_depth: int = 12,
 ) -> Genesis:
-    """A deterministic genesis: perps get ids 0.., option series the ids after them."""
+    """A deterministic genesis: perps get ids 0.., option series the ids after them; it settles
+    on `l1_chain_id` at `rollup_address` (default: the embedded L1's first deployment)."""
     return Genesis(
+        l1_chain_id=l1_chain_id,
+        rollup_address=rollup_address if rollup_address is not None else get_embedded_rollup_address(),
         oracle_address=oracle_address,
         instruments=[*compute_perp_specs(n_perps), *compute_option_specs(n_series, n_perps, now)],
         risk=risk if risk is not None else RiskParameters(),
         genesis_time=now,
+        account_tree_depth=tree_depth,
     )

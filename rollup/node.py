@@ -2,14 +2,23 @@
 
 `Node.init(home, genesis)` creates a node; `Node.open(home)` reopens it at the last committed batch
 and checks that the stored root equals the root recomputed from the stored leaves (so a crash, or
-a tampered database, is caught on open). `node.submit(transactions)` runs one batch: the signature
-pass, execution (sequential in submission order, the reference; or on an executor, partitioned or
-pipelined, with the same result), the diff and the new root, and one database transaction.
+a tampered database, is caught on open). `node.submit(transactions)` cuts the transactions into
+batches of at most the node's batch bound (`max_batch_txs`: by default what one L1 settlement takes,
+`contracts.build.MAX_SETTLED_SLOTS`) and runs each: the signature pass, execution (sequential in
+submission order, the reference; or on an executor, partitioned or pipelined, with the same
+result), the diff and the new root, and one database transaction.
+
+Protocol rule: a batch holds at least one accepted transaction and at most what one settlement
+takes, so every committed batch can settle (the contract refuses an empty batch, and one larger
+than its bound, and no later batch could settle after it). A part of a submission with no
+accepted transaction commits nothing; its rejections are returned. `max_batch_txs=None` lifts the
+bound: execution only (benchmarks of large batches), such a node's batches may not settle.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import pickle
 import time
@@ -41,6 +50,7 @@ from verifier.merkle import EMPTY_LEAF
 from verifier.wire import Genesis, LeafDiff, Receipt, StateDiff
 
 DEFAULT_HOME = "~/.rollup"
+MAX_BATCH_TXS_META = "max_batch_txs"  # the node's batch bound in its store (JSON: a count or null)
 
 Progress = Callable[[int], None]  # called with the number of transactions just processed
 EXECUTION_MODES = ("partitioned", "pipelined")
@@ -68,6 +78,30 @@ class SignatureCheck:
     error: str | None = None
 
 
+class _NodeBatchBound:
+    """`Node.submit`'s default bound: the node's own setting."""
+
+    def __repr__(self) -> str:
+        return "NODE_BATCH_BOUND"
+
+
+NODE_BATCH_BOUND = _NodeBatchBound()
+
+
+def get_settlement_bound() -> int:
+    """Transactions one L1 settlement takes: a new node's default batch bound."""
+    from contracts.build import MAX_SETTLED_SLOTS  # loads the Vyper compiler: only when a node is created
+
+    return MAX_SETTLED_SLOTS
+
+
+def check_batch_bound(max_batch_txs: object) -> int | None:
+    """A batch bound is None (execution only) or a positive transaction count (a caller bug otherwise)."""
+    if max_batch_txs is not None and (type(max_batch_txs) is not int or max_batch_txs < 1):
+        raise NodeError(f"the batch bound must be a positive number of transactions or None, got {max_batch_txs!r}")
+    return max_batch_txs
+
+
 @dataclass
 class BatchResult:
     number: int
@@ -93,7 +127,31 @@ class BatchResult:
         return sum(1 for r in self.receipts if r.status == "accepted")
 
 
-def check_signatures(transactions: Sequence, chain_id: int, executor: Executor | None = None) -> list[SignatureCheck]:
+@dataclass
+class Submission:
+    """What one `Node.submit` did: the batches it committed, in order, and every transaction's
+    receipt in submission order (`index` is the position in the submission, not in its batch)."""
+
+    batches: list[BatchResult]
+    receipts: list[Receipt]
+    unbatched: list[Receipt]  # receipts of the parts that committed no batch (nothing accepted)
+    prev_root: bytes
+    new_root: bytes
+
+    @property
+    def batch(self) -> BatchResult:
+        """The one batch of a submission that committed exactly one (e.g. with max_batch_txs=None)."""
+        # a caller that expects one batch gets one, or an error naming what happened
+        if len(self.batches) != 1:
+            raise NodeError(f"the submission committed {len(self.batches)} batches, not one")
+        return self.batches[0]
+
+    @property
+    def n_accepted(self) -> int:
+        return sum(1 for r in self.receipts if r.status == "accepted")
+
+
+def check_signatures(transactions: Sequence, domain: SigningDomain, executor: Executor | None = None) -> list[SignatureCheck]:
     """Hash every transaction (EIP-712 digest) and recover the addresses that signed it.
 
     With an executor, recovery (the costly part, about 80 us a transaction against 4 us for the
@@ -103,17 +161,17 @@ def check_signatures(transactions: Sequence, chain_id: int, executor: Executor |
     if executor is None:
         checks = []
         for tx in transactions:
-            digest = compute_signing_digest(tx, chain_id)
+            digest = compute_signing_digest(tx, domain)
             tx_hash = "0x" + digest.hex()
             try:
-                checks.append(SignatureCheck(tx_hash, recover_signers(tx, chain_id, digest)))
+                checks.append(SignatureCheck(tx_hash, recover_signers(tx, domain, digest)))
             except InvalidSignature as exc:
                 checks.append(SignatureCheck(tx_hash, None, f"invalid signature: {exc}"))
         return checks
-    return [check for _, chunk_checks in iter_signature_checks(transactions, chain_id, executor) for check in chunk_checks]
+    return [check for _, chunk_checks in iter_signature_checks(transactions, domain, executor) for check in chunk_checks]
 
 
-def iter_signature_checks(transactions: Sequence, chain_id: int, executor: Executor) -> Iterator[tuple[int, list[SignatureCheck]]]:
+def iter_signature_checks(transactions: Sequence, domain: SigningDomain, executor: Executor) -> Iterator[tuple[int, list[SignatureCheck]]]:
     """The parallel signature pass, chunk by chunk in batch order: yields (start index, checks).
 
     Pipelined: workers recover chunk k while this process hashes and packs chunk k+1, and this
@@ -124,7 +182,7 @@ def iter_signature_checks(transactions: Sequence, chain_id: int, executor: Execu
     try:
         for start in range(0, len(transactions), size):
             chunk = transactions[start : start + size]
-            digests = [compute_signing_digest(tx, chain_id) for tx in chunk]
+            digests = [compute_signing_digest(tx, domain) for tx in chunk]
             pending.append((start, digests, executor.submit(recover_packed_signature_chunk, pack_signature_jobs(chunk, digests))))
         for start, digests, future in pending:
             recovered = pickle.loads(future.result())
@@ -217,8 +275,18 @@ def get_last_chunks(transactions: Sequence, chunk_size: int) -> dict[int, int]:
 
 
 class Node:
-    def __init__(self, home: Path, store: Store, genesis: Genesis, state: State, tree: SparseMerkleTree, leaves: dict[int, bytes]):
+    def __init__(
+        self,
+        home: Path,
+        store: Store,
+        genesis: Genesis,
+        state: State,
+        tree: SparseMerkleTree,
+        leaves: dict[int, bytes],
+        max_batch_txs: int | None,
+    ):
         self.home = home
+        self.max_batch_txs = max_batch_txs  # transactions per batch (None: execution only, may not settle)
         self.store = store
         self.genesis = genesis
         self.state = state
@@ -230,7 +298,10 @@ class Node:
 
     # --- lifecycle ---
     @classmethod
-    def init(cls, home: Path, genesis: Genesis) -> "Node":
+    def init(cls, home: Path, genesis: Genesis, max_batch_txs: int | None | _NodeBatchBound = NODE_BATCH_BOUND) -> "Node":
+        """A new node at genesis. `max_batch_txs`: its batch bound, kept in the store (default:
+        what one L1 settlement takes; None: execution only, its batches may not settle)."""
+        bound = get_settlement_bound() if max_batch_txs is NODE_BATCH_BOUND else check_batch_bound(max_batch_txs)
         state = State.from_genesis(genesis)
         genesis_hash = compute_genesis_hash(genesis)
         leaves = {}
@@ -240,11 +311,11 @@ class Node:
                 leaves[key] = data
         tree = build_tree(leaves)
         try:
-            store = Store.create(home, genesis.model_dump_json(), leaves, tree.root)
+            store = Store.create(home, genesis.model_dump_json(), leaves, tree.root, {MAX_BATCH_TXS_META: json.dumps(bound)})
         except StorageError as exc:
             raise NodeError(str(exc)) from None
         state.touched.clear()
-        return cls(home, store, genesis, state, tree, leaves)
+        return cls(home, store, genesis, state, tree, leaves, bound)
 
     @classmethod
     def open(cls, home: Path) -> "Node":
@@ -264,7 +335,9 @@ class Node:
                 f"state root mismatch in {home}: stored leaves give 0x{tree.root.hex()}, "
                 f"the last committed batch says 0x{expected.hex()}"
             )
-        return cls(home, store, genesis, state, tree, leaves)
+        stored_bound = store.get_meta(MAX_BATCH_TXS_META)
+        bound = get_settlement_bound() if stored_bound is None else json.loads(stored_bound)
+        return cls(home, store, genesis, state, tree, leaves, bound)
 
     def close(self) -> None:
         self.store.close()
@@ -289,8 +362,13 @@ class Node:
         coordinator_executes: bool = True,
         window: int | None = None,
         mode: str = "partitioned",
-    ) -> BatchResult:
-        """Check signatures, execute in order, build the diff and the new root, commit atomically.
+        max_batch_txs: int | None | _NodeBatchBound = NODE_BATCH_BOUND,
+    ) -> Submission:
+        """Cut `transactions` into consecutive parts of at most `max_batch_txs` (default: the
+        node's bound; None: one part, execution only) and run each as a batch: check signatures,
+        execute in order, build the diff and the new root, commit atomically. A part in which no
+        transaction is accepted commits no batch (nothing changed; its receipts are returned in
+        `Submission.unbatched`).
 
         Without `executor`, execution is sequential (the reference). With one, the batch runs in
         `partitions` conflict-free partitions on it (default: the executor's worker count;
@@ -309,10 +387,25 @@ class Node:
         # A known way to execute (a caller bug otherwise).
         if mode not in EXECUTION_MODES:
             raise NodeError(f"unknown execution mode {mode!r}: choose one of {', '.join(EXECUTION_MODES)}")
+        bound = self.max_batch_txs if max_batch_txs is NODE_BATCH_BOUND else check_batch_bound(max_batch_txs)
+        size = max(len(transactions), 1) if bound is None else bound
+        prev_root = self.tree.root
+        batches: list[BatchResult] = []
+        receipts: list[Receipt] = []
+        unbatched: list[Receipt] = []
         # A batch allocates hundreds of thousands of acyclic objects: without this, the cyclic
         # collector rescans the whole state many times per batch, in every mode.
         with gc_paused():
-            return self._submit(transactions, progress, executor, partitions, coordinator_executes, window, mode)
+            for start in range(0, len(transactions), size):
+                part = transactions[start : start + size]
+                result, part_receipts = self._submit(part, progress, executor, partitions, coordinator_executes, window, mode)
+                numbered = [r.model_copy(update={"index": start + r.index}) for r in part_receipts] if start else part_receipts
+                receipts += numbered
+                if result is None:
+                    unbatched += numbered
+                else:
+                    batches.append(result)
+        return Submission(batches, receipts, unbatched, prev_root, self.tree.root)
 
     def _submit(
         self,
@@ -323,7 +416,8 @@ class Node:
         coordinator_executes: bool,
         window: int | None,
         mode: str,
-    ) -> BatchResult:
+    ) -> tuple[BatchResult | None, list[Receipt]]:
+        """One batch: (its result, its receipts), or (None, the receipts) if nothing was accepted."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         number = self.batch_number + 1
@@ -335,6 +429,11 @@ class Node:
                 receipts = self._execute_pipelined(transactions, executor, progress, timings, batch)
             else:
                 receipts = self._check_and_execute(transactions, executor, partitions, progress, timings, coordinator_executes, window)
+            # A batch has at least one accepted transaction: an empty one cannot settle, and
+            # rejected transactions changed nothing, so there is nothing to commit.
+            if not any(r.status == "accepted" for r in receipts):
+                self._discard_unaccepted(batch)
+                return None, receipts
             t2 = time.perf_counter()
             diff_rows, updates = self._compute_diff(batch.leaves)
             unwritten = self._get_unwritten_rows(diff_rows, batch)
@@ -366,7 +465,17 @@ class Node:
                 self.leaves.pop(key, None)
         self.state.touched.clear()
         timings["total_s"] = time.perf_counter() - t0
-        return BatchResult(number, prev_root, new_root, receipts, diff_rows, timings)
+        return BatchResult(number, prev_root, new_root, receipts, diff_rows, timings), receipts
+
+    def _discard_unaccepted(self, batch: "PendingBatch") -> None:
+        """Drop a batch in which nothing was accepted: its early writes are rolled back; the state
+        is untouched (rejections change nothing), else it is reloaded from the store."""
+        if batch.writer is not None:
+            batch.writer.abort()
+            batch.writer = None
+        if self.state.touched:
+            self._reload()
+        self.state.touched.clear()
 
     def _check_and_execute(
         self,
@@ -396,9 +505,9 @@ class Node:
         """The signature pass, on the executor's workers if there is one; a failed worker fails the
         batch before anything executes."""
         if executor is None:
-            return check_signatures(transactions, self.genesis.chain_id)
+            return check_signatures(transactions, self.genesis.signing_domain)
         try:
-            return check_signatures(transactions, self.genesis.chain_id, executor)
+            return check_signatures(transactions, self.genesis.signing_domain, executor)
         except Exception as exc:  # noqa: BLE001 - any worker failure fails the batch, with its cause
             raise NodeError(f"batch not committed: the signature checks failed in a worker: {type(exc).__name__}: {exc}") from exc
 
@@ -418,7 +527,7 @@ class Node:
         started = time.perf_counter()
         chunk_size = compute_signature_chunk_size(len(transactions), get_executor_workers(executor))
         last_chunk = get_last_chunks(transactions, chunk_size)
-        chunks = iter_signature_checks(transactions, self.genesis.chain_id, executor)
+        chunks = iter_signature_checks(transactions, self.genesis.signing_domain, executor)
         touched: set[int] = set()
         writer = batch.writer
         while True:

@@ -123,6 +123,7 @@ def encode_transaction(tx: Any) -> tuple:
         return (
             "oracle_update",
             tx.timestamp,
+            tx.previous_timestamp,
             [(m.instrument, m.price) for m in tx.marks],
             [(f.market, f.index) for f in tx.funding],
             [(r.instrument, r.values) for r in tx.risk_arrays],
@@ -137,10 +138,11 @@ def decode_transaction(row: tuple) -> Any:
     view of a transaction whose signers the signature pass recovered; the rules never read them."""
     cls = TX_CLASSES[row[0]]
     if cls is OracleUpdate:
-        _, timestamp, marks, funding, risk_arrays, settlements = row
+        _, timestamp, previous_timestamp, marks, funding, risk_arrays, settlements = row
         values = {
             "type": "oracle_update",
             "timestamp": timestamp,
+            "previous_timestamp": previous_timestamp,
             "marks": [build_model(InstrumentPrice, {"instrument": i, "price": p}, _PRICE_FIELDS) for i, p in marks],
             "funding": [build_model(InstrumentFunding, {"market": i, "index": x}, _FUNDING_FIELDS) for i, x in funding],
             "risk_arrays": [build_model(RiskArray, {"instrument": i, "values": v}, _RISK_FIELDS) for i, v in risk_arrays],

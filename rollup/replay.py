@@ -43,7 +43,7 @@ def _signers_for(state: State, tx: object) -> tuple[str, ...]:
     """The registered addresses of the accounts that signed (what the contract's ecrecover checked)."""
     kind = tx.type  # type: ignore[attr-defined]
     if kind == "deposit":
-        return (tx.address,)  # type: ignore[attr-defined]
+        return ()  # the L1 queue entry authorises a deposit
     a, b = get_slot_accounts(tx)
     windows = SIGNATURE_WINDOWS[kind]
     if kind == "settle_expired" and tx.sender == tx.account:  # type: ignore[attr-defined]
@@ -81,19 +81,18 @@ def replay_public_data(genesis: Genesis, batches: Iterable[Sequence[PublicSegmen
     roots = []
     for number, segments in enumerate(batches, start=1):
         for index, segment in enumerate(segments):
-            txs = []
+            pending: list[tuple[object | dict, tuple[str, ...] | None]] = []
             if segment.oracle_words is not None:
                 fields = get_update_fields(decode_oracle_words(segment.oracle_words, oracle_shape), oracle_shape)
                 if fields is not None:
                     update = TRANSACTION_TYPES["oracle_update"].model_validate({**fields, "signature": PLACEHOLDER_SIGNATURE})
-                    txs.append((update, (genesis.oracle_address,)))
-            for fields in decode_records(segment.records):
-                tx = _build_transaction(fields, state)
-                txs.append((tx, None))
+                    pending.append((update, (genesis.oracle_address,)))
+            pending += [(fields, None) for fields in decode_records(segment.records)]
             touched = set()
-            for tx, signers in txs:
-                signers = signers or _signers_for(state, tx)
-                receipt = process_transaction(state, tx, signers)
+            for item, signers in pending:
+                # a record becomes its transaction when it runs (a deposit's id is the queue position then)
+                tx = _build_transaction(item, state) if isinstance(item, dict) else item
+                receipt = process_transaction(state, tx, signers or _signers_for(state, tx))
                 # settled public data only holds accepted transactions
                 if receipt.status != "accepted":
                     raise ReplayError(f"batch {number}, segment {index}: {tx.type} refused by the rules: {receipt.reason}")

@@ -176,14 +176,13 @@ def compute_covered_shortfall(collateral: Amount) -> tuple[Amount, Amount]:
 
 
 def process_deposit(state: State, tx: Deposit, signers: Signers) -> None:
+    """No signature: the L1 queue entry authorises the deposit (the contract made it, from
+    `address`, with the same account binding as below, so a queued deposit always passes)."""
     # Deposits consume the L1 queue strictly in order (also their replay protection).
     if tx.deposit_id != state.globals.deposit_count:
         raise InvalidTransaction(
             f"deposit out of order: expected deposit id {state.globals.deposit_count}, got {tx.deposit_id}"
         )
-    # The deposit is signed by the address it credits.
-    if signers[0] != tx.address:
-        raise InvalidTransaction(f"wrong signer for deposit: signed by {signers[0]}, deposit is from {tx.address}")
     account = state.accounts.get(tx.account)
     # An existing account stays bound to its first address.
     if account is not None and account.address != tx.address:
@@ -465,6 +464,12 @@ def process_oracle_update(state: State, tx: OracleUpdate, signers: Signers) -> N
         raise InvalidTransaction(
             f"wrong oracle signer: signed by {signers[0]}, the oracle is {state.genesis.oracle_address}"
         )
+    # The update follows the last one applied: updates form a chain, none is skipped.
+    if tx.previous_timestamp != state.globals.oracle_time:
+        raise InvalidTransaction(
+            f"oracle update out of sequence: it follows the update of {tx.previous_timestamp}, "
+            f"the last one applied is of {state.globals.oracle_time}"
+        )
     # Timestamps strictly increase (the oracle's replay protection).
     if tx.timestamp <= state.globals.oracle_time:
         raise InvalidTransaction(
@@ -532,7 +537,7 @@ PROCESSORS: dict[type, Callable[[State, object, Signers], None]] = {
 
 # Number of signatures (recovered signers) each transaction type carries.
 SIGNATURE_COUNTS: dict[type, int] = {
-    Deposit: 1,
+    Deposit: 0,  # authorised by its L1 queue entry
     Withdraw: 1,
     Transfer: 1,
     PerpTrade: 2,

@@ -3,7 +3,7 @@
 A transaction is signed over its EIP-712 digest (`verifier.encoding.compute_signing_digest`) with
 libsecp256k1 (coincurve): deterministic RFC 6979 nonces and low s, so the signature is the one
 eth-account's `sign_typed_data` produces for the same key and message. Build a transaction with
-`unsigned(Model, **fields)` (placeholder signatures), then `sign(tx, keys, chain_id)` with one key
+`unsigned(Model, **fields)` (placeholder signatures), then `sign(tx, keys, genesis.signing_domain)` with one key
 per signature field, in the model's order (maker before taker, buyer before seller).
 
 TEST KEYS ONLY: `dev_account_key` and `dev_oracle_key` derive private keys from a public string
@@ -20,7 +20,7 @@ from eth_hash.auto import keccak
 from eth_keys.constants import SECPK1_N
 
 from verifier.encoding import compute_checksum_address, compute_signing_digest, get_signature_fields
-from verifier.wire import WireModel
+from verifier.wire import SigningDomain, WireModel
 
 PrivateKey = bytes  # 32-byte secp256k1 secret
 PLACEHOLDER_SIGNATURE = "0x" + "00" * 65
@@ -81,12 +81,12 @@ def unsigned(model: type[T], **fields: Any) -> T:
     return model.model_validate({**fields, **placeholders})
 
 
-def sign(tx: T, keys: Sequence[PrivateKey], chain_id: int) -> T:
+def sign(tx: T, keys: Sequence[PrivateKey], domain: SigningDomain) -> T:
     """`tx` with its signature fields set: one key per field, in the model's field order."""
     names = get_signature_fields(type(tx))
     # one key per signature field
     if len(keys) != len(names):
         raise SigningError(f"{type(tx).__name__} needs {len(names)} key(s) ({', '.join(names)}), got {len(keys)}")
-    digest = compute_signing_digest(tx, chain_id)
+    digest = compute_signing_digest(tx, domain)
     # the signature strings are in the validated form (lower-case 0x-hex, 65 bytes): no re-validation
     return tx.model_copy(update={name: sign_digest(key, digest) for name, key in zip(names, keys)})

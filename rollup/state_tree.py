@@ -16,16 +16,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from verifier.encoding import GlobalsLeaf, InstrumentLeaf, decode_account_leaf, decode_globals_leaf, decode_instrument_leaf, decode_key
 from verifier.state_tree import (
-    EMPTY_ACCOUNT,
     Fr,
     Path,
     TreeShape,
     check_key,
+    compute_account_hash,
     compute_empty_hashes,
+    compute_globals_hash,
+    compute_markets_hash,
+    compute_state_root,
+    get_instrument_table,
     get_multiproof_positions,
     hash_children,
 )
+from verifier.wire import Genesis
 
 
 class _TreeBase:
@@ -120,4 +126,88 @@ class PoseidonTree(_TreeBase):
 
 
 TREES = {"plain": PlainPoseidonTree, "fast": PoseidonTree}
-__all__ = ["EMPTY_ACCOUNT", "PlainPoseidonTree", "PoseidonTree", "TREES"]
+
+
+# --- The whole state commitment ----------------------------------------------------------------------
+
+
+def compute_account_value(data: bytes, table: tuple[int, ...]) -> Fr:
+    """An account's leaf value from its canonical leaf bytes (0 for an absent account)."""
+    return compute_account_hash(decode_account_leaf(data) if data else None, table)
+
+
+class StateCommitment:
+    """The node's v3 root: the accounts tree plus the markets table and globals it hashes with them
+    (`verifier.state_tree`). Accounts are given as leaf values (hashed by the caller, in parallel
+    where it pays); instruments and globals as their canonical leaf bytes."""
+
+    def __init__(self, genesis: Genesis, shape: TreeShape, tree_class: type[_TreeBase] = PoseidonTree) -> None:
+        self.genesis = genesis
+        self.shape = shape
+        self.table = get_instrument_table(s.id for s in genesis.instruments)
+        self.accounts = tree_class(shape)
+        self.instruments: dict[int, InstrumentLeaf] = {}
+        self.globals: GlobalsLeaf | None = None
+        self._markets_hash: Fr | None = None
+        self._globals_hash: Fr | None = None
+
+    @classmethod
+    def from_leaves(cls, genesis: Genesis, shape: TreeShape, leaves: Mapping[int, bytes]) -> "StateCommitment":
+        """From every stored leaf by state key (`verifier.encoding` keys and bytes)."""
+        commitment = cls(genesis, shape)
+        accounts = {}
+        others = {}
+        for key, data in leaves.items():
+            kind, local = decode_key(key)
+            if kind == "account":
+                accounts[local] = compute_account_value(data, commitment.table)
+            else:
+                others[key] = data
+        commitment.update(accounts, others)
+        return commitment
+
+    def update(self, accounts: Mapping[int, Fr], leaves: Mapping[int, bytes]) -> Fr:
+        """Apply new account values (by account id) and instrument / globals leaves (by key)."""
+        for key, data in leaves.items():
+            kind, local = decode_key(key)
+            if kind == "instrument":
+                self.instruments[local] = decode_instrument_leaf(data)
+                self._markets_hash = None
+            elif kind == "globals":
+                self.globals = decode_globals_leaf(data)
+                self._globals_hash = None
+            else:
+                raise ValueError(f"account leaves are given as values by account id, not bytes at key {key}")
+        if accounts:
+            self.accounts.update(accounts)
+        return self.root
+
+    @property
+    def root(self) -> Fr:
+        if self._markets_hash is None:
+            self._markets_hash = compute_markets_hash(self.instruments, self.table, self.genesis.risk.n_scenarios)
+        if self._globals_hash is None:
+            # the globals exist from genesis on
+            if self.globals is None:
+                raise ValueError("the state has no globals leaf")
+            self._globals_hash = compute_globals_hash(self.globals)
+        return compute_state_root(self.accounts.root, self._markets_hash, self._globals_hash)
+
+    @property
+    def root_bytes(self) -> bytes:
+        return self.root.to_bytes(32, "big")
+
+    def get_account_proof(self, account_id: int) -> dict:
+        """What proves an account's leaf against the root (the escape hatch's exit): the leaf value,
+        its path (per level the 3 siblings), and the markets and globals hashes beside the accounts
+        root; field elements as decimal strings (as snarkjs writes them)."""
+        root = self.root  # fills the cached hashes
+        return {
+            "account": account_id,
+            "leaf": str(self.accounts.get(account_id)),
+            "path": [[str(s) for s in level] for level in self.accounts.get_path(account_id)],
+            "accounts_root": str(self.accounts.root),
+            "markets_hash": str(self._markets_hash),
+            "globals_hash": str(self._globals_hash),
+            "root": str(root),
+        }

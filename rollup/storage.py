@@ -100,7 +100,9 @@ class Store:
 
     # --- opening ---
     @classmethod
-    def create(cls, home: Path, genesis_json: str, genesis_leaves: Mapping[int, bytes], genesis_root: bytes) -> "Store":
+    def create(
+        cls, home: Path, genesis_json: str, genesis_leaves: Mapping[int, bytes], genesis_root: bytes, settings: Mapping[str, str] | None = None
+    ) -> "Store":
         home.mkdir(parents=True, exist_ok=True)
         path = home / DB_NAME
         if path.exists():
@@ -111,6 +113,8 @@ class Store:
             store._set_meta("schema_version", str(SCHEMA_VERSION))
             store._set_meta("genesis", genesis_json)
             store._set_meta("genesis_root", genesis_root.hex())
+            for key, value in (settings or {}).items():
+                store._set_meta(key, value)
             store.conn.executemany("INSERT INTO leaves (key, value) VALUES (?, ?)", sorted(genesis_leaves.items()))
         return store
 

@@ -133,21 +133,22 @@ def test_published_batches_verify(batches):
 
 def test_cli_verifies_published_and_node_batches(node, tmp_path):
     directory = node["published"][2]
-    out = json.loads(run("verify", "--published", str(directory), "--json"))
+    home = str(node["home"])  # the node's keys pin the verifying key
+    out = json.loads(run("verify", "--published", str(directory), "--home", home, "--json"))
     assert out["valid"] is True and out["reason"] is None and out["report"]["batch"] == 2
     assert set(out["checks"]) >= {"proofs", "new_root", "commitment"}
-    assert "VALID" in run("verify", "--published", str(directory))
+    assert "VALID" in run("verify", "--published", str(directory), "--home", home)
     # from the node: publishes to a temporary directory, then verifies that
     assert json.loads(run("verify", "1", "--home", str(node["home"]), "--json"))["valid"] is True
     vk_hash = out["report"]["vk_hash"]
     assert json.loads(run("verify", "--home", str(node["home"]), "--vk-hash", vk_hash, "--json"))["report"]["batch"] == 2
     # the chain's root pinned: batch 2 starts where batch 1 ended, not at genesis
-    batch_1_root = json.loads(run("verify", "--published", str(node["published"][1]), "--json"))["report"]["new_root"]
-    assert json.loads(run("verify", "--published", str(directory), "--prev-root", batch_1_root, "--json"))["valid"] is True
-    genesis_root = json.loads(run("verify", "--published", str(node["published"][1]), "--json"))["report"]["prev_root"]
-    stale = json.loads(run("verify", "--published", str(directory), "--prev-root", genesis_root, "--json", code=1))
+    batch_1_root = json.loads(run("verify", "--published", str(node["published"][1]), "--home", home, "--json"))["report"]["new_root"]
+    assert json.loads(run("verify", "--published", str(directory), "--home", home, "--prev-root", batch_1_root, "--json"))["valid"] is True
+    genesis_root = json.loads(run("verify", "--published", str(node["published"][1]), "--home", home, "--json"))["report"]["prev_root"]
+    stale = json.loads(run("verify", "--published", str(directory), "--home", home, "--prev-root", genesis_root, "--json", code=1))
     assert stale["reason"] == "prev_root_mismatch"
-    assert "--prev-root must be 32 bytes" in run("verify", "--published", str(directory), "--prev-root", "0x12", code=1)
+    assert "--prev-root must be 32 bytes" in run("verify", "--published", str(directory), "--home", home, "--prev-root", "0x12", code=1)
     # a pinned key that is not the batch's
     bad = run("verify", "--published", str(directory), "--vk-hash", "0x" + "11" * 32, "--json", code=1)
     assert json.loads(bad)["reason"] == "vk_hash_mismatch"
@@ -157,12 +158,46 @@ def test_cli_verifies_published_and_node_batches(node, tmp_path):
     data = json.loads((copied / "batch.json").read_text())
     data["new_root"] = "0x" + "22" * 32
     (copied / "batch.json").write_text(json.dumps(data))
-    verdict = json.loads(run("verify", "--published", str(copied), "--json", code=1))
+    verdict = json.loads(run("verify", "--published", str(copied), "--home", home, "--json", code=1))
     assert verdict == {**verdict, "valid": False, "reason": "new_root_mismatch"}
-    assert "INVALID (new_root_mismatch)" in run("verify", "--published", str(copied), code=1)
+    assert "INVALID (new_root_mismatch)" in run("verify", "--published", str(copied), "--home", home, code=1)
     (copied / "proofs" / "segment-1.json").unlink()
-    assert json.loads(run("verify", "--published", str(copied), "--json", code=1))["reason"] == "malformed"
+    assert json.loads(run("verify", "--published", str(copied), "--home", home, "--json", code=1))["reason"] == "malformed"
     assert "no committed batch 9" in run("publish", "9", str(tmp_path / "x"), "--home", str(node["home"]), code=1)
+
+
+def test_cli_verify_pins_the_key_instead_of_trusting_the_published_one(node, tmp_path):
+    """A batch proven under a key of the prover's choosing (its own setup) is refused: the key
+    is pinned to the node's (security review, finding 3: `--published` trusted the directory's key)."""
+    home = str(node["home"])
+    other = tmp_path / "other"
+    shutil.copytree(node["home"], other)
+    run("setup", "--slots", "1", "--force", "--home", str(other), "--json")
+    run("prove", "1", "--home", str(other), "--executor", "serial", "--json")
+    forged = tmp_path / "forged"
+    run("publish", "1", str(forged), "--home", str(other), "--json")
+    verdict = json.loads(run("verify", "--published", str(forged), "--home", home, "--json", code=1))
+    assert verdict["reason"] == "vk_hash_mismatch" and verdict["vk_pinned_by"] == "node keys"
+    # under its own key the batch verifies: only the pin tells it apart
+    trusted = json.loads(run("verify", "--published", str(forged), "--trust-published-key", "--home", str(tmp_path / "none"), "--json"))
+    assert trusted["valid"] is True and trusted["vk_pinned_by"] == "unpinned"
+
+
+def test_cli_verify_refuses_an_unpinned_key_without_the_flag(node, tmp_path):
+    directory = str(node["published"][1])
+    nowhere = str(tmp_path / "no-node")
+    assert "the verifying key is not pinned" in run("verify", "--published", directory, "--home", nowhere, code=1)
+    result = runner.invoke(app, ["verify", "--published", directory, "--home", nowhere, "--trust-published-key"])
+    assert result.exit_code == 0 and "WARNING: the verifying key is not pinned" in result.output and "VALID" in result.output
+    # an L1 deployment's recorded key hash pins it too
+    vk_hash = json.loads(run("verify", "--published", directory, "--home", str(node["home"]), "--json"))["report"]["vk_hash"]
+    deployment = tmp_path / "deployment.json"
+    fields = {"rollup": "0x" + "01" * 20, "batch_verifier": "0x" + "02" * 20, "groth16_verifier": "0x" + "03" * 20, "n_slots": 1, "genesis_root": "0x" + "00" * 32}
+    deployment.write_text(json.dumps({**fields, "vk_hash": vk_hash}))
+    out = json.loads(run("verify", "--published", directory, "--home", nowhere, "--deployment", str(deployment), "--json"))
+    assert out["valid"] is True and out["vk_pinned_by"] == "deployment"
+    deployment.write_text(json.dumps({**fields, "vk_hash": "0x" + "11" * 32}))
+    assert json.loads(run("verify", "--published", directory, "--deployment", str(deployment), "--json", code=1))["reason"] == "vk_hash_mismatch"
 
 
 # --- the tamper suite ---------------------------------------------------------------------------
@@ -172,7 +207,8 @@ def test_changed_transaction_field_is_rejected(batches):
     def amount(data: dict) -> None:
         data["transactions"][1]["amount"] += 1
 
-    reject(edit(batches[1], amount), "bad_signature")
+    # a deposit is unsigned: its receipt names its hash (and with an L1, the queue disagrees)
+    reject(edit(batches[1], amount), "receipt_mismatch")
 
     def premium(data: dict) -> None:
         data["transactions"][1]["premium"] += 1
@@ -181,7 +217,7 @@ def test_changed_transaction_field_is_rejected(batches):
 
 
 def test_forged_signature_and_wrong_nonce_are_rejected(batches, node):
-    chain_id = node["workload"].genesis.chain_id
+    chain_id = node["workload"].genesis.signing_domain
     trade = OptionTrade.model_validate_json(json.dumps(json.loads(batches[2].batch.model_dump_json())["transactions"][1]))
     forged = sign(trade, [dev_account_key(99, 0), dev_account_key(SEED, 1)], chain_id)  # not the buyer's key
 
@@ -338,7 +374,7 @@ def mixed_node(tmp_path_factory):
 
     workload = generate_workload(WorkloadSpec(accounts=8, txs=120, seed=5, invalid_share=0.05), workers=1)
     node = Node.init(tmp_path_factory.mktemp("mixed") / "home", workload.genesis)
-    result = node.submit(workload.transactions)
+    result = node.submit(workload.transactions, max_batch_txs=None).batch
     accepted = {r.type for r in result.receipts if r.status == "accepted"}
     assert accepted == {"deposit", "withdraw", "transfer", "perp_trade", "option_trade", "liquidate", "settle_expired", "oracle_update"}
     assert any(r.status == "rejected" for r in result.receipts)
@@ -370,3 +406,27 @@ def test_verifier_rebuilds_the_provers_public_inputs_for_every_type(mixed_node, 
     with pytest.raises(VerificationError) as info:
         check_batch_data(PublishedBatch.model_validate_json(json.dumps(tampered)), shape)
     assert info.value.reason == "oracle_write_mismatch", info.value.message
+
+
+def test_deposits_are_checked_against_the_l1_queue(batches):
+    """With the L1 queue to ask, a deposit nobody made on L1 is refused (security review,
+    finding 4: off chain, any key could sign a deposit and mint collateral)."""
+    from verifier.batch import compute_queue_hash
+
+    published = batches[1]
+    deposits = [tx for tx in published.batch.transactions if tx.type == "deposit"]
+    assert len(deposits) == 2
+    hashes = [bytes(32)]
+    for tx in deposits:
+        hashes.append(compute_queue_hash(hashes[-1], tx))
+    report = verify_published_batch(published, rng=random.Random(3), deposit_queue=lambda n: hashes[n] if n < len(hashes) else bytes(32))
+    assert report.deposits_checked is True
+    # the L1 queue holds only the first deposit: the second mints collateral nobody paid
+    with pytest.raises(VerificationError) as info:
+        verify_published_batch(published, rng=random.Random(3), deposit_queue=lambda n: hashes[n] if n < 2 else bytes(32))
+    assert info.value.reason == "deposit_not_queued"
+    # another amount on L1 than in the batch
+    other = compute_queue_hash(hashes[1], deposits[1].model_copy(update={"amount": deposits[1].amount + 1}))
+    with pytest.raises(VerificationError) as info:
+        verify_published_batch(published, rng=random.Random(3), deposit_queue=lambda n: [*hashes[:2], other][n] if n < 3 else bytes(32))
+    assert info.value.reason == "deposit_not_queued"

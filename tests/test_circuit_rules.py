@@ -92,7 +92,7 @@ def get_records(spec: WorkloadSpec) -> tuple[list[Record], SegmentShape]:
     records = []
     for tx in workload.transactions:
         try:
-            signers = recover_signers(tx, workload.genesis.chain_id)
+            signers = recover_signers(tx, workload.genesis.signing_domain)
         except InvalidSignature:
             continue  # refused by the signature pass, never executed
         before = state.copy() if tx.type in SUPPORTED_TYPES else state
@@ -209,7 +209,7 @@ def get_correct_signers(state: State, tx: object) -> tuple:
         return account.address if account else None
 
     fields = {
-        "deposit": lambda: (tx.address,),
+        "deposit": lambda: (),  # the L1 queue entry authorises it
         "withdraw": lambda: (address(tx.account),),
         "transfer": lambda: (address(tx.sender),),
         "perp_trade": lambda: (address(tx.maker), address(tx.taker)),

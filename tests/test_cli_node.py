@@ -36,17 +36,21 @@ def test_init_submit_status_account_batch(files, small_workload):
     txs, genesis, home = files
     init = json.loads(run("init", "--home", home, "--genesis", str(genesis), "--json").output)
     out = json.loads(run("submit", str(txs), "--home", home, "--json").output)
-    assert out["batch"] == 1 and out["transactions"] == len(small_workload.transactions)
+    assert out["transactions"] == len(small_workload.transactions)
     assert out["rejected"] == small_workload.summary["rejected"]
     assert out["prev_root"] == init["root"] != out["new_root"]
+    # batches of at most what one settlement takes (the default bound), in order
+    batches = out["batches"]
+    assert [b["batch"] for b in batches] == list(range(1, len(batches) + 1)) and len(batches) > 1
+    assert all(1 <= b["accepted"] and b["transactions"] <= init["max_batch_txs"] for b in batches)
     status = json.loads(run("status", "--home", home, "--json").output)
-    assert status["batch"] == 1 and status["root"] == out["new_root"] and status["accounts"] == 20
+    assert status["batch"] == len(batches) and status["root"] == out["new_root"] and status["accounts"] == 20
     account = json.loads(run("account", "0", "--home", home, "--json", "--proof").output)
     assert account["nonce"] > 0 and account["equity"] >= account["initial_margin"] >= account["maintenance_margin"]
     assert account["root"] == out["new_root"] and len(account["proof"]["siblings"]) == 32
     batch = json.loads(run("batch", "1", "--home", home, "--json", "--receipts", "--diff").output)
-    assert batch["new_root"] == out["new_root"] and len(batch["receipts"]) == out["transactions"]
-    assert len(batch["diff"]) == out["touched_leaves"]
+    assert batch["new_root"] == batches[0]["new_root"] and len(batch["receipts"]) == batches[0]["transactions"]
+    assert len(batch["diff"]) == batches[0]["touched_leaves"]
     assert "batch 1" in run("batch", "1", "--home", home).output
 
 

@@ -31,13 +31,14 @@ def workload_files(tmp_path_factory):
     genesis = folder / "genesis.json"
     genesis.write_text(workload.genesis.model_dump_json())
     reference = Node.init(folder / "reference", workload.genesis)
-    expected_root = reference.submit(workload.transactions).new_root
+    expected_root = reference.submit(workload.transactions, max_batch_txs=None).batch.new_root
     reference.close()
     return txs, genesis, expected_root
 
 
 def _init(home: Path, genesis: Path) -> None:
-    subprocess.run([*ROLLUP, "init", "--home", str(home), "--genesis", str(genesis)], check=True, capture_output=True)
+    # one large batch (no settlement bound): its commit is what gets killed
+    subprocess.run([*ROLLUP, "init", "--home", str(home), "--genesis", str(genesis), "--max-batch-txs", "0"], check=True, capture_output=True)
 
 
 def _submit(home: Path, txs: Path, crash_at: str | None = None) -> subprocess.Popen:

@@ -83,8 +83,8 @@ def reference(workload, tmp_path_factory):
     """Sequential execution: the root, receipts and leaves every other run must reproduce."""
     node = Node.init(tmp_path_factory.mktemp("reference") / "node", workload.genesis)
     setup, batch = _split(workload)
-    node.submit(setup)
-    result = node.submit(batch)
+    node.submit(setup, max_batch_txs=None).batch
+    result = node.submit(batch, max_batch_txs=None).batch
     leaves = dict(node.leaves)
     node.close()
     return result, leaves
@@ -106,8 +106,8 @@ def test_batch_on_local_cluster_is_identical_to_serial(cluster, workload, refere
     expected, expected_leaves = reference
     node = node_factory(workload.genesis)
     setup, batch = _split(workload)
-    node.submit(setup, executor=cluster, partitions=2, coordinator_executes=coordinator_executes)
-    result = node.submit(batch, executor=cluster, partitions=2, coordinator_executes=coordinator_executes)
+    node.submit(setup, executor=cluster, partitions=2, coordinator_executes=coordinator_executes, max_batch_txs=None).batch
+    result = node.submit(batch, executor=cluster, partitions=2, coordinator_executes=coordinator_executes, max_batch_txs=None).batch
     assert len(set(cluster.pids)) == 2 and os.getpid() not in cluster.pids
     assert result.new_root == expected.new_root
     assert result.receipts == expected.receipts
@@ -122,8 +122,8 @@ def test_pipelined_batch_on_local_cluster_is_identical_to_serial(cluster, worklo
     expected, expected_leaves = reference
     node = node_factory(workload.genesis)
     setup, batch = _split(workload)
-    node.submit(setup, executor=cluster, mode="pipelined")
-    result = node.submit(batch, executor=cluster, mode="pipelined")
+    node.submit(setup, executor=cluster, mode="pipelined", max_batch_txs=None).batch
+    result = node.submit(batch, executor=cluster, mode="pipelined", max_batch_txs=None).batch
     assert result.new_root == expected.new_root
     assert result.receipts == expected.receipts
     assert result.diff == expected.diff
@@ -136,10 +136,10 @@ def test_worker_killed_mid_batch_is_rerun_with_identical_root(cluster, workload,
     marker = tmp_path / "killed-once"
     node = node_factory(workload.genesis)
     setup, batch = _split(workload)
-    node.submit(setup)
+    node.submit(setup, max_batch_txs=None).batch
     pids_before = set(cluster.pids)
     killing = KillingExecutor(cluster, target=_execution_task_name(), marker=str(marker))
-    result = node.submit(batch, executor=killing, partitions=2)
+    result = node.submit(batch, executor=killing, partitions=2, max_batch_txs=None).batch
     assert killing.killer_tasks >= 1
     assert marker.exists()  # a worker really died ...
     assert set(cluster.pids) != pids_before  # ... and its nanny started a new one
@@ -152,10 +152,10 @@ def test_worker_killed_mid_batch_is_rerun_with_identical_root(cluster, workload,
 def test_task_killing_every_worker_fails_and_commits_nothing(cluster, workload, node_factory):
     node = node_factory(workload.genesis)
     setup, batch = _split(workload)
-    committed_root = node.submit(setup).new_root
+    committed_root = node.submit(setup, max_batch_txs=None).batch.new_root
     killing = KillingExecutor(cluster, target=_execution_task_name(), marker=None)
     with pytest.raises(NodeError, match="batch not committed: .*WorkerCrashed: a Dask worker died on every try"):
-        node.submit(batch, executor=killing, partitions=2)
+        node.submit(batch, executor=killing, partitions=2, max_batch_txs=None).batch
     assert node.batch_number == 1 and node.root == committed_root
     reopened = Node.open(node.home)
     try:
@@ -164,4 +164,4 @@ def test_task_killing_every_worker_fails_and_commits_nothing(cluster, workload, 
         reopened.close()
     # the cluster recovers: the same batch then commits
     cluster.client.wait_for_workers(2, timeout=30)
-    assert node.submit(batch, executor=cluster, partitions=2).number == 2
+    assert node.submit(batch, executor=cluster, partitions=2, max_batch_txs=None).batch.number == 2

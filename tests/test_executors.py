@@ -117,7 +117,7 @@ def test_reports_its_worker_count(executor):
 
 
 def test_signature_pass_matches_sequential_pass(executor, small_workload):
-    txs, chain_id = small_workload.transactions, small_workload.genesis.chain_id
+    txs, chain_id = small_workload.transactions, small_workload.genesis.signing_domain
     expected = check_signatures(txs, chain_id)
     assert any(c.signers is None for c in expected)  # the workload has malformed signatures
     assert check_signatures(txs, chain_id, executor) == expected
@@ -216,11 +216,11 @@ def grouped_workload(workload_factory):
 def test_worker_crash_during_submit_commits_nothing(grouped_workload, node_factory, target):
     setup, batch = _split_setup(grouped_workload)
     node = node_factory(grouped_workload.genesis)
-    committed_root = node.submit(setup).new_root
+    committed_root = node.submit(setup, max_batch_txs=None).batch.new_root
     with ProcessExecutor(2) as pool:
         killing = KillingExecutor(pool, target)
         with pytest.raises(NodeError, match=r"batch not committed: .*WorkerCrashed: worker process \d+ died \(killed by SIGKILL"):
-            node.submit(batch, executor=killing, partitions=2)
+            node.submit(batch, executor=killing, partitions=2, max_batch_txs=None).batch
         assert killing.killed
     # nothing committed, memory back at the last batch
     assert node.batch_number == 1
@@ -232,9 +232,9 @@ def test_worker_crash_during_submit_commits_nothing(grouped_workload, node_facto
         reopened.close()
     # the node still works, and gives the root an untroubled node gives
     reference = node_factory(grouped_workload.genesis, name="reference")
-    reference.submit(setup)
+    reference.submit(setup, max_batch_txs=None).batch
     with make_executor("process", workers=2) as pool:
-        assert node.submit(batch, executor=pool, partitions=2).new_root == reference.submit(batch).new_root
+        assert node.submit(batch, executor=pool, partitions=2, max_batch_txs=None).batch.new_root == reference.submit(batch, max_batch_txs=None).batch.new_root
 
 
 @pytest.mark.parametrize("kind", ["serial", "process"])
@@ -242,12 +242,12 @@ def test_pipelined_mode_gives_the_sequential_batch(grouped_workload, node_factor
     """Signatures on the workers, execution chunk by chunk here: same receipts, diff and root."""
     setup, batch = _split_setup(grouped_workload)
     reference = node_factory(grouped_workload.genesis, name="reference")
-    reference.submit(setup)
-    expected = reference.submit(batch)
+    reference.submit(setup, max_batch_txs=None).batch
+    expected = reference.submit(batch, max_batch_txs=None).batch
     node = node_factory(grouped_workload.genesis, name=kind)
-    node.submit(setup)
+    node.submit(setup, max_batch_txs=None).batch
     with make_executor(kind, workers=2) as executor:
-        got = node.submit(batch, executor=executor, mode="pipelined")
+        got = node.submit(batch, executor=executor, mode="pipelined", max_batch_txs=None).batch
     assert got.receipts == expected.receipts
     assert got.diff == expected.diff and got.new_root == expected.new_root
     assert node.state == reference.state
@@ -256,26 +256,26 @@ def test_pipelined_mode_gives_the_sequential_batch(grouped_workload, node_factor
 def test_pipelined_worker_crash_commits_nothing(grouped_workload, node_factory):
     setup, batch = _split_setup(grouped_workload)
     node = node_factory(grouped_workload.genesis)
-    committed_root = node.submit(setup).new_root
+    committed_root = node.submit(setup, max_batch_txs=None).batch.new_root
     committed_state = node.state.copy()
     with ProcessExecutor(2) as pool:
         killing = KillingExecutor(pool, "recover_packed_signature_chunk")
         with pytest.raises(NodeError, match=r"batch not committed: the signature checks failed in a worker: WorkerCrashed"):
-            node.submit(batch, executor=killing, mode="pipelined")
+            node.submit(batch, executor=killing, mode="pipelined", max_batch_txs=None).batch
     assert node.batch_number == 1 and node.root == committed_root and node.state == committed_state
 
 
 def test_task_error_during_submit_commits_nothing(grouped_workload, node_factory):
     setup, batch = _split_setup(grouped_workload)
     node = node_factory(grouped_workload.genesis)
-    committed_root = node.submit(setup).new_root
+    committed_root = node.submit(setup, max_batch_txs=None).batch.new_root
 
     class FailingExecutor(SerialExecutor):
         def submit(self, fn, /, *args, **kwargs):
             return super().submit(fail_with, "worker ran out of disk")
 
     with pytest.raises(NodeError, match="batch not committed: .*ValueError: worker ran out of disk"):
-        node.submit(batch, executor=FailingExecutor(), partitions=2)
+        node.submit(batch, executor=FailingExecutor(), partitions=2, max_batch_txs=None).batch
     assert node.batch_number == 1 and node.root == committed_root
 
 

@@ -57,7 +57,7 @@ def test_file_replays_through_signatures_and_rules(small, tmp_path: Path) -> Non
     statuses, bad_signatures = [], 0
     for tx in txs:
         try:
-            signers = recover_signers(tx, genesis.chain_id)
+            signers = recover_signers(tx, genesis.signing_domain)
         except InvalidSignature:  # the signature pass rejects it before execution
             statuses.append("rejected")
             bad_signatures += 1

@@ -282,3 +282,15 @@ def test_invalid_corrupt_state_file(tmp_path: Path) -> None:
 def test_invalid_rpc_url() -> None:
     with pytest.raises(L1Error, match="no JSON-RPC node answers"):
         L1.rpc(f"http://127.0.0.1:{get_free_port()}")
+
+
+def test_embedded_defaults_of_the_genesis_are_the_embedded_chains():
+    """The default genesis binds signatures to the embedded L1 (its chain id) and to the address
+    its first deployment gets (the first dev account's CREATE at nonce 0)."""
+    from rollup.genesis import EMBEDDED_DEPLOYER_KEY, EMBEDDED_L1_CHAIN_ID, compute_create_address, get_embedded_rollup_address
+
+    l1 = L1.embedded()
+    assert l1.chain_id == EMBEDDED_L1_CHAIN_ID
+    assert EMBEDDED_DEPLOYER_KEY == get_dev_key(0) and get_address(EMBEDDED_DEPLOYER_KEY) == l1.default_sender
+    assert l1.deploy(compile_probe(), 5).address == get_embedded_rollup_address()
+    assert l1.deploy(compile_probe(), 5).address == compute_create_address(l1.default_sender, 1)

@@ -128,10 +128,12 @@ def world(tmp_path_factory) -> dict[str, Any]:
     keys = {tx.account: dev_account_key(SEED, i) for i, tx in enumerate(deposits)}
     for tx in deposits:
         assert get_address(keys[tx.account]) == tx.address
-        run_json("l1", "deposit", "--account", str(tx.account), "--amount", str(tx.amount), "--key", "0x" + keys[tx.account].hex(), "--home", str(home))
+        # a first deposit opens the account: the contract assigns the ids in order
+        opened = run_json("l1", "deposit", "--amount", str(tx.amount), "--key", "0x" + keys[tx.account].hex(), "--home", str(home))
+        assert opened["l2_transaction"] == tx.model_dump()
     run_json("submit", str(write_lines(root / "b1.jsonl", deposits)), "--home", str(home), "--executor", "serial")
     a, b = (tx.account for tx in deposits)
-    chain_id = workload.genesis.chain_id
+    chain_id = workload.genesis.signing_domain
     withdrawals = [(a, FORCED_A, 0), (b, WITHDRAWN_B, 0), (a, WITHDRAWN_A2, 1), (a, 1, 2)]
     for number, (account, amount, nonce) in enumerate(withdrawals, start=2):
         tx = sign(unsigned(Withdraw, account=account, amount=amount, nonce=nonce), [keys[account]], chain_id)
@@ -291,14 +293,14 @@ def test_censored_deposits_freeze_and_are_reclaimed():
 
     l1 = L1.embedded()
     delay = 3600
-    rollup = l1.deploy(compile_contract("Rollup", SegmentShape(1)), bytes(32), 1, delay, 424242)
+    rollup = l1.deploy(compile_contract("Rollup", SegmentShape(1)), bytes(32), 1, delay)
     key = dev_account_key(SEED, 0)
     address = get_address(key)
     l1.fund(address, 10**18)
-    for account, amount in ((5, 7), (6, 11)):
-        l1.send(rollup.functions.deposit(account, amount), "deposit", gas=300_000, value=amount * UNIT_WEI, private_key=key)
+    l1.send(rollup.functions.open_account(7), "open", gas=300_000, value=7 * UNIT_WEI, private_key=key)  # account 0
+    l1.send(rollup.functions.deposit(0, 11), "deposit", gas=300_000, value=11 * UNIT_WEI, private_key=key)
     freeze = rollup.functions.freeze()
-    reclaim = rollup.functions.reclaim_deposit(0, 5, address, 7)
+    reclaim = rollup.functions.reclaim_deposit(0, 0, address, 7)
     assert "deposits are reclaimed only once the rollup is frozen" in revert_reason(lambda: l1.send(reclaim, "reclaim", gas=300_000))
     # the deposit has not waited long enough
     assert "the forced withdrawal is not overdue" in revert_reason(lambda: l1.send(freeze, "freeze", gas=300_000))
@@ -308,8 +310,69 @@ def test_censored_deposits_freeze_and_are_reclaimed():
     assert rollup.functions.frozen().call()
     before = l1.balance(address)
     # not the queued deposit: another amount
-    assert "not the queued deposit" in revert_reason(lambda: l1.send(rollup.functions.reclaim_deposit(0, 5, address, 8), "reclaim", gas=300_000))
+    assert "not the queued deposit" in revert_reason(lambda: l1.send(rollup.functions.reclaim_deposit(0, 0, address, 8), "reclaim", gas=300_000))
     l1.send(reclaim, "reclaim", gas=300_000)
     assert l1.balance(address) - before == 7 * UNIT_WEI
     assert "deposit already reclaimed" in revert_reason(lambda: l1.send(reclaim, "reclaim", gas=300_000))
-    assert "no such deposit left in the queue" in revert_reason(lambda: l1.send(rollup.functions.reclaim_deposit(2, 5, address, 7), "reclaim", gas=300_000))
+    assert "no such deposit left in the queue" in revert_reason(lambda: l1.send(rollup.functions.reclaim_deposit(2, 0, address, 7), "reclaim", gas=300_000))
+
+
+def deploy_bare_rollup(l1: Any) -> Any:
+    """The settlement contract alone (no batch verifier): enough for the deposit queue."""
+    from contracts.build import compile_contract
+    from verifier.segment import SegmentShape
+
+    return l1.deploy(compile_contract("Rollup", SegmentShape(1)), bytes(32), 1, 3600)
+
+
+def test_deposit_from_a_contract_wallet_is_included_without_a_signature(tmp_path, small_workload):
+    """A contract wallet (it cannot sign) deposits on L1; the node reads the queue entry and
+    executes it: the entry is the authorisation (security review, finding 1: an L1 deposit
+    without a signed L2 Deposit blocked the queue for good, and let anyone freeze the rollup)."""
+    from contracts.build import compile_contract
+    from contracts.chain import L1
+    from contracts.client import Contracts, get_queued_deposits
+    from rollup.node import Node
+    from verifier.segment import SegmentShape
+
+    l1 = L1.embedded()
+    rollup = deploy_bare_rollup(l1)
+    wallet = l1.deploy(compile_contract("ContractWallet", SegmentShape(1), extra_dirs=(Path(__file__).parent / "vy",)))
+    l1.send(wallet.functions.open_account(rollup.address, 5), "open from a contract wallet", gas=300_000, value=5 * UNIT_WEI)
+    (queued,) = get_queued_deposits(Contracts(rollup, None, None))
+    assert (queued.deposit_id, queued.account, queued.address, queued.amount) == (0, 0, wallet.address, 5)
+    node = Node.init(tmp_path / "node", small_workload.genesis)
+    try:
+        submission = node.submit([queued])
+        assert [r.status for r in submission.receipts] == ["accepted"]
+        account = node.state.accounts[0]
+        assert account.address == wallet.address and account.collateral == 5
+    finally:
+        node.close()
+
+
+def test_account_ids_are_assigned_by_the_contract_so_nobody_squats_one():
+    """Nobody deposits to an id that is not theirs, and a new account's id is the contract's
+    choice (security review, finding 7: front-running the first deposit to an id took it)."""
+    from contracts.chain import L1
+
+    l1 = L1.embedded()
+    rollup = deploy_bare_rollup(l1)
+    alice, mallory = dev_account_key(SEED, 0), dev_account_key(SEED, 1)
+    for key in (alice, mallory):
+        l1.fund(get_address(key), 10**18)
+    # the squat: a deposit to an id nobody opened (the one Alice would have chosen) is refused
+    squat = rollup.functions.deposit(7, 1)
+    assert "not an account of the sender's" in revert_reason(lambda: l1.send(squat, "squat", gas=300_000, value=UNIT_WEI, private_key=mallory))
+    # ids come in order from the contract, each owned by whoever opened it
+    opened = []
+    for key in (mallory, alice):
+        receipt = l1.send(rollup.functions.open_account(3), "open", gas=300_000, value=3 * UNIT_WEI, private_key=key)
+        opened.append(rollup.events.Deposited().process_receipt(receipt)[0]["args"]["account"])
+    assert opened == [0, 1] and rollup.functions.next_account_id().call() == 2
+    assert rollup.functions.account_owner(1).call() == get_address(alice)
+    # an owner tops up its own account; nobody else can
+    l1.send(rollup.functions.deposit(1, 2), "top up", gas=300_000, value=2 * UNIT_WEI, private_key=alice)
+    top_up = rollup.functions.deposit(1, 2)
+    assert "not an account of the sender's" in revert_reason(lambda: l1.send(top_up, "top up", gas=300_000, value=2 * UNIT_WEI, private_key=mallory))
+    assert rollup.functions.deposit_count().call() == 3

@@ -56,7 +56,7 @@ from verifier.merkle import (
     keccak256,
 )
 from verifier.segment import SLOT_TYPES, SegmentShape
-from verifier.wire import TRANSACTION_TYPES, OracleUpdate
+from verifier.wire import TRANSACTION_TYPES, OracleUpdate, SigningDomain
 
 HARNESSES = Path(__file__).parent / "vy"
 CALL = {"gas": 25_000_000}  # explicit gas: estimation would re-run every call
@@ -292,35 +292,37 @@ def test_type_strings_match_the_wire_models(eip712: Any) -> None:
 
 
 def test_domain_separator(eip712: Any, workload: Any) -> None:
-    for chain_id in (1, workload.genesis.chain_id, 2**64 - 1):
-        assert eip712.functions.compute_domain_separator(chain_id).call(CALL) == compute_domain_separator(chain_id)
+    genesis = workload.genesis
+    for domain in (genesis.signing_domain, SigningDomain(1, genesis.rollup_address), SigningDomain(2**64 - 1, "0xFFfFfFffFFfffFFfFFfFFFFFffFFFffffFfFFFfF")):
+        separator = eip712.functions.compute_domain_separator(domain.l1_chain_id, domain.verifying_contract).call(CALL)
+        assert separator == compute_domain_separator(domain)
 
 
 def test_secp256k1_order_matches_eth_keys(eip712: Any) -> None:
     assert eip712.functions.get_secp256k1_n().call(CALL) == SECPK1_N
 
 
-def compute_evm_digest(eip712: Any, tx: Any, chain_id: int) -> tuple[bytes, int]:
+def compute_evm_digest(eip712: Any, tx: Any, domain: SigningDomain) -> tuple[bytes, int]:
     if isinstance(tx, OracleUpdate):
-        return eip712.functions.compute_oracle_digest(*encode_oracle_update(tx), chain_id).call(CALL)
+        return eip712.functions.compute_oracle_digest(*encode_oracle_update(tx), compute_domain_separator(domain)).call(CALL)
     kind, words = encode_tx_words(tx)
-    return eip712.functions.compute_tx_digest(kind, words, chain_id).call(CALL)
+    return eip712.functions.compute_tx_digest(kind, words, compute_domain_separator(domain)).call(CALL)
 
 
 @pytest.mark.parametrize("kind", SLOT_TYPES)
 def test_digest_and_signers_match_python(eip712: Any, workload: Any, kind: str) -> None:
     """Every transaction of the type: the contract's digest is Python's, and every signature
     recovers on chain to the signer Python recovers."""
-    chain_id = workload.genesis.chain_id
+    domain = workload.genesis.signing_domain
     txs = [tx for tx in workload.transactions if tx.type == kind]
     assert txs, f"the workload has no {kind}"
     for tx in txs:
-        digest = compute_signing_digest(tx, chain_id)
-        assert compute_evm_digest(eip712, tx, chain_id)[0] == digest
-        for field, signer in zip(get_signature_fields(type(tx)), recover_signers(tx, chain_id), strict=True):
+        digest = compute_signing_digest(tx, domain)
+        assert compute_evm_digest(eip712, tx, domain)[0] == digest
+        for field, signer in zip(get_signature_fields(type(tx)), recover_signers(tx, domain), strict=True):
             assert eip712.functions.recover(digest, *split_signature(getattr(tx, field))).call(CALL)[0] == signer
     # and Python's fast digest is eth-account's (the reference), for one of them
-    assert compute_signing_digest_reference(txs[0], chain_id) == compute_signing_digest(txs[0], chain_id)
+    assert compute_signing_digest_reference(txs[0], domain) == compute_signing_digest(txs[0], domain)
 
 
 def test_negative_sizes_are_covered(workload: Any) -> None:
@@ -336,14 +338,14 @@ def _first(workload: Any, kind: str) -> Any:
 def test_changed_word_changes_the_signer(eip712: Any, workload: Any) -> None:
     """A sequencer that alters a signed word (the fee) gets another digest: the signature no
     longer recovers to the trader."""
-    chain_id = workload.genesis.chain_id
+    domain = workload.genesis.signing_domain
     tx = _first(workload, "perp_trade")
     kind, words = encode_tx_words(tx)
     words[5] += 1
-    digest, _ = eip712.functions.compute_tx_digest(kind, words, chain_id).call(CALL)
-    assert digest != compute_signing_digest(tx, chain_id)
+    digest, _ = eip712.functions.compute_tx_digest(kind, words, compute_domain_separator(domain)).call(CALL)
+    assert digest != compute_signing_digest(tx, domain)
     signer, _ = eip712.functions.recover(digest, *split_signature(tx.taker_signature)).call(CALL)
-    assert signer != recover_signers(tx, chain_id)[1]
+    assert signer != recover_signers(tx, domain)[1]
 
 
 INVALID_WORDS: dict[str, tuple[str, Callable[[list[int]], None], str]] = {
@@ -375,11 +377,11 @@ def test_invalid_words_revert(eip712: Any, workload: Any, case: str) -> None:
     kind_name, tamper, reason = INVALID_WORDS[case]
     kind, words = encode_tx_words(_first(workload, kind_name))
     tamper(words)
-    assert get_revert_reason(eip712.functions.compute_tx_digest(kind, words, workload.genesis.chain_id)) == reason
+    assert get_revert_reason(eip712.functions.compute_tx_digest(kind, words, compute_domain_separator(workload.genesis.signing_domain))) == reason
 
 
 def test_invalid_kind_oracle_update(eip712: Any, workload: Any) -> None:
-    reason = get_revert_reason(eip712.functions.compute_tx_digest(SLOT_TYPES.index("oracle_update"), [0] * 11, 1))
+    reason = get_revert_reason(eip712.functions.compute_tx_digest(SLOT_TYPES.index("oracle_update"), [0] * 11, bytes(32)))
     assert reason == "eip712: not a user transaction"
     with pytest.raises(UnencodableTransaction):
         encode_tx_words(_first(workload, "oracle_update"))
@@ -392,7 +394,7 @@ def _get_non_x_coordinate() -> int:
 
 def test_invalid_signatures_revert(eip712: Any, workload: Any) -> None:
     tx = _first(workload, "transfer")
-    digest = compute_signing_digest(tx, workload.genesis.chain_id)
+    digest = compute_signing_digest(tx, workload.genesis.signing_domain)
     v, r, s = split_signature(tx.signature)
     recover = eip712.functions.recover
     high_v, high_r, high_s = split_signature(compute_malleable_twin(tx.signature))
@@ -421,15 +423,15 @@ def test_oracle_update_lists_are_bounded(workload: Any) -> None:
 
 def test_digest_gas(eip712: Any, workload: Any) -> None:
     """Gas per digest type and per recovery (internal call only)."""
-    chain_id = workload.genesis.chain_id
+    domain = workload.genesis.signing_domain
     report = {}
     for kind in SLOT_TYPES:
         tx = _first(workload, kind)
-        _, gas = compute_evm_digest(eip712, tx, chain_id)
+        _, gas = compute_evm_digest(eip712, tx, domain)
         report[kind] = gas
         assert gas < (60_000 if kind == "oracle_update" else 6_000)
     tx = _first(workload, "transfer")
-    _, report["recover"] = eip712.functions.recover(compute_signing_digest(tx, chain_id), *split_signature(tx.signature)).call(CALL)
+    _, report["recover"] = eip712.functions.recover(compute_signing_digest(tx, domain), *split_signature(tx.signature)).call(CALL)
     assert report["recover"] < 5_000
     oracle = _first(workload, "oracle_update")
     report["oracle_update_lists"] = [len(oracle.marks), len(oracle.funding), len(oracle.risk_arrays), len(oracle.settlements)]

@@ -40,7 +40,15 @@ def rpc_url():
 
 
 def test_settle_through_rpc(rpc_url: str, tmp_path: Path):
-    workload = generate_workload(WorkloadSpec(accounts=2, txs=1, seed=SEED), workers=1)
+    from contracts.chain import L1
+    from rollup.genesis import compute_create_address
+
+    # the genesis names this L1 and where the deployment will put the Rollup contract (the
+    # signatures' EIP-712 domain): the node's first account, at its next nonce
+    l1 = L1.rpc(rpc_url)
+    rollup_address = compute_create_address(l1.default_sender, l1.w3.eth.get_transaction_count(l1.default_sender))
+    spec = WorkloadSpec(accounts=2, txs=1, seed=SEED, l1_chain_id=l1.chain_id, rollup_address=rollup_address)
+    workload = generate_workload(spec, workers=1)
     deposits = [tx for tx in workload.transactions if tx.type == "deposit"]
     assert len(deposits) == 2
     (tmp_path / "genesis.json").write_text(workload.genesis.model_dump_json())
@@ -48,6 +56,7 @@ def test_settle_through_rpc(rpc_url: str, tmp_path: Path):
     run_json("init", "--home", home, "--genesis", str(tmp_path / "genesis.json"))
     run_json("setup", "--slots", "1", "--home", home)
     deployed = run_json("l1", "deploy", "--rpc-url", rpc_url, "--home", home)
+    assert deployed["rollup"] == rollup_address
     # recorded per chain id (anvil's 31337), apart from the embedded L1's
     assert (Path(home) / "l1" / "deployment-31337.json").exists()
     assert not (Path(home) / "l1" / "chain").exists()
@@ -57,7 +66,7 @@ def test_settle_through_rpc(rpc_url: str, tmp_path: Path):
     for i, tx in enumerate(deposits):
         key = dev_account_key(SEED, i)
         assert get_address(key) == tx.address
-        info = run_json("l1", "deposit", "--account", str(tx.account), "--amount", str(tx.amount), "--key", "0x" + key.hex(), "--out", str(out), "--rpc-url", rpc_url, "--home", home)
+        info = run_json("l1", "deposit", "--amount", str(tx.amount), "--key", "0x" + key.hex(), "--out", str(out), "--rpc-url", rpc_url, "--home", home)
         assert info["deposit_id"] == tx.deposit_id
     # the L2 transactions the L1 deposits produced are the workload's own
     assert out.read_text().splitlines() == [tx.model_dump_json() for tx in deposits]

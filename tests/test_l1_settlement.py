@@ -103,8 +103,8 @@ def settled(world) -> dict[str, Any]:
     first = deposits[0]
     out = root / "l2-deposits.jsonl"
     key = "0x" + world["keys"][first.address].hex()
-    info = run_json("l1", "deposit", "--account", str(first.account), "--amount", str(first.amount), "--key", key, "--out", str(out), "--home", str(home))
-    assert info["deposit_id"] == 0
+    info = run_json("l1", "deposit", "--amount", str(first.amount), "--key", key, "--out", str(out), "--home", str(home))
+    assert info["deposit_id"] == 0 and info["account"] == first.account  # the contract assigned the id
     assert out.read_text().strip() == first.model_dump_json()
     run_json("submit", str(write_lines(root / "b1.jsonl", deposits)), "--home", str(home), "--executor", "serial")
     run_json("prove", "--home", str(home), "--executor", "serial")
@@ -113,7 +113,10 @@ def settled(world) -> dict[str, Any]:
     assert "deposits do not match the L1 queue" in revert_reason(contracts, get_args(home, 1, shape))
     second = deposits[1]
     key = "0x" + world["keys"][second.address].hex()
-    run_json("l1", "deposit", "--account", str(second.account), "--amount", str(second.amount), "--key", key, "--home", str(home))
+    run_json("l1", "deposit", "--amount", str(second.amount), "--key", key, "--home", str(home))
+    # the node reads the queue: the L2 deposits are the L1 entries; it has executed both
+    assert run_json("l1", "deposits", "--from", "0", "--home", str(home))["deposits"] == [tx.model_dump() for tx in deposits]
+    assert run_json("l1", "deposits", "--home", str(home)) == {"from": 2, "deposits": []}
     out = run_json("settle", "--home", str(home))
     assert [r["batch"] for r in out["settled"]] == [1]
     return {"batch1": out["settled"][0]}
@@ -126,7 +129,7 @@ def pending(world, settled) -> dict[str, Any]:
     run_json("submit", str(write_lines(root / "b2.jsonl", workload.transactions[2:])), "--home", str(home), "--executor", "serial")
     account = workload.transactions[3].buyer
     address = next(tx.address for tx in workload.transactions[:2] if tx.account == account)
-    withdraw = sign(unsigned(Withdraw, account=account, amount=WITHDRAWN, nonce=1), [world["keys"][address]], workload.genesis.chain_id)
+    withdraw = sign(unsigned(Withdraw, account=account, amount=WITHDRAWN, nonce=1), [world["keys"][address]], workload.genesis.signing_domain)
     out = run_json("submit", str(write_lines(root / "b3.jsonl", [withdraw])), "--home", str(home), "--executor", "serial")
     assert out["accepted"] == 1
     run_json("prove", "--home", str(home), "--executor", "serial")
@@ -163,6 +166,10 @@ def test_tampered_batches_are_rejected_on_chain(world, pending):
         words, proof = a.segments[-1]
         a.segments[-1] = (words[:13] + [BN254.r - 1] + words[14:], proof)
 
+    def skipped_oracle_update(a):  # the update names a predecessor the chain never applied
+        update = a.oracles[0]
+        a.oracles[0] = (update[0] + 1, *update[1:])
+
     def short_words(a):  # a segment one word short: the packed words no longer match the proofs
         words, proof = a.segments[-1]
         a.segments[-1] = (words[:-1], proof)
@@ -175,6 +182,7 @@ def test_tampered_batches_are_rejected_on_chain(world, pending):
         aliased: "public word >= r",
         off_curve: "not on the curve",
         negative_fee: "eip712: fee out of range",
+        skipped_oracle_update: "oracle update out of sequence",
     }
     for change, reason in expected.items():
         assert reason in revert_reason(contracts, tampered(args, change)), change.__name__
@@ -217,6 +225,9 @@ def test_deposit_trade_settle_withdraw(world, pending):
     status = run_json("l1", "status", "--home", str(home))
     node = run_json("status", "--home", str(home))
     assert status["batch"] == 3 and status["state_root"] == node["root"]
+    # off chain too, the deposits are the L1 queue's (the verifier asks the L1)
+    verdict = run_json("verify", "1", "--l1", "--home", str(home))
+    assert verdict["valid"] is True and verdict["report"]["deposits_checked"] is True and verdict["vk_pinned_by"] == "deployment"
     assert status["deposits_consumed"] == status["deposits_queued"] == 2
     # withdraw on L1: paid once, to the account's address
     l1, contracts, _ = open_contracts(home)

@@ -28,7 +28,7 @@ def _net_deposits(transactions, receipts) -> int:
 
 def test_submit_matches_the_generator_and_conserves_value(small_workload, node_factory):
     node = node_factory(small_workload.genesis)
-    result = node.submit(small_workload.transactions)
+    result = node.submit(small_workload.transactions, max_batch_txs=None).batch
     assert result.number == 1
     assert len(result.receipts) == len(small_workload.transactions)
     # the generator ran the same rules: exactly its deliberately invalid transactions are rejected
@@ -39,7 +39,7 @@ def test_submit_matches_the_generator_and_conserves_value(small_workload, node_f
 
 def test_reopen_gives_the_same_state_and_root(small_workload, node_factory, tmp_path):
     node = node_factory(small_workload.genesis)
-    result = node.submit(small_workload.transactions)
+    result = node.submit(small_workload.transactions, max_batch_txs=None).batch
     state_before = node.state.copy()
     node.close()
     reopened = Node.open(tmp_path / "node")
@@ -54,7 +54,7 @@ def test_reopen_gives_the_same_state_and_root(small_workload, node_factory, tmp_
 def test_the_diff_checks_against_both_roots_with_one_multiproof(small_workload, node_factory):
     node = node_factory(small_workload.genesis)
     old_tree = node.tree.copy()
-    result = node.submit(small_workload.transactions)
+    result = node.submit(small_workload.transactions, max_batch_txs=None).batch
     keys = [leaf.key for leaf in result.diff.leaves]
     proof = old_tree.prove_many(keys)
     before = {l.key: leaf_hash(bytes.fromhex(l.before[2:])) if l.before != "0x" else EMPTY_LEAF for l in result.diff.leaves}
@@ -69,17 +69,17 @@ def test_the_diff_checks_against_both_roots_with_one_multiproof(small_workload, 
 def test_batches_chain_and_execution_is_deterministic(small_workload, node_factory):
     half = len(small_workload.transactions) // 2
     a = node_factory(small_workload.genesis, "a")
-    first = a.submit(small_workload.transactions[:half])
-    second = a.submit(small_workload.transactions[half:])
+    first = a.submit(small_workload.transactions[:half], max_batch_txs=None).batch
+    second = a.submit(small_workload.transactions[half:], max_batch_txs=None).batch
     assert second.prev_root == first.new_root and second.number == 2
     b = node_factory(small_workload.genesis, "b")
-    b.submit(small_workload.transactions[:half])
-    assert b.submit(small_workload.transactions[half:]).new_root == second.new_root
+    b.submit(small_workload.transactions[:half], max_batch_txs=None).batch
+    assert b.submit(small_workload.transactions[half:], max_batch_txs=None).batch.new_root == second.new_root
 
 
 def test_invalid_tampered_leaf_is_detected_on_open(small_workload, node_factory, tmp_path):
     node = node_factory(small_workload.genesis)
-    node.submit(small_workload.transactions)
+    node.submit(small_workload.transactions, max_batch_txs=None).batch
     node.close()
     conn = sqlite3.connect(tmp_path / "node" / DB_NAME)
     key, value = conn.execute("SELECT key, value FROM leaves WHERE key < 1000 ORDER BY key LIMIT 1").fetchone()
@@ -112,5 +112,31 @@ def test_a_failed_commit_leaves_memory_at_the_last_batch(small_workload, node_fa
 
     monkeypatch.setattr(node.store, "commit_batch", fail)
     with pytest.raises(sqlite3.OperationalError):
-        node.submit(small_workload.transactions)
+        node.submit(small_workload.transactions, max_batch_txs=None).batch
     assert node.root == root and node.state.accounts == {} and node.batch_number == 0
+
+
+@pytest.mark.parametrize("field, value", [("rollup_address", "0x" + "5a" * 20), ("l1_chain_id", 1)])
+def test_invalid_transactions_signed_for_another_deployment_are_rejected(small_workload, node_factory, field, value):
+    """Same L2 chain id, another settlement deployment (Rollup contract or L1): every signature is
+    void there (security review, finding 5: the EIP-712 domain named neither)."""
+    node = node_factory(small_workload.genesis)
+    assert node.submit(small_workload.transactions, max_batch_txs=None).n_accepted > 0
+    other = small_workload.genesis.model_copy(update={field: value})
+    assert other.chain_id == small_workload.genesis.chain_id
+    replayed = node_factory(other, name="other").submit(small_workload.transactions, max_batch_txs=None)
+    signed = [r for tx, r in zip(small_workload.transactions, replayed.receipts) if tx.type != "deposit"]
+    assert signed and all(r.status == "rejected" for r in signed)
+
+
+def test_invalid_oracle_updates_after_a_skipped_one(workload_factory, node_factory):
+    """A sequencer that drops a signed oracle update cannot apply the later ones (security
+    review, finding 6: it chose the price path by skipping updates)."""
+    workload = workload_factory(accounts=6, txs=60, seed=13, mix={"oracle_update": 1, "perp_trade": 2})
+    updates = [i for i, tx in enumerate(workload.transactions) if tx.type == "oracle_update"]
+    assert len(updates) >= 3
+    skipped = updates[1]
+    transactions = workload.transactions[:skipped] + workload.transactions[skipped + 1 :]
+    submission = node_factory(workload.genesis).submit(transactions, max_batch_txs=None)
+    later = [r for tx, r in zip(transactions, submission.receipts) if tx.type == "oracle_update"][1:]
+    assert later and all(r.status == "rejected" and "out of sequence" in r.reason for r in later)

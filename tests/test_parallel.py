@@ -63,7 +63,7 @@ class Pooled:
         self.seed = seed  # of the TEST keys that signed it
         self.genesis = workload.genesis
         self.transactions = workload.transactions
-        self.checks = check_signatures(workload.transactions, workload.genesis.chain_id)
+        self.checks = check_signatures(workload.transactions, workload.genesis.signing_domain)
         self.pre_states: dict[int, State] = {}
 
     def get_pre_state(self, start: int) -> State:
@@ -199,7 +199,7 @@ class Signer:
     def __init__(self, pooled: Pooled):
         self.seed = pooled.seed
         self.pooled = pooled
-        self.chain_id = pooled.genesis.chain_id
+        self.chain_id = pooled.genesis.signing_domain
 
     def key(self, account: int):
         return dev_account_key(self.seed, account)
@@ -238,15 +238,15 @@ def test_adversarial_batch(pool):
         signer.sign(unsigned(PerpTrade, maker=a, taker=c, market=market, size=10, price=mark, fee=0,
                              maker_nonce=acc[a].nonce + 1, taker_nonce=acc[c].nonce + 1), a, c),
         # a deposit out of order (skips an id): rejected
-        signer.sign(unsigned(Deposit, deposit_id=count + 1, account=new, address=signer.address(new), amount=10**9), new),
+        unsigned(Deposit, deposit_id=count + 1, account=new, address=signer.address(new), amount=10**9),
         # a trade naming an account before the deposit that creates it: rejected (unknown account)
         signer.sign(unsigned(PerpTrade, maker=d, taker=new, market=market, size=1, price=mark, fee=0,
                              maker_nonce=acc[d].nonce, taker_nonce=0), d, new),
         # the deposits in order, to two new accounts that land in different groups
-        signer.sign(unsigned(Deposit, deposit_id=count, account=new, address=signer.address(new), amount=10**11), new),
-        signer.sign(unsigned(Deposit, deposit_id=count + 1, account=other, address=signer.address(other), amount=10**9), other),
+        unsigned(Deposit, deposit_id=count, account=new, address=signer.address(new), amount=10**11),
+        unsigned(Deposit, deposit_id=count + 1, account=other, address=signer.address(other), amount=10**9),
         # a deposit to an existing account from the wrong address: rejected
-        signer.sign(unsigned(Deposit, deposit_id=count + 2, account=e, address=signer.address(new), amount=1), new),
+        unsigned(Deposit, deposit_id=count + 2, account=e, address=signer.address(new), amount=1),
         # now the same trade is accepted, and a transfer reaches the new account
         signer.sign(unsigned(PerpTrade, maker=d, taker=new, market=market, size=1, price=mark, fee=0,
                              maker_nonce=acc[d].nonce, taker_nonce=0), d, new),
@@ -255,10 +255,10 @@ def test_adversarial_batch(pool):
         signer.sign(unsigned(Transfer, sender=e, recipient=new, amount=1, nonce=acc[e].nonce), e),
         # the workload's later oracle updates (the crash, the settlements) in the middle of the batch
         *oracle_updates[:3],
-        signer.sign(unsigned(Deposit, deposit_id=count + 2, account=e, address=signer.address(e), amount=5), e),
+        unsigned(Deposit, deposit_id=count + 2, account=e, address=signer.address(e), amount=5),
         *oracle_updates[3:],
     ]
-    checks = check_signatures(batch, pooled.genesis.chain_id)
+    checks = check_signatures(batch, pooled.genesis.signing_domain)
     expected = run_sequential(pre, batch, checks)
     statuses = [r.status for r in expected[1]]
     assert statuses[:11] == ["accepted", "accepted", "rejected", "rejected", "rejected", "accepted", "accepted",
@@ -305,7 +305,7 @@ def test_invalid_signatures_are_rejected_like_the_sequential_pass(pool):
     # a trade signed by the wrong key for its taker, and an oracle update signed by an account
     signer = Signer(pooled)
     batch[3] = replace_signature(batch[3], signer)
-    checks = check_signatures(batch, pooled.genesis.chain_id)
+    checks = check_signatures(batch, pooled.genesis.signing_domain)
     expected = run_sequential(pre, batch, checks)
     assert_same_result(expected, run_parallel(pre, batch, checks, SerialExecutor(), 2))
 
@@ -425,17 +425,17 @@ def test_node_commits_nothing_when_a_partition_fails(pool, node_factory):
     pooled = pool[1]
     setup = pooled.workload.summary["setup"]
     node = node_factory(pooled.genesis)
-    node.submit(pooled.transactions[:setup])
+    node.submit(pooled.transactions[:setup], max_batch_txs=None).batch
     root, number, state = node.root, node.batch_number, node.state.copy()
     with pytest.raises(NodeError, match="batch not committed: partition 1 of 2 failed"):
-        node.submit(pooled.transactions[setup:], executor=FaultyExecutor(bad=1), partitions=2)
+        node.submit(pooled.transactions[setup:], executor=FaultyExecutor(bad=1), partitions=2, max_batch_txs=None).batch
     assert (node.root, node.batch_number) == (root, number)
     assert node.state == state
     # the node still works, and a good parallel batch commits the sequential root
     reference = node_factory(pooled.genesis, name="reference")
-    reference.submit(pooled.transactions[:setup])
-    expected = reference.submit(pooled.transactions[setup:])
-    result = node.submit(pooled.transactions[setup:], executor=SerialExecutor(), partitions=2)
+    reference.submit(pooled.transactions[:setup], max_batch_txs=None).batch
+    expected = reference.submit(pooled.transactions[setup:], max_batch_txs=None).batch
+    result = node.submit(pooled.transactions[setup:], executor=SerialExecutor(), partitions=2, max_batch_txs=None).batch
     assert result.new_root == expected.new_root
 
 
@@ -450,8 +450,8 @@ def test_node_parallel_submit_gives_the_sequential_diff_and_root(pool, node_fact
     parallel = node_factory(pooled.genesis, name="parallel")
     with ThreadPoolExecutor(max_workers=partitions) as executor:
         for part in (pooled.transactions[:cut], pooled.transactions[cut:]):
-            expected = sequential.submit(part)
-            got = parallel.submit(part, executor=executor, partitions=partitions, coordinator_executes=coordinator_executes)
+            expected = sequential.submit(part, max_batch_txs=None).batch
+            got = parallel.submit(part, executor=executor, partitions=partitions, coordinator_executes=coordinator_executes, max_batch_txs=None).batch
             assert got.receipts == expected.receipts
             assert got.diff == expected.diff
             assert got.new_root == expected.new_root

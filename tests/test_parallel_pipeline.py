@@ -45,15 +45,15 @@ def test_pipelined_batch_is_stored_as_the_sequential_one(chunked_workload, node_
     setup, batch = _split_setup(chunked_workload)
     assert compute_signature_chunk_size(len(batch), 2) == 64 and len(batch) > 3 * 64  # several chunks
     sequential = node_factory(chunked_workload.genesis, "sequential")
-    sequential.submit(setup)
-    expected = sequential.submit(batch)
+    sequential.submit(setup, max_batch_txs=None).batch
+    expected = sequential.submit(batch, max_batch_txs=None).batch
     pipelined = node_factory(chunked_workload.genesis, "pipelined")
-    pipelined.submit(setup)
+    pipelined.submit(setup, max_batch_txs=None).batch
     executor = SerialExecutor() if executor_kind == "serial" else ProcessExecutor(2)
     with executor:
         if executor_kind == "serial":
             executor.workers = 2  # same chunking as the pool
-        result = pipelined.submit(batch, executor=executor, mode="pipelined")
+        result = pipelined.submit(batch, executor=executor, mode="pipelined", max_batch_txs=None).batch
     assert result.new_root == expected.new_root
     assert result.receipts == expected.receipts
     assert result.diff == expected.diff
@@ -64,12 +64,12 @@ def test_pipelined_batch_is_stored_as_the_sequential_one(chunked_workload, node_
 def test_partitioned_batch_is_stored_as_the_sequential_one(chunked_workload, node_factory):
     setup, batch = _split_setup(chunked_workload)
     sequential = node_factory(chunked_workload.genesis, "sequential")
-    sequential.submit(setup)
-    sequential.submit(batch)
+    sequential.submit(setup, max_batch_txs=None).batch
+    sequential.submit(batch, max_batch_txs=None).batch
     partitioned = node_factory(chunked_workload.genesis, "partitioned")
-    partitioned.submit(setup)
+    partitioned.submit(setup, max_batch_txs=None).batch
     with ProcessExecutor(2) as executor:
-        partitioned.submit(batch, executor=executor)
+        partitioned.submit(batch, executor=executor, max_batch_txs=None).batch
     assert _stored(partitioned, 2) == _stored(sequential, 2)
 
 
@@ -82,7 +82,7 @@ def test_batch_writer_rolls_back_and_checks_the_number(small_workload, node_fact
     writer.write_receipts([("accepted", '{"y": 2}')])
     writer.abort()
     assert node.store.get_transactions(1) == [] and node.store.get_receipts(1) == [] and node.batch_number == 0
-    node.submit(small_workload.transactions)  # the store is usable after the rollback
+    node.submit(small_workload.transactions, max_batch_txs=None).batch  # the store is usable after the rollback
     assert node.batch_number == 1
 
 
@@ -100,8 +100,8 @@ def test_the_background_checkpoint_empties_the_wal_and_a_reopened_node_sees_ever
 
     setup, batch = _split_setup(chunked_workload)
     node = node_factory(chunked_workload.genesis)
-    node.submit(setup)
-    root = node.submit(batch).new_root
+    node.submit(setup, max_batch_txs=None).batch
+    root = node.submit(batch, max_batch_txs=None).batch.new_root
     node.store.wait_for_checkpoint()
     busy, wal_pages, copied = node.store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     assert busy == 0 and wal_pages == copied  # the WAL is consistent and fully copied back
@@ -121,13 +121,13 @@ def test_leaves_written_early_and_touched_again_are_rewritten(chunked_workload, 
 
     setup, batch = _split_setup(chunked_workload)
     sequential = node_factory(chunked_workload.genesis, "sequential")
-    sequential.submit(setup)
-    expected = sequential.submit(batch)
+    sequential.submit(setup, max_batch_txs=None).batch
+    expected = sequential.submit(batch, max_batch_txs=None).batch
     monkeypatch.setattr(rollup.node, "get_last_chunks", lambda transactions, chunk_size: {})
     pipelined = node_factory(chunked_workload.genesis, "pipelined")
-    pipelined.submit(setup)
+    pipelined.submit(setup, max_batch_txs=None).batch
     with ProcessExecutor(2) as executor:
-        result = pipelined.submit(batch, executor=executor, mode="pipelined")
+        result = pipelined.submit(batch, executor=executor, mode="pipelined", max_batch_txs=None).batch
     assert result.new_root == expected.new_root and result.diff == expected.diff
     assert _stored(pipelined, 2) == _stored(sequential, 2)
     assert pipelined.store.load_leaves() == sequential.store.load_leaves()

@@ -57,7 +57,7 @@ def transfer(sender: int, recipient: int) -> Transfer:
 
 def oracle(timestamp: int = 1, instruments: tuple[int, ...] = (0,)) -> OracleUpdate:
     return unsigned(
-        OracleUpdate, timestamp=timestamp, marks=[InstrumentPrice(instrument=i, price=1) for i in instruments],
+        OracleUpdate, timestamp=timestamp, previous_timestamp=timestamp - 1, marks=[InstrumentPrice(instrument=i, price=1) for i in instruments],
         funding=[], risk_arrays=[], settlements=[],
     )
 

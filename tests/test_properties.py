@@ -70,9 +70,12 @@ def compute_risk_array(instrument_id: int, mark: int) -> list[int]:
     return [max(down, -mark), max(down // 2, -mark), max(up // 2, -mark), max(up, -mark)]
 
 
-def make_oracle_update(timestamp: int, marks: dict[int, int], funding: dict[int, int], settlements: dict[int, int]) -> OracleUpdate:
+def make_oracle_update(
+    timestamp: int, marks: dict[int, int], funding: dict[int, int], settlements: dict[int, int], previous: int
+) -> OracleUpdate:
     return OracleUpdate(
         timestamp=timestamp,
+        previous_timestamp=previous,
         marks=[InstrumentPrice(instrument=i, price=p) for i, p in sorted(marks.items())],
         funding=[InstrumentFunding(market=m, index=x) for m, x in sorted(funding.items())],
         risk_arrays=[RiskArray(instrument=i, values=compute_risk_array(i, p)) for i, p in sorted(marks.items())],
@@ -87,10 +90,10 @@ def make_start_state() -> tuple[State, int]:
     total = 0
     for index, account_id in enumerate(ACCOUNT_IDS[:-1]):
         amount = (200 + 150 * index) * USD
-        tx = Deposit(deposit_id=index, account=account_id, address=addr(account_id), amount=amount, signature=SIG)
-        assert process_transaction(state, tx, [addr(account_id)]).status == "accepted"
+        tx = Deposit(deposit_id=index, account=account_id, address=addr(account_id), amount=amount)
+        assert process_transaction(state, tx, []).status == "accepted"
         total += amount
-    update = make_oracle_update(GENESIS.genesis_time + 1, BASE_MARKS, {}, {})
+    update = make_oracle_update(GENESIS.genesis_time + 1, BASE_MARKS, {}, {}, GENESIS.genesis_time)
     assert process_transaction(state, update, [ORACLE]).status == "accepted"
     state.touched.clear()
     return state, total
@@ -127,8 +130,8 @@ def draw_deposit(data, state: State):
     account = state.accounts.get(account_id)
     address = data.draw(st.sampled_from([account.address if account else addr(account_id), addr(account_id + 100)]))
     deposit_id = max(0, state.globals.deposit_count + data.draw(st.sampled_from([0, 0, 0, 1, -1])))
-    tx = Deposit(deposit_id=deposit_id, account=account_id, address=address, amount=data.draw(st.integers(1, 500)) * USD, signature=SIG)
-    return tx, [data.draw(st.sampled_from([address, address, address, STRANGER]))]
+    tx = Deposit(deposit_id=deposit_id, account=account_id, address=address, amount=data.draw(st.integers(1, 500)) * USD)
+    return tx, []  # authorised by its L1 queue entry: no signature
 
 
 def draw_withdraw(data, state: State):
@@ -226,7 +229,8 @@ def draw_oracle_update(data, state: State):
             spec = GENESIS.instruments[series]
             if spec.expiry <= timestamp and state.instruments[series].settlement is None:
                 settlements[series] = data.draw(st.sampled_from([0, 3 * USD, 10 * USD]))
-    tx = make_oracle_update(timestamp, marks, funding, settlements)
+    # step 0: an update older than the last one applied (it follows an earlier one)
+    tx = make_oracle_update(timestamp, marks, funding, settlements, state.globals.oracle_time - (1 if step == 0 else 0))
     return tx, [data.draw(st.sampled_from([ORACLE] * 9 + [STRANGER]))]
 
 
@@ -234,7 +238,7 @@ def draw_crash(data, state: State):
     """A big move of every instrument at once: puts levered accounts under water."""
     factor = data.draw(st.sampled_from([50, 65, 140, 170]))
     marks = {i: max(1, (state.instruments[i].mark or BASE_MARKS[i]) * factor // 100) for i in PERPS + SERIES}
-    return make_oracle_update(state.globals.oracle_time + 60, marks, {}, {}), [ORACLE]
+    return make_oracle_update(state.globals.oracle_time + 60, marks, {}, {}, state.globals.oracle_time), [ORACLE]
 
 
 DRAWERS = [draw_crash, 

@@ -33,7 +33,7 @@ prices = st.integers(1, 2**PRICE_BITS - 1)
 addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
 
 transactions = st.one_of(
-    st.builds(lambda a, m, ad, i: TRANSACTION_TYPES["deposit"](deposit_id=i, account=a, amount=m, address=ad, signature=SIG), accounts, amounts, addresses, nonces),
+    st.builds(lambda a, m, ad, i: TRANSACTION_TYPES["deposit"](deposit_id=i, account=a, amount=m, address=ad), accounts, amounts, addresses, nonces),
     st.builds(lambda a, m, n: TRANSACTION_TYPES["withdraw"](account=a, amount=m, nonce=n, signature=SIG), accounts, amounts, nonces),
     st.builds(lambda a, b, m, n: TRANSACTION_TYPES["transfer"](sender=a, recipient=b, amount=m, nonce=n, signature=SIG), accounts, accounts, amounts, nonces),
     st.builds(
@@ -203,6 +203,8 @@ def test_invalid_oracle_words():
     empty = [0] * shape.n_words
     with pytest.raises(MalformedRecord, match="without an update lists values"):
         decode_oracle_words([5 << 200] + empty[1:], shape)  # a timestamp, no update flag
+    with pytest.raises(MalformedRecord, match="without an update lists values"):
+        decode_oracle_words([5 << 160] + empty[1:], shape)  # a previous timestamp, no update flag
     listed_nothing = list(empty)
     listed_nothing[0] = compute_oracle_words(compute_oracle_section(_update(7), shape), shape)[0]
     listed_nothing[1] = 12345 << 64  # a settlement value without its flag (the last field of the entry word)
@@ -216,5 +218,5 @@ def test_invalid_oracle_words():
 
 def _update(timestamp: int, instrument: int = 1):
     return TRANSACTION_TYPES["oracle_update"].model_validate(
-        {"timestamp": timestamp, "marks": [{"instrument": instrument, "price": 5}], "funding": [], "risk_arrays": [], "settlements": [], "signature": SIG}
+        {"timestamp": timestamp, "previous_timestamp": 0, "marks": [{"instrument": instrument, "price": 5}], "funding": [], "risk_arrays": [], "settlements": [], "signature": SIG}
     )

@@ -138,9 +138,10 @@ def settle(sender=1, account=1, series=BTC_CALL, nonce=0):
     return SettleExpired(sender=sender, account=account, series=series, nonce=nonce, signature=SIG)
 
 
-def oracle_update(timestamp=NOW + 60, marks=(), funding=(), risk_arrays=(), settlements=()):
+def oracle_update(timestamp=NOW + 60, marks=(), funding=(), risk_arrays=(), settlements=(), previous=NOW):
     return OracleUpdate(
         timestamp=timestamp,
+        previous_timestamp=previous,
         marks=[InstrumentPrice(instrument=i, price=p) for i, p in marks],
         funding=[InstrumentFunding(market=m, index=x) for m, x in funding],
         risk_arrays=[RiskArray(instrument=i, values=list(v)) for i, v in risk_arrays],
@@ -203,7 +204,7 @@ def test_valuation_api():
 
 
 def deposit(deposit_id=3, account=4, address=None, amount=100 * USD):
-    return Deposit(deposit_id=deposit_id, account=account, address=address or addr(account), amount=amount, signature=SIG)
+    return Deposit(deposit_id=deposit_id, account=account, address=address or addr(account), amount=amount)
 
 
 def test_deposit_creates_account():
@@ -211,7 +212,7 @@ def test_deposit_creates_account():
     post = pre.copy()
     post.accounts[4] = Account(addr(4), 100 * USD, 0, {})
     post.globals.deposit_count = 4
-    assert_valid(pre, deposit(), [addr(4)], post, inflow=100 * USD, touched={4, GLOBALS_KEY})
+    assert_valid(pre, deposit(), [], post, inflow=100 * USD, touched={4, GLOBALS_KEY})
 
 
 def test_deposit_credits_existing_account():
@@ -219,32 +220,33 @@ def test_deposit_credits_existing_account():
     post = pre.copy()
     post.accounts[2].collateral += 100 * USD
     post.globals.deposit_count = 4
-    assert_valid(pre, deposit(account=2), [addr(2)], post, inflow=100 * USD)
+    assert_valid(pre, deposit(account=2), [], post, inflow=100 * USD)
 
 
 def test_invalid_deposit_out_of_order():
-    assert_invalid(make_pre(), deposit(deposit_id=4), [addr(4)], "deposit out of order: expected deposit id 3, got 4")
+    assert_invalid(make_pre(), deposit(deposit_id=4), [], "deposit out of order: expected deposit id 3, got 4")
 
 
 def test_invalid_deposit_replayed():
-    assert_invalid(make_pre(), deposit(deposit_id=2), [addr(4)], "deposit out of order")
+    assert_invalid(make_pre(), deposit(deposit_id=2), [], "deposit out of order")
 
 
-def test_invalid_deposit_wrong_signer():
-    assert_invalid(make_pre(), deposit(), [STRANGER], "wrong signer for deposit")
-
-
-def test_invalid_deposit_unrecoverable_signature():
-    assert_invalid(make_pre(), deposit(), [None], "wrong signer for deposit")
+def test_deposit_carries_no_signature():
+    """The L1 queue entry authorises a deposit: there is no L2 signature to check (security review,
+    finding 1: an L1 deposit without a signed L2 Deposit, e.g. from a contract wallet, blocked the
+    queue for good)."""
+    assert "signature" not in Deposit.model_fields
+    with pytest.raises(ValueError, match="0 signatures"):
+        process_transaction(make_pre(), deposit(), [addr(4)])
 
 
 def test_invalid_deposit_address_mismatch():
-    assert_invalid(make_pre(), deposit(account=2, address=addr(9)), [addr(9)], "deposit address mismatch: account 2")
+    assert_invalid(make_pre(), deposit(account=2, address=addr(9)), [], "deposit address mismatch: account 2")
 
 
 def test_invalid_deposit_zero_amount():
-    tx = Deposit.model_construct(type="deposit", deposit_id=3, account=4, address=addr(4), amount=0, signature=SIG)
-    assert_invalid(make_pre(), tx, [addr(4)], "deposit amount must be positive")
+    tx = Deposit.model_construct(type="deposit", deposit_id=3, account=4, address=addr(4), amount=0)
+    assert_invalid(make_pre(), tx, [], "deposit amount must be positive")
 
 
 # --- Withdraw ------------------------------------------------------------------------------------
@@ -917,7 +919,19 @@ def test_invalid_oracle_update_wrong_signer():
 
 
 def test_invalid_oracle_update_timestamp_not_increasing():
-    assert_invalid(make_pre(), oracle_update(timestamp=NOW), [ORACLE], f"oracle timestamp not increasing: {NOW} <= last {NOW}")
+    # an older update (its predecessor is before the last one applied) is out of sequence
+    assert_invalid(make_pre(), oracle_update(timestamp=NOW, previous=NOW - 1), [ORACLE], f"oracle update out of sequence: it follows the update of {NOW - 1}")
+
+
+def test_invalid_oracle_update_skipping_a_signed_update():
+    """The sequencer cannot skip a signed update and apply a later one (security review,
+    finding 6: it could choose the price path)."""
+    first = oracle_update(timestamp=NOW + 60, marks=[(BTC_PERP, 61 * USD)])
+    second = oracle_update(timestamp=NOW + 120, marks=[(BTC_PERP, 40 * USD)], previous=NOW + 60)
+    assert_invalid(make_pre(), second, [ORACLE], f"oracle update out of sequence: it follows the update of {NOW + 60}, the last one applied is of {NOW}")
+    pre = make_pre()
+    assert process_transaction(pre, first, [ORACLE]).status == "accepted"
+    assert process_transaction(pre, second, [ORACLE]).status == "accepted"
 
 
 def test_invalid_oracle_update_unknown_instrument():
@@ -955,7 +969,7 @@ def test_invalid_oracle_update_double_settlement():
 
 def test_process_rule_raises_invalid_transaction():
     with pytest.raises(InvalidTransaction, match="deposit out of order"):
-        process_deposit(make_pre(), deposit(deposit_id=0), [addr(4)])
+        process_deposit(make_pre(), deposit(deposit_id=0), [])
 
 
 def test_process_transaction_refuses_wrong_signer_count():
@@ -966,7 +980,7 @@ def test_process_transaction_refuses_wrong_signer_count():
 def test_batch_goes_on_after_a_rejection():
     pre = make_pre()
     txs = [deposit(), withdraw(nonce=7), perp_trade(size=1, price=60 * USD, fee=0), withdraw(nonce=1, amount=USD)]
-    signers = [[addr(4)], [addr(1)], [addr(1), addr(2)], [addr(1)]]
+    signers = [[], [addr(1)], [addr(1), addr(2)], [addr(1)]]
     hashes = [f"0x{i:064x}" for i in range(4)]
     state = pre.copy()
     receipts = process_batch(state, txs, signers, hashes)

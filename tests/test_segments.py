@@ -39,9 +39,9 @@ def chain(tmp_path_factory):
     node = Node.init(tmp_path_factory.mktemp("segments") / "home", workload.genesis)
     genesis_leaves = dict(node.leaves)
     half = len(workload.transactions) // 2
-    node.submit(workload.transactions[:half])
+    node.submit(workload.transactions[:half], max_batch_txs=None).batch
     after_first = dict(node.leaves)
-    node.submit(workload.transactions[half:])
+    node.submit(workload.transactions[half:], max_batch_txs=None).batch
     yield node, workload.genesis, [genesis_leaves, after_first, dict(node.leaves)]
     node.close()
 

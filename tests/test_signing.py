@@ -35,16 +35,17 @@ from verifier.wire import (
     PerpTrade,
     RiskArray,
     SettleExpired,
+    SigningDomain,
     Transfer,
     Withdraw,
 )
 
-CHAIN_ID = 424242
+DOMAIN = SigningDomain(l1_chain_id=424242, verifying_contract=get_address(dev_account_key(1, 99)))
 KEYS = [dev_account_key(1, i) for i in range(3)]
 ORACLE_KEY = dev_oracle_key(1)
 
 SAMPLES = {
-    "deposit": (Deposit, dict(deposit_id=3, account=7, address=get_address(KEYS[0]), amount=10**9), [KEYS[0]]),
+    "deposit": (Deposit, dict(deposit_id=3, account=7, address=get_address(KEYS[0]), amount=10**9), []),  # L1-authorised
     "withdraw": (Withdraw, dict(account=7, amount=5, nonce=2), [KEYS[0]]),
     "transfer": (Transfer, dict(sender=7, recipient=8, amount=2**63, nonce=0), [KEYS[0]]),
     "perp_trade": (
@@ -63,6 +64,7 @@ SAMPLES = {
         OracleUpdate,
         dict(
             timestamp=1_767_229_200,
+            previous_timestamp=1_767_225_600,
             marks=[InstrumentPrice(instrument=0, price=60_100_000), InstrumentPrice(instrument=5, price=0)],
             funding=[InstrumentFunding(market=0, index=-12_345)],
             risk_arrays=[RiskArray(instrument=0, values=[-(2**63 - 1), 0, 5]), RiskArray(instrument=5, values=[1])],
@@ -73,9 +75,9 @@ SAMPLES = {
 }
 
 
-def make_signed(type_name: str, chain_id: int = CHAIN_ID):
+def make_signed(type_name: str, domain: SigningDomain = DOMAIN):
     model, fields, keys = SAMPLES[type_name]
-    return sign(unsigned(model, **fields), keys, chain_id)
+    return sign(unsigned(model, **fields), keys, domain)
 
 
 def test_samples_cover_every_transaction_type() -> None:
@@ -89,7 +91,7 @@ def test_type_strings() -> None:
         "uint256 maker_nonce,uint256 taker_nonce)"
     )
     assert compute_encode_type("OracleUpdate", get_eip712_types(OracleUpdate)) == (
-        "OracleUpdate(uint256 timestamp,InstrumentPrice[] marks,InstrumentFunding[] funding,"
+        "OracleUpdate(uint256 timestamp,uint256 previous_timestamp,InstrumentPrice[] marks,InstrumentFunding[] funding,"
         "RiskArray[] risk_arrays,InstrumentPrice[] settlements)"
         "InstrumentFunding(uint256 market,int256 index)InstrumentPrice(uint256 instrument,uint256 price)"
         "RiskArray(uint256 instrument,int256[] values)"
@@ -105,9 +107,9 @@ def test_type_strings() -> None:
 def test_fast_digest_equals_eth_account(type_name: str) -> None:
     tx = make_signed(type_name)
     model, fields, _ = SAMPLES[type_name]
-    reference = compute_signing_digest_reference(tx, CHAIN_ID)
-    assert compute_signing_digest(tx, CHAIN_ID) == reference
-    assert compute_signing_digest_of_fields(model, fields, CHAIN_ID) == reference
+    reference = compute_signing_digest_reference(tx, DOMAIN)
+    assert compute_signing_digest(tx, DOMAIN) == reference
+    assert compute_signing_digest_of_fields(model, fields, DOMAIN) == reference
 
 
 @pytest.mark.parametrize("digest_fn", [compute_signing_digest, compute_signing_digest_reference], ids=["fast", "reference"])
@@ -115,14 +117,14 @@ def test_fast_digest_equals_eth_account(type_name: str) -> None:
 def test_signature_equals_eth_account_and_recovers(type_name: str, digest_fn) -> None:
     tx = make_signed(type_name)
     _, _, keys = SAMPLES[type_name]
-    message = get_typed_data(tx, CHAIN_ID)
-    digest = digest_fn(tx, CHAIN_ID)
+    message = get_typed_data(tx, DOMAIN)
+    digest = digest_fn(tx, DOMAIN)
     for name, key in zip(get_signature_fields(type(tx)), keys):
         wallet = EthAccount.sign_typed_data(key, full_message=message)
         assert wallet.message_hash == digest
         assert getattr(tx, name) == "0x" + wallet.signature.hex().removeprefix("0x")
         assert recover_address(digest, getattr(tx, name)) == get_address(key)
-    assert recover_signers(tx, CHAIN_ID, digest) == tuple(get_address(k) for k in keys)
+    assert recover_signers(tx, DOMAIN, digest) == tuple(get_address(k) for k in keys)
 
 
 @pytest.mark.parametrize(
@@ -139,23 +141,29 @@ def test_signature_equals_eth_account_and_recovers(type_name: str, digest_fn) ->
 def test_tampered_field_changes_signer(type_name: str, field: str, value) -> None:
     tx = make_signed(type_name)
     tampered = type(tx).model_validate({**tx.model_dump(), field: value})
-    assert compute_signing_digest(tampered, CHAIN_ID) == compute_signing_digest_reference(tampered, CHAIN_ID)
-    assert compute_signing_digest(tampered, CHAIN_ID) != compute_signing_digest(tx, CHAIN_ID)
-    recovered = recover_signers(tampered, CHAIN_ID)
-    assert all(a != b for a, b in zip(recovered, recover_signers(tx, CHAIN_ID)))
+    assert compute_signing_digest(tampered, DOMAIN) == compute_signing_digest_reference(tampered, DOMAIN)
+    assert compute_signing_digest(tampered, DOMAIN) != compute_signing_digest(tx, DOMAIN)
+    recovered = recover_signers(tampered, DOMAIN)
+    assert all(a != b for a, b in zip(recovered, recover_signers(tx, DOMAIN)))
 
 
-def test_replay_on_another_chain_fails() -> None:
-    tx = make_signed("transfer", chain_id=1)
-    assert recover_signers(tx, 1) == (get_address(KEYS[0]),)
-    assert recover_signers(tx, 2) != (get_address(KEYS[0]),)
+def test_replay_on_another_deployment_fails() -> None:
+    """The domain binds the L1 chain and the Rollup contract: a signature for one deployment
+    recovers to another address on any other (security review, finding 5)."""
+    tx = make_signed("transfer", domain=DOMAIN)
+    assert recover_signers(tx, DOMAIN) == (get_address(KEYS[0]),)
+    other_l1 = SigningDomain(DOMAIN.l1_chain_id + 1, DOMAIN.verifying_contract)
+    other_contract = SigningDomain(DOMAIN.l1_chain_id, get_address(dev_account_key(1, 98)))
+    for domain in (other_l1, other_contract):
+        assert recover_signers(tx, domain) != (get_address(KEYS[0]),)
+        assert compute_signing_digest_reference(tx, domain) == compute_signing_digest(tx, domain)
 
 
 def test_both_sides_sign_the_same_digest() -> None:
     tx = make_signed("perp_trade")
-    maker_only = sign(tx, [KEYS[1], KEYS[1]], CHAIN_ID)
+    maker_only = sign(tx, [KEYS[1], KEYS[1]], DOMAIN)
     assert maker_only.maker_signature == tx.maker_signature
-    assert recover_signers(maker_only, CHAIN_ID) == (get_address(KEYS[1]), get_address(KEYS[1]))
+    assert recover_signers(maker_only, DOMAIN) == (get_address(KEYS[1]), get_address(KEYS[1]))
 
 
 # --- malformed signatures ------------------------------------------------------------------------
@@ -194,7 +202,7 @@ def find_r_without_point() -> int:
 )
 def test_invalid_signature(mutate, reason: str) -> None:
     tx = make_signed("withdraw")
-    digest = compute_signing_digest(tx, CHAIN_ID)
+    digest = compute_signing_digest(tx, DOMAIN)
     bad = mutate(*split(tx.signature))
     with pytest.raises(InvalidSignature, match=reason):
         recover_address(digest, bad)
@@ -205,7 +213,7 @@ def test_invalid_signature_in_transaction() -> None:
     r, s, v = split(tx.taker_signature)
     bad = tx.model_copy(update={"taker_signature": join(r, SECPK1_N - s, 55 - v)})
     with pytest.raises(InvalidSignature, match="EIP-2"):
-        recover_signers(bad, CHAIN_ID)
+        recover_signers(bad, DOMAIN)
 
 
 # --- keys ------------------------------------------------------------------------------------------
@@ -220,7 +228,7 @@ def test_dev_keys() -> None:
 def test_invalid_key_count() -> None:
     model, fields, _ = SAMPLES["perp_trade"]
     with pytest.raises(SigningError, match="needs 2 key"):
-        sign(unsigned(model, **fields), [KEYS[0]], CHAIN_ID)
+        sign(unsigned(model, **fields), [KEYS[0]], DOMAIN)
     with pytest.raises(SigningError, match="32 bytes"):
         sign_digest(KEYS[0], b"short")
 

@@ -18,12 +18,11 @@ from prover.r1cs import UnsatisfiedConstraint, WitnessError
 from rollup.fixtures import WorkloadSpec, generate_workload
 from rollup.rules import process_transaction
 from rollup.state import State
-from rollup.state_codec import encode_state_leaf
 from rollup.state_tree import PoseidonTree
 from verifier.encoding import compute_genesis_hash, recover_signers
 from verifier.oracle_section import FLAG_SETTLEMENT, compute_oracle_section, compute_oracle_words
 from verifier.pubdata import compute_record_words, decode_record_words
-from verifier.state_tree import TreeShape, compute_account_hash, compute_markets_hash, compute_root_reference
+from verifier.state_tree import TreeShape, compute_account_hash, compute_root_reference
 from rollup.state_codec import get_state_leaves
 from verifier.encoding import decode_leaf, decode_key
 
@@ -44,7 +43,7 @@ def workload():
 def _segments(workload, n_slots):
     """Accepted transactions cut into segments; an oracle update starts a new segment."""
     state = State.from_genesis(workload.genesis)
-    chain_id = workload.genesis.chain_id
+    chain_id = workload.genesis.signing_domain
     segments, current = [], {"oracle": None, "txs": []}
     for tx in workload.transactions:
         signers = recover_signers(tx, chain_id)
@@ -233,3 +232,24 @@ def test_invalid_oracle_clock_not_increasing(proven):
     w.oracle.timestamp = w.globals.oracle_time
     w.public[4 : 4 + shape.oracle.n_words] = compute_oracle_words(w.oracle, shape.oracle)
     assert "does not fit in 40 bits" in _assert_unsatisfied(shape, w)
+
+
+def test_invalid_oracle_update_skipping_one(proven):
+    # the update names a predecessor other than the last update applied (security review, finding 6)
+    shape, out, _, _ = proven
+    seg, w = next((s, w) for s, w in out if s["oracle"])
+    w = copy.deepcopy(w)
+    w.oracle.previous_timestamp = w.globals.oracle_time + 1
+    w.public[4 : 4 + shape.oracle.n_words] = compute_oracle_words(w.oracle, shape.oracle)
+    assert "oracle_section" in _assert_unsatisfied(shape, w)
+
+
+def test_blank_witness_has_the_same_constraints(proven):
+    # setup synthesises the circuit from a blank witness: the constraint system must be the proof's
+    from prover.circuits.transition_witness import build_blank_witness
+
+    shape, out, _, _ = proven
+    blank = build_transition_circuit(shape, build_blank_witness(shape))
+    real = build_transition_circuit(shape, out[0][1])
+    assert blank.constraints == real.constraints
+    assert blank.n_public == real.n_public

@@ -10,9 +10,8 @@ import random
 import pytest
 
 from prover.circuits.transition import TransitionShape, build_transition_circuit
-from prover.groth16 import prove
 from prover.setup import setup
-from prover.transition_segments import build_transition_batch
+from prover.transition_segments import build_published_transition, build_transition_batch, prove_transition_batch
 from rollup.fixtures import WorkloadSpec, generate_workload
 from rollup.rules import process_transaction
 from rollup.state import State
@@ -22,7 +21,7 @@ from verifier.encoding import compute_genesis_hash, recover_signers
 from rollup.replay import PublicSegment, replay_public_data
 from verifier.oracle_section import OracleShape, compute_oracle_section, compute_oracle_words
 from verifier.pubdata import compute_signer_words, encode_record
-from verifier.snarkjs import format_proof, format_public_inputs, format_verifying_key
+from verifier.snarkjs import format_verifying_key
 from verifier.state_tree import TreeShape
 from verifier.transition import (
     PublishedFiles,
@@ -43,7 +42,7 @@ def _accepted(workload):
     state = State.from_genesis(workload.genesis)
     txs, signers = [], []
     for tx in workload.transactions:
-        s = recover_signers(tx, workload.genesis.chain_id)
+        s = recover_signers(tx, workload.genesis.signing_domain)
         if process_transaction(state, tx, s).status == "accepted":
             txs.append(tx)
             signers.append(s)
@@ -62,29 +61,10 @@ def published():
     batch1 = build_transition_batch(state, tree, shape, 1, txs[:first], signers[:first])
     batch = build_transition_batch(state, tree, shape, 2, txs[first:], signers[first:])
     pk = setup(build_transition_circuit(shape, batch.witnesses[0]), seed=1)
-    proofs, public = [], []
-    for w in batch.witnesses:
-        proof = prove(pk, build_transition_circuit(shape, w), rng=random.Random(w.segment))
-        proofs.append(format_proof(proof))
-        public.append(format_public_inputs(w.public))
     vk = format_verifying_key(pk.vk)
-    data = PublishedTransition(
-        genesis=genesis, tree_depth=TREE.depth, tree_arity=TREE.arity, n_slots=N_SLOTS, batch=2,
-        prev_root=to_field_hex(batch.prev_root), new_root=to_field_hex(batch.new_root),
-        vk_hash="0x" + compute_vk_hash(vk).hex(),
-        segments=[
-            {"oracle_update": seg.oracle_update, "transactions": seg.transactions, "root_after": to_field_hex(w.public[3])}
-            for seg, w in zip(batch.segments, batch.witnesses)
-        ],
-        accounts_before={str(k): "0x" + v.hex() for k, v in batch.accounts_before.items()},
-        accounts_after={str(k): "0x" + v.hex() for k, v in batch.accounts_after.items()},
-        multiproof=[to_field_hex(x) for x in batch.multiproof],
-        instruments_before=["0x" + x.hex() for x in batch.instruments_before],
-        instruments_after=["0x" + x.hex() for x in batch.instruments_after],
-        globals_before="0x" + batch.globals_before.hex(), globals_after="0x" + batch.globals_after.hex(),
-    )
-    published.first = batch1  # type: ignore[attr-defined]
-    return PublishedFiles(data, vk, proofs, public), batch
+    files = build_published_transition(batch, genesis, vk, prove_transition_batch(batch, pk, seed=1), compute_vk_hash(vk))
+    batch.previous = batch1  # type: ignore[attr-defined]  (the first batch, for the replay test)
+    return files, batch
 
 
 def _verify(files, **kwargs):
@@ -202,7 +182,7 @@ def test_state_rebuilt_from_public_data_alone(published):
     # data availability: genesis and the records (and oracle sections) of every batch give the
     # same roots, without the node, the signatures or the published leaves
     files, batch = published
-    first = published.first  # type: ignore[attr-defined]
+    first = batch.previous  # type: ignore[attr-defined]
     oracle_shape = OracleShape(batch.shape.table, batch.shape.n_scenarios)
 
     def public_data(b):

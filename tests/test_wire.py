@@ -43,15 +43,15 @@ def test_invalid_unknown_field_and_unknown_type():
 
 def test_addresses_are_checksummed_and_validated():
     tx = TX.validate_python(
-        {"type": "deposit", "deposit_id": 0, "account": 1, "address": "0x" + "ab" * 20, "amount": 1, "signature": SIG}
+        {"type": "deposit", "deposit_id": 0, "account": 1, "address": "0x" + "ab" * 20, "amount": 1}
     )
     assert tx.address == "0xABaBaBaBABabABabAbAbABAbABabababaBaBABaB"
     with pytest.raises(ValidationError, match="address"):
-        TX.validate_python({"type": "deposit", "deposit_id": 0, "account": 1, "address": "0x12", "amount": 1, "signature": SIG})
+        TX.validate_python({"type": "deposit", "deposit_id": 0, "account": 1, "address": "0x12", "amount": 1})
 
 
 def test_invalid_oracle_update_lists_must_be_sorted_and_unique():
-    base = dict(timestamp=1, funding=[], risk_arrays=[], settlements=[], signature=SIG)
+    base = dict(timestamp=1, previous_timestamp=0, funding=[], risk_arrays=[], settlements=[], signature=SIG)
     OracleUpdate(marks=[{"instrument": 0, "price": 1}, {"instrument": 2, "price": 1}], **base)
     with pytest.raises(ValidationError, match="sorted"):
         OracleUpdate(marks=[{"instrument": 2, "price": 1}, {"instrument": 0, "price": 1}], **base)
@@ -68,7 +68,7 @@ def test_models_are_frozen_values():
 def test_genesis_rejects_duplicate_instrument_ids():
     spec = PerpMarketSpec(id=0, name="BTC-PERP", underlying="BTC", contract_size=10)
     with pytest.raises(ValidationError, match="unique"):
-        Genesis(oracle_address="0x" + "ab" * 20, instruments=[spec, spec])
+        Genesis(l1_chain_id=1, rollup_address="0x" + "cd" * 20, oracle_address="0x" + "ab" * 20, instruments=[spec, spec])
 
 
 def test_state_diff_roots_and_order_checked():

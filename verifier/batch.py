@@ -17,7 +17,8 @@ commitment are all recomputed. The checks, in order (the first failure is the re
 4. transactions, natively (the circuit does not see these): every signature recovers to the
    account's registered address (from the step's before leaf, so a deposit earlier in the batch
    counts), the oracle's to the genesis oracle key; nonces are the accounts' next ones and go up
-   by one, deposits consume the queue in order, oracle time increases; a step holds exactly the
+   by one, deposits consume the queue in order (unsigned: with an L1 to ask, `deposit_queue`, they
+   must be its queue's entries), each oracle update follows the last one applied; a step holds exactly the
    leaves of its slot's windows (plus, for an oracle update, the instruments it lists); the
    instrument leaves an oracle update writes are rebuilt with the oracle rules; any other step
    changes an instrument leaf's open interest only; the globals leaf keeps its genesis hash;
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -75,7 +76,7 @@ from verifier.encoding import (
     recover_signers,
 )
 from verifier.groth16 import MalformedInput, PreparedVerifyingKey, batch_verify, prepare_verifying_key, verify_proof
-from verifier.merkle import InvalidProof, compute_root_from_multiproof
+from verifier.merkle import InvalidProof, compute_root_from_multiproof, keccak256
 from verifier.published import Published, PublishedBatch, PublishedFormatError, from_hex, read_published
 from verifier.segment import SegmentShape, compute_public_inputs, compute_segment_public, count_public_inputs, get_step_keys
 from verifier.snarkjs import parse_proof, parse_public_inputs, parse_verifying_key
@@ -111,6 +112,7 @@ REASONS: dict[str, str] = {
     "broken_chain": "a leaf does not start where the previous step or segment left it",
     "bad_signature": "a signature does not recover to its signer's registered address",
     "bad_nonce": "a nonce, deposit id or oracle timestamp is not the next one",
+    "deposit_not_queued": "the batch's deposits are not the L1 deposit queue's entries",
     "invalid_oracle_update": "an accepted oracle update breaks an oracle rule",
     "oracle_write_mismatch": "an oracle update writes instrument leaves its signed values do not give",
     "instrument_write_mismatch": "a transaction other than an oracle update changes oracle values",
@@ -149,6 +151,7 @@ class VerificationReport:
     n_accepted: int
     n_segments: int
     n_slots: int
+    deposits_checked: bool = False  # against an L1 deposit queue (without one, deposits are unauthenticated)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per check
 
     def to_dict(self) -> dict[str, Any]:
@@ -355,7 +358,7 @@ def check_signatures(tx: object, step: Step, genesis: Genesis, where: str) -> No
     """Every signature recovers to its signer's registered address; nonces, deposit ids and the
     oracle clock move by one step (the circuit proves these too; here they name the reason)."""
     try:
-        signers = recover_signers(tx, genesis.chain_id)
+        signers = recover_signers(tx, genesis.signing_domain)
     except InvalidSignature as exc:
         raise VerificationError("bad_signature", f"{where}: unrecoverable signature: {exc}") from None
     globals_before = decode_globals_leaf(step[GLOBALS_KEY][0])
@@ -364,14 +367,17 @@ def check_signatures(tx: object, step: Step, genesis: Genesis, where: str) -> No
         # the oracle key fixed at genesis signs prices
         if signers[0] != genesis.oracle_address:
             raise VerificationError("bad_signature", f"{where}: oracle update signed by {signers[0]}, the oracle is {genesis.oracle_address}")
+        # the update follows the last one applied: none is skipped
+        if tx.previous_timestamp != globals_before.oracle_time:
+            raise VerificationError(
+                "bad_nonce", f"{where}: oracle update follows the update of {tx.previous_timestamp}, the oracle time is {globals_before.oracle_time}"
+            )
         # oracle time strictly increases (its replay protection)
         if not globals_before.oracle_time < tx.timestamp == globals_after.oracle_time:
             raise VerificationError("bad_nonce", f"{where}: oracle timestamp {tx.timestamp} after oracle time {globals_before.oracle_time}")
         return
     if isinstance(tx, Deposit):
-        # the depositor signs
-        if signers[0] != tx.address:
-            raise VerificationError("bad_signature", f"{where}: deposit signed by {signers[0]}, it is from {tx.address}")
+        # no signature: the L1 queue entry authorises it (`check_deposits_against_queue`)
         # the L1 queue is consumed in order (the deposit's replay protection)
         if not tx.deposit_id == globals_before.deposit_count == globals_after.deposit_count - 1:
             raise VerificationError("bad_nonce", f"{where}: deposit id {tx.deposit_id}, the queue is at {globals_before.deposit_count}")
@@ -478,8 +484,36 @@ def check_transactions(batch: PublishedBatch, steps: Sequence[Sequence[Step]]) -
                 raise VerificationError("malformed_leaf", f"{where}: {exc}") from None
     for index, (tx, receipt) in enumerate(zip(batch.transactions, batch.receipts)):
         # a receipt names its transaction by its EIP-712 digest
-        if receipt.tx_hash != "0x" + compute_signing_digest(tx, batch.genesis.chain_id).hex():
+        if receipt.tx_hash != "0x" + compute_signing_digest(tx, batch.genesis.signing_domain).hex():
             raise VerificationError("receipt_mismatch", f"receipt {index} names transaction hash {receipt.tx_hash}, not transaction {index}'s")
+
+
+QueueHash = Callable[[int], bytes]  # the L1 queue's rolling hash after n deposits (Rollup.deposit_hashes(n))
+
+
+def compute_queue_hash(previous: bytes, deposit: Deposit) -> bytes:
+    """The L1 queue's rolling hash after `deposit` (Rollup.vy: keccak256(abi_encode(previous,
+    account, sender, amount)))."""
+    address = bytes(12) + bytes.fromhex(deposit.address[2:])
+    return keccak256(previous + deposit.account.to_bytes(32, "big") + address + deposit.amount.to_bytes(32, "big"))
+
+
+def check_deposits_against_queue(batch: PublishedBatch, accepted: Sequence[int], get_queue_hash: QueueHash) -> None:
+    """The batch's deposits are the L1 queue's entries from where it stood: a deposit carries no
+    signature (the queue entry is its authorisation), so without this check anyone could credit
+    themselves collateral off chain (the contract does the same check on settlement)."""
+    deposits = [batch.transactions[i] for i in accepted if isinstance(batch.transactions[i], Deposit)]
+    if not deposits:
+        return
+    first = deposits[0].deposit_id
+    queue_hash = get_queue_hash(first)
+    for tx in deposits:
+        queue_hash = compute_queue_hash(queue_hash, tx)
+    # the queue holds these entries, in this order (beyond its end the L1 has no hash)
+    if queue_hash != get_queue_hash(first + len(deposits)):
+        raise VerificationError(
+            "deposit_not_queued", f"deposits {first}..{first + len(deposits) - 1} of the batch are not the L1 queue's entries"
+        )
 
 
 # --- 5-7. public inputs and proofs -----------------------------------------------------------------
@@ -606,11 +640,13 @@ def verify_published_batch(
     expected_vk_hash: bytes | None = None,
     rng: Any = None,
     expected_prev_root: bytes | None = None,
+    deposit_queue: QueueHash | None = None,
 ) -> VerificationReport:
     """Verify a published batch (raises `VerificationError`). `vk`: a trusted verification_key.json
     to use instead of the published one; `expected_vk_hash`: the key hash the caller pins;
     `expected_prev_root`: the root the chain is at (the last settled batch's new root), which the
-    batch must start from."""
+    batch must start from; `deposit_queue`: the L1 deposit queue's rolling hashes, which the
+    batch's deposits must match (without it deposits are not authenticated)."""
     batch = published.batch
     timer = _Timer()
     try:
@@ -622,6 +658,9 @@ def verify_published_batch(
         with timer.check("key"):
             pvk, shape = process_key(published.vk if vk is None else vk, batch, expected_vk_hash)
         data = check_batch_data(batch, shape, timer)
+        if deposit_queue is not None:
+            with timer.check("deposit_queue"):
+                check_deposits_against_queue(batch, data.accepted, deposit_queue)
         with timer.check("proofs"):
             # one proof per segment
             if len(published.proofs) != len(batch.segments):
@@ -645,16 +684,23 @@ def verify_published_batch(
         n_accepted=len(data.accepted),
         n_segments=len(batch.segments),
         n_slots=batch.n_slots,
+        deposits_checked=deposit_queue is not None,
         timings=timer.timings,
     )
 
 
 def verify_published_dir(
-    directory: Path, expected_vk_hash: bytes | None = None, rng: Any = None, expected_prev_root: bytes | None = None
+    directory: Path,
+    expected_vk_hash: bytes | None = None,
+    rng: Any = None,
+    expected_prev_root: bytes | None = None,
+    deposit_queue: QueueHash | None = None,
 ) -> VerificationReport:
     """Read a published directory and verify it; unreadable content is reason `malformed`."""
     try:
         published = read_published(directory)
     except PublishedFormatError as exc:
         raise VerificationError("malformed", str(exc)) from None
-    return verify_published_batch(published, expected_vk_hash=expected_vk_hash, rng=rng, expected_prev_root=expected_prev_root)
+    return verify_published_batch(
+        published, expected_vk_hash=expected_vk_hash, rng=rng, expected_prev_root=expected_prev_root, deposit_queue=deposit_queue
+    )

@@ -15,7 +15,11 @@
   so circuit arithmetic on them is exact. A circuit range-checks a signed word of `bits` bits by
   decomposing `v + 2**(bits - 1)` into `bits` bits, an unsigned one by decomposing `v`.
 - **Signatures.** Every transaction is EIP-712 typed data in the domain {name "ZK Derivatives Rollup",
-  version "1", chainId}. One struct type per transaction type, derived from the wire model (fields
+  version "1", chainId, verifyingContract}: the L1's chain id and the Rollup contract's address,
+  both named by the genesis (`Genesis.signing_domain`), so a signature is valid for one
+  deployment only (without them, any deployment with the same L2 chain id accepted it).
+  Deposits carry no signature (`UNSIGNED_TYPES`: the L1 queue entry authorises them); their
+  digest is still their transaction hash. One struct type per transaction type, derived from the wire model (fields
   minus `type` and the signature fields), so the types cannot drift from the models. The EIP-712
   digest is also the transaction hash; both sides of a trade sign the same digest. Signers are
   recovered with libsecp256k1 (coincurve) and checked per EIP-2 (low s).
@@ -50,6 +54,7 @@ from verifier.wire import (
     Address,
     Genesis,
     Signature,
+    SigningDomain,
     WireModel,
 )
 
@@ -497,6 +502,7 @@ DOMAIN_TYPE = [
     {"name": "name", "type": "string"},
     {"name": "version", "type": "string"},
     {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
 ]
 _ADDRESS_VALIDATOR = typing.get_args(Address)[1]
 _SIGNATURE_VALIDATOR = typing.get_args(Signature)[1]
@@ -625,22 +631,22 @@ def _get_message_value(value: Any) -> Any:
     return value
 
 
-def get_typed_data(tx: WireModel, chain_id: int) -> dict[str, Any]:
+def get_typed_data(tx: WireModel, domain: SigningDomain) -> dict[str, Any]:
     """The full EIP-712 message a wallet signs for `tx` (eth-account's `full_message` format)."""
     model = type(tx)
     return {
         "types": {"EIP712Domain": DOMAIN_TYPE, **get_eip712_types(model)},
         "primaryType": model.__name__,
-        "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id},
+        "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": domain.l1_chain_id, "verifyingContract": domain.verifying_contract},
         "message": {n: _get_message_value(getattr(tx, n)) for n in get_signed_fields(model)},
     }
 
 
-def compute_signing_digest_reference(tx: WireModel, chain_id: int) -> bytes:
+def compute_signing_digest_reference(tx: WireModel, domain: SigningDomain) -> bytes:
     """The EIP-712 digest computed by eth-account (slow; the reference for the fast path)."""
     from eth_account.messages import encode_typed_data
 
-    signable = encode_typed_data(full_message=get_typed_data(tx, chain_id))
+    signable = encode_typed_data(full_message=get_typed_data(tx, domain))
     return keccak(b"\x19" + signable.version + signable.header + signable.body)
 
 
@@ -711,20 +717,26 @@ def _get_value_encoder(eip712_type: str, structs: Mapping[str, type[BaseModel]],
 
 
 @functools.cache
-def compute_domain_separator(chain_id: int) -> bytes:
-    type_hash = keccak(b"EIP712Domain(string name,string version,uint256 chainId)")
-    return keccak(type_hash + keccak(DOMAIN_NAME.encode()) + keccak(DOMAIN_VERSION.encode()) + _encode_uint(chain_id))
+def compute_domain_separator(domain: SigningDomain) -> bytes:
+    type_hash = keccak(compute_encode_type("EIP712Domain", {"EIP712Domain": DOMAIN_TYPE}).encode())
+    return keccak(
+        type_hash
+        + keccak(DOMAIN_NAME.encode())
+        + keccak(DOMAIN_VERSION.encode())
+        + _encode_uint(domain.l1_chain_id)
+        + _encode_address(domain.verifying_contract)
+    )
 
 
-def compute_signing_digest(tx: WireModel, chain_id: int) -> bytes:
+def compute_signing_digest(tx: WireModel, domain: SigningDomain) -> bytes:
     """The EIP-712 digest of `tx` in the rollup's domain: what every signer signs, and the tx hash."""
-    return keccak(b"\x19\x01" + compute_domain_separator(chain_id) + _get_struct_hasher(type(tx))(tx))
+    return keccak(b"\x19\x01" + compute_domain_separator(domain) + _get_struct_hasher(type(tx))(tx))
 
 
-def compute_signing_digest_of_fields(model: type[WireModel], fields: Mapping[str, Any], chain_id: int) -> bytes:
+def compute_signing_digest_of_fields(model: type[WireModel], fields: Mapping[str, Any], domain: SigningDomain) -> bytes:
     """The digest of a transaction not yet signed: `fields` holds the signed fields (validated
     values, e.g. nested models for OracleUpdate's lists)."""
-    return keccak(b"\x19\x01" + compute_domain_separator(chain_id) + _get_struct_hasher(model)(types.SimpleNamespace(**fields)))
+    return keccak(b"\x19\x01" + compute_domain_separator(domain) + _get_struct_hasher(model)(types.SimpleNamespace(**fields)))
 
 
 # --- recovery --------------------------------------------------------------------------------------
@@ -769,19 +781,23 @@ def recover_address_bytes(digest: bytes, signature: str | bytes) -> bytes:
     return keccak(public.format(compressed=False)[1:])[12:]
 
 
-def recover_signers(tx: WireModel, chain_id: int, digest: bytes | None = None) -> tuple[str, ...]:
+def recover_signers(tx: WireModel, domain: SigningDomain, digest: bytes | None = None) -> tuple[str, ...]:
     """Recovered signer addresses, in the order of the model's signature fields."""
-    digest = compute_signing_digest(tx, chain_id) if digest is None else digest
+    digest = compute_signing_digest(tx, domain) if digest is None else digest
     return tuple(recover_address(digest, getattr(tx, name)) for name in get_signature_fields(type(tx)))
 
 
+UNSIGNED_TYPES = ("deposit",)  # authorised by their L1 queue entry, checked against the queue
+
+
 def _check_transaction_types() -> None:
-    """Checked on import: every transaction model has an EIP-712 type and at least one signature."""
-    for model in TRANSACTION_TYPES.values():
+    """Checked on import: every transaction model has an EIP-712 type and at least one signature,
+    but the L1-authorised ones, which have none."""
+    for name, model in TRANSACTION_TYPES.items():
         get_eip712_types(model)
-        # a transaction nobody signs could be forged
-        if not get_signature_fields(model):
-            raise TypeError(f"{model.__name__} has no signature field")
+        # a transaction nobody signs could be forged, unless the L1 queue authorises it
+        if bool(get_signature_fields(model)) == (name in UNSIGNED_TYPES):
+            raise TypeError(f"{model.__name__}: signed unless L1-authorised ({', '.join(UNSIGNED_TYPES)})")
 
 
 def _check_word_specs() -> None:

@@ -2,7 +2,7 @@
 
 A slot's record has two words and an oracle update does not fit one (a risk array per instrument),
 so every segment starts with a fixed-shape section (docs/v3.md): a header word (has_update,
-timestamp), then for each instrument of the genesis table (sorted by id) one word of
+timestamp, the timestamp of the update it follows), then for each instrument of the genesis table (sorted by id) one word of
 `flags | mark | funding | settlement` and `ceil(n_scenarios / 3)` words of risk values, packed as
 the records are (`verifier.pubdata.get_places`: 31-byte words, first field most significant,
 signed values offset by 2^(bits-1), but only where listed: an unlisted value is 0 and packs as 0). A segment without an update has all-zero words, which the contract
@@ -23,7 +23,7 @@ from verifier.wire import FUNDING_BITS, PRICE_BITS, RISK_VALUE_BITS, TIMESTAMP_B
 
 FLAG_MARK, FLAG_FUNDING, FLAG_RISK, FLAG_SETTLEMENT = 1, 2, 4, 8
 FLAG_BITS = 4
-HEADER_FIELDS = (RecordField("has_update", 1), RecordField("timestamp", TIMESTAMP_BITS))
+HEADER_FIELDS = (RecordField("has_update", 1), RecordField("timestamp", TIMESTAMP_BITS), RecordField("previous_timestamp", TIMESTAMP_BITS))
 ENTRY_FIELDS = (
     RecordField("flags", FLAG_BITS),
     RecordField("mark", PRICE_BITS),
@@ -50,6 +50,7 @@ class OracleSection:
     has_update: int
     timestamp: int
     entries: list[OracleEntry]  # table order
+    previous_timestamp: int = 0  # the update it follows (the chain of oracle updates)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def compute_oracle_section(update: Any | None, shape: OracleShape) -> OracleSect
     section = build_empty_section(shape)
     if update is None:
         return section
-    section.has_update, section.timestamp = 1, update.timestamp
+    section.has_update, section.timestamp, section.previous_timestamp = 1, update.timestamp, update.previous_timestamp
     index = {instrument: i for i, instrument in enumerate(shape.table)}
 
     def entry(instrument: int) -> OracleEntry:
@@ -128,7 +129,7 @@ def _put(word: int, f: RecordField, value: int, shift: int, listed: bool = True)
 
 def compute_oracle_words(section: OracleSection, shape: OracleShape) -> list[int]:
     words = [0] * shape.n_words
-    header = {"has_update": section.has_update, "timestamp": section.timestamp}
+    header = {"has_update": section.has_update, "timestamp": section.timestamp, "previous_timestamp": section.previous_timestamp}
     for place in HEADER_PLACES:
         words[0] = _put(words[0], place.field, header[place.field.name], place.shift)
     at = 1
@@ -157,6 +158,7 @@ def decode_oracle_words(words: Sequence[int], shape: OracleShape) -> OracleSecti
     section = build_empty_section(shape)
     section.has_update = _get(words[0], HEADER_FIELDS[0], HEADER_PLACES[0].shift)
     section.timestamp = _get(words[0], HEADER_FIELDS[1], HEADER_PLACES[1].shift)
+    section.previous_timestamp = _get(words[0], HEADER_FIELDS[2], HEADER_PLACES[2].shift)
     at = 1
     for e in section.entries:
         raw = {p.field.name: _get(words[at], p.field, p.shift) for p in ENTRY_PLACES}
@@ -176,7 +178,7 @@ def decode_oracle_words(words: Sequence[int], shape: OracleShape) -> OracleSecti
             raise MalformedRecord("oracle section lists no risk array but carries values")
         at += 1 + shape.risk_words
     # no update, nothing listed
-    if not section.has_update and (section.timestamp or any(e.flags for e in section.entries)):
+    if not section.has_update and (section.timestamp or section.previous_timestamp or any(e.flags for e in section.entries)):
         raise MalformedRecord("oracle section without an update lists values")
     if compute_oracle_words(section, shape) != list(words):
         raise MalformedRecord("oracle section has bits outside its fields")
@@ -192,6 +194,7 @@ def get_update_fields(section: OracleSection, shape: OracleShape) -> dict[str, A
     return {
         "type": "oracle_update",
         "timestamp": section.timestamp,
+        "previous_timestamp": section.previous_timestamp,
         "marks": [{"instrument": i, "price": e.mark} for i, e in pairs if e.flags & FLAG_MARK],
         "funding": [{"market": i, "index": e.funding} for i, e in pairs if e.flags & FLAG_FUNDING],
         "risk_arrays": [{"instrument": i, "values": e.risk} for i, e in pairs if e.flags & FLAG_RISK],

@@ -1,7 +1,7 @@
 """Poseidon over BN254's scalar field with circomlib's parameters (circomlibjs `poseidon`, circom `Poseidon(n)`).
 
 The hash of n inputs (1 <= n <= 16) runs the Poseidon permutation on the width t = n + 1 state
-[0, x1, ..., xn] (x^5 S-box, 8 full rounds, `N_ROUNDS_P[t - 2]` partial rounds) and returns the
+[0, x1, ..., xn] (x^5 S-box, 8 full rounds, `PARAMS[t].n_rounds_p` partial rounds) and returns the
 first element of the result. Every constant (round constants C, MDS matrix M, the sparse matrices
 S and P of the optimized form, the round numbers) is read from `data/poseidon_constants.json`,
 extracted from circomlibjs 0.1.7 by `scripts/gen_poseidon_constants.mjs`, and checked here on load.
@@ -11,7 +11,7 @@ Implementations, same API and results (`IMPLEMENTATIONS`; tests run one suite ov
   circomlibjs's `poseidon_reference.js`.
 - `poseidon_optimized`: circomlibjs's `poseidon_opt.js` (the one circomlib's circuit follows):
   constants moved through the linear layers so the partial rounds use a sparse matrix (S) instead
-  of the dense M, with reductions mod r deferred where Python's big ints make that free.
+  of the dense M; each linear layer sums its big-int products before one reduction per output.
 - `poseidon_unrolled`: the optimized algorithm compiled, per width, into straight-line Python
   (generated from the loaded constants on first use, constants folded): no loops, no indexing.
 - `poseidon_gmpy2` (with gmpy2, the optional extra `fast`): the same code on gmpy2 integers,
@@ -394,7 +394,8 @@ _pair = _FASTEST.get(2)
 
 
 def poseidon2(left: int, right: int) -> Fr:
-    """Poseidon(left, right), the Merkle tree's node hash, on the fastest path installed."""
+    """Poseidon(left, right), the Merkle tree's node hash, on the fastest path installed.
+    (circomlib's Poseidon of two inputs: not the different "Poseidon2" permutation.)"""
     _check_input(0, left)
     _check_input(1, right)
     if _light_hash is not None:

@@ -31,9 +31,11 @@ from typing import Iterable, Mapping, Sequence
 from verifier.curve import BN254
 from verifier.encoding import AccountLeaf, GlobalsLeaf, InstrumentLeaf, _get_address_int
 from verifier.poseidon import poseidon, poseidon2
+from verifier.wire import Genesis
 
 R = BN254.r
 CHUNK = 16  # Poseidon's widest circomlib instance hashes 16 inputs
+ACCOUNT_TREE_ARITY = 4  # by measurement (docs/v3.md, docs/poseidon.md)
 EMPTY_ACCOUNT = 0  # the leaf value of an absent account
 GENESIS_LIMB_BITS = 128  # the 256-bit genesis hash enters as two limbs
 
@@ -96,6 +98,11 @@ def compute_empty_hashes(shape: TreeShape) -> tuple[Fr, ...]:
     for _ in range(shape.depth):
         out.append(hash_children([out[-1]] * shape.arity))
     return tuple(out)
+
+
+def get_tree_shape(genesis: "Genesis") -> TreeShape:
+    """The accounts tree a genesis names."""
+    return TreeShape(genesis.account_tree_depth, ACCOUNT_TREE_ARITY)
 
 
 # --- Leaves as field elements --------------------------------------------------------------------

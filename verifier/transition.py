@@ -29,11 +29,12 @@ import json
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Mapping, Sequence
+from typing import Annotated, Any, Callable, Mapping, Sequence
 
 from pydantic import Field, ValidationError
 
 from verifier.commitments import compute_vk_hash
+from verifier.merkle import keccak256
 from verifier.encoding import (
     InvalidSignature,
     MalformedLeaf,
@@ -82,7 +83,10 @@ REASONS: dict[str, str] = {
     "public_input_not_in_field": "a published public input is not below the field modulus",
     "public_input_mismatch": "a published public file differs from the rebuilt inputs",
     "new_root_mismatch": "the published state after does not give the proven root",
+    "deposit_not_queued": "the batch's deposits are not the L1 deposit queue's entries",
 }
+
+QueueHash = Callable[[int], bytes]  # the L1 queue's rolling hash after n deposits (the contract's deposit_hashes(n))
 
 
 class VerificationError(Exception):
@@ -253,7 +257,7 @@ def compute_transition_inputs(batch: PublishedTransition, prev_root: int) -> lis
             raise VerificationError("shape_mismatch", f"{where}: an oracle update is a segment's oracle section, not a slot")
         if segment.oracle_update is not None:
             try:
-                (signer,) = recover_signers(segment.oracle_update, genesis.chain_id)
+                (signer,) = recover_signers(segment.oracle_update, genesis.signing_domain)
             except InvalidSignature as exc:
                 raise VerificationError("bad_signature", f"{where}: oracle update: {exc}") from None
             # the oracle key fixed at genesis signs prices
@@ -269,7 +273,7 @@ def compute_transition_inputs(batch: PublishedTransition, prev_root: int) -> lis
             if k < len(segment.transactions):
                 tx = segment.transactions[k]
                 try:
-                    signers = recover_signers(tx, genesis.chain_id) if tx.type != "deposit" else ()
+                    signers = recover_signers(tx, genesis.signing_domain) if tx.type != "deposit" else ()
                 except InvalidSignature as exc:
                     raise VerificationError("bad_signature", f"{where}, slot {k}: {exc}") from None
                 words += [*compute_record_words(tx), *compute_signer_words(tx, signers)]
@@ -336,15 +340,41 @@ def check_published_public(public_objects: Sequence[Any], inputs: Sequence[Seque
             raise VerificationError("public_input_mismatch", f"public-{index}.json differs from the inputs rebuilt from batch.json")
 
 
+def compute_queue_hash(previous: bytes, deposit: Any) -> bytes:
+    """The L1 queue's rolling hash after `deposit`: keccak256(previous, account, sender, amount) as
+    32-byte words (the contract's)."""
+    address = bytes(12) + bytes.fromhex(deposit.address[2:])
+    return keccak256(previous + deposit.account.to_bytes(32, "big") + address + deposit.amount.to_bytes(32, "big"))
+
+
+def check_deposits_against_queue(batch: PublishedTransition, get_queue_hash: QueueHash) -> None:
+    """The batch's deposits are the L1 queue's entries from where it stood: a deposit carries no
+    signature (the queue entry is its authorisation), so without this check anyone could credit
+    themselves collateral off chain (the contract does the same on settlement)."""
+    deposits = [tx for s in batch.segments for tx in s.transactions if tx.type == "deposit"]
+    if not deposits:
+        return
+    first = deposits[0].deposit_id
+    queue_hash = get_queue_hash(first)
+    for tx in deposits:
+        queue_hash = compute_queue_hash(queue_hash, tx)
+    # the queue holds these entries, in this order (beyond its end the L1 has no hash)
+    if queue_hash != get_queue_hash(first + len(deposits)):
+        raise VerificationError("deposit_not_queued", f"deposits {first}..{first + len(deposits) - 1} are not the L1 queue's entries")
+
+
 def verify_transition(
     files: PublishedFiles,
     pinned_vk_hash: bytes | None,
     expected_prev_root: int | None = None,
     rng: Any = None,
+    deposit_queue: QueueHash | None = None,
 ) -> TransitionReport:
     """Verify a published v3 batch (raises `VerificationError`). `pinned_vk_hash`: the key the
     caller trusts (None trusts the published key: the CLI asks for an explicit flag);
-    `expected_prev_root`: the root the caller's chain is at."""
+    `expected_prev_root`: the root the caller's chain is at; `deposit_queue`: the L1 queue's
+    rolling hashes, which the batch's deposits must match (without it deposits are not
+    authenticated: say so)."""
     import time
 
     timings: dict[str, float] = {}
@@ -373,6 +403,8 @@ def verify_transition(
     if opened != prev_root:
         raise VerificationError("prev_root_mismatch", f"the published state before opens {to_field_hex(opened)}, prev_root is {batch.prev_root}")
     timings["previous_state"] = round(time.perf_counter() - started, 4)
+    if deposit_queue is not None:
+        check_deposits_against_queue(batch, deposit_queue)
     inputs = compute_transition_inputs(batch, prev_root)
     timings["public_inputs"] = round(time.perf_counter() - started - sum(timings.values()), 4)
     check_proofs(pvk, files.proofs, inputs, rng)

@@ -11,6 +11,7 @@ This module imports nothing from `rollup` or `prover`: the verifier reads publis
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Literal, Union
 
 from eth_utils import is_hex_address, to_checksum_address
@@ -88,16 +89,17 @@ HexBytes = Annotated[str, BeforeValidator(lambda v: _hex_bytes(v, None, "value")
 
 
 class Deposit(WireModel):
-    """Credit collateral from the L1 deposit queue; the first deposit to an id creates the account
-    and binds it to `address`. Consumes queue entries strictly in order (`deposit_id`), which is
-    also its replay protection. Signed by `address` (stands for the L1 sender until settlement)."""
+    """Credit collateral from the L1 deposit queue: entry `deposit_id` (consumed strictly in order,
+    which is also its replay protection), made on L1 by `address` for `account`. The queue entry
+    is the authorisation, so a deposit carries no L2 signature: a contract wallet, which cannot
+    sign, deposits like anyone, and a deposit nobody signs cannot block the queue. The first
+    deposit to an id creates the account bound to `address` (the L1 contract assigns new ids)."""
 
     type: Literal["deposit"] = "deposit"
     deposit_id: Nonce
     account: AccountId
     address: Address
     amount: PositiveAmount
-    signature: Signature
 
 
 class Withdraw(WireModel):
@@ -200,11 +202,15 @@ class RiskArray(WireModel):
 
 
 class OracleUpdate(WireModel):
-    """Signed by the oracle key fixed at genesis. Timestamps strictly increase. Lists are sorted by
-    instrument id with no duplicates (one canonical encoding per update)."""
+    """Signed by the oracle key fixed at genesis. Timestamps strictly increase, and each update
+    names the timestamp of the oracle's previous one (`previous_timestamp`; the genesis time for
+    the first): the updates form a chain, so none can be skipped (a sequencer that could skip
+    signed updates would choose the price path). Lists are sorted by instrument id with no
+    duplicates (one canonical encoding per update)."""
 
     type: Literal["oracle_update"] = "oracle_update"
     timestamp: Timestamp
+    previous_timestamp: Timestamp
     marks: list[InstrumentPrice]
     funding: list[InstrumentFunding]
     risk_arrays: list[RiskArray]
@@ -213,6 +219,8 @@ class OracleUpdate(WireModel):
 
     @model_validator(mode="after")
     def _sorted_unique(self) -> "OracleUpdate":
+        if self.timestamp <= self.previous_timestamp:
+            raise ValueError("timestamp must be after previous_timestamp")
         for field, key in (("marks", "instrument"), ("funding", "market"), ("risk_arrays", "instrument"), ("settlements", "instrument")):
             ids = [getattr(item, key) for item in getattr(self, field)]
             if any(a >= b for a, b in zip(ids, ids[1:])):
@@ -262,12 +270,31 @@ class RiskParameters(WireModel):
     max_positions: Annotated[int, Field(ge=1, le=64)] = 8  # per account: fixed leaf shape for circuits
 
 
+@dataclass(frozen=True)
+class SigningDomain:
+    """The EIP-712 domain every signature is bound to: the L1 chain and the rollup contract the
+    chain settles on (named by the genesis), so a transaction signed for one deployment is void
+    on any other, whatever its L2 chain id."""
+
+    l1_chain_id: int
+    verifying_contract: str  # the Rollup contract's address, checksummed
+
+
 class Genesis(WireModel):
-    chain_id: Annotated[int, Field(ge=1, lt=2**64)] = 424242
+    """The chain's constants. `l1_chain_id` and `rollup_address` name the settlement deployment
+    (the EIP-712 domain's chainId and verifyingContract): the Rollup contract is deployed at a
+    predictable CREATE address (deployer, nonce), so they are known before anything is signed."""
+
+    chain_id: Annotated[int, Field(ge=1, lt=2**64, description="L2 chain id (the genesis hash's, not the signatures')")] = 424242
+    l1_chain_id: Annotated[int, Field(ge=1, lt=2**64, description="chain id of the L1 the rollup settles on")]
+    rollup_address: Annotated[Address, Field(description="the Rollup contract on that L1")]
     oracle_address: Address
     instruments: list[InstrumentSpec]
     risk: RiskParameters = RiskParameters()
     genesis_time: Timestamp = 0
+    # the accounts tree of the state root (verifier/state_tree.py): 4-ary, this deep; account ids
+    # beyond its 4^depth leaves are refused (12: 16.7 M accounts; tests use a shallow tree)
+    account_tree_depth: Annotated[int, Field(ge=1, le=14)] = 12
 
     @model_validator(mode="after")
     def _unique_ids(self) -> "Genesis":
@@ -275,6 +302,10 @@ class Genesis(WireModel):
         if len(set(ids)) != len(ids):
             raise ValueError("instrument ids must be unique")
         return self
+
+    @property
+    def signing_domain(self) -> SigningDomain:
+        return SigningDomain(self.l1_chain_id, self.rollup_address)
 
 
 # --- Results: receipts, diffs, batches -----------------------------------------------------------

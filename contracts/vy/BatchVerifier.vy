@@ -51,15 +51,16 @@ interface Rollup:
     ): nonpayable
 
 interface Digests:
-    def compute_tx_digest(kind: uint256, words: uint256[eip712.N_WORDS], chain_id: uint256) -> bytes32: pure
+    def compute_tx_digest(kind: uint256, words: uint256[eip712.N_WORDS], domain_separator: bytes32) -> bytes32: pure
     def check_words(kind: uint256, words: uint256[eip712.N_WORDS]) -> bool: pure
     def compute_oracle_digest(
         timestamp: uint256,
+        previous_timestamp: uint256,
         marks: DynArray[eip712.InstrumentPrice, eip712.MAX_INSTRUMENTS],
         funding: DynArray[eip712.InstrumentFunding, eip712.MAX_INSTRUMENTS],
         risk_arrays: DynArray[eip712.RiskArray, eip712.MAX_INSTRUMENTS],
         settlements: DynArray[eip712.InstrumentPrice, eip712.MAX_INSTRUMENTS],
-        chain_id: uint256,
+        domain_separator: bytes32,
     ) -> bytes32: pure
 
 interface Groth16Verifier:
@@ -135,6 +136,7 @@ struct Globals:
 
 
 struct OracleUpdate:  # the signed update's lists (sorted by instrument); the timestamp is a tx word
+    previous_timestamp: uint256  # the oracle's previous update: it must be the last one applied
     marks: DynArray[eip712.InstrumentPrice, MAX_INSTRUMENTS]
     funding: DynArray[eip712.InstrumentFunding, MAX_INSTRUMENTS]
     risk_arrays: DynArray[eip712.RiskArray, MAX_INSTRUMENTS]
@@ -161,7 +163,8 @@ struct MultiProof:
 rollup: public(Rollup)
 verifier: public(Groth16Verifier)
 digests: public(Digests)
-l2_chain_id: public(uint256)  # the EIP-712 domain's chain id (genesis), not the L1's
+# the EIP-712 domain of every signature: this L1's chain id and the Rollup contract's address
+DOMAIN_SEPARATOR: public(immutable(bytes32))
 oracle: public(address)
 genesis_hash: public(bytes32)
 instrument_ids: public(DynArray[uint256, MAX_INSTRUMENTS])
@@ -185,7 +188,6 @@ def __init__(
     rollup: address,
     verifier: address,
     digests: address,
-    l2_chain_id: uint256,
     oracle: address,
     genesis_hash: bytes32,
     instrument_ids: DynArray[uint256, MAX_INSTRUMENTS],
@@ -206,7 +208,7 @@ def __init__(
     self.rollup = Rollup(rollup)
     self.verifier = Groth16Verifier(verifier)
     self.digests = Digests(digests)
-    self.l2_chain_id = l2_chain_id
+    DOMAIN_SEPARATOR = eip712.compute_domain_separator(chain.id, rollup)
     self.oracle = oracle
     self.genesis_hash = genesis_hash
     self.instrument_ids = instrument_ids
@@ -415,10 +417,13 @@ def _find_oracle_instrument(instrument_id: uint256) -> Instrument:
 
 
 @internal
-def _process_oracle(update: OracleUpdate, timestamp: uint256):
+def _process_oracle(update: OracleUpdate, timestamp: uint256, oracle_time: uint256):
     """Replay a signed oracle update on the instrument leaves (the rules of verifier/batch.py
-    `compute_oracle_writes`): the circuit proves only the oracle clock."""
-    digest: bytes32 = staticcall self.digests.compute_oracle_digest(timestamp, update.marks, update.funding, update.risk_arrays, update.settlements, self.l2_chain_id)
+    `compute_oracle_writes`): the circuit proves only the oracle clock. `oracle_time` is the
+    globals leaf's before the slot."""
+    # the update follows the last one applied: the sequencer cannot skip a signed update
+    assert update.previous_timestamp == oracle_time, "oracle update out of sequence"
+    digest: bytes32 = staticcall self.digests.compute_oracle_digest(timestamp, update.previous_timestamp, update.marks, update.funding, update.risk_arrays, update.settlements, DOMAIN_SEPARATOR)
     # prices come from the genesis oracle key
     assert eip712.recover(digest, update.signature[0], update.signature[1], update.signature[2]) == self.oracle, "oracle update not signed by the oracle"
     touched: DynArray[uint256, 4 * MAX_INSTRUMENTS] = []
@@ -514,7 +519,7 @@ def _process_slot(w: DynArray[uint256, params.SLOT_WORDS]) -> SlotResult:
         assert staticcall self.digests.check_words(kind, words)
         self.t_queue_hash = keccak256(abi_encode(self.t_queue_hash, words[0], convert(words[9], address), words[3]))
         return result
-    result.digest = staticcall self.digests.compute_tx_digest(kind, words, self.l2_chain_id)
+    result.digest = staticcall self.digests.compute_tx_digest(kind, words, DOMAIN_SEPARATOR)
     result.n_signers = 1
     result.first = result.signer_a
     if kind == PERP_TRADE or kind == OPTION_TRADE:
@@ -595,7 +600,7 @@ def submit_batch(
             kind: uint256 = result.kind
             if kind == ORACLE_UPDATE:
                 assert n_oracle < len(oracles), "an oracle update's lists are missing"
-                self._process_oracle(oracles[n_oracle], slot[TX + 10])
+                self._process_oracle(oracles[n_oracle], slot[TX + 10], slot[WIN_G + 2])
                 n_oracle += 1
             if result.n_signers > 0:
                 assert n_signature + result.n_signers <= len(signatures), "a signature is missing"

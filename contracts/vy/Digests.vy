@@ -10,9 +10,9 @@ import eip712
 
 @external
 @pure
-def compute_tx_digest(kind: uint256, words: uint256[eip712.N_WORDS], chain_id: uint256) -> bytes32:
+def compute_tx_digest(kind: uint256, words: uint256[eip712.N_WORDS], domain_separator: bytes32) -> bytes32:
     """The digest a user transaction's signers signed, from its slot words (bounds checked)."""
-    return eip712.compute_tx_digest(kind, words, chain_id)
+    return eip712.compute_tx_digest(kind, words, domain_separator)
 
 
 @external
@@ -28,11 +28,12 @@ def check_words(kind: uint256, words: uint256[eip712.N_WORDS]) -> bool:
 @pure
 def compute_oracle_digest(
     timestamp: uint256,
+    previous_timestamp: uint256,
     marks: DynArray[eip712.InstrumentPrice, eip712.MAX_INSTRUMENTS],
     funding: DynArray[eip712.InstrumentFunding, eip712.MAX_INSTRUMENTS],
     risk_arrays: DynArray[eip712.RiskArray, eip712.MAX_INSTRUMENTS],
     settlements: DynArray[eip712.InstrumentPrice, eip712.MAX_INSTRUMENTS],
-    chain_id: uint256,
+    domain_separator: bytes32,
 ) -> bytes32:
     """The digest the oracle signed."""
-    return eip712.compute_oracle_digest(timestamp, marks, funding, risk_arrays, settlements, chain_id)
+    return eip712.compute_oracle_digest(timestamp, previous_timestamp, marks, funding, risk_arrays, settlements, domain_separator)

@@ -97,7 +97,8 @@ deposit_hashes: public(HashMap[uint256, bytes32])  # rolling hash after n deposi
 deposit_times: public(HashMap[uint256, uint256])  # when deposit n was queued
 deposit_reclaimed: public(HashMap[uint256, bool])
 deposits_consumed: public(uint256)
-account_owner: public(HashMap[uint256, address])  # first depositor of an account id
+account_owner: public(HashMap[uint256, address])  # who opened the account (its L1 owner)
+next_account_id: public(uint256)  # the id `open_account` assigns next
 
 withdrawal_roots: public(HashMap[uint256, bytes32])  # batch -> root of its withdrawals
 withdrawal_counts: public(HashMap[uint256, uint256])
@@ -108,17 +109,18 @@ forced_count: public(uint256)
 forced_served: public(uint256)
 forced_delay_batches: public(uint256)
 forced_delay_seconds: public(uint256)
-l2_chain_id: public(uint256)  # the EIP-712 domain of the L2 Withdraw a forced request carries
+# the EIP-712 domain of the L2 Withdraw a forced request carries: this L1 and this contract
+DOMAIN_SEPARATOR: public(immutable(bytes32))
 frozen: public(bool)
 exited: public(HashMap[uint256, bool])
 
 
 @deploy
-def __init__(genesis_root: bytes32, forced_delay_batches: uint256, forced_delay_seconds: uint256, l2_chain_id: uint256):
+def __init__(genesis_root: bytes32, forced_delay_batches: uint256, forced_delay_seconds: uint256):
     # a sequencer needs at least one batch (its proving pipeline) to include a request
     assert forced_delay_batches >= 1 and forced_delay_seconds >= 1, "forced-withdrawal delays must be positive"
     self.state_root = genesis_root
-    self.l2_chain_id = l2_chain_id
+    DOMAIN_SEPARATOR = eip712.compute_domain_separator(chain.id, self)
     self.deployer = msg.sender
     self.forced_delay_batches = forced_delay_batches
     self.forced_delay_seconds = forced_delay_seconds
@@ -135,20 +137,38 @@ def set_batch_verifier(batch_verifier: address):
 
 @external
 @payable
-def deposit(account: uint256, amount: uint256):
-    """Queue a deposit of `amount` collateral units (msg.value = amount * UNIT_WEI) to `account`,
-    bound to msg.sender: the first deposit to an id registers its owner, so the L2 never meets a
-    queued deposit it must reject (which would block the queue)."""
-    assert not self.frozen, "the rollup is frozen"
+def open_account(amount: uint256) -> uint256:
+    """Open an L2 account owned by msg.sender with a first deposit of `amount` units; returns its
+    id. The contract assigns ids in order: nobody chooses one, so nobody can squat an id another
+    user meant to take (front-running its first deposit did, when depositors chose ids)."""
+    account: uint256 = self.next_account_id
     # an account id of the state tree
-    assert account < 1 << KIND_SHIFT, "account id out of range"
+    assert account < 1 << KIND_SHIFT, "no account id left"
+    self.next_account_id = account + 1
+    self.account_owner[account] = msg.sender
+    self._queue(account, amount, msg.value)
+    return account
+
+
+@external
+@payable
+def deposit(account: uint256, amount: uint256):
+    """Queue a deposit of `amount` collateral units (msg.value = amount * UNIT_WEI) to an open
+    account of msg.sender's. The queue entry authorises the L2 deposit (no L2 signature), and the
+    L2 binds accounts as this contract does, so it never meets a queued deposit it must reject
+    (which would block the queue)."""
+    # only the owner tops an account up (the L2 would refuse another address: the queue would block)
+    assert self.account_owner[account] == msg.sender, "not an account of the sender's: open one with open_account"
+    self._queue(account, amount, msg.value)
+
+
+@internal
+def _queue(account: uint256, amount: uint256, paid: uint256):
+    """Append a deposit from msg.sender to the L1 queue (its rolling hash and its time)."""
+    assert not self.frozen, "the rollup is frozen"
     # positive, within the wire bound
     assert amount > 0 and amount < 1 << 64, "amount must be in (0, 2**64)"
-    assert msg.value == amount * UNIT_WEI, "msg.value must be amount * UNIT_WEI"
-    owner: address = self.account_owner[account]
-    # the account is new or the sender's
-    assert owner == empty(address) or owner == msg.sender, "account belongs to another address"
-    self.account_owner[account] = msg.sender
+    assert paid == amount * UNIT_WEI, "msg.value must be amount * UNIT_WEI"
     n: uint256 = self.deposit_count
     queue_hash: bytes32 = keccak256(abi_encode(self.deposit_hashes[n], account, msg.sender, amount))
     self.deposit_hashes[n + 1] = queue_hash
@@ -250,7 +270,7 @@ def request_forced_withdrawal(account: uint256, amount: uint256, nonce: uint256,
     words[0] = account
     words[3] = amount
     words[6] = nonce
-    digest: bytes32 = eip712.compute_tx_digest(1, words, self.l2_chain_id)  # kind 1: withdraw
+    digest: bytes32 = eip712.compute_tx_digest(1, words, DOMAIN_SEPARATOR)  # kind 1: withdraw
     # the L2 transaction the sequencer will include is the owner's
     assert eip712.recover(digest, signature[0], signature[1], signature[2]) == msg.sender, "the L2 withdrawal is not signed by the account's owner"
     n: uint256 = self.forced_count

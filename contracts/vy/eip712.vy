@@ -3,8 +3,10 @@
 @title EIP-712 digests of the rollup's transactions, and signer recovery (stateless: `import eip712`)
 @notice
     Equal to `verifier/encoding.py`'s `compute_signing_digest` for every transaction type:
-    keccak256(0x1901 ++ domainSeparator(chainId) ++ hashStruct(tx)) in the domain
-    {name "ZK Derivatives Rollup", version "1", chainId}. The struct types are derived from the
+    keccak256(0x1901 ++ domainSeparator ++ hashStruct(tx)) in the domain
+    {name "ZK Derivatives Rollup", version "1", chainId, verifyingContract}: the L1's chain id and
+    the Rollup contract's address (a contract computes the separator once, from `chain.id` and the
+    Rollup's address, and passes it in), so a signature binds one deployment. The struct types are derived from the
     wire models (`verifier/wire.py`) in Python; here they are written out as readable strings,
     and a test checks each against `verifier.encoding.compute_encode_type`, so a change of the
     wire format breaks the test rather than the signatures.
@@ -34,7 +36,7 @@ SECP256K1_HALF_N: constant(uint256) = SECP256K1_N // 2  # EIP-2: s <= n/2, no ma
 
 DOMAIN_NAME: constant(String[32]) = "ZK Derivatives Rollup"
 DOMAIN_VERSION: constant(String[8]) = "1"
-DOMAIN_TYPE: constant(String[64]) = "EIP712Domain(string name,string version,uint256 chainId)"
+DOMAIN_TYPE: constant(String[96]) = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 
 DEPOSIT_TYPE: constant(String[128]) = "Deposit(uint256 deposit_id,uint256 account,address address,uint256 amount)"
 WITHDRAW_TYPE: constant(String[128]) = "Withdraw(uint256 account,uint256 amount,uint256 nonce)"
@@ -47,7 +49,7 @@ LIQUIDATE_TYPE: constant(String[128]) = "Liquidate(uint256 liquidator,uint256 ac
 INSTRUMENT_PRICE_TYPE: constant(String[64]) = "InstrumentPrice(uint256 instrument,uint256 price)"
 INSTRUMENT_FUNDING_TYPE: constant(String[64]) = "InstrumentFunding(uint256 market,int256 index)"
 RISK_ARRAY_TYPE: constant(String[64]) = "RiskArray(uint256 instrument,int256[] values)"
-ORACLE_UPDATE_TYPE: constant(String[320]) = "OracleUpdate(uint256 timestamp,InstrumentPrice[] marks,InstrumentFunding[] funding,RiskArray[] risk_arrays,InstrumentPrice[] settlements)InstrumentFunding(uint256 market,int256 index)InstrumentPrice(uint256 instrument,uint256 price)RiskArray(uint256 instrument,int256[] values)"
+ORACLE_UPDATE_TYPE: constant(String[352]) = "OracleUpdate(uint256 timestamp,uint256 previous_timestamp,InstrumentPrice[] marks,InstrumentFunding[] funding,RiskArray[] risk_arrays,InstrumentPrice[] settlements)InstrumentFunding(uint256 market,int256 index)InstrumentPrice(uint256 instrument,uint256 price)RiskArray(uint256 instrument,int256[] values)"
 
 DOMAIN_TYPEHASH: constant(bytes32) = keccak256(DOMAIN_TYPE)
 DOMAIN_NAME_HASH: constant(bytes32) = keccak256(DOMAIN_NAME)
@@ -114,8 +116,8 @@ struct RiskArray:
 
 @internal
 @pure
-def compute_domain_separator(chain_id: uint256) -> bytes32:
-    return keccak256(abi_encode(DOMAIN_TYPEHASH, DOMAIN_NAME_HASH, DOMAIN_VERSION_HASH, chain_id))
+def compute_domain_separator(chain_id: uint256, verifying_contract: address) -> bytes32:
+    return keccak256(abi_encode(DOMAIN_TYPEHASH, DOMAIN_NAME_HASH, DOMAIN_VERSION_HASH, chain_id, verifying_contract))
 
 
 @internal
@@ -173,7 +175,7 @@ def check_words(kind: uint256, words: uint256[N_WORDS]):
 
 @internal
 @pure
-def compute_tx_digest(kind: uint256, words: uint256[N_WORDS], chain_id: uint256) -> bytes32:
+def compute_tx_digest(kind: uint256, words: uint256[N_WORDS], domain_separator: bytes32) -> bytes32:
     """
     @notice The EIP-712 digest (also the transaction hash) of a user transaction given as its
             slot words. Reverts if a word is not a field element, a word the type does not carry
@@ -209,18 +211,19 @@ def compute_tx_digest(kind: uint256, words: uint256[N_WORDS], chain_id: uint256)
         struct_hash = keccak256(abi_encode(
             LIQUIDATE_TYPEHASH, words[W_ACCOUNT_A], words[W_ACCOUNT_B], words[W_INSTRUMENT], self._to_int(words[W_QUANTITY]), words[W_NONCE_A],
         ))
-    return self._compute_digest(chain_id, struct_hash)
+    return self._compute_digest(domain_separator, struct_hash)
 
 
 @internal
 @pure
 def compute_oracle_digest(
     timestamp: uint256,
+    previous_timestamp: uint256,
     marks: DynArray[InstrumentPrice, MAX_INSTRUMENTS],
     funding: DynArray[InstrumentFunding, MAX_INSTRUMENTS],
     risk_arrays: DynArray[RiskArray, MAX_INSTRUMENTS],
     settlements: DynArray[InstrumentPrice, MAX_INSTRUMENTS],
-    chain_id: uint256,
+    domain_separator: bytes32,
 ) -> bytes32:
     """
     @notice The EIP-712 digest of an OracleUpdate, its lists as signed (`contracts/eip712_args.py`
@@ -243,12 +246,13 @@ def compute_oracle_digest(
     struct_hash: bytes32 = keccak256(abi_encode(
         ORACLE_UPDATE_TYPEHASH,
         timestamp,
+        previous_timestamp,
         self._hash_array(mark_hashes),
         self._hash_array(funding_hashes),
         self._hash_array(risk_hashes),
         self._hash_array(settlement_hashes),
     ))
-    return self._compute_digest(chain_id, struct_hash)
+    return self._compute_digest(domain_separator, struct_hash)
 
 
 @internal
@@ -272,8 +276,8 @@ def recover(digest: bytes32, v: uint256, r: uint256, s: uint256) -> address:
 
 @internal
 @pure
-def _compute_digest(chain_id: uint256, struct_hash: bytes32) -> bytes32:
-    return keccak256(concat(x"1901", self.compute_domain_separator(chain_id), struct_hash))
+def _compute_digest(domain_separator: bytes32, struct_hash: bytes32) -> bytes32:
+    return keccak256(concat(x"1901", domain_separator, struct_hash))
 
 
 @internal

@@ -9,8 +9,9 @@ What the circuit proves:
 - open: `Poseidon(accounts_root, markets_hash, globals_hash) == root before`, hashing the markets
   table and the globals from the witness once (`verifier.state_tree`);
 - the oracle section: unpacked from its public words (every value range-checked, unlisted values
-  0), applied to the table under the oracle rules (funding for perpetuals only, settlement for
-  expired, unsettled option series only, the clock strictly increasing);
+  0), applied to the table under the oracle rules (it follows the last update applied, so none is
+  skipped; funding for perpetuals only, settlement for expired, unsettled option series only, the
+  clock strictly increasing);
 - every slot: v2's slot constraints (`prover.circuits.slot.synthesize_slot`: the rules of
   docs/state-model.md) on private windows. Account windows are dense by instrument: position slot
   i is the table's instrument i, so its oracle view is the table's entry (no selection), and the
@@ -36,7 +37,7 @@ from prover.circuits.layout import SLOT_TYPES, AccountWindow, GlobalsWindow, Ins
 from prover.circuits.slot import synthesize_slot
 from prover.circuits.tree import synthesize_hash_fields, synthesize_leaf_update
 from prover.circuits.poseidon import synthesize_poseidon
-from prover.gadgets import assert_boolean, boolean, is_zero, mul
+from prover.gadgets import boolean, is_zero, mul
 from prover.r1cs import ConstraintSystem, LinearCombination, LinearLike, Variable
 from verifier.oracle_section import (
     ENTRY_FIELDS,
@@ -303,10 +304,16 @@ def synthesize_oracle_section(
     """The section's words unpacked and applied to the table (rollup.rules.process_oracle_update)."""
     update = boolean(cs, section.has_update)
     timestamp = cs.private(section.timestamp)
+    previous = cs.private(section.previous_timestamp)
     range_check(cs, timestamp, TIMESTAMP_BITS)
-    cs.enforce(_pack(cs, [(update, HEADER_PLACES[0].shift), (timestamp, HEADER_PLACES[1].shift)]), 1, words[0])
-    # no update: no timestamp
+    range_check(cs, previous, TIMESTAMP_BITS)
+    header = [(update, HEADER_PLACES[0].shift), (timestamp, HEADER_PLACES[1].shift), (previous, HEADER_PLACES[2].shift)]
+    cs.enforce(_pack(cs, header), 1, words[0])
+    # no update: no timestamps
     cs.enforce(1 - cs.as_lc(update), timestamp, 0)
+    cs.enforce(1 - cs.as_lc(update), previous, 0)
+    # the update follows the last one applied: none is skipped (rules.process_oracle_update)
+    cs.enforce(update, cs.as_lc(previous) - g.oracle_time, 0)
     # oracle timestamps strictly increase, and the clock moves to the update's
     range_check(cs, mul(cs, update, cs.as_lc(timestamp) - g.oracle_time - 1), TIMESTAMP_BITS)
     oracle_time = cs.as_lc(g.oracle_time) + mul(cs, update, cs.as_lc(timestamp) - g.oracle_time)
@@ -433,10 +440,7 @@ def synthesize_transition_slot(
                 cs.enforce(1 - cs.as_lc(exists), value, 0)
             leaf_before = mul(cs, exists, synthesize_account_hash(cs, window, after=False))
             leaf_after = synthesize_account_hash(cs, window, after=True)
-            if shape.max_positions < len(shape.table):
-                # at most max_positions open positions (rules.check_position_count)
-                count = sum((1 - cs.as_lc(is_zero(cs, p.size_after)) for p in window.positions), cs.constant(0))
-                range_check(cs, mul(cs, uses, shape.max_positions - count), POSITION_COUNT_BITS)
+            synthesize_position_count(cs, shape, window, uses)
             path = [[cs.private(v) for v in level] for level in path]
             root = synthesize_leaf_update(cs, shape.tree, root, key, uses, leaf_before, leaf_after, path)
     new_globals = GlobalsVars(
@@ -446,6 +450,17 @@ def synthesize_transition_slot(
         g.oracle_time,
     )
     return root, new_globals
+
+
+def synthesize_position_count(cs: ConstraintSystem, shape: TransitionShape, window: AccountWindow, uses: LinearLike) -> None:
+    """If `uses`: the account holds at most max_positions positions after the slot (the rules'
+    shape limit, rules.process_perp_trade and the others). A dense window has a slot per
+    instrument, so the limit is a count of non-zero sizes."""
+    if shape.max_positions >= len(shape.table):
+        return
+    with cs.gadget("position_count"):
+        count = sum((1 - cs.as_lc(is_zero(cs, p.size_after)) for p in window.positions), cs.constant(0))
+        range_check(cs, mul(cs, uses, shape.max_positions - count), POSITION_COUNT_BITS)
 
 
 def synthesize_record(cs: ConstraintSystem, flag: dict[str, Variable], tx: TxWords, words: Sequence[Variable]) -> None:

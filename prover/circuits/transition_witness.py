@@ -190,3 +190,11 @@ def compute_transition_witness(
     for record, words in zip(records, signer_words):
         public += [*record, *words]
     return TransitionWitness(batch, segment, accounts_root, markets, globals_state, section, slots, public)
+
+
+def build_blank_witness(shape: TransitionShape) -> TransitionWitness:
+    """A witness of the right shape with no transaction and zero state: what setup synthesises (the
+    constraints do not depend on the values; this witness does not satisfy them)."""
+    markets = [MarketState(risk=[0] * shape.n_scenarios) for _ in shape.table]
+    slots = [build_noop_slot_witness(shape, 0) for _ in range(shape.n_slots)]
+    return TransitionWitness(0, 0, 0, markets, GlobalsState(), build_empty_section(shape.oracle), slots, [0] * shape.count_public_inputs())

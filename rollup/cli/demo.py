@@ -54,14 +54,15 @@ def demo(
     t1 = time.perf_counter()
     try:
         with make_executor("process", workers=workers or 1) as executor:
-            node = Node.init(folder / "node", workload.genesis)
+            # execution only: this node shows one large batch in parallel and never settles
+            node = Node.init(folder / "node", workload.genesis, max_batch_txs=None)
             timings["init_s"] = time.perf_counter() - t1
-            result = _submit_with_progress(node, workload.transactions, quiet=json_output, executor=executor if workers else None)
+            result = _submit_with_progress(node, workload.transactions, quiet=json_output, executor=executor if workers else None).batch
         timings["submit_s"] = result.timings["total_s"]
         node.close()
         t_seq = time.perf_counter()
-        reference = Node.init(folder / "sequential", workload.genesis)  # the same batch, one process
-        sequential_root = reference.submit(workload.transactions).new_root
+        reference = Node.init(folder / "sequential", workload.genesis, max_batch_txs=None)  # the same batch, one process
+        sequential_root = reference.submit(workload.transactions).batch.new_root
         reference.close()
         timings["sequential_reference_s"] = time.perf_counter() - t_seq
         t2 = time.perf_counter()
@@ -213,11 +214,14 @@ def run_settlement_demo(home: Path, small: Any, seed: int, published_dir: Path) 
         deployment = deploy_rollup(l1, genesis, shape, published.vk, published.batch.vk_hash, bytes.fromhex(published.batch.prev_root[2:]))
         deployment.save(get_deployment_path(home, l1))
         contracts = get_contracts(l1, deployment, shape)
+        opened: set[int] = set()
         for tx in small.transactions:
             if isinstance(tx, Deposit):
-                queued = l1_deposit(l1, contracts, genesis, tx.account, tx.amount, keys[tx.address])
-                # the L1 queue entry is the one the L2 deposit consumes
-                if queued.deposit_id != tx.deposit_id:
+                # a first deposit opens the account (the contract assigns ids in order)
+                queued = l1_deposit(l1, contracts, tx.account if tx.account in opened else None, tx.amount, keys[tx.address])
+                opened.add(queued.account)
+                # the L1 queue entry is the L2 deposit the batch consumes
+                if queued != tx:
                     raise UserError(f"L1 deposit {queued.deposit_id} does not match the L2 deposit {tx.deposit_id}")
         result = submit_batch(l1, contracts, build_submit_args(published, shape))
     except (L1Revert, SettlementError) as exc:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rollup.cli.common import UserError, console, console_err, print_json
@@ -33,6 +34,16 @@ def fixtures(
     out: Annotated[Path, typer.Option(help="Output file, one JSON transaction per line.")] = Path("workload.jsonl"),
     genesis_out: Annotated[Optional[Path], typer.Option(help="Genesis JSON output (default: OUT with the suffix .genesis.json).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Signing processes, 1 by default (the output is the same for any number).")] = None,
+    l1_chain_id: Annotated[
+        Optional[int], typer.Option(help="Chain id of the L1 the rollup settles on (default: the embedded L1's).", show_default=False)
+    ] = None,
+    rollup_address: Annotated[
+        Optional[str],
+        typer.Option(help="Address the Rollup contract will have there (default: the embedded L1's first deployment).", show_default=False),
+    ] = None,
+    tree_depth: Annotated[
+        int, typer.Option(help="Depth of the genesis' 4-ary accounts tree (4^depth accounts; proofs cost about 1,220 constraints per level per slot).")
+    ] = 12,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Generate a seeded workload of SIGNED transactions with TEST keys: deposits creating the
@@ -45,11 +56,15 @@ def fixtures(
         spec = WorkloadSpec(
             accounts=accounts, perps=perps, series=series, txs=txs, mix=parse_mix(mix), contention=contention,
             invalid_share=invalid_share, seed=seed, days=days, shock=shock,
+            **({} if l1_chain_id is None else {"l1_chain_id": l1_chain_id}), rollup_address=rollup_address,
+            tree_depth=tree_depth,
         )
         workload = generate_with_progress(spec, workers, show=not json_output)
         write_workload(workload, out, genesis_path)
     except FixtureError as exc:
         raise UserError(str(exc)) from exc
+    except ValidationError as exc:  # the genesis refuses a bad chain id or address
+        raise UserError("; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}" for e in exc.errors())) from None
     except OSError as exc:
         raise UserError(f"cannot write {exc.filename}: {exc.strerror}") from exc
     summary = {"out": str(out), "genesis": str(genesis_path), **workload.summary}

@@ -1,4 +1,4 @@
-"""The L1 commands: `rollup l1 deploy|deposit|withdraw|status` and `rollup settle [BATCH]`.
+"""The L1 commands: `rollup l1 deploy|deposit|deposits|withdraw|status` and `rollup settle [BATCH]`.
 
 The embedded L1 (py-evm through eth-tester) keeps its chain in HOME/l1/, so it persists across
 calls; `--rpc-url` uses any JSON-RPC chain instead (its deployment is recorded in
@@ -112,40 +112,79 @@ def deploy(
 
 
 def deposit(
-    account: Annotated[int, typer.Option("--account", help="L2 account id to credit.")],
     amount: Annotated[int, typer.Option("--amount", help="Collateral units (1e-6 USD).")],
     key: Annotated[str, typer.Option("--key", help="The depositor's private key (0x-hex): it owns the account.")],
+    account: Annotated[
+        Optional[int],
+        typer.Option("--account", help="Your L2 account to top up (default: open a new account; the contract assigns its id).", show_default=False),
+    ] = None,
     out: Annotated[
-        Optional[Path], typer.Option("--out", help="Append the signed L2 deposit transaction to this JSONL file.", show_default=False)
+        Optional[Path], typer.Option("--out", help="Append the L2 deposit transaction to this JSONL file.", show_default=False)
     ] = None,
     rpc_url: RpcOption = None,
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Deposit on L1 (the queue), and write the L2 Deposit transaction that consumes it."""
+    """Deposit on L1 (the queue): to a new account (the contract assigns its id) or to one of
+    yours. The queue entry authorises the L2 Deposit that consumes it (no L2 signature); it is
+    printed, or appended to --out (`rollup l1 deposits` lists every queued one)."""
     from contracts.client import UNIT_WEI, get_contracts, l1_deposit
-    from rollup.publish import get_genesis
 
     private_key = parse_key(key)
-    with open_store(home) as (target, store):
-        genesis = get_genesis(store)
+    target = resolve(home)
     with open_l1(target, rpc_url) as l1, l1_errors():
         deployment = load_deployment(target, l1)
         with open_store(target) as (_, store):
             shape = get_shape(store, deployment.n_slots)
         contracts = get_contracts(l1, deployment, shape)
-        tx = l1_deposit(l1, contracts, genesis, account, amount, private_key)
+        tx = l1_deposit(l1, contracts, account, amount, private_key)
     line = tx.model_dump_json()
     if out is not None:
         with out.open("a") as f:
             f.write(line + "\n")
-    info = {"deposit_id": tx.deposit_id, "account": account, "amount": amount, "wei": amount * UNIT_WEI, "address": tx.address, "l2_transaction": tx.model_dump()}
+    info = {"deposit_id": tx.deposit_id, "account": tx.account, "amount": amount, "wei": amount * UNIT_WEI, "address": tx.address, "l2_transaction": tx.model_dump()}
     if json_output:
         print_json(info)
         return
-    console.print(f"L1 deposit {tx.deposit_id}: {amount} units to account {account} from {tx.address}")
+    console.print(f"L1 deposit {tx.deposit_id}: {amount} units to account {tx.account} from {tx.address}")
     if out is None:
         console.print(line)
+
+
+def deposits(
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Write them as L2 Deposit transactions to this JSONL file (for `rollup submit`).", show_default=False)
+    ] = None,
+    start: Annotated[
+        Optional[int], typer.Option("--from", help="First queue entry (default: the first the node has not executed).", show_default=False)
+    ] = None,
+    rpc_url: RpcOption = None,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The L1 deposit queue's entries the node has not executed, in queue order, as the L2
+    Deposit transactions that consume them: the sequencer includes them as they are (the queue
+    entry is their authorisation)."""
+    from contracts.client import get_contracts, get_queued_deposits
+    from verifier.encoding import GLOBALS_KEY, decode_globals_leaf
+
+    target = resolve(home)
+    with open_l1(target, rpc_url) as l1, l1_errors():
+        deployment = load_deployment(target, l1)
+        with open_store(target) as (_, store):
+            shape = get_shape(store, deployment.n_slots)
+            if start is None:
+                start = decode_globals_leaf(store.get_leaf(GLOBALS_KEY) or b"").deposit_count
+        queued = get_queued_deposits(get_contracts(l1, deployment, shape), start)
+    if out is not None:
+        out.write_text("".join(tx.model_dump_json() + "\n" for tx in queued))
+    if json_output:
+        print_json({"from": start, "deposits": [tx.model_dump() for tx in queued]})
+        return
+    for tx in queued:
+        console.print(f"deposit {tx.deposit_id}: {tx.amount} units to account {tx.account} from {tx.address}")
+    if not queued:
+        console.print(f"no queued deposit from {start} on")
 
 
 def parse_key(text: str) -> bytes:
@@ -304,7 +343,7 @@ def force_withdraw(
         if not leaf:
             raise UserError(f"account {account} has no leaf on L2 yet: its deposit is not executed")
         nonce = decode_account_leaf(leaf).nonce
-        result = request_forced_withdrawal(l1, contracts, get_genesis(store).chain_id, account, amount, nonce, private_key)
+        result = request_forced_withdrawal(l1, contracts, get_genesis(store).signing_domain, account, amount, nonce, private_key)
     if json_output:
         print_json({**result.args, "gas_used": result.gas_used})
         return
@@ -395,6 +434,6 @@ def exit_command(
     console.print(f"account {account} exited: {result.args['amount']} units paid to {result.args['recipient']}")
 
 
-for _command in (deploy, deposit, withdraw, status, force_withdraw, forced, dismiss, freeze):
+for _command in (deploy, deposit, deposits, withdraw, status, force_withdraw, forced, dismiss, freeze):
     app.command(_command.__name__.replace("_", "-"))(_command)
 app.command("exit")(exit_command)

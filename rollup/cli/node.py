@@ -15,7 +15,7 @@ from rich.table import Table
 
 from rollup.cli.common import UserError, console, console_err, print_json
 from rollup.executors import get_executor_workers
-from rollup.node import BatchResult, Node, NodeError, resolve_home
+from rollup.node import NODE_BATCH_BOUND, BatchResult, Node, NodeError, Submission, resolve_home
 from rollup.txfile import TransactionFileError, read_transaction_file
 from rollup.units import format_usd
 from verifier import wire
@@ -48,6 +48,15 @@ def init(
         typer.Option("--genesis", help="Genesis JSON (default: BTC/ETH perps, 8 option series, the TEST oracle key of `rollup fixtures`)."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Delete an existing node in this home first.")] = False,
+    max_batch_txs: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-batch-txs",
+            help="Transactions per batch (default: what one L1 settlement takes); 0: no bound, execution only "
+            "(batches may be too large to settle).",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create a node: its database, the genesis state and its root."""
@@ -67,11 +76,15 @@ def init(
         # the development genesis `rollup fixtures` targets with its default seed and sizes
         spec = WorkloadSpec()
         genesis = default_genesis(get_address(dev_oracle_key(spec.seed)), n_perps=spec.perps, n_series=spec.series)
+    # a batch holds at least one transaction
+    if max_batch_txs is not None and max_batch_txs < 0:
+        raise UserError(f"--max-batch-txs must be a positive count, or 0 for no bound; got {max_batch_txs}")
+    bound = {} if max_batch_txs is None else {"max_batch_txs": max_batch_txs or None}
     if force:
         for name in ("rollup.db", "rollup.db-wal", "rollup.db-shm"):
             (target / name).unlink(missing_ok=True)
     try:
-        node = Node.init(target, genesis)
+        node = Node.init(target, genesis, **bound)
     except NodeError as exc:
         raise UserError(str(exc)) from None
     result = {
@@ -80,6 +93,7 @@ def init(
         "chain_id": genesis.chain_id,
         "oracle": genesis.oracle_address,
         "instruments": len(genesis.instruments),
+        "max_batch_txs": node.max_batch_txs,
     }
     node.close()
     if json_output:
@@ -150,11 +164,12 @@ def submit(
     mode: ModeOption = "pipelined",
     window: WindowOption = None,
 ) -> None:
-    """Execute a file of signed transactions as one batch and commit it.
+    """Execute a file of signed transactions and commit it as batches of at most the node's bound
+    (what one L1 settlement takes, unless `rollup init --max-batch-txs` said otherwise).
 
     The file is validated whole first: any schema error refuses it (nothing executes) and every
     bad line is listed. Invalid transactions (bad nonce, margin, ...) get rejected receipts; the
-    batch goes on. Signature checks and execution run on --workers parallel workers; the result
+    batch goes on. A part with no accepted transaction commits no batch (its rejections are listed). Signature checks and execution run on --workers parallel workers; the result
     (receipts, state, root) is the same for every executor and worker count.
     """
     kind = get_executor_kind(executor_kind, workers, cluster)
@@ -186,13 +201,13 @@ def submit(
         finally:
             node.close()
     if json_output:
-        out = batch_summary(result)
+        out = submission_summary(result)
         out["executor"] = {"kind": kind, "workers": partitions, "cluster": cluster, "mode": None if executor is None else mode}
         if show_receipts:
             out["receipts"] = [r.model_dump() for r in result.receipts]
         print_json(out)
         return
-    _print_batch(result, show_receipts)
+    _print_submission(result, show_receipts)
 
 
 def get_executor_kind(executor_kind: str | None, workers: int | None, cluster: str | None) -> str:
@@ -230,47 +245,75 @@ def _submit_with_progress(
     partitions: int | None = None,
     mode: str = "pipelined",
     window: int | None = None,
-) -> BatchResult:
+    max_batch_txs: int | None | object = NODE_BATCH_BOUND,
+) -> Submission:
     parallel = {} if executor is None else {"executor": executor, "partitions": partitions, "mode": mode, "window": window}
     if quiet:
-        return node.submit(transactions, **parallel)
+        return node.submit(transactions, max_batch_txs=max_batch_txs, **parallel)
     columns = (TextColumn("executing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console_err, transient=True) as bar:
         task = bar.add_task("batch", total=len(transactions))
-        return node.submit(transactions, progress=lambda n: bar.advance(task, n), **parallel)
+        return node.submit(transactions, progress=lambda n: bar.advance(task, n), max_batch_txs=max_batch_txs, **parallel)
 
 
-def batch_summary(result: BatchResult) -> dict:
+def count_rejections(receipts: list) -> dict[str, int]:
+    """Rejections per reason (the reason's text before its first colon), most frequent first."""
     rejected: dict[str, int] = {}
-    for r in result.receipts:
+    for r in receipts:
         if r.status == "rejected":
             reason = (r.reason or "").split(":")[0]
             rejected[reason] = rejected.get(reason, 0) + 1
+    return dict(sorted(rejected.items(), key=lambda kv: -kv[1]))
+
+
+def submission_summary(submission: Submission) -> dict:
+    """Every batch the submission committed, the totals, and the rejections in no batch."""
+    n_accepted = submission.n_accepted
+    return {
+        "batches": [batch_summary(b) for b in submission.batches],
+        "transactions": len(submission.receipts),
+        "accepted": n_accepted,
+        "rejected": len(submission.receipts) - n_accepted,
+        "rejections_by_reason": count_rejections(submission.receipts),
+        "unbatched_rejections": [r.model_dump() for r in submission.unbatched],
+        "touched_leaves": sum(len(b.diff_rows) for b in submission.batches),
+        "prev_root": hex0x(submission.prev_root),
+        "new_root": hex0x(submission.new_root),
+    }
+
+
+def batch_summary(result: BatchResult) -> dict:
     return {
         "batch": result.number,
         "transactions": len(result.receipts),
         "accepted": result.n_accepted,
         "rejected": len(result.receipts) - result.n_accepted,
-        "rejections_by_reason": dict(sorted(rejected.items(), key=lambda kv: -kv[1])),
-        "touched_leaves": len(result.diff.leaves),
+        "rejections_by_reason": count_rejections(result.receipts),
+        "touched_leaves": len(result.diff_rows),
         "prev_root": hex0x(result.prev_root),
         "new_root": hex0x(result.new_root),
         "timings_s": {k: round(v, 4) if isinstance(v, float) else v for k, v in result.timings.items()},
     }
 
 
-def _print_batch(result: BatchResult, show_receipts: bool) -> None:
-    s = batch_summary(result)
-    console.print(
-        f"batch [bold]{s['batch']}[/]: {s['accepted']} accepted, {s['rejected']} rejected of {s['transactions']}; "
-        f"{s['touched_leaves']} leaves changed"
-    )
-    console.print(f"new state root [bold]{s['new_root']}[/]  ({result.timings['total_s']:.2f} s)")
+def _print_submission(submission: Submission, show_receipts: bool) -> None:
+    for batch in submission.batches:
+        s = batch_summary(batch)
+        console.print(
+            f"batch [bold]{s['batch']}[/]: {s['accepted']} accepted, {s['rejected']} rejected of {s['transactions']}; "
+            f"{s['touched_leaves']} leaves changed; new root {s['new_root']}  ({batch.timings['total_s']:.2f} s)"
+        )
+    if submission.unbatched:
+        console.print(f"no batch committed for {len(submission.unbatched)} transactions: none of their part was accepted")
+        for r in submission.unbatched[:10]:
+            console.print(f"  transaction {r.index} ({r.type}) rejected: {r.reason}")
+    s = submission_summary(submission)
+    console.print(f"{len(submission.batches)} batches; state root [bold]{s['new_root']}[/]")
     if s["rejections_by_reason"]:
         top = ", ".join(f"{reason} x{n}" for reason, n in list(s["rejections_by_reason"].items())[:5])
         console.print(f"rejections: {top}")
     if show_receipts:
-        _print_receipts(result.receipts)
+        _print_receipts(submission.receipts)
 
 
 def _print_receipts(receipts: list) -> None:

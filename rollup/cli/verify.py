@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from rollup.cli.common import BackendOption, UserError, console, print_json, use_backend
+from rollup.cli.common import BackendOption, UserError, console, console_err, print_json, use_backend
 from rollup.cli.node import HomeOption, JsonOption
 from rollup.cli.prove import open_store
 
@@ -68,18 +68,52 @@ def verify_command(
         typer.Option("--prev-root", help="Accept only a batch that starts from this state root (0x hex).", show_default=False),
     ] = None,
     backend: BackendOption = None,
+    deployment: Annotated[
+        Optional[Path],
+        typer.Option("--deployment", help="Pin the key to this L1 deployment's (its deployment JSON's vk_hash).", show_default=False),
+    ] = None,
+    l1: Annotated[
+        bool,
+        typer.Option(
+            "--l1",
+            help="Check the batch's deposits against the L1 deposit queue of this home's deployment (the embedded L1 "
+            "in HOME/l1, or --rpc-url), and pin the key to that deployment's. Without it deposits are not "
+            "authenticated: they carry no signature.",
+        ),
+    ] = False,
+    rpc_url: Annotated[
+        Optional[str], typer.Option("--rpc-url", help="With --l1: a JSON-RPC chain instead of the embedded L1.", show_default=False)
+    ] = None,
+    trust_published_key: Annotated[
+        bool,
+        typer.Option(
+            "--trust-published-key",
+            help="Accept the verifying key in the published directory without a pin (UNSAFE: whoever wrote the "
+            "directory chose the key, so the proofs prove nothing).",
+        ),
+    ] = False,
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Verify a batch from its published data: signatures and nonces, every public input rebuilt,
     all proofs in one batch check, the before leaves against the previous root, chaining, the new
-    root and the commitment. Exit 0 if valid, 1 with the reason if not."""
+    root and the commitment. Exit 0 if valid, 1 with the reason if not.
+
+    The verifying key is pinned, never taken from the data it checks: by --vk-hash, else by
+    --deployment's recorded key hash, else by the keys of the node in --home (`rollup setup`).
+    Without any of them the command refuses, unless --trust-published-key (a warning is printed)."""
     from verifier.batch import VerificationError, verify_published_dir
 
-    expected = parse_word(vk_hash, "--vk-hash")
     expected_prev_root = parse_word(prev_root, "--prev-root")
     with contextlib.ExitStack() as stack:
         stack.enter_context(use_backend(backend))
+        deposit_queue = None
+        if l1:
+            deposit_queue, l1_vk_hash = stack.enter_context(open_deposit_queue(home, rpc_url))
+        if l1 and vk_hash is None and deployment is None:
+            expected, pinned_by = parse_word(l1_vk_hash, "the deployment's key hash"), "deployment"
+        else:
+            expected, pinned_by = get_pinned_vk_hash(vk_hash, deployment, trust_published_key, home)
         if published is None:
             number = batch if batch is not None else get_latest_batch(home)
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rollup-published-")))
@@ -87,11 +121,12 @@ def verify_command(
         else:
             directory = published
         try:
-            report = verify_published_dir(directory, expected, expected_prev_root=expected_prev_root)
+            report = verify_published_dir(directory, expected, expected_prev_root=expected_prev_root, deposit_queue=deposit_queue)
         except VerificationError as exc:
             verdict: dict[str, Any] = {"valid": False, "reason": exc.reason, "message": exc.message, "checks": exc.timings}
         else:
             verdict = {"valid": True, "reason": None, "message": "batch verifies", "checks": report.timings, "report": report.to_dict()}
+    verdict["vk_pinned_by"] = pinned_by
     if batch is not None and verdict["valid"] and verdict["report"]["batch"] != batch:
         verdict = {"valid": False, "reason": "wrong_batch", "message": f"the published batch is {verdict['report']['batch']}, not {batch}", "checks": verdict["checks"]}
     if json_output:
@@ -105,6 +140,78 @@ def verify_command(
         )
     if not verdict["valid"]:
         raise UserError(f"INVALID ({verdict['reason']}): {verdict['message']}", exit_code=1)
+
+
+UNPINNED_WARNING = (
+    "WARNING: the verifying key is not pinned (--trust-published-key): it is the one in the published directory, "
+    "so whoever wrote the directory chose it and the proofs prove nothing about the batch"
+)
+
+
+def get_pinned_vk_hash(vk_hash: str | None, deployment: Path | None, trust_published_key: bool, home: Path | None) -> tuple[bytes | None, str]:
+    """(the key hash to pin, where it comes from): --vk-hash, the deployment's, the node's keys;
+    (None, "unpinned") only with --trust-published-key, after a warning; else UserError."""
+    if vk_hash is not None:
+        return parse_word(vk_hash, "--vk-hash"), "--vk-hash"
+    if deployment is not None:
+        return parse_word(read_deployment_vk_hash(deployment), f"{deployment}'s vk_hash"), "deployment"
+    node_key = get_node_vk_hash(home)
+    if node_key is not None:
+        return parse_word(node_key, "the node's key hash"), "node keys"
+    # a key nobody pinned is the prover's choice: only by explicit request
+    if not trust_published_key:
+        raise UserError(
+            "the verifying key is not pinned: give --vk-hash, --deployment FILE, or a --home whose node ran "
+            "`rollup setup`; --trust-published-key accepts the published key (UNSAFE)"
+        )
+    console_err.print(UNPINNED_WARNING)
+    return None, "unpinned"
+
+
+@contextlib.contextmanager
+def open_deposit_queue(home: Path | None, rpc_url: str | None) -> Any:
+    """(the L1 deposit queue's rolling hash after n deposits, the deployment's key hash) of this
+    home's deployment."""
+    from rollup.cli.l1 import get_shape, l1_errors, load_deployment, open_l1, resolve
+    from contracts.client import get_contracts
+
+    target = resolve(home)
+    with open_l1(target, rpc_url) as chain, l1_errors():
+        deployment = load_deployment(target, chain)
+        with open_store(target) as (_, store):
+            shape = get_shape(store, deployment.n_slots)
+        rollup = get_contracts(chain, deployment, shape).rollup
+        yield (lambda n: bytes(rollup.functions.deposit_hashes(n).call())), deployment.vk_hash
+
+
+def read_deployment_vk_hash(path: Path) -> str:
+    from contracts.client import Deployment
+
+    try:
+        return Deployment.load(path).vk_hash
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except (ValueError, TypeError) as exc:  # not JSON, or not a deployment's fields
+        raise UserError(f"{path} is not a deployment file: {exc}") from None
+
+
+def get_node_vk_hash(home: Path | None) -> str | None:
+    """The key hash of the node in `home` (its `rollup setup`), or None if there is no node or no key."""
+    from prover.pipeline import ProvingError, get_current_keys
+    from rollup.node import resolve_home
+    from rollup.storage import StorageError, Store
+
+    target = resolve_home(home)
+    try:
+        store = Store.open(target)
+    except StorageError:
+        return None
+    try:
+        return get_current_keys(target, store)[0]
+    except ProvingError:
+        return None
+    finally:
+        store.close()
 
 
 def parse_word(text: str | None, option: str) -> bytes | None:

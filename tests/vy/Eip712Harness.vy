@@ -7,9 +7,9 @@ import eip712
 
 @external
 @view
-def compute_tx_digest(kind: uint256, words: uint256[eip712.N_WORDS], chain_id: uint256) -> (bytes32, uint256):
+def compute_tx_digest(kind: uint256, words: uint256[eip712.N_WORDS], domain_separator: bytes32) -> (bytes32, uint256):
     start: uint256 = msg.gas
-    digest: bytes32 = eip712.compute_tx_digest(kind, words, chain_id)
+    digest: bytes32 = eip712.compute_tx_digest(kind, words, domain_separator)
     return digest, start - msg.gas
 
 
@@ -17,14 +17,15 @@ def compute_tx_digest(kind: uint256, words: uint256[eip712.N_WORDS], chain_id: u
 @view
 def compute_oracle_digest(
     timestamp: uint256,
+    previous_timestamp: uint256,
     marks: DynArray[eip712.InstrumentPrice, eip712.MAX_INSTRUMENTS],
     funding: DynArray[eip712.InstrumentFunding, eip712.MAX_INSTRUMENTS],
     risk_arrays: DynArray[eip712.RiskArray, eip712.MAX_INSTRUMENTS],
     settlements: DynArray[eip712.InstrumentPrice, eip712.MAX_INSTRUMENTS],
-    chain_id: uint256,
+    domain_separator: bytes32,
 ) -> (bytes32, uint256):
     start: uint256 = msg.gas
-    digest: bytes32 = eip712.compute_oracle_digest(timestamp, marks, funding, risk_arrays, settlements, chain_id)
+    digest: bytes32 = eip712.compute_oracle_digest(timestamp, previous_timestamp, marks, funding, risk_arrays, settlements, domain_separator)
     return digest, start - msg.gas
 
 
@@ -38,8 +39,8 @@ def recover(digest: bytes32, v: uint256, r: uint256, s: uint256) -> (address, ui
 
 @external
 @pure
-def compute_domain_separator(chain_id: uint256) -> bytes32:
-    return eip712.compute_domain_separator(chain_id)
+def compute_domain_separator(chain_id: uint256, verifying_contract: address) -> bytes32:
+    return eip712.compute_domain_separator(chain_id, verifying_contract)
 
 
 @external
@@ -50,7 +51,7 @@ def get_secp256k1_n() -> uint256:
 
 @external
 @pure
-def get_type_strings() -> (String[128], String[128], String[128], String[192], String[192], String[128], String[128], String[320]):
+def get_type_strings() -> (String[128], String[128], String[128], String[192], String[192], String[128], String[128], String[352]):
     """encodeType of each SLOT_TYPES kind in order (0..6), then OracleUpdate's."""
     return (
         eip712.DEPOSIT_TYPE,
@@ -66,5 +67,5 @@ def get_type_strings() -> (String[128], String[128], String[128], String[192], S
 
 @external
 @pure
-def get_domain_strings() -> (String[32], String[8], String[64]):
+def get_domain_strings() -> (String[32], String[8], String[96]):
     return eip712.DOMAIN_NAME, eip712.DOMAIN_VERSION, eip712.DOMAIN_TYPE
