@@ -52,6 +52,7 @@ SEGMENT_HEADER_BYTES = 32 + 1 + 1  # root after, oracle flag, transaction count
 MAX_PROOFS = 32  # segments per settlement: the pairing takes MAX_PROOFS + 3 pairs
 TAIL_BYTES = 32  # zero bytes closing the data, so every field is one 32-byte load
 DEFAULT_MAX_SLOTS = 1024  # transactions per settlement the data's bound is sized for
+ORACLE_SIGNED_FIELDS = ("timestamp", "previous_timestamp", "marks", "funding", "risk_arrays", "settlements")
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,8 @@ def render_params(shape: SettlementShape) -> str:
         "HAS_UPDATE_MASK": (1 << (8 * header["has_update"].field.width)) - 1,
         "TIMESTAMP_SHIFT": header["timestamp"].shift,
         "TIMESTAMP_MASK": (1 << (8 * header["timestamp"].field.width)) - 1,
+        "PREVIOUS_TIMESTAMP_SHIFT": header["previous_timestamp"].shift,
+        "PREVIOUS_TIMESTAMP_MASK": (1 << (8 * header["previous_timestamp"].field.width)) - 1,
         "FLAGS_SHIFT": entry["flags"].shift,
         "FLAGS_MASK": (1 << (8 * entry["flags"].field.width)) - 1,
         "MARK_SHIFT": entry["mark"].shift,
@@ -214,6 +217,9 @@ def render_records() -> str:
     out.append(f'DOMAIN_VERSION_HASH: constant(bytes32) = {_bytes32(keccak256(DOMAIN_VERSION.encode()))}  # keccak256("{DOMAIN_VERSION}")\n')
     oracle_model = TRANSACTION_TYPES["oracle_update"]
     oracle_types = get_eip712_types(oracle_model)
+    # RollupV3._compute_oracle_digest encodes the update's fields in this order
+    if tuple(get_signed_fields(oracle_model)) != ORACLE_SIGNED_FIELDS:
+        raise AssertionError(f"OracleUpdate signs {get_signed_fields(oracle_model)}; RollupV3 encodes {ORACLE_SIGNED_FIELDS}")
     for name in sorted(oracle_types):
         encode = compute_encode_type(name, {n: oracle_types[n] for n in _closure(name, oracle_types)})
         out.append(f"{_snake(name).upper()}_TYPEHASH: constant(bytes32) = {_bytes32(keccak256(encode.encode()))}  # keccak256(\"{encode}\")\n")

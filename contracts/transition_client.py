@@ -1,5 +1,5 @@
 """Client of the circuit-v3 settlement contract (RollupV3.vy): deploy it, settle published batches,
-queue deposits, claim withdrawals, exit after a freeze.
+open accounts and queue deposits, claim withdrawals, exit after a freeze.
 
 It takes published data and proofs (`verifier.transition.PublishedTransition`, snarkjs JSON),
 never the node. `encode_settlement` lays a batch's segments out as RollupV3's `data` (see the
@@ -18,6 +18,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from contracts.chain import L1, L1Revert
+from contracts.client import check_deployment_target, to_l2_deposit
 from contracts.groth16 import encode_proof_for_evm, encode_verifying_key
 from contracts.poseidon import deploy_poseidon
 from contracts.transition_build import TAIL_BYTES, SettlementShape, compile_v3
@@ -26,7 +27,7 @@ from verifier.pubdata import encode_record
 from verifier.snarkjs import parse_proof, parse_verifying_key
 from verifier.state_tree import TreeShape, get_instrument_table, hash_fields
 from verifier.transition import PublishedTransition, PublishedTransitionSegment
-from verifier.wire import Genesis
+from verifier.wire import Deposit, Genesis
 
 EIP7825_GAS_CAP = 16_777_216  # one transaction's gas on mainnet since Osaka/Fusaka
 TX_SIZE_LIMIT = 128 * 1024  # geth's and reth's largest pooled transaction (4 slots of 32 KB)
@@ -67,10 +68,11 @@ def deploy_v3(
     genesis_root: int,
     forced_delay_batches: int = 2,
     forced_delay_seconds: int = 86_400,
-    sender: str | None = None,
 ) -> V3Deployment:
-    """The Poseidon contracts (3 and 4 inputs, for the escape hatch), the verifier with the key's
-    IC points in data contracts, and the rollup at `genesis_root`."""
+    """RollupV3 at `genesis_root`, first, so it lands where the genesis says (the EIP-712 domain's
+    verifyingContract: refused on another chain or address, as `deploy_rollup`); then the
+    verifier with the key's IC points in data contracts and the Poseidon contracts (3 and 4
+    inputs, for the escape hatch), bound to the rollup once by the deployer (L1's default sender)."""
     vk = parse_verifying_key(dict(vk_json))
     # the key is the transition circuit's for this shape: the contracts are compiled for it
     if vk.n_public != shape.n_public:
@@ -78,16 +80,17 @@ def deploy_v3(
     # the escape hatch hashes 4-ary nodes with the 4-input EVM Poseidon
     if shape.tree.arity != 4:
         raise ValueError(f"RollupV3 proves 4-ary paths; the tree has arity {shape.tree.arity}")
-    key = encode_verifying_key(vk)
-    chunks = [l1.deploy_data(blob, sender=sender) for blob in key.ic_blobs]
-    verifier = l1.deploy(compile_v3("TransitionVerifierV3", shape), key.alpha1, key.beta2, key.gamma2, key.delta2, chunks, sender=sender, gas=DEPLOY_GAS)
-    poseidon3 = deploy_poseidon(l1, 3, sender=sender)
-    poseidon4 = deploy_poseidon(l1, 4, sender=sender)
+    check_deployment_target(l1, genesis)
     rollup = l1.deploy(
-        compile_v3("RollupV3", shape), genesis_root, verifier.address, genesis.oracle_address, genesis.chain_id,
-        poseidon3.address, poseidon4.address, compute_empty_positions_hash(genesis), forced_delay_batches, forced_delay_seconds,
-        sender=sender, gas=DEPLOY_GAS,
+        compile_v3("RollupV3", shape), genesis_root, genesis.oracle_address, compute_empty_positions_hash(genesis),
+        forced_delay_batches, forced_delay_seconds, gas=DEPLOY_GAS,
     )
+    key = encode_verifying_key(vk)
+    chunks = [l1.deploy_data(blob) for blob in key.ic_blobs]
+    verifier = l1.deploy(compile_v3("TransitionVerifierV3", shape), key.alpha1, key.beta2, key.gamma2, key.delta2, chunks, gas=DEPLOY_GAS)
+    poseidon3 = deploy_poseidon(l1, 3)
+    poseidon4 = deploy_poseidon(l1, 4)
+    l1.send(rollup.functions.initialize(verifier.address, poseidon3.address, poseidon4.address), "bind the verifier and Poseidon", gas=200_000)
     return V3Deployment(shape, rollup, verifier, poseidon3, poseidon4)
 
 
@@ -182,10 +185,20 @@ def settle(
 # --- deposits, withdrawals, the escape hatch ---------------------------------------------------------
 
 
-def deposit(l1: L1, deployment: V3Deployment, account: int, amount: int, private_key: bytes) -> Any:
-    """Queue `amount` collateral units for `account` from the key's address (its owner)."""
-    call = deployment.rollup.functions.deposit(account, amount)
-    return l1.send(call, f"deposit to account {account}", value=amount * UNIT_WEI, gas=300_000, private_key=private_key)
+def deposit(l1: L1, deployment: V3Deployment, account: int | None, amount: int, private_key: bytes) -> Deposit:
+    """Queue `amount` collateral units from the key's address: to its `account`, or into a new
+    account when `account` is None (the contract assigns the id). Returns the L2 Deposit that
+    consumes the queue entry (unsigned: the entry is its authorisation)."""
+    functions = deployment.rollup.functions
+    call = functions.open_account(amount) if account is None else functions.deposit(account, amount)
+    receipt = l1.send(call, "deposit", value=amount * UNIT_WEI, gas=300_000, private_key=private_key)
+    return to_l2_deposit(deployment.rollup.events.Deposited().process_receipt(receipt)[0]["args"])
+
+
+def get_queue_hash(deployment: V3Deployment):
+    """The L1 queue's rolling hash after n deposits, for `verifier.transition.verify_transition`'s
+    `deposit_queue`."""
+    return lambda n: deployment.rollup.functions.deposit_hashes(n).call()
 
 
 def claim_withdrawal(l1: L1, deployment: V3Deployment, account: int, sender: str | None = None) -> Any:

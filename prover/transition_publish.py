@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from prover.circuits.transition import TransitionShape, build_transition_circuit
 from prover.groth16 import prove
 from prover.setup import ProvingKey, setup
-from prover.transition_segments import TransitionBatch, build_transition_batch
+from prover.transition_segments import TransitionBatch, build_published_transition, build_transition_batch
 from rollup.rules import process_transaction
 from rollup.state import State
 from rollup.state_tree import PoseidonTree
 from verifier.commitments import compute_vk_hash
 from verifier.groth16 import VerifyingKey
 from verifier.encoding import compute_genesis_hash, recover_signers
-from verifier.snarkjs import format_proof, format_public_inputs, format_verifying_key
+from verifier.snarkjs import format_proof, format_verifying_key
 from verifier.state_tree import TreeShape
-from verifier.transition import PublishedFiles, PublishedTransition, to_field_hex
+from verifier.transition import PublishedFiles
 from verifier.wire import Genesis
 
 
@@ -35,7 +35,7 @@ def get_accepted(genesis: Genesis, transactions: Sequence[object]) -> tuple[list
     state = State.from_genesis(genesis)
     txs, signers = [], []
     for tx in transactions:
-        s = recover_signers(tx, genesis.chain_id)
+        s = recover_signers(tx, genesis.signing_domain)
         if process_transaction(state, tx, s).status == "accepted":
             txs.append(tx)
             signers.append(s)
@@ -49,24 +49,12 @@ def prove_segments(batch: TransitionBatch, pk: ProvingKey, backend: str | None =
 
 
 def publish(batch: TransitionBatch, vk: VerifyingKey, proofs: Sequence[dict], genesis: Genesis, tree: TreeShape) -> PublishedFiles:
-    """The published files of a batch from its proofs (snarkjs JSON) and verifying key."""
+    """The published files of a batch from its proofs (snarkjs JSON) and verifying key (its
+    prefix's public inputs when fewer proofs than segments are given)."""
     vk_json = format_verifying_key(vk)
-    data = PublishedTransition(
-        genesis=genesis, tree_depth=tree.depth, tree_arity=tree.arity, n_slots=batch.shape.n_slots, batch=batch.number,
-        prev_root=to_field_hex(batch.prev_root), new_root=to_field_hex(batch.new_root),
-        vk_hash="0x" + compute_vk_hash(vk_json).hex(),
-        segments=[
-            {"oracle_update": seg.oracle_update, "transactions": seg.transactions, "root_after": to_field_hex(w.public[3])}
-            for seg, w in zip(batch.segments, batch.witnesses)
-        ],
-        accounts_before={str(k): "0x" + v.hex() for k, v in batch.accounts_before.items()},
-        accounts_after={str(k): "0x" + v.hex() for k, v in batch.accounts_after.items()},
-        multiproof=[to_field_hex(x) for x in batch.multiproof],
-        instruments_before=["0x" + x.hex() for x in batch.instruments_before],
-        instruments_after=["0x" + x.hex() for x in batch.instruments_after],
-        globals_before="0x" + batch.globals_before.hex(), globals_after="0x" + batch.globals_after.hex(),
-    )
-    return PublishedFiles(data, vk_json, list(proofs), [format_public_inputs(w.public) for w in batch.witnesses][: len(proofs)])
+    files = build_published_transition(batch, genesis, vk_json, list(proofs), compute_vk_hash(vk_json))
+    files.public = files.public[: len(proofs)]
+    return files
 
 
 def replay_batches(

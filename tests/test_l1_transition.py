@@ -1,6 +1,9 @@
-"""RollupV3.vy on py-evm with real v3 proofs: a proven batch settles and moves the root, withdrawals
-are claimed once, every tamper is refused with its reason, and after a freeze an account exits
-with its leaf and path against the stored root (the 4-input EVM Poseidon), once."""
+"""RollupV3.vy on py-evm with real v3 proofs: the contract sits where the genesis' EIP-712 domain
+names it; accounts are opened by the contract (ids in order, no squatting) and the published
+deposits match its queue (on chain and in verifier.transition); a proven batch settles and moves
+the root, withdrawals are claimed once, every tamper is refused with its reason, and after a
+freeze an account exits with its leaf and path against the stored root (the 4-input EVM
+Poseidon), once."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import pytest
 from eth_keys.constants import SECPK1_N
 
 from contracts.chain import L1, L1Revert
+from contracts.client import SettlementError
 from contracts.transition_build import SettlementShape
 from contracts.transition_client import (
     SettlementTooLarge,
@@ -16,6 +20,7 @@ from contracts.transition_client import (
     deposit,
     encode_settlement,
     get_exit_args,
+    get_queue_hash,
     get_settlement_shape,
     settle,
     UNIT_WEI,
@@ -25,10 +30,11 @@ from prover.transition_publish import get_accepted, prove_workload_batches
 from rollup.fixtures import WorkloadSpec, generate_workload
 from rollup.signing import dev_account_key, get_address
 from rollup.state_codec import encode_account
-from verifier.encoding import decode_account_leaf
+from verifier.commitments import compute_vk_hash
+from verifier.encoding import compute_domain_separator, decode_account_leaf
 from verifier.pubdata import encode_record
 from verifier.state_tree import R, TreeShape, compute_account_fields, hash_fields
-from verifier.transition import PublishedTransition
+from verifier.transition import PublishedTransition, VerificationError, verify_transition
 
 TREE = TreeShape(depth=2, arity=4)  # 16 accounts
 N_SLOTS = 2
@@ -52,12 +58,7 @@ def chain(run):
     l1 = L1.embedded()
     batch1 = run.batches[0].batch
     dep = deploy_v3(l1, get_settlement_shape(batch1), run.batches[0].vk, run.genesis, run.genesis_root, forced_delay_batches=1, forced_delay_seconds=3600)
-    keys = {get_address(dev_account_key(SPEC.seed, i)).lower(): dev_account_key(SPEC.seed, i) for i in range(SPEC.accounts)}
-    for segment in batch1.segments:
-        for tx in segment.transactions:
-            key = keys[tx.address.lower()]
-            l1.fund(get_address(key), tx.amount * UNIT_WEI + 10**18)
-            deposit(l1, dep, tx.account, tx.amount, key)
+    _queue_deposits(l1, dep, batch1)
     result = settle(l1, dep, batch1, run.batches[0].proofs)
     assert result.transactions == sum(len(s.transactions) for s in batch1.segments)
     snapshot = l1.tester.take_snapshot()
@@ -78,6 +79,21 @@ def dep(chain):
     return chain[1]
 
 
+def _queue_deposits(l1, dep, batch: PublishedTransition, extra: int = -1) -> None:
+    """The batch's deposits made on L1 by their addresses, a new account opened where the batch
+    creates one: the contract's events are the published deposits (deposit `extra` is one unit more)."""
+    keys = {get_address(dev_account_key(SPEC.seed, i)).lower(): dev_account_key(SPEC.seed, i) for i in range(SPEC.accounts)}
+    opened = set()
+    for n, tx in enumerate(t for s in batch.segments for t in s.transactions if t.type == "deposit"):
+        key = keys[tx.address.lower()]
+        l1.fund(get_address(key), tx.amount * UNIT_WEI + 10**18)
+        queued = deposit(l1, dep, tx.account if tx.account in opened else None, tx.amount + (n == extra), key)
+        opened.add(tx.account)
+        if n != extra:
+            assert queued == tx  # the contract assigned the id the L2 gave the account
+    assert opened
+
+
 def _reason(l1, dep, batch: PublishedTransition, proofs, data: bytes | None = None) -> str:
     with pytest.raises(L1Revert) as info:
         if data is None:
@@ -92,6 +108,52 @@ def _changed(batch: PublishedTransition, edit) -> PublishedTransition:
     data = batch.model_dump()
     edit(data)
     return PublishedTransition.model_validate(data)
+
+
+def test_rollup_is_where_the_genesis_names_it(run, l1, dep):
+    # the domain every signature of the batch binds: this L1's chain id, this contract
+    assert dep.rollup.address == run.genesis.rollup_address and l1.chain_id == run.genesis.l1_chain_id
+    assert dep.rollup.functions.DOMAIN_SEPARATOR().call() == compute_domain_separator(run.genesis.signing_domain)
+    # the verifier and Poseidon are bound once, by the deployer
+    with pytest.raises(L1Revert, match="the rollup is already initialised"):
+        l1.send(dep.rollup.functions.initialize(dep.verifier.address, dep.poseidon3.address, dep.poseidon4.address), "initialize", gas=200_000)
+    stranger = dev_account_key(SPEC.seed, 0)
+    l1.fund(get_address(stranger), 10**18)
+    with pytest.raises(L1Revert, match="only the deployer initialises the rollup"):
+        l1.send(dep.rollup.functions.initialize(dep.verifier.address, dep.poseidon3.address, dep.poseidon4.address), "initialize", gas=200_000, private_key=stranger)
+
+
+def test_invalid_deployment_elsewhere(run, dep):
+    # one transaction sent first: the rollup would land at another address than the genesis'
+    l1 = L1.embedded()
+    l1.fund(get_address(dev_account_key(SPEC.seed, 0)), 1)
+    with pytest.raises(SettlementError, match="binds signatures to a Rollup contract at"):
+        deploy_v3(l1, dep.shape, run.batches[0].vk, run.genesis, run.genesis_root)
+
+
+def test_invalid_deposit_to_an_account_of_another(run, l1, dep):
+    # account ids are the contract's: nobody tops up (or claims) an account another address opened
+    owner = dep.rollup.functions.account_owner(0).call()
+    other = next(dev_account_key(SPEC.seed, i) for i in range(SPEC.accounts) if get_address(dev_account_key(SPEC.seed, i)) != owner)
+    l1.fund(get_address(other), 10**18)
+    with pytest.raises(L1Revert, match="not an account of the sender's: open one with open_account"):
+        deposit(l1, dep, 0, 1, other)
+    opened = deposit(l1, dep, None, 1, other)
+    assert opened.account == dep.rollup.functions.next_account_id().call() - 1 == SPEC.accounts
+    assert dep.rollup.functions.account_owner(opened.account).call() == get_address(other)
+
+
+def test_published_deposits_verified_against_the_queue(run, dep):
+    # verifier.transition checks the published batch against RollupV3's queue (deposits carry no signature)
+    files = run.batches[0]
+    report = verify_transition(files, compute_vk_hash(files.vk), deposit_queue=get_queue_hash(dep))
+    assert report.new_root == files.batch.new_root
+    l1 = L1.embedded()
+    fresh = deploy_v3(l1, dep.shape, files.vk, run.genesis, run.genesis_root)
+    _queue_deposits(l1, fresh, files.batch, extra=1)
+    with pytest.raises(VerificationError) as info:
+        verify_transition(files, compute_vk_hash(files.vk), deposit_queue=get_queue_hash(fresh))
+    assert info.value.reason == "deposit_not_queued"
 
 
 def test_batch_settles_and_moves_the_root(run, l1, dep):
@@ -203,13 +265,20 @@ def test_invalid_deposit_not_in_queue(run, dep):
     # batch 1 again on a fresh contract whose queue holds the same deposits but one amount differs
     l1 = L1.embedded()
     fresh = deploy_v3(l1, dep.shape, run.batches[0].vk, run.genesis, run.genesis_root)
-    keys = {get_address(dev_account_key(SPEC.seed, i)).lower(): dev_account_key(SPEC.seed, i) for i in range(SPEC.accounts)}
-    deposits = [tx for s in run.batches[0].batch.segments for tx in s.transactions]
-    for n, tx in enumerate(deposits):
-        key = keys[tx.address.lower()]
-        l1.fund(get_address(key), tx.amount * UNIT_WEI + 10**18)
-        deposit(l1, fresh, tx.account, tx.amount + (n == 1), key)
+    _queue_deposits(l1, fresh, run.batches[0].batch, extra=1)
     assert _reason(l1, fresh, run.batches[0].batch, run.batches[0].proofs) == "deposits do not match the L1 queue"
+
+
+def test_invalid_oracle_previous_timestamp_changed(run, l1, dep):
+    # the update's predecessor is part of what the oracle signed: another one is not its signature
+    files = run.batches[1]
+
+    def edit(data):
+        segment = next(s for s in data["segments"] if s["oracle_update"])
+        segment["oracle_update"]["previous_timestamp"] -= 1
+
+    index = next(i for i, s in enumerate(files.batch.segments) if s.oracle_update)
+    assert _reason(l1, dep, _changed(files.batch, edit), files.proofs) == f"segment {index}: oracle update not signed by the oracle"
 
 
 def test_invalid_proof_swapped(run, l1, dep):

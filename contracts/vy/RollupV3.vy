@@ -17,8 +17,13 @@
           words, which the circuit proves are the accounts' registered addresses;
         - an oracle section, when a segment carries one, is signed by the oracle fixed at
           deployment (EIP-712 digest rebuilt from the section's words);
-        - the deposits consume the L1 queue in order and match it (account, amount, address);
-        - every withdrawal becomes a claim of its account's owner (the first L1 depositor).
+        - the deposits consume the L1 queue in order and match it (account, address, amount);
+        - every withdrawal becomes a claim of its account's owner (who opened it on L1).
+
+        Signatures are EIP-712 in the domain {name, version, chainId: this chain, verifyingContract:
+        this contract} (verifier/encoding.py), so the contract must sit where the genesis names
+        (`rollup_address`): it is deployed first, at the deployer's predicted CREATE address, and
+        the deployer then binds the verifier and the Poseidon contracts once (`initialize`).
 
         Public inputs per segment (verifier/transition.py, compute_transition_inputs): batch,
         segment index, root before, root after, the oracle section's ORACLE_WORDS words (zeros,
@@ -115,15 +120,17 @@ event Exited:
     amount: uint256
 
 
-VERIFIER: public(immutable(address))
 ORACLE: public(immutable(address))
-L2_CHAIN_ID: public(immutable(uint256))
-DOMAIN_SEPARATOR: public(immutable(bytes32))
-POSEIDON3: public(immutable(address))
-POSEIDON4: public(immutable(address))
+DOMAIN_SEPARATOR: public(immutable(bytes32))  # this chain, this contract
+DEPLOYER: immutable(address)
 EMPTY_POSITIONS_HASH: public(immutable(uint256))  # an account without positions (dismissals)
 FORCED_DELAY_BATCHES: public(immutable(uint256))
 FORCED_DELAY_SECONDS: public(immutable(uint256))
+
+# bound once by the deployer (they are deployed after this contract, whose address the genesis names)
+verifier: public(address)
+poseidon3: public(address)
+poseidon4: public(address)
 
 state_root: public(uint256)
 batch_number: public(uint256)
@@ -133,7 +140,8 @@ deposit_hashes: public(HashMap[uint256, bytes32])  # rolling hash after n deposi
 deposit_times: public(HashMap[uint256, uint256])  # when deposit n was queued
 deposit_reclaimed: public(HashMap[uint256, bool])
 deposits_consumed: public(uint256)
-account_owner: public(HashMap[uint256, address])  # first depositor of an account id
+account_owner: public(HashMap[uint256, address])  # who opened the account (its L1 owner)
+next_account_id: public(uint256)  # the id `open_account` assigns next
 
 withdrawable: public(HashMap[uint256, uint256])  # account -> settled, unclaimed collateral units
 
@@ -147,11 +155,7 @@ exited: public(HashMap[uint256, bool])
 @deploy
 def __init__(
     genesis_root: uint256,
-    verifier: address,
     oracle: address,
-    l2_chain_id: uint256,
-    poseidon3: address,
-    poseidon4: address,
     empty_positions_hash: uint256,
     forced_delay_batches: uint256,
     forced_delay_seconds: uint256,
@@ -161,15 +165,24 @@ def __init__(
     # a sequencer needs at least one batch (its proving pipeline) to include a request
     assert forced_delay_batches >= 1 and forced_delay_seconds >= 1, "forced-withdrawal delays must be positive"
     self.state_root = genesis_root
-    VERIFIER = verifier
     ORACLE = oracle
-    L2_CHAIN_ID = l2_chain_id
-    DOMAIN_SEPARATOR = self._compute_domain_separator(l2_chain_id)
-    POSEIDON3 = poseidon3
-    POSEIDON4 = poseidon4
+    DOMAIN_SEPARATOR = self._compute_domain_separator(chain.id, self)
+    DEPLOYER = msg.sender
     EMPTY_POSITIONS_HASH = empty_positions_hash
     FORCED_DELAY_BATCHES = forced_delay_batches
     FORCED_DELAY_SECONDS = forced_delay_seconds
+
+
+@external
+def initialize(verifier: address, poseidon3: address, poseidon4: address):
+    """Bind the transition verifier and the Poseidon contracts, once, by the deployer."""
+    assert msg.sender == DEPLOYER, "only the deployer initialises the rollup"
+    assert self.verifier == empty(address), "the rollup is already initialised"
+    # contracts, not accounts: a call to an address without code would return nothing
+    assert verifier.is_contract and poseidon3.is_contract and poseidon4.is_contract, "verifier and Poseidon must be contracts"
+    self.verifier = verifier
+    self.poseidon3 = poseidon3
+    self.poseidon4 = poseidon4
 
 
 # --- EIP-712 and signatures (the domain is defined here only) -----------------------------------
@@ -177,9 +190,10 @@ def __init__(
 
 @internal
 @pure
-def _compute_domain_separator(chain_id: uint256) -> bytes32:
-    """The rollup's EIP-712 domain {name, version, chainId} (verifier/encoding.py)."""
-    return keccak256(abi_encode(v3records.DOMAIN_TYPEHASH, v3records.DOMAIN_NAME_HASH, v3records.DOMAIN_VERSION_HASH, chain_id))
+def _compute_domain_separator(chain_id: uint256, verifying_contract: address) -> bytes32:
+    """The rollup's EIP-712 domain {name, version, chainId, verifyingContract}
+    (verifier/encoding.py, compute_domain_separator): a signature binds this L1 and this contract."""
+    return keccak256(abi_encode(v3records.DOMAIN_TYPEHASH, v3records.DOMAIN_NAME_HASH, v3records.DOMAIN_VERSION_HASH, chain_id, verifying_contract))
 
 
 @internal
@@ -210,26 +224,46 @@ def _recover(digest: bytes32, v: uint256, r: uint256, s: uint256) -> address:
 
 @internal
 @pure
-def _hash_queue_entry(previous: bytes32, account: uint256, owner: uint256, amount: uint256) -> bytes32:
-    return keccak256(abi_encode(previous, account, owner, amount))
+def _hash_queue_entry(previous: bytes32, account: uint256, sender: uint256, amount: uint256) -> bytes32:
+    """keccak256(previous, account, sender, amount) as 32-byte words: Rollup.vy's queue entry and
+    verifier.transition.compute_queue_hash."""
+    return keccak256(abi_encode(previous, account, sender, amount))
+
+
+@external
+@payable
+def open_account(amount: uint256) -> uint256:
+    """Open an L2 account owned by msg.sender with a first deposit of `amount` units; returns its
+    id. The contract assigns ids in order: nobody chooses one, so nobody can squat an id another
+    user meant to take (front-running its first deposit did, when depositors chose ids)."""
+    account: uint256 = self.next_account_id
+    # an account id of the state tree
+    assert account < ACCOUNT_ID_LIMIT, "no account id left"
+    self.next_account_id = account + 1
+    self.account_owner[account] = msg.sender
+    self._queue(account, amount, msg.value)
+    return account
 
 
 @external
 @payable
 def deposit(account: uint256, amount: uint256):
-    """Queue a deposit of `amount` collateral units (msg.value = amount * UNIT_WEI) to `account`,
-    bound to msg.sender: the first deposit to an id registers its owner, so the L2 never meets a
-    queued deposit it must reject (which would block the queue)."""
+    """Queue a deposit of `amount` collateral units (msg.value = amount * UNIT_WEI) to an open
+    account of msg.sender's. The queue entry authorises the L2 deposit (no L2 signature), and the
+    L2 binds accounts as this contract does, so it never meets a queued deposit it must reject
+    (which would block the queue)."""
+    # only the owner tops an account up (the L2 would refuse another address: the queue would block)
+    assert self.account_owner[account] == msg.sender, "not an account of the sender's: open one with open_account"
+    self._queue(account, amount, msg.value)
+
+
+@internal
+def _queue(account: uint256, amount: uint256, paid: uint256):
+    """Append a deposit from msg.sender to the L1 queue (its rolling hash and its time)."""
     assert not self.frozen, "the rollup is frozen"
-    # an account id of the state tree
-    assert account < ACCOUNT_ID_LIMIT, "account id out of range"
     # positive, within the wire bound
     assert amount > 0 and amount < 1 << 64, "amount must be in (0, 2**64)"
-    assert msg.value == amount * UNIT_WEI, "msg.value must be amount * UNIT_WEI"
-    owner: address = self.account_owner[account]
-    # the account is new or the sender's
-    assert owner == empty(address) or owner == msg.sender, "account belongs to another address"
-    self.account_owner[account] = msg.sender
+    assert paid == amount * UNIT_WEI, "msg.value must be amount * UNIT_WEI"
     n: uint256 = self.deposit_count
     queue_hash: bytes32 = self._hash_queue_entry(self.deposit_hashes[n], account, convert(msg.sender, uint256), amount)
     self.deposit_hashes[n + 1] = queue_hash
@@ -282,8 +316,10 @@ def _compute_oracle_digest(words: uint256[v3params.ORACLE_WORDS]) -> bytes32:
         if flags & v3params.FLAG_SETTLEMENT != 0:
             settlements.append(keccak256(abi_encode(v3records.INSTRUMENT_PRICE_TYPEHASH, instrument, (word >> v3params.SETTLEMENT_SHIFT) & v3params.SETTLEMENT_MASK)))
     timestamp: uint256 = (words[0] >> v3params.TIMESTAMP_SHIFT) & v3params.TIMESTAMP_MASK
+    # the update it follows: the circuit proves it is the last one applied (none skipped)
+    previous: uint256 = (words[0] >> v3params.PREVIOUS_TIMESTAMP_SHIFT) & v3params.PREVIOUS_TIMESTAMP_MASK
     struct_hash: bytes32 = keccak256(abi_encode(
-        v3records.ORACLE_UPDATE_TYPEHASH, timestamp, self._hash_array(marks), self._hash_array(funding),
+        v3records.ORACLE_UPDATE_TYPEHASH, timestamp, previous, self._hash_array(marks), self._hash_array(funding),
         self._hash_array(risks), self._hash_array(settlements),
     ))
     return self._compute_digest(struct_hash)
@@ -312,6 +348,8 @@ def _serve_forced(account: uint256, amount: uint256, nonce: uint256):
 def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3params.MAX_DATA]):
     """Settle the next batch: one proof per segment, `data` as the top of this file describes."""
     assert not self.frozen, "the rollup is frozen"
+    verifier: address = self.verifier
+    assert verifier != empty(address), "the rollup is not initialised"
     n_segments: uint256 = len(proofs)
     # a batch proves something
     assert n_segments > 0, "a settlement needs at least one segment"
@@ -432,7 +470,7 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
     end: uint256 = queue_at + n_deposits
     # the batch's deposits are the L1 queue's next ones, in order, as deposited
     assert end <= self.deposit_count and queue_hash == self.deposit_hashes[end], "deposits do not match the L1 queue"
-    assert staticcall TransitionVerifier(VERIFIER).verify_combined(proofs, rhos, combined, sum_rho), "the proofs do not verify for the public inputs rebuilt from the data"
+    assert staticcall TransitionVerifier(verifier).verify_combined(proofs, rhos, combined, sum_rho), "the proofs do not verify for the public inputs rebuilt from the data"
     self.state_root = root
     self.batch_number = batch
     self.deposits_consumed = end
@@ -444,7 +482,7 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
 
 @external
 def claim_withdrawal(account: uint256):
-    """Pay an account's settled withdrawals to its owner (its first L1 depositor), once."""
+    """Pay an account's settled withdrawals to its owner (who opened it on L1), once."""
     amount: uint256 = self.withdrawable[account]
     # something settled and not yet claimed
     assert amount > 0, "nothing to claim for this account"
@@ -480,8 +518,8 @@ def _compute_root(account: uint256, leaf: uint256, path: DynArray[uint256, PATH_
                 assert sibling < R, "a path node is not below r"
                 children[c] = sibling
                 taken += 1
-        node = staticcall Poseidon4(POSEIDON4).poseidon(children)
-    return staticcall Poseidon3(POSEIDON3).poseidon([node, markets_hash, globals_hash])
+        node = staticcall Poseidon4(self.poseidon4).poseidon(children)
+    return staticcall Poseidon3(self.poseidon3).poseidon([node, markets_hash, globals_hash])
 
 
 @internal
@@ -489,7 +527,7 @@ def _compute_root(account: uint256, leaf: uint256, path: DynArray[uint256, PATH_
 def _hash_leaf(owner: uint256, collateral: uint256, nonce: uint256, positions_hash: uint256) -> uint256:
     # every input below r (the contract would reduce it silently)
     assert owner < 1 << 160 and collateral < R and nonce < R and positions_hash < R, "leaf fields must be below r"
-    return staticcall Poseidon4(POSEIDON4).poseidon([owner, collateral, nonce, positions_hash])
+    return staticcall Poseidon4(self.poseidon4).poseidon([owner, collateral, nonce, positions_hash])
 
 
 @external
