@@ -1,0 +1,334 @@
+"""Compile the circuit-v3 settlement contracts (RollupV3.vy, TransitionVerifierV3.vy) for one shape.
+
+As for v2 (contracts/build.py), a contract is specialised to the circuit's shape, as its key is.
+Two modules are generated here from the Python definitions, so the contract cannot drift from
+them (no layout or hash is typed into a Vyper source):
+
+- `v3params.vy`: the curve moduli (py_ecc), the segment shape (slots, public inputs, the oracle
+  section's words), the instrument table, the tree, the settlement bounds, and the oracle
+  section's field places (`verifier.oracle_section`);
+- `v3records.vy`: per record type (`verifier.pubdata.RECORDS`) its size, the byte where its second
+  public word starts, its signatures and the windows they sign for (`SIGNATURE_WINDOWS`), and
+  `get_struct_hash`: the EIP-712 struct hash of the transaction rebuilt from the record's bytes
+  (type hashes from `verifier.encoding.compute_encode_type`, fields in the signing order);
+  the deposit and withdrawal fields the contract reads; the domain's strings.
+
+A record is at most 38 bytes, so the contract reads it as two 32-byte loads `w0` (at its first
+byte) and `w1` (32 bytes on); a field is shifts and a mask of them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import vyper
+from vyper.compiler.input_bundle import FilesystemInputBundle
+
+from contracts.build import Compiled
+from verifier.curve import BN254
+from verifier.encoding import (
+    DOMAIN_NAME,
+    DOMAIN_TYPE,
+    DOMAIN_VERSION,
+    compute_encode_type,
+    get_eip712_types,
+    get_signature_fields,
+    get_signed_fields,
+)
+from verifier.merkle import keccak256
+from verifier.oracle_section import ENTRY_PLACES, FLAG_FUNDING, FLAG_MARK, FLAG_RISK, FLAG_SETTLEMENT, HEADER_PLACES, RISK_FIELD, RISK_PER_WORD, OracleShape, get_risk_place
+from verifier.pubdata import RECORDS, SIGNATURE_WINDOWS, WORD_BYTES, RecordSpec
+from verifier.state_tree import TreeShape
+from verifier.wire import TRANSACTION_TYPES
+
+SOURCES = Path(__file__).parent / "vy"
+V3_SOURCES = ("RollupV3.vy", "TransitionVerifierV3.vy")
+SIGNATURE_BYTES = 65  # r, s, v
+SEGMENT_HEADER_BYTES = 32 + 1 + 1  # root after, oracle flag, transaction count
+MAX_PROOFS = 32  # segments per settlement: the pairing takes MAX_PROOFS + 3 pairs
+TAIL_BYTES = 32  # zero bytes closing the data, so every field is one 32-byte load
+DEFAULT_MAX_SLOTS = 1024  # transactions per settlement the data's bound is sized for
+ORACLE_SIGNED_FIELDS = ("timestamp", "previous_timestamp", "marks", "funding", "risk_arrays", "settlements")
+
+
+@dataclass(frozen=True)
+class SettlementShape:
+    """What a v3 settlement contract is compiled for."""
+
+    n_slots: int
+    oracle: OracleShape
+    tree: TreeShape
+    max_segments: int = MAX_PROOFS
+    max_slots: int = DEFAULT_MAX_SLOTS  # per settlement: bounds the calldata (Vyper reserves its memory)
+
+    @property
+    def n_public(self) -> int:
+        return 4 + self.oracle.n_words + 4 * self.n_slots
+
+    @property
+    def max_data(self) -> int:
+        """Bytes of one settlement's packed data: segment headers, oracle sections, records with
+        two signatures, the tail."""
+        record = max(spec.size for spec in RECORDS) + 2 * SIGNATURE_BYTES
+        oracle = 32 * self.oracle.n_words + SIGNATURE_BYTES
+        return self.max_segments * (SEGMENT_HEADER_BYTES + oracle) + self.max_slots * record + TAIL_BYTES
+
+
+# --- v3params.vy -------------------------------------------------------------------------------------
+
+
+def render_params(shape: SettlementShape) -> str:
+    oracle = shape.oracle
+    header = {p.field.name: p for p in HEADER_PLACES}
+    entry = {p.field.name: p for p in ENTRY_PLACES}
+    # the risk values of a word, slot by slot, have the shifts get_risk_place gives
+    risk_shifts = [get_risk_place(k)[1] for k in range(RISK_PER_WORD)]
+    lines: dict[str, int] = {
+        "BN254_R": BN254.r,
+        "BN254_Q": BN254.q,
+        "N_SLOTS": shape.n_slots,
+        "N_PUBLIC": shape.n_public,
+        "ORACLE_WORDS": oracle.n_words,
+        "N_INSTRUMENTS": len(oracle.table),
+        "N_SCENARIOS": oracle.n_scenarios,
+        "RISK_WORDS": oracle.risk_words,
+        "RISK_PER_WORD": RISK_PER_WORD,
+        "RISK_SHIFT_0": risk_shifts[0],
+        "RISK_SHIFT_STEP": risk_shifts[0] - risk_shifts[1] if RISK_PER_WORD > 1 else 0,
+        "RISK_MASK": (1 << (8 * RISK_FIELD.width)) - 1,
+        "RISK_OFFSET": RISK_FIELD.offset,
+        "HAS_UPDATE_SHIFT": header["has_update"].shift,
+        "HAS_UPDATE_MASK": (1 << (8 * header["has_update"].field.width)) - 1,
+        "TIMESTAMP_SHIFT": header["timestamp"].shift,
+        "TIMESTAMP_MASK": (1 << (8 * header["timestamp"].field.width)) - 1,
+        "PREVIOUS_TIMESTAMP_SHIFT": header["previous_timestamp"].shift,
+        "PREVIOUS_TIMESTAMP_MASK": (1 << (8 * header["previous_timestamp"].field.width)) - 1,
+        "FLAGS_SHIFT": entry["flags"].shift,
+        "FLAGS_MASK": (1 << (8 * entry["flags"].field.width)) - 1,
+        "MARK_SHIFT": entry["mark"].shift,
+        "MARK_MASK": (1 << (8 * entry["mark"].field.width)) - 1,
+        "FUNDING_SHIFT": entry["funding"].shift,
+        "FUNDING_MASK": (1 << (8 * entry["funding"].field.width)) - 1,
+        "FUNDING_OFFSET": entry["funding"].field.offset,
+        "SETTLEMENT_SHIFT": entry["settlement"].shift,
+        "SETTLEMENT_MASK": (1 << (8 * entry["settlement"].field.width)) - 1,
+        "FLAG_MARK": FLAG_MARK,
+        "FLAG_FUNDING": FLAG_FUNDING,
+        "FLAG_RISK": FLAG_RISK,
+        "FLAG_SETTLEMENT": FLAG_SETTLEMENT,
+        "WORD_LIMIT": 1 << (8 * WORD_BYTES),  # a packed word is below 2^248
+        "TREE_DEPTH": shape.tree.depth,
+        "TREE_ARITY": shape.tree.arity,
+        "TREE_DIGIT_BITS": shape.tree.digit_bits,
+        "MAX_SEGMENTS": shape.max_segments,
+        "MAX_DATA": shape.max_data,
+        "SEGMENT_HEADER_BYTES": SEGMENT_HEADER_BYTES,
+        "SIGNATURE_BYTES": SIGNATURE_BYTES,
+    }
+    # a risk word holds evenly spaced values, as the shifts above assume
+    if any(risk_shifts[k] != risk_shifts[0] - k * lines["RISK_SHIFT_STEP"] for k in range(RISK_PER_WORD)):
+        raise AssertionError("risk values are not evenly spaced in their word")
+    body = "".join(f"{name}: constant(uint256) = {value}\n" for name, value in lines.items())
+    table = ", ".join(str(i) for i in oracle.table)
+    body += f"TABLE: constant(uint256[{len(oracle.table)}]) = [{table}]  # instrument ids, sorted\n"
+    return "# generated by contracts/transition_build.py: do not edit\n" + body
+
+
+# --- v3records.vy ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldAt:
+    name: str
+    offset: int  # byte of the record where the field starts (the type code is byte 0)
+    width: int
+    value_offset: int  # subtracted after unpacking (signed fields)
+
+
+def get_field_bytes(spec: RecordSpec) -> dict[str, FieldAt]:
+    out, at = {}, 1
+    for f in spec.fields:
+        out[f.name] = FieldAt(f.name, at, f.width, f.offset)
+        at += f.width
+    return out
+
+
+def get_split(spec: RecordSpec) -> int:
+    """Bytes of the record in its first public word (type code included): the greedy packing puts
+    a prefix of the fields there, so the second word is the rest of the bytes."""
+    places = spec.get_places()
+    first = [p for p in places if p.word == 0]
+    # word 0 holds a prefix of the fields, word 1 the rest, in order
+    if [p.field for p in first] != list(spec.fields[: len(first)]):
+        raise AssertionError(f"{spec.type}: the first word does not hold a prefix of the fields")
+    return 1 + sum(p.field.width for p in first)
+
+
+def render_field(f: FieldAt) -> str:
+    """A Vyper expression for the field's value from w0 (record bytes 0..31) and w1 (32..63)."""
+    end = f.offset + f.width
+    mask = str((1 << (8 * f.width)) - 1)
+    if end <= 32:
+        expr = f"(w0 >> {8 * (32 - end)}) & {mask}"
+    elif f.offset >= 32:
+        expr = f"(w1 >> {8 * (64 - end)}) & {mask}"
+    else:
+        expr = f"((w0 << {8 * (end - 32)}) | (w1 >> {8 * (64 - end)})) & {mask}"
+    if f.value_offset:
+        # v + offset was packed: unsafe_sub gives v's two's complement, the int256 EIP-712 encodes
+        return f"unsafe_sub({expr}, {f.value_offset})"
+    return expr
+
+
+def get_windows_mask(spec: RecordSpec) -> int:
+    """Bit i set: signature i signs for window B (else A)."""
+    return sum(1 << i for i, w in enumerate(SIGNATURE_WINDOWS.get(spec.type, ())) if w == "b")
+
+
+def _pack(values: dict[int, int]) -> int:
+    return sum(v << (8 * code) for code, v in values.items())
+
+
+def render_records() -> str:
+    out = ["# generated by contracts/transition_build.py from verifier/pubdata.py and verifier/encoding.py: do not edit\n"]
+    sizes, splits, n_sigs, windows = {}, {}, {}, {}
+    for spec in RECORDS:
+        model = TRANSACTION_TYPES[spec.type]
+        sizes[spec.code], splits[spec.code] = spec.size, get_split(spec)
+        n_sigs[spec.code] = 0 if spec.type == "deposit" else len(get_signature_fields(model))
+        windows[spec.code] = get_windows_mask(spec)
+        # one window per signature, in the model's signature order
+        if n_sigs[spec.code] and len(SIGNATURE_WINDOWS[spec.type]) != n_sigs[spec.code]:
+            raise AssertionError(f"{spec.type}: {n_sigs[spec.code]} signatures, windows {SIGNATURE_WINDOWS[spec.type]}")
+        out.append(f"CODE_{spec.type.upper()}: constant(uint256) = {spec.code}\n")
+    # every field of a record is at most 32 bytes, a record at most 64 (two loads)
+    if max(sizes.values()) > 64:
+        raise AssertionError("a record longer than 64 bytes needs a third load")
+    out.append(f"RECORD_SIZES: constant(uint256) = {_pack(sizes)}  # byte `code`: the record's size\n")
+    out.append(f"RECORD_SPLITS: constant(uint256) = {_pack(splits)}  # byte `code`: bytes in the first public word\n")
+    out.append(f"RECORD_SIGNATURES: constant(uint256) = {_pack(n_sigs)}  # byte `code`: signatures after the record\n")
+    out.append(f"RECORD_WINDOWS: constant(uint256) = {_pack(windows)}  # byte `code`: bit i set, signature i signs for B\n")
+    out.append(f'DOMAIN_TYPEHASH: constant(bytes32) = {_bytes32(keccak256(_render_domain_type().encode()))}  # keccak256("{_render_domain_type()}")\n')
+    out.append(f'DOMAIN_NAME_HASH: constant(bytes32) = {_bytes32(keccak256(DOMAIN_NAME.encode()))}  # keccak256("{DOMAIN_NAME}")\n')
+    out.append(f'DOMAIN_VERSION_HASH: constant(bytes32) = {_bytes32(keccak256(DOMAIN_VERSION.encode()))}  # keccak256("{DOMAIN_VERSION}")\n')
+    oracle_model = TRANSACTION_TYPES["oracle_update"]
+    oracle_types = get_eip712_types(oracle_model)
+    # RollupV3._compute_oracle_digest encodes the update's fields in this order
+    if tuple(get_signed_fields(oracle_model)) != ORACLE_SIGNED_FIELDS:
+        raise AssertionError(f"OracleUpdate signs {get_signed_fields(oracle_model)}; RollupV3 encodes {ORACLE_SIGNED_FIELDS}")
+    for name in sorted(oracle_types):
+        encode = compute_encode_type(name, {n: oracle_types[n] for n in _closure(name, oracle_types)})
+        out.append(f"{_snake(name).upper()}_TYPEHASH: constant(bytes32) = {_bytes32(keccak256(encode.encode()))}  # keccak256(\"{encode}\")\n")
+    out.append("\n\n")
+    out.append(_render_struct_hash())
+    out.append(_render_getters())
+    return "".join(out)
+
+
+def _render_domain_type() -> str:
+    return "EIP712Domain(" + ",".join(f"{f['type']} {f['name']}" for f in DOMAIN_TYPE) + ")"
+
+
+def _closure(name: str, types_: dict) -> set[str]:
+    seen, pending = set(), [name]
+    while pending:
+        current = pending.pop()
+        if current not in seen:
+            seen.add(current)
+            pending += [f["type"].removesuffix("[]") for f in types_[current] if f["type"].removesuffix("[]") in types_]
+    return seen
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
+
+
+def _bytes32(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def _render_struct_hash() -> str:
+    lines = [
+        "@internal\n@pure\n",
+        "def get_struct_hash(code: uint256, w0: uint256, w1: uint256) -> bytes32:\n",
+        '    """EIP-712 hashStruct of the signed transaction a record stands for, its fields unpacked from\n',
+        '    the record\'s bytes (w0: bytes 0..31, w1: bytes 32..63), in the signing order."""\n',
+    ]
+    keyword = "if"
+    for spec in RECORDS:
+        if spec.type == "deposit":
+            continue
+        model = TRANSACTION_TYPES[spec.type]
+        types_ = get_eip712_types(model)
+        encode = compute_encode_type(model.__name__, types_)
+        fields = get_field_bytes(spec)
+        signed = get_signed_fields(model)
+        # every signed field is in the record: the digest is rebuilt from public data alone
+        missing = [n for n in signed if n not in fields]
+        if missing:
+            raise AssertionError(f"{spec.type}: signed fields {missing} are not in the record")
+        lines.append(f"    {keyword} code == {spec.code}:\n")
+        lines.append(f"        # keccak256(\"{encode}\")\n")
+        args = ", ".join(render_field(fields[n]) for n in signed)
+        lines.append(f"        return keccak256(abi_encode({_bytes32(keccak256(encode.encode()))}, {args}))\n")
+        keyword = "elif"
+    lines.append('    raise "record: this type carries no signature"\n\n\n')
+    return "".join(lines)
+
+
+def _render_getters() -> str:
+    deposit = get_field_bytes(next(s for s in RECORDS if s.type == "deposit"))
+    withdraw = get_field_bytes(next(s for s in RECORDS if s.type == "withdraw"))
+    settle = get_field_bytes(next(s for s in RECORDS if s.type == "settle_expired"))
+    withdraw_model = TRANSACTION_TYPES["withdraw"]
+    encode = compute_encode_type(withdraw_model.__name__, get_eip712_types(withdraw_model))
+    signed = get_signed_fields(withdraw_model)
+    return (
+        "@internal\n@pure\n"
+        "def get_deposit(w0: uint256, w1: uint256) -> (uint256, uint256, uint256):\n"
+        '    """A deposit record\'s (account, amount, address)."""\n'
+        f"    return {render_field(deposit['account'])}, {render_field(deposit['amount'])}, {render_field(deposit['address'])}\n\n\n"
+        "@internal\n@pure\n"
+        "def get_withdrawal(w0: uint256, w1: uint256) -> (uint256, uint256, uint256):\n"
+        '    """A withdraw record\'s (account, amount, nonce)."""\n'
+        f"    return {render_field(withdraw['account'])}, {render_field(withdraw['amount'])}, {render_field(withdraw['nonce'])}\n\n\n"
+        "@internal\n@pure\n"
+        "def is_self_settlement(w0: uint256, w1: uint256) -> bool:\n"
+        '    """A settle_expired record whose sender settles its own position signs for window A."""\n'
+        f"    return {render_field(settle['sender'])} == {render_field(settle['account'])}\n\n\n"
+        "@internal\n@pure\n"
+        f"def get_withdraw_struct_hash({', '.join(f'{n}: uint256' for n in signed)}) -> bytes32:\n"
+        '    """hashStruct of an L2 Withdraw from its fields (a forced withdrawal\'s request)."""\n'
+        f"    # keccak256(\"{encode}\")\n"
+        f"    return keccak256(abi_encode({_bytes32(keccak256(encode.encode()))}, {', '.join(signed)}))\n"
+    )
+
+
+# --- compiling ---------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def _compile(name: str, params: str, records: str, digest: str) -> Compiled:
+    with tempfile.TemporaryDirectory(prefix="rollup-vy3-") as tmp:
+        root = Path(tmp)
+        for source in sorted(SOURCES.glob("*V3.vy")):
+            (root / source.name).write_text(source.read_text())
+        (root / "v3params.vy").write_text(params)
+        (root / "v3records.vy").write_text(records)
+        bundle = FilesystemInputBundle([root])
+        out = vyper.compile_from_file_input(
+            bundle.load_file(Path(f"{name}.vy")), input_bundle=bundle, output_formats=["abi", "bytecode", "bytecode_runtime"]
+        )
+    return Compiled(name, out["abi"], out["bytecode"], (len(out["bytecode_runtime"]) - 2) // 2)
+
+
+def compile_v3(name: str, shape: SettlementShape) -> Compiled:
+    """Compile `{name}.vy` (RollupV3 or TransitionVerifierV3) for `shape`; cached per process."""
+    params, records = render_params(shape), render_records()
+    sources = sorted(SOURCES.glob("*V3.vy"))
+    digest = hashlib.sha256(params.encode() + records.encode() + b"".join(p.read_bytes() for p in sources)).hexdigest()
+    return _compile(name, params, records, digest)
