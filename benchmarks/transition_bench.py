@@ -21,13 +21,13 @@ import time
 from collections import Counter
 
 from prover.circuits.transition import TransitionShape, build_transition_circuit
+from prover.transition_publish import get_accepted
 from prover.transition_segments import build_transition_batch
 from rollup.fixtures import WorkloadSpec, generate_workload
 from rollup.merkle import SparseMerkleTree
-from rollup.rules import process_transaction
 from rollup.state import State
 from rollup.state_tree import PoseidonTree
-from verifier.encoding import compute_genesis_hash, recover_signers
+from verifier.encoding import compute_genesis_hash
 from verifier.merkle import keccak256
 from verifier.state_tree import TreeShape, hash_account
 
@@ -68,17 +68,6 @@ def count_constraints(cs, n_slots: int) -> dict:
         "per_trade_slot": sum(per_slot.values()),
         "per_trade_slot_by_gadget": per_slot,
     }
-
-
-def accepted_transactions(workload):
-    state = State.from_genesis(workload.genesis)
-    txs, signers = [], []
-    for tx in workload.transactions:
-        s = recover_signers(tx, workload.genesis.signing_domain)
-        if process_transaction(state, tx, s).status == "accepted":
-            txs.append(tx)
-            signers.append(s)
-    return txs, signers
 
 
 def measure_root_update(accounts: int, touched: int, shape: TreeShape) -> dict:
@@ -122,7 +111,7 @@ def main() -> None:
     workload = generate_workload(WorkloadSpec(accounts=24, txs=300, seed=4), workers=1)
     genesis = workload.genesis
     shape = TransitionShape.from_genesis(genesis, compute_genesis_hash(genesis), args.slots, tree_shape)
-    txs, signers = accepted_transactions(workload)
+    txs, signers = get_accepted(genesis, workload.transactions)
     state, tree = State.from_genesis(genesis), PoseidonTree(tree_shape)
     started = time.perf_counter()
     batch = build_transition_batch(state, tree, shape, 1, txs, signers)

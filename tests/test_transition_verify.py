@@ -11,13 +11,13 @@ import pytest
 
 from prover.circuits.transition import TransitionShape, build_transition_circuit
 from prover.setup import setup
+from prover.transition_publish import get_accepted
 from prover.transition_segments import build_published_transition, build_transition_batch, prove_transition_batch
 from rollup.fixtures import WorkloadSpec, generate_workload
-from rollup.rules import process_transaction
 from rollup.state import State
 from rollup.state_tree import PoseidonTree
 from verifier.commitments import compute_vk_hash
-from verifier.encoding import compute_genesis_hash, recover_signers
+from verifier.encoding import compute_genesis_hash
 from rollup.replay import PublicSegment, replay_public_data
 from verifier.oracle_section import OracleShape, compute_oracle_section, compute_oracle_words
 from verifier.pubdata import compute_signer_words, encode_record
@@ -38,22 +38,11 @@ N_SLOTS = 2
 MIX = {"perp_trade": 6, "option_trade": 2, "transfer": 2, "withdraw": 2, "oracle_update": 2}
 
 
-def _accepted(workload):
-    state = State.from_genesis(workload.genesis)
-    txs, signers = [], []
-    for tx in workload.transactions:
-        s = recover_signers(tx, workload.genesis.signing_domain)
-        if process_transaction(state, tx, s).status == "accepted":
-            txs.append(tx)
-            signers.append(s)
-    return txs, signers
-
-
 @pytest.fixture(scope="module")
 def published():
     workload = generate_workload(WorkloadSpec(accounts=6, perps=1, series=1, txs=14, seed=9, mix=MIX), workers=1)
     genesis = workload.genesis
-    txs, signers = _accepted(workload)
+    txs, signers = get_accepted(genesis, workload.transactions)
     shape = TransitionShape.from_genesis(genesis, compute_genesis_hash(genesis), N_SLOTS, TREE)
     state, tree = State.from_genesis(genesis), PoseidonTree(TREE)
     # a first batch (the deposits) makes a non-trivial previous state; the second is published
