@@ -183,6 +183,12 @@ def process_deposit(state: State, tx: Deposit, signers: Signers) -> None:
         raise InvalidTransaction(
             f"deposit out of order: expected deposit id {state.globals.deposit_count}, got {tx.deposit_id}"
         )
+    # Accounts are leaves of the genesis' 4-ary accounts tree: an id beyond it could never be
+    # proven (circuit v3), so a queued deposit to one would block the queue (the contracts'
+    # `open_account` hands out ids below it).
+    capacity = 4**state.genesis.account_tree_depth
+    if tx.account >= capacity:
+        raise InvalidTransaction(f"account {tx.account} is beyond the accounts tree ({capacity} accounts)")
     account = state.accounts.get(tx.account)
     # An existing account stays bound to its first address.
     if account is not None and account.address != tx.address:

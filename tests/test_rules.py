@@ -244,6 +244,15 @@ def test_invalid_deposit_address_mismatch():
     assert_invalid(make_pre(), deposit(account=2, address=addr(9)), [], "deposit address mismatch: account 2")
 
 
+def test_invalid_deposit_beyond_the_accounts_tree():
+    # the soundness review of circuit v3: no proof could include it, so the queue would block
+    small = GENESIS.model_copy(update={"account_tree_depth": 1})
+    pre = make_pre()
+    pre.genesis = small
+    assert_invalid(pre, deposit(account=4), [], "account 4 is beyond the accounts tree (4 accounts)")
+    assert apply(pre, deposit(account=3), [])[1].status == "accepted"
+
+
 def test_invalid_deposit_zero_amount():
     tx = Deposit.model_construct(type="deposit", deposit_id=3, account=4, address=addr(4), amount=0)
     assert_invalid(make_pre(), tx, [], "deposit amount must be positive")
