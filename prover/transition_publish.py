@@ -9,22 +9,20 @@ benchmarks use to get real proven batches that chain from the genesis root.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prover.circuits.transition import TransitionShape, build_transition_circuit
-from prover.groth16 import prove
 from prover.setup import ProvingKey, setup
-from prover.transition_segments import TransitionBatch, build_published_transition, build_transition_batch
+from prover.transition_segments import TransitionBatch, build_published_transition, build_transition_batch, iter_transition_proofs
 from rollup.rules import process_transaction
 from rollup.state import State
 from rollup.state_tree import PoseidonTree
 from verifier.commitments import compute_vk_hash
 from verifier.groth16 import VerifyingKey
 from verifier.encoding import compute_genesis_hash, recover_signers
-from verifier.snarkjs import format_proof, format_verifying_key
+from verifier.snarkjs import format_verifying_key
 from verifier.state_tree import TreeShape
 from verifier.transition import PublishedFiles
 from verifier.wire import Genesis
@@ -43,9 +41,8 @@ def get_accepted(genesis: Genesis, transactions: Sequence[object]) -> tuple[list
 
 
 def prove_segments(batch: TransitionBatch, pk: ProvingKey, backend: str | None = None) -> Iterator[dict]:
-    """Each segment's proof as snarkjs JSON, in order (rng seeded by the segment: reproducible)."""
-    for w in batch.witnesses:
-        yield format_proof(prove(pk, build_transition_circuit(batch.shape, w), rng=random.Random(w.segment), backend=backend))
+    """Each segment's proof as snarkjs JSON, in order, checked (rng seeded by the segment: reproducible)."""
+    return iter_transition_proofs(batch, pk, seed=0, backend=backend)
 
 
 def publish(batch: TransitionBatch, vk: VerifyingKey, proofs: Sequence[dict], genesis: Genesis, tree: TreeShape) -> PublishedFiles:

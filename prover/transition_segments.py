@@ -10,7 +10,7 @@ the markets and globals before and after.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -188,8 +188,11 @@ def build_published_transition(batch: TransitionBatch, genesis: "Genesis", vk: d
     return PublishedFiles(data, vk, proofs, [format_public_inputs(w.public) for w in batch.witnesses])
 
 
-def prove_transition_batch(batch: TransitionBatch, pk: "ProvingKey", seed: int | None = None) -> list[dict]:
-    """Every segment's proof, in snarkjs JSON, each checked against its public inputs."""
+def iter_transition_proofs(
+    batch: TransitionBatch, pk: "ProvingKey", seed: int | None = None, backend: str | None = None
+) -> Iterator[dict]:
+    """Each segment's proof in snarkjs JSON, in order, each checked against its public inputs
+    before it is handed out; with `seed`, the randomisers are reproducible (seed and segment)."""
     import random
 
     from prover.circuits.transition import build_transition_circuit
@@ -198,12 +201,15 @@ def prove_transition_batch(batch: TransitionBatch, pk: "ProvingKey", seed: int |
     from verifier.snarkjs import format_proof
 
     pvk = prepare_verifying_key(pk.vk)
-    proofs = []
     for w in batch.witnesses:
         rng = random.Random(seed * 1_000_003 + w.segment) if seed is not None else None
-        proof = prove(pk, build_transition_circuit(batch.shape, w), rng=rng)
+        proof = prove(pk, build_transition_circuit(batch.shape, w), rng=rng, backend=backend)
         # a proof that does not verify is a prover bug: never publish it
         if not verify_proof(pvk, proof, w.public):
             raise TransitionReplayError(f"batch {batch.number}, segment {w.segment}: the proof does not verify")
-        proofs.append(format_proof(proof))
-    return proofs
+        yield format_proof(proof)
+
+
+def prove_transition_batch(batch: TransitionBatch, pk: "ProvingKey", seed: int | None = None) -> list[dict]:
+    """Every segment's proof (`iter_transition_proofs`)."""
+    return list(iter_transition_proofs(batch, pk, seed))
