@@ -1,6 +1,6 @@
 """Compile the circuit-v3 settlement contracts (RollupV3.vy, TransitionVerifierV3.vy) for one shape.
 
-As for v2 (contracts/build.py), a contract is specialised to the circuit's shape, as its key is.
+A contract is specialised to the circuit's shape, as its key is.
 Two modules are generated here from the Python definitions, so the contract cannot drift from
 them (no layout or hash is typed into a Vyper source):
 
@@ -21,14 +21,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import vyper
-from vyper.compiler.input_bundle import FilesystemInputBundle
-
-from contracts.build import Compiled
+from contracts.build import Compiled, compile_files
 from verifier.curve import BN254
 from verifier.encoding import (
     DOMAIN_NAME,
@@ -313,17 +309,8 @@ def _render_getters() -> str:
 
 @functools.lru_cache(maxsize=16)
 def _compile(name: str, params: str, records: str, digest: str) -> Compiled:
-    with tempfile.TemporaryDirectory(prefix="rollup-vy3-") as tmp:
-        root = Path(tmp)
-        for source in sorted(SOURCES.glob("*V3.vy")):
-            (root / source.name).write_text(source.read_text())
-        (root / "v3params.vy").write_text(params)
-        (root / "v3records.vy").write_text(records)
-        bundle = FilesystemInputBundle([root])
-        out = vyper.compile_from_file_input(
-            bundle.load_file(Path(f"{name}.vy")), input_bundle=bundle, output_formats=["abi", "bytecode", "bytecode_runtime"]
-        )
-    return Compiled(name, out["abi"], out["bytecode"], (len(out["bytecode_runtime"]) - 2) // 2)
+    files = {p.name: p.read_text() for p in sorted(SOURCES.glob("*V3.vy"))}
+    return compile_files(name, {**files, "v3params.vy": params, "v3records.vy": records})
 
 
 def compile_v3(name: str, shape: SettlementShape) -> Compiled:

@@ -18,7 +18,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from contracts.chain import L1, L1Revert
-from contracts.client import check_deployment_target, to_l2_deposit
+from contracts.deployment import UNIT_WEI, check_deployment_target, to_l2_deposit
 from contracts.groth16 import encode_proof_for_evm, encode_verifying_key
 from contracts.poseidon import deploy_poseidon
 from contracts.transition_build import TAIL_BYTES, SettlementShape, compile_v3
@@ -33,7 +33,6 @@ EIP7825_GAS_CAP = 16_777_216  # one transaction's gas on mainnet since Osaka/Fus
 TX_SIZE_LIMIT = 128 * 1024  # geth's and reth's largest pooled transaction (4 slots of 32 KB)
 TX_OVERHEAD_BYTES = 200  # an EIP-1559 transaction's envelope and signature, over its calldata
 DEPLOY_GAS = 8_000_000
-UNIT_WEI = 10**6  # RollupV3.vy: one collateral unit is 1e6 wei
 
 
 class SettlementTooLarge(ValueError):

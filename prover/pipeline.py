@@ -1,14 +1,15 @@
 """The proving pipeline of a node: `rollup setup` and `rollup prove`, without the CLI.
 
-Setup (`run_setup`): the segment circuit of the node's genesis and `n_slots` slots, a Groth16
-setup (UNSAFE: single-party, see prover/setup.py), the proving key (binary) and
+Setup (`run_setup`): the state-transition circuit (v3, prover/circuits/transition.py) of the
+node's genesis and `n_slots` slots, a Groth16 setup (UNSAFE: single-party, see prover/setup.py), the proving key (binary) and
 verification_key.json (snarkjs format) under HOME/keys/. The node's meta table records the segment
 size (`segment_slots`) and the verifying key's keccak hash (`vk_hash`, see
 `verifier.commitments.compute_vk_hash`). A second call reuses the keys unless forced.
 
 Proving (`prove_batches`): every segment of the chosen batches without a stored proof for the
 current key is proven on an executor (`rollup.executors`: serial, process or Dask), one task per
-segment. A task rebuilds the circuit from the segment's public windows and proves it with the
+segment. A task rebuilds the circuit from the segment's witness (`load_transition_batch` replays
+the batch from the store) and proves it with the
 proving key, parsed once per worker process (`get_cached_proving_key`; on a Dask cluster its bytes are
 broadcast to every worker once, `share_proving_key`). The coordinator verifies
 each proof against the public inputs it computed (a wrong proof is never stored) and stores it in
@@ -27,17 +28,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prover.circuits import CIRCUIT_VERSION
-from prover.circuits.segment import build_segment_circuit
+from prover.circuits.transition import TransitionShape, TransitionWitness, build_transition_circuit
+from prover.circuits.transition_witness import build_blank_witness
 from prover.groth16 import prove
-from prover.segments import DEFAULT_SEGMENT_SLOTS, Segment, count_segments, get_batch_commitment, load_segments
 from prover.setup import ProvingKey, load_proving_key, parse_proving_key, save_proving_key, setup
+from prover.transition_segments import TransitionReplayError, load_transition_batch
 from rollup.storage import ProofRow, Store, get_accepted_counts, get_proofs, put_proof, set_meta
 from verifier.commitments import compute_public_inputs_hash, compute_vk_hash
+from verifier.encoding import compute_genesis_hash
 from verifier.groth16 import PreparedVerifyingKey, prepare_verifying_key, verify_proof
-from verifier.segment import SegmentPublic, SegmentShape, compute_public_inputs
 from verifier.snarkjs import format_proof, format_verifying_key, parse_proof, parse_verifying_key, read_json, write_json
+from verifier.state_tree import get_tree_shape
+from verifier.transition import to_field_hex
 from verifier.wire import Genesis
+
+# Bumped on any change of the circuit's constraints: keys made for another version are refused
+# (`rollup setup --force` makes new ones). 3: the state transition proven (docs/v3.md).
+CIRCUIT_VERSION = "3"
+DEFAULT_SEGMENT_SLOTS = 4  # node setting `segment_slots` when unset
 
 KEYS_DIR = "keys"
 PROVING_KEY_FILE = "proving_key.bin"
@@ -58,6 +66,11 @@ class ProvingError(Exception):
 
 def get_genesis(store: Store) -> Genesis:
     return Genesis.model_validate_json(store.get_meta("genesis") or "")
+
+
+def get_shape(genesis: Genesis, n_slots: int) -> TransitionShape:
+    """The circuit of this genesis (its instruments, risk parameters and accounts tree) and segment size."""
+    return TransitionShape.from_genesis(genesis, compute_genesis_hash(genesis), n_slots, get_tree_shape(genesis))
 
 
 def get_segment_slots(store: Store) -> int:
@@ -111,8 +124,8 @@ def run_setup(home: Path, store: Store, n_slots: int | None = None, force: bool 
             vk_json["nPublic"],
             str(pk_path), str(vk_path), True, time.perf_counter() - started,
         )
-    shape = SegmentShape.from_genesis(get_genesis(store), slots)
-    cs = build_segment_circuit(shape)
+    shape = get_shape(get_genesis(store), slots)
+    cs = build_transition_circuit(shape, build_blank_witness(shape))
     pk = setup(cs, seed=seed)
     pk_path.parent.mkdir(parents=True, exist_ok=True)
     vk_json = format_verifying_key(pk.vk)
@@ -190,14 +203,14 @@ def share_proving_key(executor: Executor, pk_path: Path) -> Any:
     return broadcast(KeyBytes(hashlib.sha256(data).hexdigest(), data))
 
 
-def prove_segment_task(key: str | KeyBytes, shape: SegmentShape, public: SegmentPublic,
+def prove_segment_task(key: str | KeyBytes, shape: TransitionShape, witness: TransitionWitness,
                        backend: str | None = None) -> tuple[dict[str, Any], float]:
     """Runs on a worker: (snarkjs proof.json, seconds) for one segment. `key`: a path or broadcast
     bytes (`share_proving_key`). `backend` None: the worker's configured or fastest installed one
     (prover/backends.py)."""
     started = time.perf_counter()
     pk = get_cached_proving_key(key)
-    cs = build_segment_circuit(shape, public)
+    cs = build_transition_circuit(shape, witness)
     proof = prove(pk, cs, backend=backend)
     return format_proof(proof), time.perf_counter() - started
 
@@ -218,7 +231,7 @@ class ProofEvent:
 class ProveReport:
     vk_hash: str
     n_slots: int
-    batches: dict[int, dict[str, Any]] = field(default_factory=dict)  # per batch: segments, proven now, commitment
+    batches: dict[int, dict[str, Any]] = field(default_factory=dict)  # per batch: segments, proven now, new root
     proven: int = 0
     skipped: int = 0
     seconds: float = 0.0
@@ -226,12 +239,27 @@ class ProveReport:
 
 
 def get_unproven_batches(store: Store, vk_hash: str, n_slots: int) -> list[int]:
-    """Committed batches with a segment lacking a proof for this key."""
+    """Committed batches with a segment lacking a proof for this key (a stored proof records how
+    many segments its batch has: an oracle update opens a segment, so it is not a simple count)."""
     batches = []
-    for number, n_accepted in get_accepted_counts(store):
-        if len(get_proofs(store, number, vk_hash)) < count_segments(n_accepted, n_slots):
+    for number, _ in get_accepted_counts(store):
+        proofs = [p for p in get_proofs(store, number, vk_hash) if p.n_slots == n_slots]
+        if not proofs or len(proofs) < proofs[0].n_segments:
             batches.append(number)
     return batches
+
+
+@dataclass
+class Segment:
+    """One segment to prove: its batch, index and witness (public inputs included)."""
+
+    batch: int
+    index: int
+    witness: TransitionWitness
+
+    @property
+    def root_after(self) -> int:
+        return self.witness.public[3]
 
 
 @dataclass
@@ -239,9 +267,10 @@ class PlannedBatch:
     number: int
     segments: list[Segment]
     missing: list[Segment]
+    new_root: int
 
 
-def plan_proofs(store: Store, batches: Sequence[int] | None, vk_hash: str, shape: SegmentShape) -> list[PlannedBatch]:
+def plan_proofs(store: Store, batches: Sequence[int] | None, vk_hash: str, shape: TransitionShape) -> list[PlannedBatch]:
     """The segments of each batch, and those still without a proof for this key."""
     numbers = get_unproven_batches(store, vk_hash, shape.n_slots) if batches is None else list(batches)
     genesis = get_genesis(store)
@@ -250,9 +279,13 @@ def plan_proofs(store: Store, batches: Sequence[int] | None, vk_hash: str, shape
         # a committed batch
         if store.get_batch(number) is None:
             raise ProvingError(f"no committed batch {number} (the node has {store.count_batches()})")
-        segments = load_segments(store, genesis, number, shape)
+        try:
+            replayed = load_transition_batch(store, genesis, number, shape)
+        except (TransitionReplayError, ValueError) as exc:
+            raise ProvingError(f"batch {number} cannot be proven: {exc}") from None
+        segments = [Segment(number, w.segment, w) for w in replayed.witnesses]
         done = {p.segment for p in get_proofs(store, number, vk_hash) if p.n_slots == shape.n_slots}
-        planned.append(PlannedBatch(number, segments, [s for s in segments if s.index not in done]))
+        planned.append(PlannedBatch(number, segments, [s for s in segments if s.index not in done], replayed.new_root))
     return planned
 
 
@@ -272,7 +305,7 @@ def prove_batches(
     verification backend (default: each process's configured or fastest installed one)."""
     started = time.perf_counter()
     vk_hash, n_slots = get_current_keys(home, store)
-    shape = SegmentShape.from_genesis(get_genesis(store), n_slots)
+    shape = get_shape(get_genesis(store), n_slots)
     pk_path, vk_path = get_key_paths(home)
     pvk = prepare_verifying_key(parse_verifying_key(read_json(vk_path)), backend)
     planned = plan_proofs(store, batches, vk_hash, shape)
@@ -288,7 +321,7 @@ def prove_batches(
     try:
         for batch in planned:
             for segment in batch.missing:
-                futures[executor.submit(prove_segment_task, key, shape, segment.public, backend)] = segment
+                futures[executor.submit(prove_segment_task, key, shape, segment.witness, backend)] = segment
         for future in as_completed(futures):
             segment = futures[future]
             try:
@@ -312,7 +345,7 @@ def prove_batches(
             "segments": len(batch.segments),
             "proven_now": len(batch.missing),
             "proven": len(stored),
-            "commitment": "0x" + get_batch_commitment(batch.segments).hex(),
+            "new_root": to_field_hex(batch.new_root),
         }
     report.seconds = time.perf_counter() - started
     return report
@@ -322,7 +355,7 @@ def store_verified_proof(
     store: Store, pvk: PreparedVerifyingKey, segment: Segment, proof_json: dict, seconds: float, n_segments: int, n_slots: int, vk_hash: str
 ) -> None:
     """Verify a worker's proof against the public inputs computed here, then store it durably."""
-    public_inputs = compute_public_inputs(segment.public)
+    public_inputs = segment.witness.public
     # a worker's proof is checked before it is trusted (a wrong one is never stored)
     if not verify_proof(pvk, parse_proof(proof_json), public_inputs):
         raise ProvingError(f"batch {segment.batch} segment {segment.index}: the worker's proof does not verify")
@@ -334,7 +367,7 @@ def store_verified_proof(
             n_segments=n_segments,
             n_slots=n_slots,
             vk_hash=vk_hash,
-            segment_root="0x" + segment.root.hex(),
+            segment_root=to_field_hex(segment.root_after),
             public_hash="0x" + compute_public_inputs_hash(public_inputs).hex(),
             proof=proof_json,
             prove_s=seconds,

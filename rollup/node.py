@@ -3,14 +3,16 @@
 `Node.init(home, genesis)` creates a node; `Node.open(home)` reopens it at the last committed batch
 and checks that the stored root equals the root recomputed from the stored leaves (so a crash, or
 a tampered database, is caught on open). `node.submit(transactions)` cuts the transactions into
-batches of at most the node's batch bound (`max_batch_txs`: by default what one L1 settlement takes,
-`contracts.build.MAX_SETTLED_SLOTS`) and runs each: the signature pass, execution (sequential in
+batches of at most the node's batch bound (`max_batch_txs`, by default `DEFAULT_MAX_BATCH_TXS`) and
+at most `MAX_BATCH_ORACLE_UPDATES` oracle updates, and runs each: the signature pass, execution (sequential in
 submission order, the reference; or on an executor, partitioned or pipelined, with the same
 result), the diff and the new root, and one database transaction.
 
 Protocol rule: a batch holds at least one accepted transaction and at most what one settlement
 takes, so every committed batch can settle (the contract refuses an empty batch, and one larger
-than its bound, and no later batch could settle after it). A part of a submission with no
+than its bound, and no later batch could settle after it). The two bounds fix the most segments a
+batch can need at a given segment size (`contracts.deployment.get_max_segments`): the settlement
+contract is compiled for them when it is deployed. A part of a submission with no
 accepted transaction commits nothing; its rejections are returned. `max_batch_txs=None` lifts the
 bound: execution only (benchmarks of large batches), such a node's batches may not settle.
 """
@@ -29,27 +31,29 @@ from functools import cached_property
 from pathlib import Path
 
 from rollup.executors import get_executor_workers
-from rollup.merkle import SparseMerkleTree
+from rollup.state_tree import StateCommitment, compute_account_value
 from rollup.parallel import ACCOUNT_KEY_LIMIT, gc_paused
 from rollup.rules import process_transaction
 from rollup.state import State
 from rollup.state_codec import encode_state_leaf, state_from_leaves
 from rollup.storage import BatchWriter, StorageError, Store
 from verifier.encoding import (
-    TREE_DEPTH,
     InvalidSignature,
     compute_checksum_address,
     compute_genesis_hash,
     compute_signing_digest,
     get_signature_fields,
-    leaf_hash,
     recover_address_bytes,
     recover_signers,
 )
-from verifier.merkle import EMPTY_LEAF
+from verifier.state_tree import get_tree_shape
 from verifier.wire import Genesis, LeafDiff, Receipt, StateDiff
 
 DEFAULT_HOME = "~/.rollup"
+# A batch settles in one L1 transaction: 256 trades with two signatures each are 43 KB of calldata,
+# a third of geth's 128 KB transaction limit (gas: docs/settlement_v3.md). A node setting.
+DEFAULT_MAX_BATCH_TXS = 256
+MAX_BATCH_ORACLE_UPDATES = 4  # an oracle update opens a segment: this bounds the segments a batch needs
 MAX_BATCH_TXS_META = "max_batch_txs"  # the node's batch bound in its store (JSON: a count or null)
 
 Progress = Callable[[int], None]  # called with the number of transactions just processed
@@ -89,10 +93,22 @@ NODE_BATCH_BOUND = _NodeBatchBound()
 
 
 def get_settlement_bound() -> int:
-    """Transactions one L1 settlement takes: a new node's default batch bound."""
-    from contracts.build import MAX_SETTLED_SLOTS  # loads the Vyper compiler: only when a node is created
+    """Transactions per batch of a new node: its default batch bound."""
+    return DEFAULT_MAX_BATCH_TXS
 
-    return MAX_SETTLED_SLOTS
+
+def cut_batches(transactions: Sequence, size: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of consecutive parts of at most `size` transactions and at most
+    MAX_BATCH_ORACLE_UPDATES oracle updates each, in order."""
+    start, updates = 0, 0
+    for i, tx in enumerate(transactions):
+        is_update = getattr(tx, "type", None) == "oracle_update"
+        if i - start == size or (is_update and updates == MAX_BATCH_ORACLE_UPDATES):
+            yield start, i
+            start, updates = i, 0
+        updates += is_update
+    if start < len(transactions):
+        yield start, len(transactions)
 
 
 def check_batch_bound(max_batch_txs: object) -> int | None:
@@ -281,7 +297,7 @@ class Node:
         store: Store,
         genesis: Genesis,
         state: State,
-        tree: SparseMerkleTree,
+        tree: StateCommitment,
         leaves: dict[int, bytes],
         max_batch_txs: int | None,
     ):
@@ -309,9 +325,9 @@ class Node:
             data = encode_state_leaf(state, key, genesis_hash)
             if data:
                 leaves[key] = data
-        tree = build_tree(leaves)
+        tree = build_tree(genesis, leaves)
         try:
-            store = Store.create(home, genesis.model_dump_json(), leaves, tree.root, {MAX_BATCH_TXS_META: json.dumps(bound)})
+            store = Store.create(home, genesis.model_dump_json(), leaves, tree.root_bytes, {MAX_BATCH_TXS_META: json.dumps(bound)})
         except StorageError as exc:
             raise NodeError(str(exc)) from None
         state.touched.clear()
@@ -326,13 +342,13 @@ class Node:
         genesis = Genesis.model_validate_json(store.get_meta("genesis") or "")
         leaves = store.load_leaves()
         state = state_from_leaves(genesis, leaves)
-        tree = build_tree(leaves)
+        tree = build_tree(genesis, leaves)
         latest = store.latest_batch()
         expected = latest.new_root if latest else bytes.fromhex(store.get_meta("genesis_root") or "")
-        if tree.root != expected:
+        if tree.root_bytes != expected:
             store.close()
             raise NodeError(
-                f"state root mismatch in {home}: stored leaves give 0x{tree.root.hex()}, "
+                f"state root mismatch in {home}: stored leaves give 0x{tree.root_bytes.hex()}, "
                 f"the last committed batch says 0x{expected.hex()}"
             )
         stored_bound = store.get_meta(MAX_BATCH_TXS_META)
@@ -345,7 +361,7 @@ class Node:
     # --- queries ---
     @property
     def root(self) -> bytes:
-        return self.tree.root
+        return self.tree.root_bytes
 
     @property
     def batch_number(self) -> int:
@@ -389,15 +405,15 @@ class Node:
             raise NodeError(f"unknown execution mode {mode!r}: choose one of {', '.join(EXECUTION_MODES)}")
         bound = self.max_batch_txs if max_batch_txs is NODE_BATCH_BOUND else check_batch_bound(max_batch_txs)
         size = max(len(transactions), 1) if bound is None else bound
-        prev_root = self.tree.root
+        prev_root = self.tree.root_bytes
         batches: list[BatchResult] = []
         receipts: list[Receipt] = []
         unbatched: list[Receipt] = []
         # A batch allocates hundreds of thousands of acyclic objects: without this, the cyclic
         # collector rescans the whole state many times per batch, in every mode.
         with gc_paused():
-            for start in range(0, len(transactions), size):
-                part = transactions[start : start + size]
+            for start, end in cut_batches(transactions, size):
+                part = transactions[start:end]
                 result, part_receipts = self._submit(part, progress, executor, partitions, coordinator_executes, window, mode)
                 numbered = [r.model_copy(update={"index": start + r.index}) for r in part_receipts] if start else part_receipts
                 receipts += numbered
@@ -405,7 +421,7 @@ class Node:
                     unbatched += numbered
                 else:
                     batches.append(result)
-        return Submission(batches, receipts, unbatched, prev_root, self.tree.root)
+        return Submission(batches, receipts, unbatched, prev_root, self.tree.root_bytes)
 
     def _submit(
         self,
@@ -435,10 +451,11 @@ class Node:
                 self._discard_unaccepted(batch)
                 return None, receipts
             t2 = time.perf_counter()
-            diff_rows, updates = self._compute_diff(batch.leaves)
+            diff_rows, accounts, others = self._compute_diff(batch.leaves)
             unwritten = self._get_unwritten_rows(diff_rows, batch)
-            prev_root = self.tree.root
-            new_root = self.tree.update(updates)
+            prev_root = self.tree.root_bytes
+            self.tree.update(accounts, others)
+            new_root = self.tree.root_bytes
             t3 = time.perf_counter()
             timings["diff_and_root_s"] = t3 - t2
             written = batch.writer.n_tx if batch.writer is not None else 0
@@ -563,7 +580,7 @@ class Node:
         for key in self.state.touched:
             if key < ACCOUNT_KEY_LIMIT and last_chunk.get(key, chunk) <= chunk and key not in batch.written:
                 after = encode_state_leaf(self.state, key, genesis_hash)
-                leaves[key] = (after, leaf_hash(after) if after else EMPTY_LEAF)
+                leaves[key] = (after, compute_account_value(after, self.tree.table))
                 before = self.leaves.get(key, b"")
                 if after != before:
                     rows.append((key, before, after))
@@ -606,33 +623,38 @@ class Node:
         except PartitionError as exc:
             raise NodeError(f"batch not committed: {exc}") from exc
 
-    def _compute_diff(self, encoded: Mapping[int, tuple[bytes, bytes]]) -> tuple[list[tuple[int, bytes, bytes]], dict[int, bytes]]:
-        """(key, before, after) of every touched leaf that changed, and the new leaf hashes;
-        `encoded` holds (bytes, hash) of leaves already encoded in their final state."""
-        rows, updates = [], {}
+    def _compute_diff(
+        self, encoded: Mapping[int, tuple[bytes, int]]
+    ) -> tuple[list[tuple[int, bytes, bytes]], dict[int, int], dict[int, bytes]]:
+        """(key, before, after) of every touched leaf that changed, the new account leaf values by
+        account id (`verifier.state_tree`) and the other changed leaves' bytes by key; `encoded`
+        holds (bytes, value) of accounts already encoded in their final state."""
+        rows, accounts, others = [], {}, {}
         for key in sorted(self.state.touched):
             before = self.leaves.get(key, b"")
             known = encoded.get(key)
             after = encode_state_leaf(self.state, key, self.genesis_hash) if known is None else known[0]
             if after != before:
                 rows.append((key, before, after))
-                if known is not None:
-                    updates[key] = known[1]
+                if key >= ACCOUNT_KEY_LIMIT:
+                    others[key] = after
+                elif known is not None:
+                    accounts[key] = known[1]
                 else:
-                    updates[key] = leaf_hash(after) if after else EMPTY_LEAF
-        return rows, updates
+                    accounts[key] = compute_account_value(after, self.tree.table)
+        return rows, accounts, others
 
     def _reload(self) -> None:
         """Rebuild memory from the last committed batch (after a failed submit)."""
         self.leaves = self.store.load_leaves()
         self.state = state_from_leaves(self.genesis, self.leaves)
-        self.tree = build_tree(self.leaves)
+        self.tree = build_tree(self.genesis, self.leaves)
         gc.freeze()
 
 
-def build_tree(leaves: dict[int, bytes]) -> SparseMerkleTree:
-    """The state tree of these canonical leaf bytes."""
-    return SparseMerkleTree.from_leaves({k: leaf_hash(v) for k, v in leaves.items()}, TREE_DEPTH)
+def build_tree(genesis: Genesis, leaves: dict[int, bytes]) -> StateCommitment:
+    """The state commitment (v3 root) of these canonical leaf bytes."""
+    return StateCommitment.from_leaves(genesis, get_tree_shape(genesis), leaves)
 
 
 def genesis_keys(state: State) -> list[int]:

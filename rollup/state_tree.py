@@ -15,6 +15,8 @@ subtree's hash, so memory follows the accounts, not the tree's capacity.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
+from dataclasses import dataclass
 
 from verifier.encoding import GlobalsLeaf, InstrumentLeaf, decode_account_leaf, decode_globals_leaf, decode_instrument_leaf, decode_key
 from verifier.state_tree import (
@@ -22,6 +24,7 @@ from verifier.state_tree import (
     Path,
     TreeShape,
     check_key,
+    compute_account_fields,
     compute_account_hash,
     compute_empty_hashes,
     compute_globals_hash,
@@ -30,6 +33,7 @@ from verifier.state_tree import (
     get_instrument_table,
     get_multiproof_positions,
     hash_children,
+    hash_fields,
 )
 from verifier.wire import Genesis
 
@@ -211,3 +215,50 @@ class StateCommitment:
             "globals_hash": str(self._globals_hash),
             "root": str(root),
         }
+
+
+@dataclass(frozen=True)
+class AccountOpening:
+    """An account's leaf opened against a state root, as the L1 escape hatch takes it: the leaf's
+    fields (address, collateral, nonce, positions hash; None for an absent account), its path
+    (per level the arity - 1 siblings), and the markets and globals hashes beside the accounts root."""
+
+    account: int
+    fields: tuple[int, int, int, int] | None
+    path: Path
+    markets_hash: Fr
+    globals_hash: Fr
+    root: Fr
+
+
+def get_account_opening(commitment: StateCommitment, account: int, leaf: bytes) -> AccountOpening:
+    """`account`'s opening in `commitment`, from its canonical leaf bytes (b"" if absent)."""
+    root = commitment.root  # fills the cached hashes
+    fields = None
+    if leaf:
+        header, positions = compute_account_fields(decode_account_leaf(leaf), commitment.table)
+        address, collateral, nonce = header
+        fields = (address, collateral, nonce, hash_fields(positions))
+    path = commitment.accounts.get_path(account)
+    return AccountOpening(account, fields, path, commitment._markets_hash, commitment._globals_hash, root)  # type: ignore[arg-type]
+
+
+def get_settled_opening(store: Any, genesis: Genesis, account: int, batch: int) -> AccountOpening:
+    """`account`'s opening as the state stood after `batch` (the last one settled on L1, not the
+    node's newest), from the node's store; the rebuilt root is checked against the batch's."""
+    from rollup.storage import get_leaves_before
+    from verifier.encoding import account_key
+    from verifier.state_tree import get_tree_shape
+
+    latest = store.latest_batch()
+    newest = latest.number if latest else 0
+    # the node knows that batch
+    if not 0 <= batch <= newest:
+        raise ValueError(f"the node has no batch {batch} (its latest is {newest})")
+    leaves = get_leaves_before(store, batch + 1)
+    commitment = StateCommitment.from_leaves(genesis, get_tree_shape(genesis), leaves)
+    expected = store.get_batch(batch).new_root if batch else bytes.fromhex(store.get_meta("genesis_root") or "")
+    # the stored leaves rebuild the batch's root (else the opening would fail on chain)
+    if commitment.root_bytes != expected:
+        raise ValueError(f"the node's leaves do not rebuild batch {batch}'s root: its store is inconsistent")
+    return get_account_opening(commitment, account, leaves.get(account_key(account), b""))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from verifier.state_tree import compute_path_root, compute_state_root, get_tree_shape
 from typer.testing import CliRunner
 
 from rollup.cli.main import app
@@ -47,7 +49,13 @@ def test_init_submit_status_account_batch(files, small_workload):
     assert status["batch"] == len(batches) and status["root"] == out["new_root"] and status["accounts"] == 20
     account = json.loads(run("account", "0", "--home", home, "--json", "--proof").output)
     assert account["nonce"] > 0 and account["equity"] >= account["initial_margin"] >= account["maintenance_margin"]
-    assert account["root"] == out["new_root"] and len(account["proof"]["siblings"]) == 32
+    proof = account["proof"]
+    assert account["root"] == out["new_root"] and len(proof["path"]) == small_workload.genesis.account_tree_depth
+    # the proof opens the state root: the leaf on its 4-ary path, beside the markets and globals
+    path = tuple(tuple(int(x) for x in level) for level in proof["path"])
+    accounts_root = compute_path_root(0, int(proof["leaf"]), path, get_tree_shape(small_workload.genesis))
+    state_root = compute_state_root(accounts_root, int(proof["markets_hash"]), int(proof["globals_hash"]))
+    assert "0x" + state_root.to_bytes(32, "big").hex() == out["new_root"]
     batch = json.loads(run("batch", "1", "--home", home, "--json", "--receipts", "--diff").output)
     assert batch["new_root"] == batches[0]["new_root"] and len(batch["receipts"]) == batches[0]["transactions"]
     assert len(batch["diff"]) == batches[0]["touched_leaves"]

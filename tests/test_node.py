@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 
 import pytest
@@ -9,8 +10,8 @@ import pytest
 from rollup.node import Node, NodeError
 from rollup.state import compute_total_value
 from rollup.storage import DB_NAME
-from verifier.encoding import leaf_hash
-from verifier.merkle import EMPTY_LEAF, compute_root_from_multiproof, verify_multiproof
+from verifier.encoding import decode_account_leaf, decode_key
+from verifier.state_tree import compute_account_hash, compute_multiproof_root, compute_state_root
 from verifier.wire import Deposit, Withdraw
 
 
@@ -52,18 +53,28 @@ def test_reopen_gives_the_same_state_and_root(small_workload, node_factory, tmp_
 
 
 def test_the_diff_checks_against_both_roots_with_one_multiproof(small_workload, node_factory):
+    # the diff's accounts open the previous root with one multiproof, and give the new root on it
     node = node_factory(small_workload.genesis)
-    old_tree = node.tree.copy()
+    old_accounts = copy.deepcopy(node.tree.accounts)
     result = node.submit(small_workload.transactions, max_batch_txs=None).batch
-    keys = [leaf.key for leaf in result.diff.leaves]
-    proof = old_tree.prove_many(keys)
-    before = {l.key: leaf_hash(bytes.fromhex(l.before[2:])) if l.before != "0x" else EMPTY_LEAF for l in result.diff.leaves}
-    after = {l.key: leaf_hash(bytes.fromhex(l.after[2:])) if l.after != "0x" else EMPTY_LEAF for l in result.diff.leaves}
-    assert verify_multiproof(result.prev_root, before, proof)
-    assert compute_root_from_multiproof(after, proof) == result.new_root
+    table = node.tree.table
+    ids = [l.key for l in result.diff.leaves if decode_key(l.key)[0] == "account"]
+    nodes = old_accounts.get_multiproof(ids)
+
+    def accounts(side: str) -> dict[int, int]:
+        values = {}
+        for l in result.diff.leaves:
+            if decode_key(l.key)[0] == "account":
+                data = bytes.fromhex(getattr(l, side)[2:])
+                values[l.key] = compute_account_hash(decode_account_leaf(data) if data else None, table)
+        return values
+
+    state_root = lambda accounts_root: compute_state_root(accounts_root, node.tree._markets_hash, node.tree._globals_hash)  # noqa: E731
+    assert compute_multiproof_root(accounts("before"), nodes, old_accounts.shape) == old_accounts.root
+    assert state_root(compute_multiproof_root(accounts("after"), nodes, old_accounts.shape)).to_bytes(32, "big") == result.new_root
     # a changed "after" leaf gives another root
-    key = keys[0]
-    assert compute_root_from_multiproof({**after, key: leaf_hash(b"forged")}, proof) != result.new_root
+    forged = {**accounts("after"), ids[0]: 12345}
+    assert state_root(compute_multiproof_root(forged, nodes, old_accounts.shape)).to_bytes(32, "big") != result.new_root
 
 
 def test_batches_chain_and_execution_is_deterministic(small_workload, node_factory):

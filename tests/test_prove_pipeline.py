@@ -16,16 +16,15 @@ import pytest
 from typer.testing import CliRunner
 
 from prover.pipeline import ProvingError, get_key_paths, prove_batches
-from prover.segments import get_instrument_leaves, load_segments
 from rollup.cli.main import app
 from rollup.executors import SerialExecutor
-from prover.circuits import CIRCUIT_VERSION
+from prover.pipeline import CIRCUIT_VERSION
+from rollup.publish import build_published
 from rollup.fixtures import WorkloadSpec, generate_workload
 from rollup.storage import Store, get_leaves_before, get_proofs, set_meta
-from verifier.commitments import compute_public_inputs_hash, compute_segment_root, compute_vk_hash, fold_leaf_changes
-from verifier.encoding import decode_account_leaf, decode_key, encode_account_leaf
+from verifier.commitments import compute_public_inputs_hash, compute_vk_hash
 from verifier.groth16 import batch_verify, prepare_verifying_key
-from verifier.segment import SegmentShape, compute_public_inputs, compute_segment_public
+from verifier.transition import PublishedTransition, compute_transition_inputs, to_field_hex
 from verifier.snarkjs import load_verifying_key, parse_proof, read_json
 from verifier.wire import Genesis
 
@@ -43,7 +42,7 @@ def run(*args: str, code: int = 0) -> str:
 def proving_home(tmp_path_factory):
     """A node with one committed batch and 1-slot segment keys (made once)."""
     root = tmp_path_factory.mktemp("proving")
-    workload = generate_workload(WorkloadSpec(accounts=2, txs=1, seed=3), workers=1)
+    workload = generate_workload(WorkloadSpec(accounts=2, perps=1, series=1, txs=1, seed=3, tree_depth=2), workers=1)
     (root / "genesis.json").write_text(workload.genesis.model_dump_json())
     (root / "txs.jsonl").write_text("".join(tx.model_dump_json() + "\n" for tx in workload.transactions))
     home = root / "home"
@@ -65,33 +64,26 @@ def home(proving_home, tmp_path):
 
 def get_published_items(home, batch: int = 1, tamper: bool = False) -> tuple[object, list]:
     """(prepared vk, [(proof, public inputs)]) with public inputs recomputed from published data
-    only: the verification key file, the stored proofs, the transactions and leaf steps of each
-    segment, the instrument leaves before the batch. `tamper` changes one after-leaf."""
+    only (`verifier.transition.compute_transition_inputs`: the transactions, signatures, oracle
+    sections and roots `rollup publish` writes). `tamper` changes the last segment's root after."""
     store = Store.open(home)
     try:
-        genesis = Genesis.model_validate_json(store.get_meta("genesis"))
-        shape = SegmentShape.from_genesis(genesis, int(store.get_meta("segment_slots")))
-        segments = load_segments(store, genesis, batch, shape)  # what `rollup publish` would write
-        instruments = get_instrument_leaves(get_leaves_before(store, batch), genesis)
+        files = build_published(home, store, batch)
         proofs = get_proofs(store, batch)
     finally:
         store.close()
+    data = files.batch.model_dump()
+    if tamper:
+        last = data["segments"][-1]
+        last["root_after"] = to_field_hex(int(last["root_after"], 16) ^ 1)
+    published = PublishedTransition.model_validate(data)
+    inputs = compute_transition_inputs(published, int(published.prev_root, 16))
     items = []
-    for segment, row in zip(segments, proofs, strict=True):
-        steps = [dict(step) for step in segment.steps]
-        if tamper and segment.index == len(segments) - 1:
-            key = next(k for k, (_, after) in steps[0].items() if decode_key(k)[0] == "account" and after)
-            before, after = steps[0][key]
-            leaf = decode_account_leaf(after)
-            positions = [(p.instrument, p.size, p.cost, p.funding) for p in leaf.positions]
-            steps[0][key] = (before, encode_account_leaf(leaf.address, leaf.collateral + 1, leaf.nonce, positions))
-        public, instruments = compute_segment_public(genesis, shape, batch, segment.index, segment.transactions, steps, instruments)
-        inputs = compute_public_inputs(public)
-        assert row.segment == segment.index
+    for row, x, proof in zip(proofs, inputs, files.proofs, strict=True):
         if not tamper:
-            assert row.public_hash == "0x" + compute_public_inputs_hash(inputs).hex()
-            assert row.segment_root == "0x" + compute_segment_root(fold_leaf_changes(steps)).hex()
-        items.append((parse_proof(row.proof), inputs))
+            assert row.public_hash == "0x" + compute_public_inputs_hash(x).hex()
+            assert row.segment_root == to_field_hex(x[3])
+        items.append((parse_proof(proof), x))
     vk = prepare_verifying_key(load_verifying_key(get_key_paths(home)[1]))
     return vk, items
 
@@ -133,11 +125,12 @@ def test_setup_backend_option(home):
 
 def test_prove_end_to_end_in_parallel_workers(home):
     out = json.loads(run("prove", "--home", str(home), "--workers", "2", "--json"))
-    assert out["proven"] == 4 and out["batches"]["1"]["segments"] == 4 and out["batches"]["1"]["proven"] == 4
+    # three segments: a deposit each, then the oracle update (its section) with the trade
+    assert out["proven"] == 3 and out["batches"]["1"]["segments"] == 3 and out["batches"]["1"]["proven"] == 3
     assert out["executor"] == {"kind": "process", "workers": 2, "cluster": None}
     vk, items = get_published_items(home)
     assert batch_verify(vk, items, random.Random(1))
-    # a changed after-leaf gives other public inputs: the proofs no longer hold
+    # a changed root gives other public inputs: the proofs no longer hold
     vk, tampered = get_published_items(home, tamper=True)
     assert not batch_verify(vk, tampered, random.Random(1))
     # proofs bind their segment: swapping two proofs fails
@@ -178,13 +171,13 @@ def test_prove_resumes_at_the_first_unproven_segment(home):
     finally:
         store.close()
     out = json.loads(run("prove", "1", "--home", str(home), "--executor", "serial", "--json"))
-    assert out["proven"] == 2 and out["already_proven"] == 2 and out["batches"]["1"]["proven"] == 4
+    assert out["proven"] == 1 and out["already_proven"] == 2 and out["batches"]["1"]["proven"] == 3
     store = Store.open(home)
     try:
         rows = get_proofs(store, 1)
     finally:
         store.close()
-    assert [p.segment for p in rows] == [0, 1, 2, 3]
+    assert [p.segment for p in rows] == [0, 1, 2]
     assert {p.segment: p.proof for p in rows if p.segment < 2} == first  # kept, not redone
     vk, items = get_published_items(home)
     assert batch_verify(vk, items, random.Random(2))
@@ -206,7 +199,7 @@ def test_prove_killed_mid_run_resumes_with_the_stored_proofs(home):
     import sys
     import time
 
-    # the reference backend: a native one can prove all four segments between two polls
+    # the reference backend: a native one can prove all three segments between two polls
     proc = subprocess.Popen(
         [sys.executable, "-m", "rollup.cli.main", "prove", "--home", str(home), "--executor", "serial", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "ROLLUP_BACKEND": "py_ecc"},
@@ -230,8 +223,8 @@ def test_prove_killed_mid_run_resumes_with_the_stored_proofs(home):
         survived = len(get_proofs(store, 1))
     finally:
         store.close()
-    assert 1 <= survived < 4
+    assert 1 <= survived < 3
     out = json.loads(run("prove", "--home", str(home), "--executor", "serial", "--json"))
-    assert out["proven"] == 4 - survived and out["already_proven"] == survived
+    assert out["proven"] == 3 - survived and out["already_proven"] == survived
     vk, items = get_published_items(home)
     assert batch_verify(vk, items)

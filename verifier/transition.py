@@ -191,6 +191,7 @@ class TransitionReport:
     n_transactions: int
     n_slots: int
     public_data_bytes: int  # the records: what data availability costs
+    deposits_checked: bool  # against the L1 deposit queue (else deposits are unauthenticated)
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -422,5 +423,5 @@ def verify_transition(
     n_tx = sum(len(s.transactions) + (s.oracle_update is not None) for s in batch.segments)
     return TransitionReport(
         batch.batch, batch.prev_root, batch.new_root, batch.vk_hash, len(batch.segments), n_tx, batch.n_slots,
-        sum(RECORD_BY_TYPE[tx.type].size for s in batch.segments for tx in s.transactions), timings,
+        sum(RECORD_BY_TYPE[tx.type].size for s in batch.segments for tx in s.transactions), deposit_queue is not None, timings,
     )

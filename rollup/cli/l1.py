@@ -1,4 +1,4 @@
-"""The L1 commands: `rollup l1 deploy|deposit|deposits|withdraw|status` and `rollup settle [BATCH]`.
+"""The L1 commands: `rollup l1 deploy|deposit|deposits|withdraw|status|force-withdraw|forced|dismiss|freeze|exit|reclaim` and `rollup settle [BATCH]`.
 
 The embedded L1 (py-evm through eth-tester) keeps its chain in HOME/l1/, so it persists across
 calls; `--rpc-url` uses any JSON-RPC chain instead (its deployment is recorded in
@@ -8,6 +8,7 @@ HOME/l1/deployment-<chain id>.json).
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
 
@@ -16,6 +17,8 @@ import typer
 from rollup.cli.common import UserError, console, print_json
 from rollup.cli.node import HomeOption, JsonOption
 from rollup.cli.prove import open_store
+
+MAX_DEPLOY_SEGMENTS = 128  # segments one settlement verifies (the pairing takes 3 more pairs)
 
 app = typer.Typer(help="The settlement contract on an L1: deploy, deposit, withdraw, status.", no_args_is_help=True)
 
@@ -49,31 +52,83 @@ def get_deployment_path(home: Path, l1: Any) -> Path:
 
 
 def load_deployment(home: Path, l1: Any) -> Any:
-    from contracts.client import Deployment
+    from contracts.deployment import Deployment
 
     path = get_deployment_path(home, l1)
     # deployed first
     if not path.exists():
         raise UserError(f"no rollup is deployed on this L1 for {home}: run `rollup l1 deploy`")
-    return Deployment.load(path)
-
-
-def get_shape(store: Any, n_slots: int) -> Any:
-    from rollup.publish import get_genesis
-    from verifier.segment import SegmentShape
-
-    return SegmentShape.from_genesis(get_genesis(store), n_slots)
+    try:
+        return Deployment.load(path)
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from None
 
 
 @contextlib.contextmanager
 def l1_errors() -> Iterator[None]:
     from contracts.chain import L1Revert
-    from contracts.client import SettlementError
+    from contracts.deployment import SettlementError
+    from contracts.escape import EscapeError
+    from contracts.transition_client import SettlementTooLarge
 
     try:
         yield
-    except (L1Revert, SettlementError) as exc:
+    except (L1Revert, SettlementError, SettlementTooLarge, EscapeError) as exc:
         raise UserError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def open_rollup(home: Path | None, rpc_url: str | None, private_key: str | None = None) -> Iterator[tuple[Any, Any, Any, Any, Any]]:
+    """(l1, the deployment's contracts, the node's store, the genesis, the deployment record) of this home's deployment."""
+    from rollup.publish import get_genesis
+    from contracts.deployment import open_contracts
+
+    target = resolve(home)
+    with open_l1(target, rpc_url, private_key) as l1, l1_errors(), open_store(target) as (_, store):
+        deployment = load_deployment(target, l1)
+        genesis = get_genesis(store)
+        yield l1, open_contracts(l1, deployment, genesis), store, genesis, deployment
+
+
+def deploy_for_node(l1: Any, target: Path, store: Any) -> Any:
+    """Deploy the contracts for the node in `target` (its genesis, key, segment size and batch
+    bound) on `l1` and record the deployment; returns the record."""
+    from contracts.deployment import DEFAULT_FORCED_DELAY_BATCHES, DEFAULT_FORCED_DELAY_SECONDS, get_max_segments, get_shape, record_deployment
+    from contracts.transition_client import deploy_v3
+    from prover.pipeline import ProvingError, get_current_keys, get_key_paths
+    from rollup.node import MAX_BATCH_ORACLE_UPDATES, MAX_BATCH_TXS_META, get_settlement_bound
+    from rollup.publish import get_genesis
+    from verifier.snarkjs import read_json
+
+    try:
+        vk_hash, n_slots = get_current_keys(target, store)
+    except ProvingError as exc:
+        raise UserError(str(exc)) from None
+    genesis = get_genesis(store)
+    genesis_root = int.from_bytes(bytes.fromhex(store.get_meta("genesis_root") or ""), "big")
+    stored = store.get_meta(MAX_BATCH_TXS_META)
+    bound = get_settlement_bound() if stored is None else json.loads(stored)
+    # every batch the node commits must settle: the contracts are sized for its largest
+    if bound is None:
+        raise UserError("this node's batches are unbounded (execution only, `rollup init --max-batch-txs 0`): they cannot be settled")
+    max_segments = get_max_segments(bound, MAX_BATCH_ORACLE_UPDATES, n_slots)
+    if max_segments > MAX_DEPLOY_SEGMENTS:
+        raise UserError(
+            f"batches of up to {bound} transactions need up to {max_segments} segments of {n_slots} slots, over the "
+            f"{MAX_DEPLOY_SEGMENTS} one settlement verifies: run `rollup setup --slots` with more slots per segment"
+        )
+    path = get_deployment_path(target, l1)
+    # one deployment per node and chain
+    if path.exists():
+        raise UserError(f"already deployed on this L1 ({path}); remove the file to deploy again")
+    shape = get_shape(genesis, n_slots, max_segments, bound)
+    with l1_errors():
+        contracts = deploy_v3(
+            l1, shape, read_json(get_key_paths(target)[1]), genesis, genesis_root, DEFAULT_FORCED_DELAY_BATCHES, DEFAULT_FORCED_DELAY_SECONDS
+        )
+    deployment = record_deployment(contracts, vk_hash, genesis_root)
+    deployment.save(path)
+    return deployment
 
 
 def deploy(
@@ -82,33 +137,21 @@ def deploy(
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Deploy the rollup's contracts (Groth16 verifier with this node's key, batch verifier,
-    settlement contract at the genesis root). Needs `rollup setup` first."""
-    from contracts.client import deploy_rollup
-    from prover.pipeline import ProvingError, get_current_keys, get_key_paths
-    from rollup.publish import get_genesis
-    from verifier.snarkjs import read_json
-
-    with open_store(home) as (target, store):
-        try:
-            vk_hash, n_slots = get_current_keys(target, store)
-        except ProvingError as exc:
-            raise UserError(str(exc)) from None
-        genesis = get_genesis(store)
-        genesis_root = bytes.fromhex(store.get_meta("genesis_root") or "")
-        shape = get_shape(store, n_slots)
-    with open_l1(target, rpc_url, private_key) as l1, l1_errors():
-        path = get_deployment_path(target, l1)
-        # one deployment per node and chain
-        if path.exists():
-            raise UserError(f"already deployed on this L1 ({path}); remove the file to deploy again")
-        deployment = deploy_rollup(l1, genesis, shape, read_json(get_key_paths(target)[1]), vk_hash, genesis_root)
-        deployment.save(path)
-    info = {"rollup": deployment.rollup, "batch_verifier": deployment.batch_verifier, "groth16_verifier": deployment.groth16_verifier, "n_slots": n_slots}
+    """Deploy the rollup's contracts (the settlement contract at the genesis root, the circuit-v3 verifier with this node's key, the EVM Poseidon for the escape hatch), compiled for this node's segment size and batch bound. Needs `rollup setup` first."""
+    target = resolve(home)
+    with open_store(target) as (_, store), open_l1(target, rpc_url, private_key) as l1:
+        deployment = deploy_for_node(l1, target, store)
+    info = {
+        "rollup": deployment.rollup, "verifier": deployment.verifier, "poseidon3": deployment.poseidon3, "poseidon4": deployment.poseidon4,
+        "n_slots": deployment.n_slots, "max_segments": deployment.max_segments, "max_batch_txs": deployment.max_slots,
+    }
     if json_output:
         print_json(info)
         return
-    console.print(f"deployed: rollup {deployment.rollup}, batch verifier {deployment.batch_verifier}, Groth16 verifier {deployment.groth16_verifier}")
+    console.print(
+        f"deployed: rollup {deployment.rollup}, verifier {deployment.verifier} ({deployment.n_slots}-slot segments, "
+        f"at most {deployment.max_segments} per settlement)"
+    )
 
 
 def deposit(
@@ -125,18 +168,17 @@ def deposit(
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Deposit on L1 (the queue): to a new account (the contract assigns its id) or to one of
-    yours. The queue entry authorises the L2 Deposit that consumes it (no L2 signature); it is
-    printed, or appended to --out (`rollup l1 deposits` lists every queued one)."""
-    from contracts.client import UNIT_WEI, get_contracts, l1_deposit
+    """Deposit on L1 (the queue): to a new account (the contract assigns its id) or to one of yours. The queue entry authorises the L2 Deposit that consumes it (no L2 signature); it is printed, or appended to --out (`rollup l1 deposits` lists every queued one)."""
+    from contracts.deployment import GAS_MONEY, UNIT_WEI
+    from contracts.transition_client import deposit as l1_deposit
+    from rollup.signing import get_address
 
     private_key = parse_key(key)
-    target = resolve(home)
-    with open_l1(target, rpc_url) as l1, l1_errors():
-        deployment = load_deployment(target, l1)
-        with open_store(target) as (_, store):
-            shape = get_shape(store, deployment.n_slots)
-        contracts = get_contracts(l1, deployment, shape)
+    with open_rollup(home, rpc_url) as (l1, contracts, _, _, _):
+        address = get_address(private_key)
+        # gas money and the deposit itself (a dev account pays on the embedded chain)
+        if l1.is_embedded and l1.balance(address) < amount * UNIT_WEI + GAS_MONEY:
+            l1.fund(address, amount * UNIT_WEI + GAS_MONEY)
         tx = l1_deposit(l1, contracts, account, amount, private_key)
     line = tx.model_dump_json()
     if out is not None:
@@ -162,20 +204,14 @@ def deposits(
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """The L1 deposit queue's entries the node has not executed, in queue order, as the L2
-    Deposit transactions that consume them: the sequencer includes them as they are (the queue
-    entry is their authorisation)."""
-    from contracts.client import get_contracts, get_queued_deposits
+    """The L1 deposit queue's entries the node has not executed, in queue order, as the L2 Deposit transactions that consume them: the sequencer includes them as they are (the queue entry is their authorisation)."""
+    from contracts.deployment import get_queued_deposits
     from verifier.encoding import GLOBALS_KEY, decode_globals_leaf
 
-    target = resolve(home)
-    with open_l1(target, rpc_url) as l1, l1_errors():
-        deployment = load_deployment(target, l1)
-        with open_store(target) as (_, store):
-            shape = get_shape(store, deployment.n_slots)
-            if start is None:
-                start = decode_globals_leaf(store.get_leaf(GLOBALS_KEY) or b"").deposit_count
-        queued = get_queued_deposits(get_contracts(l1, deployment, shape), start)
+    with open_rollup(home, rpc_url) as (_, contracts, store, _, _):
+        if start is None:
+            start = decode_globals_leaf(store.get_leaf(GLOBALS_KEY) or b"").deposit_count
+        queued = get_queued_deposits(contracts.rollup, start)
     if out is not None:
         out.write_text("".join(tx.model_dump_json() + "\n" for tx in queued))
     if json_output:
@@ -206,42 +242,41 @@ def settle(
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Settle proven batches on L1, in order: the contract checks every proof, window, signature
-    and the roots. Prints the gas used per batch and per transaction."""
-    from contracts.client import build_submit_args, get_contracts, submit_batch
+    """Settle proven batches on L1, in order, one L1 transaction each: the contract checks the chain of roots, the transactions' signatures (ecrecover over the published records), the deposit queue, and every segment proof in one batched pairing check. Prints the gas used per batch and per transaction."""
+    from contracts.transition_client import settle as settle_batch
     from rollup.publish import PublishError, build_published
 
     results = []
-    with open_l1(resolve(home), rpc_url, private_key) as l1, l1_errors():
-        deployment = load_deployment(resolve(home), l1)
-        with open_store(home) as (target, store):
-            shape = get_shape(store, deployment.n_slots)
-            contracts = get_contracts(l1, deployment, shape)
-            settled = contracts.rollup.functions.batch_number().call()
-            latest = store.latest_batch()
-            last = latest.number if latest else 0
-            numbers = [batch] if batch is not None else list(range(settled + 1, last + 1))
-            # the next batch, committed
-            if batch is not None and batch != settled + 1:
-                raise UserError(f"batch {batch} cannot settle: the L1 is at batch {settled}, the next is {settled + 1}")
-            if not numbers:
-                raise UserError(f"nothing to settle: the L1 is at batch {settled}, the node at {last}")
-            for number in numbers:
-                try:
-                    published = build_published(target, store, number)
-                except PublishError as exc:
-                    raise UserError(str(exc)) from None
-                result = submit_batch(l1, contracts, build_submit_args(published, shape))
-                results.append(result)
-                if not json_output:
-                    console.print(
-                        f"batch {result.batch} settled: {result.gas_used:,} gas, {result.transactions} transactions, "
-                        f"{result.gas_per_transaction:,.0f} gas per transaction, calldata {result.calldata_bytes:,} bytes"
-                    )
+    with open_rollup(home, rpc_url, private_key) as (l1, contracts, store, _, _):
+        target = resolve(home)
+        settled = contracts.rollup.functions.batch_number().call()
+        latest = store.latest_batch()
+        last = latest.number if latest else 0
+        numbers = [batch] if batch is not None else list(range(settled + 1, last + 1))
+        # the next batch, committed
+        if batch is not None and batch != settled + 1:
+            raise UserError(f"batch {batch} cannot settle: the L1 is at batch {settled}, the next is {settled + 1}")
+        if not numbers:
+            raise UserError(f"nothing to settle: the L1 is at batch {settled}, the node at {last}")
+        for number in numbers:
+            try:
+                published = build_published(target, store, number)
+            except PublishError as exc:
+                raise UserError(str(exc)) from None
+            result = settle_batch(l1, contracts, published.batch, published.proofs)
+            row = {
+                "batch": result.batch, "gas_used": result.gas_used, "transactions": result.transactions,
+                "gas_per_transaction": round(result.gas_used / max(result.transactions, 1)), "segments": result.segments,
+                "calldata_bytes": result.calldata_bytes, "new_root": published.batch.new_root,
+            }
+            results.append(row)
+            if not json_output:
+                console.print(
+                    f"batch {row['batch']} settled: {row['gas_used']:,} gas, {row['transactions']} transactions in {row['segments']} segments, "
+                    f"{row['gas_per_transaction']:,} gas per transaction, {row['calldata_bytes']:,} bytes"
+                )
     if json_output:
-        from dataclasses import asdict
-
-        print_json({"settled": [asdict(r) for r in results]})
+        print_json({"settled": results})
 
 
 def resolve(home: Path | None) -> Path:
@@ -251,33 +286,25 @@ def resolve(home: Path | None) -> Path:
 
 
 def withdraw(
-    batch: Annotated[int, typer.Argument(help="Settled batch whose withdrawals to claim.")],
-    index: Annotated[Optional[int], typer.Option("--index", help="Only this withdrawal of the batch.", show_default=False)] = None,
+    account: Annotated[int, typer.Option("--account", help="The L2 account whose settled withdrawals to claim.")],
     rpc_url: RpcOption = None,
     private_key: KeyOption = None,
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Claim a settled batch's withdrawals on L1 (each once, with its proof; paid to the account's address)."""
-    from contracts.client import claim_withdrawals, get_contracts
-    from rollup.publish import PublishError, build_published
+    """Claim an account's settled withdrawals on L1: paid to the address that opened the account, once."""
+    from contracts.transition_client import claim_withdrawal
 
-    target = resolve(home)
-    with open_l1(target, rpc_url, private_key) as l1, l1_errors():
-        deployment = load_deployment(target, l1)
-        with open_store(target) as (_, store):
-            shape = get_shape(store, deployment.n_slots)
-            try:
-                published = build_published(target, store, batch)
-            except PublishError as exc:
-                raise UserError(str(exc)) from None
-        contracts = get_contracts(l1, deployment, shape)
-        paid = claim_withdrawals(l1, contracts, published, index)
+    with open_rollup(home, rpc_url, private_key) as (l1, contracts, _, _, _):
+        functions = contracts.rollup.functions
+        amount = functions.withdrawable(account).call()
+        recipient = functions.account_owner(account).call()
+        result = claim_withdrawal(l1, contracts, account)
+    info = {"account": account, "recipient": recipient, "amount": amount, "gas_used": result["gasUsed"]}
     if json_output:
-        print_json({"batch": batch, "claimed": paid})
+        print_json(info)
         return
-    for claim in paid:
-        console.print(f"paid {claim['amount']} units to {claim['recipient']} (batch {batch}, withdrawal {claim['index']})")
+    console.print(f"paid {amount} units to {recipient} (account {account})")
 
 
 def status(
@@ -286,14 +313,10 @@ def status(
     json_output: JsonOption = False,
 ) -> None:
     """The settlement contract's state: root, batch, deposit queue, escape hatch, balance."""
-    from contracts.client import get_contracts, get_status
+    from contracts.deployment import get_status
 
-    target = resolve(home)
-    with open_l1(target, rpc_url) as l1, l1_errors():
-        deployment = load_deployment(target, l1)
-        with open_store(target) as (_, store):
-            shape = get_shape(store, deployment.n_slots)
-        info = get_status(l1, get_contracts(l1, deployment, shape))
+    with open_rollup(home, rpc_url) as (l1, contracts, _, _, _):
+        info = get_status(l1, contracts.rollup)
     if json_output:
         print_json(info)
         return
@@ -304,46 +327,37 @@ def status(
 # --- escape hatch -------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def open_settled(home: Path | None, rpc_url: str | None, private_key: str | None = None) -> Iterator[tuple[Any, Any, Any, int]]:
-    """(l1, contracts, store, last settled batch) for the escape-hatch commands."""
-    from contracts.client import get_contracts
-    from contracts.escape import EscapeError
+def get_settled_opening(contracts: Any, store: Any, genesis: Any, account: int) -> Any:
+    """The account's leaf opened at the L1's last settled batch, from the node's store."""
+    from rollup.state_tree import get_settled_opening as open_leaf
 
-    target = resolve(home)
-    with open_l1(target, rpc_url, private_key) as l1, l1_errors(), open_store(target) as (_, store):
-        deployment = load_deployment(target, l1)
-        contracts = get_contracts(l1, deployment, get_shape(store, deployment.n_slots))
-        try:
-            yield l1, contracts, store, contracts.rollup.functions.batch_number().call()
-        except EscapeError as exc:
-            raise UserError(str(exc)) from None
+    settled = contracts.rollup.functions.batch_number().call()
+    try:
+        return open_leaf(store, genesis, account, settled)
+    except ValueError as exc:
+        raise UserError(f"cannot open account {account} at the settled batch {settled}: {exc}") from None
 
 
 def force_withdraw(
-    account: Annotated[int, typer.Option("--account", help="L2 account id (yours: you made its first L1 deposit).")],
+    account: Annotated[int, typer.Option("--account", help="L2 account id (yours: you opened it on L1).")],
     amount: Annotated[int, typer.Option("--amount", help="Collateral units (1e-6 USD).")],
     key: Annotated[str, typer.Option("--key", help="The account owner's private key (0x-hex).")],
     rpc_url: RpcOption = None,
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Force a withdrawal from L1: signs the L2 Withdraw (the account's next nonce, from the node)
-    and records it on L1; the sequencer must settle it or dismiss it as invalid before the deadline,
-    else anyone may freeze the rollup."""
-    from contracts.escape import get_account_proof, request_forced_withdrawal
-    from rollup.publish import get_genesis
-    from verifier.encoding import decode_account_leaf
+    """Force a withdrawal from L1: signs the L2 Withdraw (the account's next nonce, from the node) and records it on L1; the sequencer must settle it or dismiss it as invalid before the deadline, else anyone may freeze the rollup."""
+    from contracts.escape import request_forced_withdrawal
+    from verifier.encoding import account_key, decode_account_leaf
 
     private_key = parse_key(key)
-    with open_settled(home, rpc_url) as (l1, contracts, store, _):
-        latest = store.latest_batch()
-        leaf, _ = get_account_proof(store, account, latest.number if latest else 0)
+    with open_rollup(home, rpc_url) as (l1, contracts, store, genesis, _):
+        leaf = store.get_leaf(account_key(account))
         # the account exists on L2
         if not leaf:
             raise UserError(f"account {account} has no leaf on L2 yet: its deposit is not executed")
         nonce = decode_account_leaf(leaf).nonce
-        result = request_forced_withdrawal(l1, contracts, get_genesis(store).signing_domain, account, amount, nonce, private_key)
+        result = request_forced_withdrawal(l1, contracts.rollup, genesis.signing_domain, account, amount, nonce, private_key)
     if json_output:
         print_json({**result.args, "gas_used": result.gas_used})
         return
@@ -361,8 +375,8 @@ def forced(
     """Pending forced withdrawals (oldest first), with the signed L2 transactions to include."""
     from contracts.escape import get_pending_forced_withdrawals
 
-    with open_settled(home, rpc_url) as (_, contracts, _, _):
-        pending = get_pending_forced_withdrawals(contracts)
+    with open_rollup(home, rpc_url) as (_, contracts, _, _, _):
+        pending = get_pending_forced_withdrawals(contracts.rollup)
     if out is not None:
         out.write_text("".join(tx.model_dump_json() + "\n" for _, tx in pending))
     rows = [{"request_id": i, "account": tx.account, "amount": tx.amount, "nonce": tx.nonce} for i, tx in pending]
@@ -381,17 +395,16 @@ def dismiss(
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Dismiss the oldest pending forced withdrawal with its account's leaf at the settled root
-    (refused on chain if the L2 would accept the withdrawal)."""
-    from contracts.escape import dismiss_forced_withdrawal, get_account_proof, get_pending_forced_withdrawals
+    """Dismiss the oldest pending forced withdrawal with its account's leaf at the settled root (refused on chain if the L2 would accept the withdrawal)."""
+    from contracts.escape import dismiss_forced_withdrawal, get_pending_forced_withdrawals
 
-    with open_settled(home, rpc_url, private_key) as (l1, contracts, store, settled):
-        pending = get_pending_forced_withdrawals(contracts)
+    with open_rollup(home, rpc_url, private_key) as (l1, contracts, store, genesis, _):
+        pending = get_pending_forced_withdrawals(contracts.rollup)
         # something to dismiss
         if not pending:
             raise UserError("no forced withdrawal is pending")
-        leaf, proof = get_account_proof(store, pending[0][1].account, settled)
-        result = dismiss_forced_withdrawal(l1, contracts, leaf, proof)
+        opening = get_settled_opening(contracts, store, genesis, pending[0][1].account)
+        result = dismiss_forced_withdrawal(l1, contracts.rollup, opening)
     if json_output:
         print_json({**result.args, "gas_used": result.gas_used})
         return
@@ -404,15 +417,15 @@ def freeze(
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Freeze the rollup: allowed once the oldest pending forced withdrawal is overdue."""
+    """Freeze the rollup: allowed once the oldest pending forced withdrawal or queued deposit is overdue."""
     from contracts.escape import freeze as freeze_rollup
 
-    with open_settled(home, rpc_url, private_key) as (l1, contracts, _, _):
-        result = freeze_rollup(l1, contracts)
+    with open_rollup(home, rpc_url, private_key) as (l1, contracts, _, _, _):
+        result = freeze_rollup(l1, contracts.rollup)
     if json_output:
         print_json({**result.args, "gas_used": result.gas_used})
         return
-    console.print(f"the rollup is frozen (forced withdrawal {result.args['request_id']} was not served)")
+    console.print("the rollup is frozen: accounts exit with `rollup l1 exit`, unconsumed deposits return with `rollup l1 reclaim`")
 
 
 def exit_command(
@@ -422,18 +435,44 @@ def exit_command(
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """After a freeze: pay an account's collateral to its address, proven against the last settled root."""
-    from contracts.escape import exit_account, get_exit_proof
+    """After a freeze: pay an account's collateral to its address, its leaf proven against the last settled root."""
+    from contracts.escape import exit_account
 
-    with open_settled(home, rpc_url, private_key) as (l1, contracts, store, settled):
-        leaf, proof = get_exit_proof(store, account, settled)
-        result = exit_account(l1, contracts, account, leaf, proof)
+    with open_rollup(home, rpc_url, private_key) as (l1, contracts, store, genesis, _):
+        result = exit_account(l1, contracts.rollup, get_settled_opening(contracts, store, genesis, account))
     if json_output:
         print_json({**result.args, "gas_used": result.gas_used})
         return
     console.print(f"account {account} exited: {result.args['amount']} units paid to {result.args['recipient']}")
 
 
-for _command in (deploy, deposit, deposits, withdraw, status, force_withdraw, forced, dismiss, freeze):
+def reclaim(
+    rpc_url: RpcOption = None,
+    private_key: KeyOption = None,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """After a freeze: refund every queued deposit the L2 never consumed to its sender."""
+    from contracts.deployment import get_queued_deposits
+    from contracts.escape import reclaim_deposit
+
+    with open_rollup(home, rpc_url, private_key) as (l1, contracts, _, _, _):
+        functions = contracts.rollup.functions
+        # refunds open with the freeze (the contract says so, but say it before sending anything)
+        if not functions.frozen().call():
+            raise UserError("deposits are reclaimed only once the rollup is frozen")
+        unconsumed = [d for d in get_queued_deposits(contracts.rollup, functions.deposits_consumed().call()) if not functions.deposit_reclaimed(d.deposit_id).call()]
+        results = [reclaim_deposit(l1, contracts.rollup, d) for d in unconsumed]
+    rows = [{**r.args, "gas_used": r.gas_used} for r in results]
+    if json_output:
+        print_json({"reclaimed": rows})
+        return
+    for row in rows:
+        console.print(f"deposit {row['deposit_id']}: {row['amount']} units returned to {row['recipient']}")
+    if not rows:
+        console.print("no unconsumed deposit to reclaim")
+
+
+for _command in (deploy, deposit, deposits, withdraw, status, force_withdraw, forced, dismiss, freeze, reclaim):
     app.command(_command.__name__.replace("_", "-"))(_command)
 app.command("exit")(exit_command)

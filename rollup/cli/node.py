@@ -395,9 +395,8 @@ def account(
             ],
         }
         if proof:
-            out["leaf_key"] = account_key(account_id)
             out["root"] = hex0x(node.root)
-            out["proof"] = node.tree.prove(account_key(account_id)).to_dict()
+            out["proof"] = node.tree.get_account_proof(account_id)
     finally:
         node.close()
     if json_output:

@@ -38,7 +38,7 @@ def setup_keys(
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Create the segment circuit's Groth16 keys for this node (once; cached afterwards).
+    """Create the state-transition circuit's Groth16 keys for this node (once; cached afterwards).
 
     UNSAFE FOR PRODUCTION: a single-party setup, whose maker could forge proofs. The keys go to
     HOME/keys/ (proving_key.bin, verification_key.json in snarkjs format); the verifying key's
@@ -82,7 +82,6 @@ def prove_batches_command(
     Each proof is verified and stored as soon as it completes: after a crash or an interrupt, run
     it again and it resumes at the first segment without a proof."""
     from prover.pipeline import ProvingError, prove_batches
-    from prover.segments import SegmentReplayError
 
     kind = get_executor_kind(executor_kind, workers, cluster)
     with contextlib.ExitStack() as stack:
@@ -105,7 +104,7 @@ def prove_batches_command(
                 on_proof=(lambda event: bar.advance(task)) if bar is not None else None,
                 backend=backend_name,
             )
-        except (ProvingError, SegmentReplayError) as exc:
+        except ProvingError as exc:
             raise UserError(str(exc)) from None
     out = {
         "vk_hash": report.vk_hash,
@@ -127,6 +126,6 @@ def prove_batches_command(
     for number, info in report.batches.items():
         console.print(
             f"batch {number}: {info['proven']}/{info['segments']} segments proven ({info['proven_now']} now), "
-            f"commitment {info['commitment']}"
+            f"new root {info['new_root']}"
         )
     console.print(f"{report.proven} proofs in {report.seconds:.1f} s ({report.prove_seconds:.1f} s of proving)")

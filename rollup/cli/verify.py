@@ -23,26 +23,27 @@ def publish_command(
     """Write a proven batch's published data: batch.json, verification_key.json, and per segment
     proofs/segment-<i>.json and proofs/public-<i>.json (snarkjs format). `rollup verify
     --published DIR` checks it without the node."""
-    from prover.segments import SegmentReplayError
     from rollup.publish import PublishError, publish_batch
 
     with open_store(home) as (target, store):
         try:
             published = publish_batch(target, store, batch, directory)
-        except (PublishError, SegmentReplayError) as exc:
+        except PublishError as exc:
             raise UserError(str(exc)) from None
+    segments = published.batch.segments
     info = {
         "batch": batch,
         "directory": str(directory),
-        "segments": len(published.batch.segments),
-        "transactions": len(published.batch.transactions),
-        "commitment": published.batch.commitment,
+        "segments": len(segments),
+        "transactions": sum(len(s.transactions) + (s.oracle_update is not None) for s in segments),
+        "prev_root": published.batch.prev_root,
+        "new_root": published.batch.new_root,
         "vk_hash": published.batch.vk_hash,
     }
     if json_output:
         print_json(info)
         return
-    console.print(f"batch {batch}: {info['segments']} segments published to {directory} (commitment {info['commitment']})")
+    console.print(f"batch {batch}: {info['segments']} segments published to {directory} (new root {info['new_root']})")
 
 
 def get_latest_batch(home: Path | None) -> int:
@@ -95,14 +96,15 @@ def verify_command(
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Verify a batch from its published data: signatures and nonces, every public input rebuilt,
-    all proofs in one batch check, the before leaves against the previous root, chaining, the new
-    root and the commitment. Exit 0 if valid, 1 with the reason if not.
+    """Verify a batch from its published data (verifier/transition.py): the previous state opened
+    against the previous root, every signature recovered, every public input rebuilt, all proofs
+    in one batched check, the new root rebuilt from the published state after. Exit 0 if valid, 1
+    with the reason if not.
 
     The verifying key is pinned, never taken from the data it checks: by --vk-hash, else by
     --deployment's recorded key hash, else by the keys of the node in --home (`rollup setup`).
     Without any of them the command refuses, unless --trust-published-key (a warning is printed)."""
-    from verifier.batch import VerificationError, verify_published_dir
+    from verifier.transition import VerificationError, read_transition, verify_transition
 
     expected_prev_root = parse_word(prev_root, "--prev-root")
     with contextlib.ExitStack() as stack:
@@ -121,9 +123,10 @@ def verify_command(
         else:
             directory = published
         try:
-            report = verify_published_dir(directory, expected, expected_prev_root=expected_prev_root, deposit_queue=deposit_queue)
+            prev = int.from_bytes(expected_prev_root, "big") if expected_prev_root is not None else None
+            report = verify_transition(read_transition(directory), expected, prev, deposit_queue=deposit_queue)
         except VerificationError as exc:
-            verdict: dict[str, Any] = {"valid": False, "reason": exc.reason, "message": exc.message, "checks": exc.timings}
+            verdict: dict[str, Any] = {"valid": False, "reason": exc.reason, "message": exc.message, "checks": {}}
         else:
             verdict = {"valid": True, "reason": None, "message": "batch verifies", "checks": report.timings, "report": report.to_dict()}
     verdict["vk_pinned_by"] = pinned_by
@@ -136,7 +139,7 @@ def verify_command(
         seconds = sum(verdict["checks"].values())
         console.print(
             f"[bold green]VALID[/] batch {report_dict['batch']}: {report_dict['n_segments']} segment proofs, "
-            f"{report_dict['n_accepted']}/{report_dict['n_transactions']} transactions, new root {report_dict['new_root']} ({seconds:.2f} s)"
+            f"{report_dict['n_transactions']} transactions, new root {report_dict['new_root']} ({seconds:.2f} s)"
         )
     if not verdict["valid"]:
         raise UserError(f"INVALID ({verdict['reason']}): {verdict['message']}", exit_code=1)
@@ -172,20 +175,15 @@ def get_pinned_vk_hash(vk_hash: str | None, deployment: Path | None, trust_publi
 def open_deposit_queue(home: Path | None, rpc_url: str | None) -> Any:
     """(the L1 deposit queue's rolling hash after n deposits, the deployment's key hash) of this
     home's deployment."""
-    from rollup.cli.l1 import get_shape, l1_errors, load_deployment, open_l1, resolve
-    from contracts.client import get_contracts
+    from rollup.cli.l1 import open_rollup
 
-    target = resolve(home)
-    with open_l1(target, rpc_url) as chain, l1_errors():
-        deployment = load_deployment(target, chain)
-        with open_store(target) as (_, store):
-            shape = get_shape(store, deployment.n_slots)
-        rollup = get_contracts(chain, deployment, shape).rollup
+    with open_rollup(home, rpc_url) as (_, contracts, _, _, deployment):
+        rollup = contracts.rollup
         yield (lambda n: bytes(rollup.functions.deposit_hashes(n).call())), deployment.vk_hash
 
 
 def read_deployment_vk_hash(path: Path) -> str:
-    from contracts.client import Deployment
+    from contracts.deployment import Deployment
 
     try:
         return Deployment.load(path).vk_hash
@@ -228,11 +226,10 @@ def parse_word(text: str | None, option: str) -> bytes | None:
 
 
 def publish_for_verify(home: Path | None, batch: int, directory: Path) -> None:
-    from prover.segments import SegmentReplayError
     from rollup.publish import PublishError, publish_batch
 
     with open_store(home) as (target, store):
         try:
             publish_batch(target, store, batch, directory)
-        except (PublishError, SegmentReplayError) as exc:
+        except PublishError as exc:
             raise UserError(str(exc)) from None
