@@ -28,7 +28,7 @@ from rollup.merkle import SparseMerkleTree
 from rollup.state import State
 from rollup.state_tree import PoseidonTree
 from verifier.encoding import compute_genesis_hash
-from verifier.merkle import keccak256
+from verifier.keccak import keccak256
 from verifier.state_tree import TreeShape, hash_account
 
 SLOT_PARTS = {

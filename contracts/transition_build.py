@@ -35,7 +35,7 @@ from verifier.encoding import (
     get_signature_fields,
     get_signed_fields,
 )
-from verifier.merkle import keccak256
+from verifier.keccak import keccak256
 from verifier.oracle_section import ENTRY_PLACES, FLAG_FUNDING, FLAG_MARK, FLAG_RISK, FLAG_SETTLEMENT, HEADER_PLACES, RISK_FIELD, RISK_PER_WORD, OracleShape, get_risk_place
 from verifier.pubdata import RECORDS, SIGNATURE_WINDOWS, WORD_BYTES, RecordSpec
 from verifier.state_tree import TreeShape

@@ -1,10 +1,10 @@
 """The proving pipeline of a node: `rollup setup` and `rollup prove`, without the CLI.
 
 Setup (`run_setup`): the state-transition circuit (v3, prover/circuits/transition.py) of the
-node's genesis and `n_slots` slots, a Groth16 setup (UNSAFE: single-party, see prover/setup.py), the proving key (binary) and
-verification_key.json (snarkjs format) under HOME/keys/. The node's meta table records the segment
+node's genesis and `n_slots` slots, a Groth16 setup (UNSAFE: single-party, see prover/setup.py),
+the proving key (binary) and verification_key.json (snarkjs format) under HOME/keys/. The node's meta table records the segment
 size (`segment_slots`) and the verifying key's keccak hash (`vk_hash`, see
-`verifier.commitments.compute_vk_hash`). A second call reuses the keys unless forced.
+`verifier.snarkjs.compute_vk_hash`). A second call reuses the keys unless forced.
 
 Proving (`prove_batches`): every segment of the chosen batches without a stored proof for the
 current key is proven on an executor (`rollup.executors`: serial, process or Dask), one task per
@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prover.circuits import CIRCUIT_VERSION  # recorded with the keys; keys of another version are refused
 from prover.circuits.transition import TransitionShape, TransitionWitness, build_transition_circuit
 from prover.circuits.transition_witness import build_blank_witness
 from prover.groth16 import prove
 from prover.setup import ProvingKey, load_proving_key, parse_proving_key, save_proving_key, setup
 from prover.transition_segments import TransitionReplayError, load_transition_batch
 from rollup.storage import ProofRow, Store, get_accepted_counts, get_proofs, put_proof, set_meta
-from verifier.commitments import compute_public_inputs_hash, compute_vk_hash
+from verifier.snarkjs import compute_public_inputs_hash, compute_vk_hash
 from verifier.encoding import compute_genesis_hash
 from verifier.groth16 import PreparedVerifyingKey, prepare_verifying_key, verify_proof
 from verifier.snarkjs import format_proof, format_verifying_key, parse_proof, parse_verifying_key, read_json, write_json
@@ -42,9 +43,6 @@ from verifier.state_tree import get_tree_shape
 from verifier.transition import to_field_hex
 from verifier.wire import Genesis
 
-# Bumped on any change of the circuit's constraints: keys made for another version are refused
-# (`rollup setup --force` makes new ones). 3: the state transition proven (docs/v3.md).
-CIRCUIT_VERSION = "3"
 DEFAULT_SEGMENT_SLOTS = 4  # node setting `segment_slots` when unset
 
 KEYS_DIR = "keys"

@@ -19,7 +19,7 @@ from prover.transition_segments import TransitionBatch, build_published_transiti
 from rollup.rules import process_transaction
 from rollup.state import State
 from rollup.state_tree import PoseidonTree
-from verifier.commitments import compute_vk_hash
+from verifier.snarkjs import compute_vk_hash
 from verifier.groth16 import VerifyingKey
 from verifier.encoding import compute_genesis_hash, recover_signers
 from verifier.snarkjs import format_verifying_key

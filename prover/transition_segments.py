@@ -21,7 +21,7 @@ from rollup.state import State
 from rollup.state_codec import encode_account, encode_globals, encode_instrument
 from rollup.state_tree import PoseidonTree
 from verifier.pubdata import RECORD_BY_TYPE
-from verifier.segment import get_slot_accounts
+from verifier.slots import get_slot_accounts
 
 if TYPE_CHECKING:
     from prover.setup import ProvingKey

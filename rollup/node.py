@@ -412,7 +412,8 @@ class Node:
         # A batch allocates hundreds of thousands of acyclic objects: without this, the cyclic
         # collector rescans the whole state many times per batch, in every mode.
         with gc_paused():
-            for start, end in cut_batches(transactions, size):
+            parts = [(0, len(transactions))] if bound is None else list(cut_batches(transactions, size))
+            for start, end in parts:
                 part = transactions[start:end]
                 result, part_receipts = self._submit(part, progress, executor, partitions, coordinator_executes, window, mode)
                 numbered = [r.model_copy(update={"index": start + r.index}) for r in part_receipts] if start else part_receipts

@@ -20,7 +20,7 @@ from rollup.state import State
 from rollup.state_tree import PoseidonTree
 from verifier.oracle_section import OracleShape, decode_oracle_words, get_update_fields
 from verifier.pubdata import SIGNATURE_WINDOWS, decode_records
-from verifier.segment import get_slot_accounts
+from verifier.slots import get_slot_accounts
 from verifier.state_tree import TreeShape, compute_account_hash, compute_globals_hash, compute_markets_hash, compute_state_root, get_instrument_table
 from verifier.wire import TRANSACTION_TYPES, Genesis
 from rollup.state_codec import encode_account, encode_globals, encode_instrument

@@ -8,7 +8,7 @@ point leaves the database at the last committed batch; the WAL is checkpointed b
 thread after each commit, not inside it.
 
 The store knows bytes and JSON only; the domain (`rollup.state`) and the commitment
-(`rollup.merkle`) are rebuilt from the stored leaves by the node.
+(`rollup.state_tree`) are rebuilt from the stored leaves by the node.
 """
 
 from __future__ import annotations

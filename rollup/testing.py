@@ -8,7 +8,7 @@ environment where this project is installed can use:
 - `workload_factory`: `workload_factory(**WorkloadSpec fields)` -> a new signed workload;
 - `small_workload_files`: (transactions file, genesis file) of `small_workload` in the test's
   temporary directory, as `rollup fixtures` writes them;
-- `node_factory`: `node_factory(genesis, name="node")` -> a fresh `rollup.node.Node` in a
+- `node_factory`: `node_factory(genesis, name="node", **Node.init options)` -> a fresh `rollup.node.Node` in a
   temporary directory, closed after the test.
 """
 
@@ -46,8 +46,8 @@ def small_workload_files(tmp_path: Path, small_workload: Workload) -> tuple[Path
 def node_factory(tmp_path: Path):
     nodes: list[Node] = []
 
-    def make(genesis, name: str = "node") -> Node:
-        node = Node.init(tmp_path / name, genesis)
+    def make(genesis, name: str = "node", **options) -> Node:
+        node = Node.init(tmp_path / name, genesis, **options)
         nodes.append(node)
         return node
 

@@ -9,9 +9,13 @@ import json
 
 from typer.testing import CliRunner
 
-from contracts.build import MAX_SETTLED_SLOTS
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contracts.deployment import get_max_segments
+from prover.transition_segments import cut_segments
 from rollup.cli.main import app
-from rollup.node import Node
+from rollup.node import DEFAULT_MAX_BATCH_TXS, MAX_BATCH_ORACLE_UPDATES, Node, cut_batches
 from rollup.signing import dev_account_key, sign, unsigned
 from verifier.wire import Withdraw
 
@@ -39,12 +43,13 @@ def test_invalid_only_submission_commits_no_batch(node_factory, small_workload):
 
 def test_submission_larger_than_the_bound_commits_settleable_batches_in_order(node_factory, small_workload):
     transactions = small_workload.transactions
-    node = node_factory(small_workload.genesis)
-    assert node.max_batch_txs == MAX_SETTLED_SLOTS  # the default: what one settlement takes
+    assert node_factory(small_workload.genesis, name="default").max_batch_txs == DEFAULT_MAX_BATCH_TXS
+    bound = 8
+    node = node_factory(small_workload.genesis, max_batch_txs=bound)
     submission = node.submit(transactions)
-    assert len(submission.batches) >= -(-len(transactions) // MAX_SETTLED_SLOTS) - len(submission.unbatched)
+    assert len(submission.batches) >= -(-len(transactions) // bound) - len(submission.unbatched)
     for expected, batch in enumerate(submission.batches, start=1):
-        assert batch.number == expected and 1 <= batch.n_accepted and len(batch.receipts) <= MAX_SETTLED_SLOTS
+        assert batch.number == expected and 1 <= batch.n_accepted and len(batch.receipts) <= bound
     assert [r.index for r in submission.receipts] == list(range(len(transactions)))
     # cutting a submission into batches changes nothing about execution: the state is the one
     # batch's of an execution-only node
@@ -83,3 +88,29 @@ def test_cli_submit_reports_every_batch_and_unbatched_rejections(tmp_path, small
     assert "no batch committed" in result.output and "unknown account 12345" in result.output
     status = json.loads(runner.invoke(app, ["status", "--home", home, "--json"]).stdout)
     assert status["batch"] == len(out["batches"])
+
+
+class _Tx:
+    def __init__(self, type_: str) -> None:
+        self.type = type_
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    types=st.lists(st.sampled_from(["oracle_update", "perp_trade", "transfer"]), max_size=80),
+    bound=st.integers(1, 24),
+    n_slots=st.integers(1, 9),
+)
+def test_every_batch_fits_the_segments_the_contract_is_compiled_for(types, bound, n_slots):
+    """Whatever the mix of oracle updates (each opens a segment), a part the node commits as a
+    batch needs at most `get_max_segments` segments: what `rollup l1 deploy` sizes the contract for."""
+    txs = [_Tx(t) for t in types]
+    parts = list(cut_batches(txs, bound))
+    # the parts cover the submission in order
+    assert [i for start, end in parts for i in range(start, end)] == list(range(len(txs)))
+    for start, end in parts:
+        part = txs[start:end]
+        assert 1 <= len(part) <= bound
+        assert sum(tx.type == "oracle_update" for tx in part) <= MAX_BATCH_ORACLE_UPDATES
+        segments = cut_segments(part, [()] * len(part), n_slots)
+        assert len(segments) <= get_max_segments(bound, MAX_BATCH_ORACLE_UPDATES, n_slots)

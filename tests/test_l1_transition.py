@@ -11,7 +11,7 @@ import pytest
 from eth_keys.constants import SECPK1_N
 
 from contracts.chain import L1, L1Revert
-from contracts.client import SettlementError
+from contracts.deployment import SettlementError
 from contracts.transition_build import SettlementShape
 from contracts.transition_client import (
     SettlementTooLarge,
@@ -30,7 +30,7 @@ from prover.transition_publish import get_accepted, prove_workload_batches
 from rollup.fixtures import WorkloadSpec, generate_workload
 from rollup.signing import dev_account_key, get_address
 from rollup.state_codec import encode_account
-from verifier.commitments import compute_vk_hash
+from verifier.snarkjs import compute_vk_hash
 from verifier.encoding import compute_domain_separator, decode_account_leaf
 from verifier.pubdata import encode_record
 from verifier.state_tree import R, TreeShape, compute_account_fields, hash_fields

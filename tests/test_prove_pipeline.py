@@ -22,7 +22,7 @@ from prover.pipeline import CIRCUIT_VERSION
 from rollup.publish import build_published
 from rollup.fixtures import WorkloadSpec, generate_workload
 from rollup.storage import Store, get_leaves_before, get_proofs, set_meta
-from verifier.commitments import compute_public_inputs_hash, compute_vk_hash
+from verifier.snarkjs import compute_public_inputs_hash, compute_vk_hash
 from verifier.groth16 import batch_verify, prepare_verifying_key
 from verifier.transition import PublishedTransition, compute_transition_inputs, to_field_hex
 from verifier.snarkjs import load_verifying_key, parse_proof, read_json

@@ -32,7 +32,7 @@ from prover.circuits.layout import SLOT_TYPES, GlobalsWindow, InstrumentWindow, 
 from prover.circuits.slot import synthesize_slot
 from prover.circuits.transition import TransitionShape, synthesize_position_count
 from prover.circuits.transition_witness import build_dense_window
-from prover.circuits.witness import RejectedInSegment
+from prover.circuits.transition_witness import RejectedInSegment
 from rollup.state import Account
 from dataclasses import fields, is_dataclass
 from prover.gadgets import range_check

@@ -16,7 +16,7 @@ from prover.transition_segments import (
     prove_transition_batch,
 )
 from rollup.fixtures import WorkloadSpec, generate_workload
-from verifier.commitments import compute_vk_hash
+from verifier.snarkjs import compute_vk_hash
 from verifier.encoding import compute_genesis_hash
 from verifier.snarkjs import format_verifying_key
 from verifier.state_tree import TreeShape

@@ -16,7 +16,7 @@ from prover.transition_segments import build_published_transition, build_transit
 from rollup.fixtures import WorkloadSpec, generate_workload
 from rollup.state import State
 from rollup.state_tree import PoseidonTree
-from verifier.commitments import compute_vk_hash
+from verifier.snarkjs import compute_vk_hash
 from verifier.encoding import compute_genesis_hash
 from rollup.replay import PublicSegment, replay_public_data
 from verifier.oracle_section import OracleShape, compute_oracle_section, compute_oracle_words

@@ -41,7 +41,7 @@ from eth_keys.constants import SECPK1_N
 from pydantic import BaseModel
 
 from verifier.curve import BN254
-from verifier.merkle import keccak256 as keccak  # the verifier's one keccak-256 (C backend when present)
+from verifier.keccak import keccak256 as keccak
 from verifier.wire import (
     ACCOUNT_ID_BITS,
     FUNDING_BITS,

@@ -293,7 +293,7 @@ def decode_record_words(words: tuple[int, ...] | list[int]) -> dict[str, Any] | 
 
 # --- Signer words ----------------------------------------------------------------------------------
 
-# Which account window (A or B, see verifier/segment.py) each signature field signs for, in the wire
+# Which account window (A or B, see verifier/slots.py) each signature field signs for, in the wire
 # model's signature-field order; a settlement's sender is A when it settles its own position.
 SIGNATURE_WINDOWS: dict[str, tuple[str, ...]] = {
     "withdraw": ("a",),

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from verifier.curve import CURVES, Curve, Point
 from verifier.groth16 import MalformedInput, Proof, VerifyingKey
+from verifier.keccak import keccak256
 
 DECIMAL = re.compile(r"[0-9]{1,200}")
 
@@ -308,3 +310,14 @@ def write_proof(path: str | Path, proof: Proof) -> None:
 
 def write_public_inputs(path: str | Path, public_inputs: list[int]) -> None:
     write_json(path, format_public_inputs(public_inputs))
+
+
+def compute_vk_hash(vk_json: Mapping[str, Any]) -> bytes:
+    """keccak256 of a snarkjs verification_key.json in canonical form (sorted keys, no spaces):
+    how a key is pinned (the node's keys, a deployment, `rollup verify --vk-hash`)."""
+    return keccak256(json.dumps(vk_json, sort_keys=True, separators=(",", ":")).encode())
+
+
+def compute_public_inputs_hash(public_inputs: Sequence[int]) -> bytes:
+    """keccak256 of the public inputs as 32-byte big-endian words (what a proof row records)."""
+    return keccak256(b"".join(value.to_bytes(32, "big") for value in public_inputs))

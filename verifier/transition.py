@@ -33,8 +33,8 @@ from typing import Annotated, Any, Callable, Mapping, Sequence
 
 from pydantic import Field, ValidationError
 
-from verifier.commitments import compute_vk_hash
-from verifier.merkle import keccak256
+from verifier.snarkjs import compute_vk_hash
+from verifier.keccak import keccak256
 from verifier.encoding import (
     InvalidSignature,
     MalformedLeaf,
@@ -47,7 +47,7 @@ from verifier.encoding import (
 from verifier.groth16 import MalformedInput, PreparedVerifyingKey, batch_verify, prepare_verifying_key, verify_proof
 from verifier.oracle_section import OracleShape, compute_oracle_section, compute_oracle_words
 from verifier.pubdata import RECORD_BY_TYPE, compute_record_words, compute_signer_words
-from verifier.segment import get_slot_accounts
+from verifier.slots import get_slot_accounts
 from verifier.snarkjs import parse_proof, parse_public_inputs, parse_verifying_key
 from verifier.state_tree import (
     R,

@@ -1,55 +1,16 @@
-"""Segment circuits: the native transaction rules as a rank-1 constraint system.
+"""The segment circuit (version 3): a segment's state transition as a rank-1 constraint system.
 
-- `layout`: the fixed-shape public windows of a slot, built from published data
-  (`build_slot_public`, `compute_public_inputs`);
-- `slot`: one slot's constraints (`synthesize_slot`);
-- `segment`: the whole segment (`synthesize_segment`, `build_segment_circuit`);
-- `witness`: windows from the native rules (`compute_segment_witness`).
-
-A verifier rebuilds the public inputs from published data: `build_slot_public` per transaction
-(leaves before and after, the instrument leaves it sees, the globals leaf before and after),
-`pad_slots` with no-ops, `SegmentPublic(batch, segment, slots)`, `compute_public_inputs`.
+- `layout`: the fixed-shape windows of a slot (private witness structures of the slot rules);
+- `slot`: one slot's rules (`synthesize_slot`), the native rules of docs/state-model.md;
+- `tree`, `poseidon`: the Poseidon state tree's paths and hashes in the circuit;
+- `transition`: the whole segment (`synthesize_transition`, `build_transition_circuit`): every
+  touched leaf opened against the root before, the slots in order, the root after, the records and
+  signer words as public inputs (docs/v3.md);
+- `transition_witness`: a segment's witness from the native rules (`compute_transition_witness`).
 """
 
 # Bumped on any change of the segment circuit's constraints: keys made for another version are
-# refused (`rollup setup --force` makes new ones). 2: range checks on the transaction words.
-CIRCUIT_VERSION = "2"
+# refused (`rollup setup --force` makes new ones). 3: the state transition (roots in the circuit).
+CIRCUIT_VERSION = "3"
 
-from prover.circuits.layout import (  # noqa: E402
-    SLOT_TYPES,
-    SUPPORTED_TYPES,
-    SegmentPublic,
-    SegmentShape,
-    SegmentShapeError,
-    SlotPublic,
-    build_noop_slot,
-    build_slot_public,
-    compute_public_inputs,
-    count_public_inputs,
-    get_slot_keys,
-    pad_slots,
-)
-from prover.circuits.segment import build_segment_circuit, synthesize_segment  # noqa: E402
-from prover.circuits.slot import synthesize_slot  # noqa: E402
-from prover.circuits.witness import RejectedInSegment, compute_segment_witness  # noqa: E402
-
-__all__ = [
-    "CIRCUIT_VERSION",
-    "SLOT_TYPES",
-    "SUPPORTED_TYPES",
-    "RejectedInSegment",
-    "SegmentPublic",
-    "SegmentShape",
-    "SegmentShapeError",
-    "SlotPublic",
-    "build_noop_slot",
-    "build_segment_circuit",
-    "build_slot_public",
-    "compute_public_inputs",
-    "compute_segment_witness",
-    "count_public_inputs",
-    "get_slot_keys",
-    "pad_slots",
-    "synthesize_segment",
-    "synthesize_slot",
-]
+__all__ = ["CIRCUIT_VERSION"]

@@ -1,11 +1,11 @@
 """One transaction slot of the segment circuit: the native rules as constraints.
 
-Every slot has one shape whatever it holds (see verifier/segment.py). The public type flags
+Every slot has one shape whatever it holds (see prover/circuits/layout.py). The type flags
 select the type: each rule below is either written once for all types with per-type parameters
 that are linear in the flags (a collateral delta, a size delta, a nonce increment), or multiplied
 by the flags of the types it applies to, so a rule of another type is `0 == 0`.
 
-What a slot proves, per account window W (A and B: see verifier/segment.py for who is who):
+What a slot proves, per account window W (A and B: see verifier/slots.py for who is who):
 - nonce: `nonce_after = nonce_before + inc` and the transaction's nonce equals `nonce_before`;
 - existence and binding: an account used by anything but a deposit existed before; an existing
   account keeps its address; a deposit's account has the deposit's address;
@@ -36,8 +36,9 @@ fund covers B's shortfall as above (`insurance_delta = penalty - shortfall`). Th
 sign of B's position and |size| <= |position|; A needs initial margin if its risk grew; B must be
 below maintenance BEFORE (`synthesize_maintenance`, an existential check over the scenarios).
 
-Oracle update: the clock only (timestamp > oracle_time, which it becomes); the instrument leaves
-it writes are rebuilt natively by the verifier (verifier/segment.py, "Oracle updates").
+Oracle update: the clock only (timestamp > oracle_time, which it becomes); the instrument values
+it writes are applied to the markets table by the transition circuit (prover/circuits/transition.py,
+"the oracle section").
 
 All eight transaction types have their flag; `SUPPORTED_TYPES` lists them, and a type removed from
 it would have its flag constrained to 0.

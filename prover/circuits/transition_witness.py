@@ -21,7 +21,6 @@ from prover.circuits.transition import (
     TransitionShape,
     TransitionWitness,
 )
-from prover.circuits.witness import RejectedInSegment
 from rollup.rules import Signers, process_transaction
 from rollup.state import Account, State
 from rollup.state_tree import PoseidonTree
@@ -29,6 +28,10 @@ from verifier.encoding import _get_address_int
 from verifier.oracle_section import build_empty_section, compute_oracle_section, compute_oracle_words
 from verifier.pubdata import compute_record_words
 from verifier.state_tree import compute_state_root, hash_account, hash_fields
+
+
+class RejectedInSegment(ValueError):
+    """Segments hold accepted transactions only; the native rules rejected this one."""
 
 
 def get_market_states(state: State, shape: TransitionShape) -> list[MarketState]:

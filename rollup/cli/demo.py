@@ -30,7 +30,8 @@ def demo(
     invalid_share: Annotated[float, typer.Option(help="Share of deliberately invalid transactions.")] = 0.02,
     seed: Annotated[int, typer.Option(help="Workload seed.")] = 7,
     workers: Annotated[int, typer.Option(help="Worker processes for the batch (0: sequential only).")] = 2,
-    prove: Annotated[bool, typer.Option("--prove/--no-prove", help="Also prove and verify a small batch (Groth16).")] = True,
+    prove: Annotated[bool, typer.Option("--prove/--no-prove", help="Also prove, verify and settle a small rollup (circuit v3, Groth16, the embedded L1).")] = True,
+    proof_txs: Annotated[int, typer.Option("--proof-txs", help="Mixed transactions of the proven rollup, after its deposits.")] = 64,
     json_output: JsonOption = False,
 ) -> None:
     """Create a node in HOME/demo (replacing an earlier demo), generate a signed workload, execute
@@ -85,7 +86,7 @@ def demo(
         }
     finally:
         node.close()
-    proof = run_proof_demo(folder, resolve_home(home) / "demo-keys", seed, workers, json_output) if prove else None
+    proof = run_proof_demo(folder, resolve_home(home) / "demo-keys", seed, workers, json_output, proof_txs) if prove else None
     summary = batch_summary(result)
     out = {
         "folder": str(folder),
@@ -120,39 +121,46 @@ def demo(
     if proof is not None:
         t = proof["timings_s"]
         console.print(
-            f"proven batch: {proof['transactions']} transactions in {proof['segments']} segments of {proof['slots']} slots; "
-            f"setup {'cached' if proof['setup_cached'] else 'created'} ({t['setup_s']:.1f} s), proving {t['prove_s']:.1f} s, "
-            f"verification [bold]{'VALID' if proof['valid'] else 'INVALID'}[/] ({t['verify_s']:.2f} s: "
-            "signatures, public inputs rebuilt, one batched pairing check, roots)"
+            f"proven rollup (circuit v3): {proof['transactions']} transactions in {proof['batches']} batch(es), {proof['segments']} segments "
+            f"of {proof['slots']} slots; setup {'cached' if proof['setup_cached'] else 'created'} ({t['setup_s']:.1f} s), "
+            f"proving {t['prove_s']:.1f} s, verification [bold]{'VALID' if proof['valid'] else 'INVALID'}[/] ({t['verify_s']:.2f} s: "
+            "signatures, public inputs rebuilt, one batched pairing check, the new root rebuilt from the published state)"
         )
         settled = proof["settlement"]
         console.print(
-            f"settled on the embedded L1 (py-evm): batch {settled['batch']}, {settled['gas_used']:,} gas "
-            f"({settled['gas_per_transaction']:,.0f} per transaction), new root {settled['new_root']} "
+            f"settled on the embedded L1 (py-evm): batches {settled['batches']}, {settled['gas_used']:,} gas "
+            f"({settled['gas_per_transaction']:,} per transaction), L1 root {settled['new_root']} "
             f"({t['l1_s']:.1f} s with deployment and deposits)"
         )
     console.print(f"next: rollup status --home {folder / 'node'}")
 
 
-PROOF_DEMO_SLOTS = 2
-PROOF_DEMO_ACCOUNTS = 4
+PROOF_DEMO_SLOTS = 8  # transactions per segment (the demo's keys are cached across runs)
+PROOF_DEMO_ACCOUNTS = 8
+PROOF_DEMO_TREE_DEPTH = 2  # 16 accounts: a 4-ary tree of depth 2 (paths are most of a slot's constraints)
+PROOF_DEMO_MAX_BATCH = 128
 
 
-def run_proof_demo(folder: Path, key_cache: Path, seed: int, workers: int, quiet: bool) -> dict:
-    """A small batch (4 accounts, 4 mixed transactions after their deposits and an oracle update)
-    through the whole proof pipeline: setup (its keys cached in `key_cache` across demo runs),
-    proving on `workers` processes, publishing, and verification from the published files."""
+def run_proof_demo(folder: Path, key_cache: Path, seed: int, workers: int, quiet: bool, n_txs: int) -> dict:
+    """A small rollup (8 accounts, a perpetual and an option series) through the whole circuit-v3
+    pipeline: its deposits and `n_txs` mixed transactions executed, the setup (keys cached in
+    `key_cache` across demo runs), every segment proven on `workers` processes, each batch
+    published and verified from the published files alone (pinned key, signatures, public inputs,
+    one batched pairing check, the new root rebuilt), then settled on the embedded L1."""
     from prover.pipeline import prove_batches, run_setup
     from rollup.publish import publish_batch
     from rollup.storage import Store
-    from verifier.batch import VerificationError, verify_published_dir
+    from verifier.transition import VerificationError, read_transition, verify_transition
 
     timings: dict[str, float] = {}
-    small = generate_workload(WorkloadSpec(accounts=PROOF_DEMO_ACCOUNTS, txs=4, seed=seed), workers=1)
+    spec = WorkloadSpec(accounts=PROOF_DEMO_ACCOUNTS, perps=1, series=1, txs=n_txs, seed=seed, tree_depth=PROOF_DEMO_TREE_DEPTH)
+    small = generate_workload(spec, workers=1)
     home = folder / "proven"
-    node = Node.init(home, small.genesis)
-    node.submit(small.transactions)
+    node = Node.init(home, small.genesis, max_batch_txs=PROOF_DEMO_MAX_BATCH)
+    submission = node.submit(small.transactions)
     node.close()
+    batches = [b.number for b in submission.batches]
+    accepted = sum(b.n_accepted for b in submission.batches)
     store = Store.open(home)
     try:
         t0 = time.perf_counter()
@@ -166,69 +174,88 @@ def run_proof_demo(folder: Path, key_cache: Path, seed: int, workers: int, quiet
             report = prove_batches(home, store, executor)
         timings["prove_s"] = time.perf_counter() - t1
         t2 = time.perf_counter()
-        publish_batch(home, store, 1, folder / "published")
-        try:
-            verify_published_dir(folder / "published", expected_vk_hash=bytes.fromhex(setup.vk_hash[2:]))
-            valid, reason = True, None
-        except VerificationError as exc:
-            valid, reason = False, f"{exc.reason}: {exc}"
+        valid, reason, segments = True, None, 0
+        for number in batches:
+            directory = folder / "published" / f"batch-{number}"
+            publish_batch(home, store, number, directory)
+            try:
+                segments += verify_transition(read_transition(directory), bytes.fromhex(setup.vk_hash[2:])).n_segments
+            except VerificationError as exc:
+                valid, reason = False, f"batch {number}: {exc.reason}: {exc.message}"
+                break
         timings["verify_s"] = time.perf_counter() - t2
     finally:
         store.close()
     if not valid:
         raise UserError(f"the demo's proven batch does not verify: {reason}")
     t3 = time.perf_counter()
-    settlement = run_settlement_demo(home, small, seed, folder / "published")
+    settlement = run_settlement_demo(home, small, seed)
     timings["l1_s"] = time.perf_counter() - t3
     return {
         "settlement": settlement,
-        "transactions": len(small.transactions),
-        "segments": report.proven + report.skipped,
+        "transactions": accepted,
+        "batches": len(batches),
+        "segments": segments,
         "slots": PROOF_DEMO_SLOTS,
         "setup_cached": cached and setup.cached,
         "vk_hash": setup.vk_hash,
         "valid": valid,
+        "proving_cpu_s": round(report.prove_seconds, 3),
         "published": str(folder / "published"),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
 
 
-def run_settlement_demo(home: Path, small: Any, seed: int, published_dir: Path) -> dict:
-    """Settle the proven batch on the embedded L1 (kept in HOME/l1): deploy the contracts, make
-    the L1 deposits the batch's Deposit transactions consume (from the same test keys), settle
-    (the contract checks proofs, windows, signatures, the queue and both roots)."""
-    from contracts.chain import L1, L1Revert
-    from contracts.client import SettlementError, build_submit_args, deploy_rollup, get_contracts, l1_deposit, submit_batch
-    from rollup.cli.l1 import get_deployment_path
+def run_settlement_demo(home: Path, small: Any, seed: int) -> dict:
+    """Settle the proven batches on the embedded L1 (kept in HOME/l1): deploy the contracts for the
+    node, make the L1 deposits its Deposit transactions consume (from the same test keys: the
+    contract assigns account ids in order), settle every batch (RollupV3 checks the root chain,
+    every signature, the deposit queue and all segment proofs in one pairing check)."""
+    from contracts.chain import L1
+    from contracts.deployment import UNIT_WEI, open_contracts
+    from contracts.transition_client import deposit, settle
+    from rollup.cli.l1 import deploy_for_node, l1_errors
+    from rollup.publish import build_published, get_genesis
     from rollup.signing import dev_account_key, get_address
-    from verifier.published import read_published
-    from verifier.segment import SegmentShape
+    from rollup.storage import Store
     from verifier.wire import Deposit
 
-    published = read_published(published_dir)
-    genesis = small.genesis
-    shape = SegmentShape.from_genesis(genesis, published.batch.n_slots)
     keys = {get_address(key): key for key in (dev_account_key(seed, i) for i in range(PROOF_DEMO_ACCOUNTS))}
     l1 = L1.open(home / "l1" / "chain")
+    store = Store.open(home)
     try:
-        deployment = deploy_rollup(l1, genesis, shape, published.vk, published.batch.vk_hash, bytes.fromhex(published.batch.prev_root[2:]))
-        deployment.save(get_deployment_path(home, l1))
-        contracts = get_contracts(l1, deployment, shape)
-        opened: set[int] = set()
-        for tx in small.transactions:
-            if isinstance(tx, Deposit):
-                # a first deposit opens the account (the contract assigns ids in order)
-                queued = l1_deposit(l1, contracts, tx.account if tx.account in opened else None, tx.amount, keys[tx.address])
-                opened.add(queued.account)
-                # the L1 queue entry is the L2 deposit the batch consumes
-                if queued != tx:
-                    raise UserError(f"L1 deposit {queued.deposit_id} does not match the L2 deposit {tx.deposit_id}")
-        result = submit_batch(l1, contracts, build_submit_args(published, shape))
-    except (L1Revert, SettlementError) as exc:
-        raise UserError(f"the demo's settlement failed: {exc}") from None
+        with l1_errors():
+            deployment = deploy_for_node(l1, home, store)
+            contracts = open_contracts(l1, deployment, get_genesis(store))
+            opened: set[int] = set()
+            for tx in small.transactions:
+                if isinstance(tx, Deposit):
+                    l1.fund(tx.address, tx.amount * UNIT_WEI + 10**17)
+                    # a first deposit opens the account (the contract assigns ids in order)
+                    queued = deposit(l1, contracts, tx.account if tx.account in opened else None, tx.amount, keys[tx.address])
+                    opened.add(queued.account)
+                    # the L1 queue entry is the L2 deposit the batch consumes
+                    if queued != tx:
+                        raise UserError(f"L1 deposit {queued.deposit_id} does not match the L2 deposit {tx.deposit_id}")
+            results = []
+            latest = store.latest_batch()
+            for number in range(1, (latest.number if latest else 0) + 1):
+                published = build_published(home, store, number)
+                results.append(settle(l1, contracts, published.batch, published.proofs))
     finally:
+        store.close()
         l1.save()
-    return {"rollup": deployment.rollup, **asdict(result)}
+    gas = sum(r.gas_used for r in results)
+    n_tx = sum(r.transactions for r in results)
+    return {
+        "rollup": deployment.rollup,
+        "batches": [r.batch for r in results],
+        "gas_used": gas,
+        "transactions": n_tx,
+        "gas_per_transaction": round(gas / max(n_tx, 1)),
+        "calldata_bytes": sum(r.calldata_bytes for r in results),
+        "new_root": "0x" + contracts.rollup.functions.state_root().call().to_bytes(32, "big").hex(),
+    }
 
 
 def _key_files(home: Path) -> tuple[Path, Path]:

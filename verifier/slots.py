@@ -1,0 +1,94 @@
+"""What a transaction's slot covers: its type, the accounts of its two windows (A and B), its
+instrument, and its fields on the slot's transaction words.
+
+Shared by the node (which accounts a segment touches), the verifier (which leaves a published batch
+must open) and the circuit (the slot's words), so it lives here, importing nothing from `prover`
+or `rollup`. Which account is A and which B is fixed per type: A is the depositor, withdrawer,
+sender, taker, buyer, liquidator, or the account whose expired option position is settled; B is
+the recipient, maker, seller, liquidated account, or the keeper who sends a settlement for someone
+else (unused when holders settle their own).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from verifier.encoding import _get_address_int
+from verifier.wire import Deposit, Liquidate, OptionTrade, OracleUpdate, PerpTrade, SettleExpired, Transfer, Withdraw
+
+SLOT_TYPES: tuple[str, ...] = (
+    "deposit",
+    "withdraw",
+    "transfer",
+    "perp_trade",
+    "option_trade",
+    "settle_expired",
+    "liquidate",
+    "oracle_update",
+)
+SUPPORTED_TYPES: frozenset[str] = frozenset(
+    ("deposit", "withdraw", "transfer", "perp_trade", "option_trade", "settle_expired", "liquidate", "oracle_update")
+)
+
+
+@dataclass
+class TxWords:
+    account_a: int = 0
+    account_b: int = 0
+    instrument: int = 0
+    quantity: int = 0  # amount (collateral moves), signed size (perp), quantity (option)
+    price: int = 0  # perp price, option premium
+    fee: int = 0
+    nonce_a: int = 0
+    nonce_b: int = 0
+    deposit_id: int = 0
+    address: int = 0  # deposit address as a 160-bit integer
+    timestamp: int = 0  # oracle update
+
+
+
+def get_slot_type(tx: object) -> str:
+    return tx.type  # type: ignore[attr-defined]
+
+
+def compute_tx_words(tx: object) -> TxWords:
+    """The transaction's fields on the slot's ten words (which account is A and which B is fixed
+    per type, see the module docstring)."""
+    if isinstance(tx, Deposit):
+        address = _get_address_int(tx.address)
+        return TxWords(account_a=tx.account, quantity=tx.amount, deposit_id=tx.deposit_id, address=address)
+    if isinstance(tx, Withdraw):
+        return TxWords(account_a=tx.account, quantity=tx.amount, nonce_a=tx.nonce)
+    if isinstance(tx, Transfer):
+        return TxWords(account_a=tx.sender, account_b=tx.recipient, quantity=tx.amount, nonce_a=tx.nonce)
+    if isinstance(tx, PerpTrade):
+        return TxWords(tx.taker, tx.maker, tx.market, tx.size, tx.price, tx.fee, tx.taker_nonce, tx.maker_nonce)
+    if isinstance(tx, OptionTrade):
+        return TxWords(tx.buyer, tx.seller, tx.series, tx.quantity, tx.premium, tx.fee, tx.buyer_nonce, tx.seller_nonce)
+    if isinstance(tx, SettleExpired):
+        # A is the settled account, B the sender; both nonce words carry the sender's nonce
+        return TxWords(tx.account, tx.sender, tx.series, nonce_a=tx.nonce, nonce_b=tx.nonce)
+    if isinstance(tx, Liquidate):
+        # A is the liquidator (signs, pays the nonce, takes the position), B the liquidated account
+        return TxWords(tx.liquidator, tx.account, tx.instrument, quantity=tx.size, nonce_a=tx.nonce)
+    if isinstance(tx, OracleUpdate):
+        return TxWords(timestamp=tx.timestamp)
+    raise TypeError(f"not a transaction: {type(tx).__name__}")
+
+
+def get_slot_accounts(tx: object) -> tuple[int | None, int | None]:
+    """Account ids of windows A and B (None: the window is unused)."""
+    if isinstance(tx, OracleUpdate):
+        return None, None
+    words = compute_tx_words(tx)
+    uses_b = isinstance(tx, (Transfer, PerpTrade, OptionTrade, Liquidate)) or (
+        isinstance(tx, SettleExpired) and tx.sender != tx.account
+    )
+    return words.account_a, (words.account_b if uses_b else None)
+
+
+def get_slot_instrument(tx: object) -> int | None:
+    """The traded or settled instrument (None for collateral moves)."""
+    if isinstance(tx, (PerpTrade, OptionTrade, SettleExpired, Liquidate)):
+        return compute_tx_words(tx).instrument
+    return None
