@@ -71,7 +71,7 @@ def request_forced_withdrawal(
     if owner.lower() != address.lower():
         raise EscapeError(f"account {account} belongs to {owner} on L1, not to {address}: only its owner may force a withdrawal")
     tx = sign(unsigned(Withdraw, account=account, amount=amount, nonce=nonce), [private_key], domain)
-    if l1.is_embedded and l1.balance(address) < GAS_MONEY:
+    if l1.balance(address) < GAS_MONEY:
         l1.fund(address, GAS_MONEY)
     call = rollup.functions.request_forced_withdrawal(account, amount, nonce, split_signature(tx.signature))
     receipt = l1.send(call, f"force a withdrawal of {amount} units from account {account}", gas=ESCAPE_GAS, private_key=private_key)

@@ -36,12 +36,12 @@ def node_home(files):
 
 def test_init_submit_status_account_batch(files, small_workload):
     txs, genesis, home = files
-    init = json.loads(run("init", "--home", home, "--genesis", str(genesis), "--json").output)
+    init = json.loads(run("init", "--home", home, "--genesis", str(genesis), "--max-batch-txs", "16", "--json").output)
     out = json.loads(run("submit", str(txs), "--home", home, "--json").output)
     assert out["transactions"] == len(small_workload.transactions)
     assert out["rejected"] == small_workload.summary["rejected"]
     assert out["prev_root"] == init["root"] != out["new_root"]
-    # batches of at most what one settlement takes (the default bound), in order
+    # batches of at most the node's bound, in order
     batches = out["batches"]
     assert [b["batch"] for b in batches] == list(range(1, len(batches) + 1)) and len(batches) > 1
     assert all(1 <= b["accepted"] and b["transactions"] <= init["max_batch_txs"] for b in batches)
@@ -104,12 +104,18 @@ def test_risk_shows_greeks_and_margin(files, node_home):
 
 
 def test_demo_runs_end_to_end(tmp_path):
-    out = json.loads(run("demo", "--home", str(tmp_path), "--accounts", "30", "--txs", "200", "--json").output)
+    out = json.loads(run("demo", "--home", str(tmp_path), "--accounts", "30", "--txs", "200", "--proof-txs", "6", "--json").output)
     assert out["accepted"] > 0 and out["new_root"].startswith("0x") and out["new_root"] != out["prev_root"]
     assert out["workers"] == 2 and out["parallel_equals_sequential"] is True
-    assert out["proof"]["valid"] is True and out["proof"]["segments"] >= 1
+    proof = out["proof"]
+    assert proof["valid"] is True and proof["segments"] >= 1 and proof["transactions"] >= 6
+    # what was proven was settled: the L1's root is the proven node's
+    settled = proof["settlement"]
+    assert settled["gas_used"] > 0
+    proven = json.loads(run("status", "--home", out["folder"] + "/proven", "--json").output)
+    assert settled["new_root"] == proven["root"]
     status = json.loads(run("status", "--home", out["folder"] + "/node", "--json").output)
     assert status["root"] == out["new_root"]
     # a second run reuses the cached keys
-    again = json.loads(run("demo", "--home", str(tmp_path), "--accounts", "30", "--txs", "50", "--json").output)
+    again = json.loads(run("demo", "--home", str(tmp_path), "--accounts", "30", "--txs", "50", "--proof-txs", "6", "--json").output)
     assert again["proof"]["setup_cached"] is True and again["proof"]["vk_hash"] == out["proof"]["vk_hash"]

@@ -47,13 +47,13 @@ def test_settle_through_rpc(rpc_url: str, tmp_path: Path):
     # signatures' EIP-712 domain): the node's first account, at its next nonce
     l1 = L1.rpc(rpc_url)
     rollup_address = compute_create_address(l1.default_sender, l1.w3.eth.get_transaction_count(l1.default_sender))
-    spec = WorkloadSpec(accounts=2, txs=1, seed=SEED, l1_chain_id=l1.chain_id, rollup_address=rollup_address)
+    spec = WorkloadSpec(accounts=2, perps=1, series=1, txs=1, seed=SEED, l1_chain_id=l1.chain_id, rollup_address=rollup_address, tree_depth=2)
     workload = generate_workload(spec, workers=1)
     deposits = [tx for tx in workload.transactions if tx.type == "deposit"]
     assert len(deposits) == 2
     (tmp_path / "genesis.json").write_text(workload.genesis.model_dump_json())
     home = str(tmp_path / "home")
-    run_json("init", "--home", home, "--genesis", str(tmp_path / "genesis.json"))
+    run_json("init", "--home", home, "--genesis", str(tmp_path / "genesis.json"), "--max-batch-txs", "8")
     run_json("setup", "--slots", "1", "--home", home)
     deployed = run_json("l1", "deploy", "--rpc-url", rpc_url, "--home", home)
     assert deployed["rollup"] == rollup_address

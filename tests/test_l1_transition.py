@@ -127,7 +127,7 @@ def test_invalid_deployment_elsewhere(run, dep):
     # one transaction sent first: the rollup would land at another address than the genesis'
     l1 = L1.embedded()
     l1.fund(get_address(dev_account_key(SPEC.seed, 0)), 1)
-    with pytest.raises(SettlementError, match="binds signatures to a Rollup contract at"):
+    with pytest.raises(SettlementError, match="binds signatures to a rollup contract at"):
         deploy_v3(l1, dep.shape, run.batches[0].vk, run.genesis, run.genesis_root)
 
 

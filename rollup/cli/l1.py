@@ -176,8 +176,8 @@ def deposit(
     private_key = parse_key(key)
     with open_rollup(home, rpc_url) as (l1, contracts, _, _, _):
         address = get_address(private_key)
-        # gas money and the deposit itself (a dev account pays on the embedded chain)
-        if l1.is_embedded and l1.balance(address) < amount * UNIT_WEI + GAS_MONEY:
+        # gas money and the deposit itself (the L1 sender pays: a dev account on a dev chain)
+        if l1.balance(address) < amount * UNIT_WEI + GAS_MONEY:
             l1.fund(address, amount * UNIT_WEI + GAS_MONEY)
         tx = l1_deposit(l1, contracts, account, amount, private_key)
     line = tx.model_dump_json()
