@@ -137,7 +137,7 @@ def main() -> None:
 
 # --- run: deploy, settle, profile -------------------------------------------------------------------
 
-SIGNATURE_FUNCTIONS = {"_recover", "_recover_compact", "_explain_bad_signature", "_compute_digest", "_compute_oracle_digest", "_hash_array", "get_digest", "is_self_settlement"}
+SIGNATURE_FUNCTIONS = {"_recover", "_recover_compact", "_explain_bad_signature", "_compute_digest", "_compute_oracle_digest", "_hash_array", "get_struct_hash", "is_self_settlement"}
 MSM_FUNCTIONS = {"_compute_vk_sum", "_get_ic", "_ec_add", "_ec_mul", "_scale"}
 # statements of RollupV3.settle, by their first words: the combination of inputs (Fiat-Shamir
 # weights, c_j += rho_i x_ij) and the signature checks (reading signatures, ecrecover, windows)

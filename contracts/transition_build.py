@@ -9,8 +9,8 @@ them (no layout or hash is typed into a Vyper source):
   section's field places (`verifier.oracle_section`);
 - `v3records.vy`: per record type (`verifier.pubdata.RECORDS`) its size, the byte where its second
   public word starts, its signatures and the windows they sign for (`SIGNATURE_WINDOWS`), and
-  `get_digest`: the EIP-712 digest of the transaction rebuilt from the record's bytes (type
-  hashes from `verifier.encoding.compute_encode_type`, fields in the signing order);
+  `get_struct_hash`: the EIP-712 struct hash of the transaction rebuilt from the record's bytes
+  (type hashes from `verifier.encoding.compute_encode_type`, fields in the signing order);
   the deposit and withdrawal fields the contract reads; the domain's strings.
 
 A record is at most 38 bytes, so the contract reads it as two 32-byte loads `w0` (at its first
@@ -29,6 +29,7 @@ import vyper
 from vyper.compiler.input_bundle import FilesystemInputBundle
 
 from contracts.build import Compiled
+from contracts.groth16 import IC_PER_CHUNK
 from verifier.curve import BN254
 from verifier.encoding import (
     DOMAIN_NAME,
@@ -126,6 +127,10 @@ def render_params(shape: SettlementShape) -> str:
         "TREE_DIGIT_BITS": shape.tree.digit_bits,
         "MAX_SEGMENTS": shape.max_segments,
         "MAX_DATA": shape.max_data,
+        # the key's IC points in data contracts, as contracts.groth16.encode_verifying_key splits them
+        "IC_PER_CHUNK": IC_PER_CHUNK,
+        "IC_CHUNKS": -(-(shape.n_public + 1) // IC_PER_CHUNK),
+        "IC_LAST_CHUNK_POINTS": shape.n_public + 1 - (-(-(shape.n_public + 1) // IC_PER_CHUNK) - 1) * IC_PER_CHUNK,
         "SEGMENT_HEADER_BYTES": SEGMENT_HEADER_BYTES,
         "SIGNATURE_BYTES": SIGNATURE_BYTES,
     }
@@ -264,17 +269,15 @@ def _bytes32(value: bytes) -> str:
     return "0x" + value.hex()
 
 
-FREQUENT_FIRST = ("perp_trade", "option_trade")  # tested first in get_digest: most records are trades
+FREQUENT_FIRST = ("perp_trade", "option_trade")  # tested first in get_struct_hash: most records are trades
 
 
 def _render_struct_hash() -> str:
     lines = [
         "@internal\n@pure\n",
-        "def get_digest(code: uint256, w0: uint256, w1: uint256, domain_separator: bytes32) -> bytes32:\n",
-        '    """EIP-712 digest of the signed transaction a record stands for: its hashStruct, the fields\n',
-        '    unpacked from the record\'s bytes (w0: bytes 0..31, w1: bytes 32..63) in the signing order,\n',
-        '    under the domain."""\n',
-        "    struct_hash: bytes32 = empty(bytes32)\n",
+        "def get_struct_hash(code: uint256, w0: uint256, w1: uint256) -> bytes32:\n",
+        '    """EIP-712 hashStruct of the signed transaction a record stands for, its fields unpacked from\n',
+        '    the record\'s bytes (w0: bytes 0..31, w1: bytes 32..63), in the signing order."""\n',
     ]
     keyword = "if"
     for spec in sorted(RECORDS, key=lambda r: (r.type not in FREQUENT_FIRST, r.code)):
@@ -292,10 +295,9 @@ def _render_struct_hash() -> str:
         lines.append(f"    {keyword} code == {spec.code}:\n")
         lines.append(f"        # keccak256(\"{encode}\")\n")
         args = ", ".join(render_field(fields[n]) for n in signed)
-        lines.append(f"        struct_hash = keccak256(abi_encode({_bytes32(keccak256(encode.encode()))}, {args}))\n")
+        lines.append(f"        return keccak256(abi_encode({_bytes32(keccak256(encode.encode()))}, {args}))\n")
         keyword = "elif"
-    lines.append('    else:\n        raise "record: this type carries no signature"\n')
-    lines.append('    return keccak256(concat(x"1901", domain_separator, struct_hash))\n\n\n')
+    lines.append('    raise "record: this type carries no signature"\n\n\n')
     return "".join(lines)
 
 

@@ -396,6 +396,8 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
     n_deposits: uint256 = 0
     n_transactions: uint256 = 0
     at: uint256 = 0
+    # EIP-712's 0x1901 || domain separator, built once: a digest is keccak256 of it and a struct hash
+    digest_prefix: Bytes[34] = concat(x"1901", DOMAIN_SEPARATOR)
     for i: uint256 in range(n_segments, bound=v3params.MAX_SEGMENTS):
         rho: uint256 = self._get_weight(seed, i)
         rhos.append(rho)
@@ -461,7 +463,7 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
                 n_deposits = unsafe_add(n_deposits, 1)
             else:
                 # both sides of a trade sign one digest, computed once
-                digest: bytes32 = v3records.get_digest(code, w0, w1, DOMAIN_SEPARATOR)
+                digest: bytes32 = keccak256(concat(digest_prefix, v3records.get_struct_hash(code, w0, w1)))
                 if code == v3records.CODE_SETTLE_EXPIRED and v3records.is_self_settlement(w0, w1):
                     signing = 1  # a settlement by its own account signs for window A
                 # signatures inline (EIP-2098: r, then s with v - 27 as its top bit): as
