@@ -445,10 +445,12 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
             assert size != 0, concat("segment ", uint2str(i), ", slot ", uint2str(k), ": unknown record type")
             # the record's two public words, each its bytes left-aligned in 31 bytes: below 2^248 < r
             # by construction (a word holds at most 31 record bytes: transition_build checks it)
-            bits: uint256 = (layout >> 16) & 255
+            bits: uint256 = (layout >> 16) & 255  # 256 - 8 * split
             rec0: uint256 = ((w0 >> bits) << bits) >> 8
+            # the record's bytes from `split` on: the rest of w0, then the start of w1
+            rest: uint256 = (w0 << unsafe_sub(256, bits)) | (w1 >> bits)
             bits = unsafe_sub(256, (layout >> 24) & 255)
-            rec1: uint256 = ((extract32(data, unsafe_add(at, (layout >> 8) & 255), output_type=uint256) >> bits) << bits) >> 8
+            rec1: uint256 = ((rest >> bits) << bits) >> 8
             at = unsafe_add(at, size)
             signer_a: uint256 = 0
             signer_b: uint256 = 0
@@ -464,8 +466,6 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
             else:
                 # both sides of a trade sign one digest, computed once
                 digest: bytes32 = keccak256(concat(digest_prefix, v3records.get_struct_hash(code, w0, w1)))
-                if code == v3records.CODE_SETTLE_EXPIRED and v3records.is_self_settlement(w0, w1):
-                    signing = 1  # a settlement by its own account signs for window A
                 # signatures inline (EIP-2098: r, then s with v - 27 as its top bit): as
                 # _recover_compact, the low s checked here and the rest by the precompile
                 r: uint256 = extract32(data, at, output_type=uint256)
@@ -479,10 +479,9 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
                     signer_a = convert(signer, uint256)
                 else:
                     signer_b = convert(signer, uint256)
-                at = unsafe_add(at, v3params.SIGNATURE_BYTES)
                 if signing & 3 == 2:
-                    r = extract32(data, at, output_type=uint256)
-                    vs = extract32(data, unsafe_add(at, 32), output_type=uint256)
+                    r = extract32(data, unsafe_add(at, v3params.SIGNATURE_BYTES), output_type=uint256)
+                    vs = extract32(data, unsafe_add(at, v3params.SIGNATURE_BYTES + 32), output_type=uint256)
                     sig_s = vs & S_MASK
                     assert sig_s <= SECP256K1_HALF_N, "signature: s out of range (EIP-2 requires s <= n/2)"
                     signer = ecrecover(digest, unsafe_add(vs >> 255, 27), r, sig_s)
@@ -492,14 +491,20 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
                         signer_a = convert(signer, uint256)
                     else:
                         signer_b = convert(signer, uint256)
+                    at = unsafe_add(at, 2 * v3params.SIGNATURE_BYTES)
+                else:
                     at = unsafe_add(at, v3params.SIGNATURE_BYTES)
-                elif code == v3records.CODE_WITHDRAW:
-                    account: uint256 = 0
-                    amount: uint256 = 0
-                    nonce: uint256 = 0
-                    account, amount, nonce = v3records.get_withdrawal(w0, w1)
-                    self.withdrawable[account] += amount
-                    self._serve_forced(account, amount, nonce)
+                    if code == v3records.CODE_WITHDRAW:
+                        account: uint256 = 0
+                        amount: uint256 = 0
+                        nonce: uint256 = 0
+                        account, amount, nonce = v3records.get_withdrawal(w0, w1)
+                        self.withdrawable[account] += amount
+                        self._serve_forced(account, amount, nonce)
+                    elif code == v3records.CODE_SETTLE_EXPIRED and v3records.is_self_settlement(w0, w1):
+                        # a settlement by its own account signs for window A (else B)
+                        signer_a = signer_b
+                        signer_b = 0
             # c_j += rho_i x_ij for the slot's four words: one row read and written (a quarter of the
             # array bounds checks of four element updates)
             row: uint256[4] = slot_sums[k]
