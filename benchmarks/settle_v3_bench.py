@@ -121,9 +121,11 @@ def main() -> None:
     ph = sub.add_parser("placeholder")
     ph.add_argument("--slots", type=int, default=32)
     ph.add_argument("--sizes", default="64,256,1024")
+    ph.add_argument("--top-lines", type=int, default=0, help="also list the N source lines that use the most gas")
     r = sub.add_parser("run")
     r.add_argument("--cache", default=str(DEFAULT_CACHE))
     r.add_argument("--sizes", default="64,256,1024")
+    r.add_argument("--top-lines", type=int, default=0, help="also list the N source lines that use the most gas")
     args = parser.parse_args()
     if args.command == "prepare":
         print(json.dumps(prepare(args), indent=1))
@@ -135,12 +137,13 @@ def main() -> None:
 
 # --- run: deploy, settle, profile -------------------------------------------------------------------
 
-SIGNATURE_FUNCTIONS = {"_recover", "_compute_digest", "_compute_oracle_digest", "_hash_array", "get_struct_hash", "is_self_settlement"}
+SIGNATURE_FUNCTIONS = {"_recover", "_recover_compact", "_explain_bad_signature", "_compute_digest", "_compute_oracle_digest", "_hash_array", "get_struct_hash", "is_self_settlement"}
 MSM_FUNCTIONS = {"_compute_vk_sum", "_get_ic", "_ec_add", "_ec_mul", "_scale"}
 # statements of RollupV3.settle, by their first words: the combination of inputs (Fiat-Shamir
 # weights, c_j += rho_i x_ij) and the signature checks (reading signatures, ecrecover, windows)
-COMBINATION_MARKS = ("combined[", "rho: uint256", "rhos.append", "sum_rho =", "seed: bytes32", "combined: uint256")
-SIGNATURE_BLOCKS = (("n_sigs: uint256 =", "elif code == v3records.CODE_DEPOSIT:"), ("signer: address = self._recover(", "at += v3params.SIGNATURE_BYTES"))
+COMBINATION_MARKS = ("combined[", "rho: uint256", "rhos.append", "sum_rho =", "seed: bytes32", "combined: uint256", "slot_sums", "row: uint256[4]",
+                     "uint256_addmod(row[", "]", "for c: uint256 in range(4):")
+SIGNATURE_BLOCKS = (("# both sides of a trade sign one digest", "if code == v3records.CODE_WITHDRAW:"), ("signer: address = self._recover_compact(", "at += v3params.SIGNATURE_BYTES"))
 
 
 def read_cache(cache: Path) -> tuple[dict, list]:
@@ -220,11 +223,11 @@ def classify(contract: str, file: str, line: int, texts: dict[str, list[str]]) -
 
 
 # RollupV3.settle after the proof check (state root, batch number, deposits consumed unchanged,
-# the event): `run` prints it as final_writes_gas; 8,138 on a proven settlement of trades
-FINAL_WRITES_GAS = 8_138
+# the event): `run` prints it as final_writes_gas; 8,139 on a proven settlement of trades
+FINAL_WRITES_GAS = 8_139
 
 
-def settle_profiled(l1, dep, batch, proofs, n_segments: int, maps, texts, expect_revert: bool = False) -> dict:
+def settle_profiled(l1, dep, batch, proofs, n_segments: int, maps, texts, expect_revert: bool = False, top_lines: int = 0) -> dict:
     """Settle and charge every opcode (and precompile) to a category."""
     from collections import Counter
 
@@ -255,6 +258,7 @@ def settle_profiled(l1, dep, batch, proofs, n_segments: int, maps, texts, expect
     import bisect
 
     by_category: Counter = Counter()
+    by_line: Counter = Counter()
     final_writes = 0
     for (address, pc), gas in profiler.by_pc.items():
         name = names.get(bytes(address))
@@ -270,6 +274,7 @@ def settle_profiled(l1, dep, batch, proofs, n_segments: int, maps, texts, expect
             continue
         file, line = pcs[pc]
         by_category[classify(name, file, line, texts)] += gas
+        by_line[(file, line)] += gas
         if name == "RollupV3" and file == "RollupV3.vy":
             lines = texts[file]
             first = next(k for k, t in enumerate(lines) if "assert staticcall TransitionVerifier" in t) + 1
@@ -292,7 +297,7 @@ def settle_profiled(l1, dep, batch, proofs, n_segments: int, maps, texts, expect
         - by_category["proof_check.msm"] - by_category["proof_check.pairing"],
     }
     trades = result.transactions
-    return {
+    row = {
         "trades": trades,
         "segments": result.segments,
         "gas_used": result.gas_used,
@@ -315,6 +320,11 @@ def settle_profiled(l1, dep, batch, proofs, n_segments: int, maps, texts, expect
         "fits_128kb_tx_limit": result.calldata_bytes <= TX_SIZE_LIMIT,
         "py_evm_seconds": round(seconds, 2),
     }
+    if top_lines:
+        # where to look next: the heaviest lines, precompile gas included in their CALL's line
+        row["top_lines"] = [{"line": f"{file}:{line}", "gas": gas, "source": texts[file][line - 1].strip()[:100]}
+                            for (file, line), gas in by_line.most_common(top_lines)]
+    return row
 
 
 def settle_reverting(l1, dep, batch, proofs, n_segments: int):
@@ -393,7 +403,7 @@ def run_placeholder(args: argparse.Namespace) -> dict:
         # the contract starts where the trades start (the deposits' batch settled): its gas does not
         # depend on the batch number, only the proofs (placeholders here) do
         dep = deploy_v3(l1, settlement_shape, format_verifying_key(vk), workload.genesis, trades.prev_root)
-        row = settle_profiled(l1, dep, files.batch, files.proofs, n_segments, maps, texts, expect_revert=True)
+        row = settle_profiled(l1, dep, files.batch, files.proofs, n_segments, maps, texts, expect_revert=True, top_lines=args.top_lines)
         row["final_writes_gas_added"] = FINAL_WRITES_GAS
         row["gas_used"] += FINAL_WRITES_GAS
         row["split"]["rest"] += FINAL_WRITES_GAS
@@ -445,7 +455,7 @@ def run_bench(args: argparse.Namespace) -> dict:
                     raise SystemExit(f"the L1 queue's deposit differs from the batch's: {tx}")
                 opened.add(tx.account)
         settle(l1, dep, batch1, proofs1, enforce_limits=False)
-        measured.append(settle_profiled(l1, dep, batch2, proofs2, n_segments, maps, texts))
+        measured.append(settle_profiled(l1, dep, batch2, proofs2, n_segments, maps, texts, top_lines=args.top_lines))
     timings = meta["timings_seconds"]
     per_segment = meta.get("prove_seconds_per_segment", [])
     report = {

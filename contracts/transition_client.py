@@ -22,6 +22,7 @@ from contracts.deployment import UNIT_WEI, check_deployment_target, to_l2_deposi
 from contracts.groth16 import encode_proof_for_evm, encode_verifying_key
 from contracts.poseidon import deploy_poseidon
 from contracts.transition_build import TAIL_BYTES, SettlementShape, compile_v3
+from verifier.encoding import parse_signature
 from verifier.oracle_section import OracleShape, compute_oracle_section, compute_oracle_words
 from verifier.pubdata import encode_record
 from verifier.snarkjs import parse_proof, parse_verifying_key
@@ -97,7 +98,11 @@ def deploy_v3(
 
 
 def _signature_bytes(signature: str) -> bytes:
-    return bytes.fromhex(signature[2:])
+    """A published signature (r || s || v, 65 bytes) as RollupV3 reads it: EIP-2098's 64 bytes,
+    r then s with v - 27 as its top bit. Only an EIP-2 signature has that form (s <= n/2 < 2^255):
+    any other is refused here (InvalidSignature, as the verifier refuses it), not sent."""
+    r, s, recovery_id = parse_signature(signature)
+    return r.to_bytes(32, "big") + (recovery_id << 255 | s).to_bytes(32, "big")
 
 
 def get_signatures(tx: Any) -> list[str]:

@@ -31,7 +31,7 @@ from rollup.fixtures import WorkloadSpec, generate_workload
 from rollup.signing import dev_account_key, get_address
 from rollup.state_codec import encode_account
 from verifier.snarkjs import compute_vk_hash
-from verifier.encoding import compute_domain_separator, decode_account_leaf
+from verifier.encoding import InvalidSignature, compute_domain_separator, decode_account_leaf
 from verifier.pubdata import encode_record
 from verifier.state_tree import R, TreeShape, compute_account_fields, hash_fields
 from verifier.transition import PublishedTransition, VerificationError, verify_transition
@@ -224,6 +224,19 @@ def test_invalid_wrong_signature(run, l1, dep):
     assert _reason(l1, dep, _changed(files.batch, edit), files.proofs) == "the proofs do not verify for the public inputs rebuilt from the data"
 
 
+def _compact_signature_at(data: bytes, signature: str) -> int:
+    """Where a published signature sits in the settlement data (EIP-2098's 64 bytes, as sent)."""
+    raw = bytes.fromhex(signature[2:])
+    vs = (raw[64] - 27) << 255 | int.from_bytes(raw[32:64], "big")
+    at = data.index(raw[:32] + vs.to_bytes(32, "big"))
+    assert data.count(raw[:32]) == 1
+    return at
+
+
+def _first_trade(batch: PublishedTransition):
+    return next(t for s in batch.segments for t in s.transactions if t.type == "perp_trade")
+
+
 def test_invalid_malleable_signature(run, l1, dep):
     files = run.batches[1]
 
@@ -233,21 +246,49 @@ def test_invalid_malleable_signature(run, l1, dep):
         s = SECPK1_N - int.from_bytes(raw[32:64], "big")
         trade["taker_signature"] = "0x" + (raw[:32] + s.to_bytes(32, "big") + bytes([55 - raw[64]])).hex()
 
-    assert _reason(l1, dep, _changed(files.batch, edit), files.proofs) == "signature: s out of range (EIP-2 requires s <= n/2)"
+    # the malleable twin (n - s, the other v) has no EIP-2098 form: the client refuses it, as the verifier does
+    with pytest.raises(InvalidSignature, match="s out of range"):
+        encode_settlement(_changed(files.batch, edit), files.proofs)
+    # on chain, an s above n/2 that the compact form can carry is refused (EIP-2)
+    proofs, data = encode_settlement(files.batch, files.proofs)
+    at = _compact_signature_at(data, _first_trade(files.batch).taker_signature) + 32
+    vs = int.from_bytes(data[at : at + 32], "big") & ~((1 << 255) - 1) | (SECPK1_N // 2 + 1)
+    high = data[:at] + vs.to_bytes(32, "big") + data[at + 32 :]
+    assert _reason(l1, dep, files.batch, files.proofs, data=high) == "signature: s out of range (EIP-2 requires s <= n/2)"
+
+
+def test_invalid_signature_parity_flipped(run, l1, dep):
+    # EIP-2098's top bit of s is v - 27: the other parity recovers another key (or none)
+    files = run.batches[1]
+    proofs, data = encode_settlement(files.batch, files.proofs)
+    at = _compact_signature_at(data, _first_trade(files.batch).maker_signature) + 32
+    flipped = data[:at] + bytes([data[at] ^ 0x80]) + data[at + 1 :]
+    assert _reason(l1, dep, files.batch, files.proofs, data=flipped) in (
+        "the proofs do not verify for the public inputs rebuilt from the data", "signature: no public key recovers from it")
+
+
+def test_invalid_signature_r_out_of_range(run, l1, dep):
+    # the precompile refuses r = 0; the contract says why
+    files = run.batches[1]
+    proofs, data = encode_settlement(files.batch, files.proofs)
+    at = _compact_signature_at(data, _first_trade(files.batch).maker_signature)
+    zero_r = data[:at] + bytes(32) + data[at + 32 :]
+    assert _reason(l1, dep, files.batch, files.proofs, data=zero_r) == "signature: r out of range"
 
 
 def test_invalid_missing_signature(run, l1, dep):
     # the first trade's second signature left out: the data no longer parses as its segments
     files = run.batches[1]
     proofs, data = encode_settlement(files.batch, files.proofs)
-    segment = next(s for s in files.batch.segments if any(t.type == "perp_trade" for t in s.transactions))
-    trade = next(t for t in segment.transactions if t.type == "perp_trade")
-    record_and_sigs = encode_record(trade) + bytes.fromhex(trade.maker_signature[2:]) + bytes.fromhex(trade.taker_signature[2:])
-    at = data.index(record_and_sigs)
-    cut = data[: at + len(record_and_sigs) - 65] + data[at + len(record_and_sigs) :]
+    trade = _first_trade(files.batch)
+    at = _compact_signature_at(data, trade.taker_signature)
+    cut = data[:at] + data[at + 64 :]
     reason = _reason(l1, dep, files.batch, files.proofs, data=cut)
-    # the next bytes are read as the missing signature (its v byte fails here), or the data runs short
-    assert reason in ("signature: v must be 27 or 28", "settlement data: its length does not match its segments"), reason
+    # the next bytes are read as the missing signature (refused by the EIP-2 check or the
+    # precompile, or recovering a key that is not the signer's), or the data runs short
+    assert reason in ("signature: s out of range (EIP-2 requires s <= n/2)", "signature: no public key recovers from it",
+                      "the proofs do not verify for the public inputs rebuilt from the data",
+                      "settlement data: its length does not match its segments"), reason
 
 
 def test_invalid_oracle_not_signed_by_the_oracle(run, l1, dep):

@@ -13,8 +13,9 @@
         - the roots chain: segment 0 starts from the stored root, segment i from segment i-1's
           root after; the last root after becomes the stored root;
         - every user signature is recovered with `ecrecover` over the EIP-712 digest of the
-          transaction rebuilt from its record: the recovered addresses are the slots' signer
-          words, which the circuit proves are the accounts' registered addresses;
+          transaction rebuilt from its record (low s required, EIP-2): the recovered addresses
+          are the slots' signer words, which the circuit proves are the accounts' registered
+          addresses;
         - an oracle section, when a segment carries one, is signed by the oracle fixed at
           deployment (EIP-712 digest rebuilt from the section's words);
         - the deposits consume the L1 queue in order and match it (account, address, amount);
@@ -31,10 +32,11 @@
         signer words (zeros for an empty slot).
 
         `data`, per segment: root after (32 bytes), oracle flag (1), transaction count (1); if the
-        flag is 1, the oracle section's words (32 bytes each) and the oracle's signature (r, s, v:
-        65 bytes); then per transaction its record (verifier/pubdata.py's bytes, 15-38) followed by
-        its signatures (65 bytes each, the wire model's order; none for a deposit). After the last
-        segment, 32 zero bytes, so that every read is one 32-byte load.
+        flag is 1, the oracle section's words (32 bytes each) and the oracle's signature; then per
+        transaction its record (verifier/pubdata.py's bytes, 15-38) followed by its signatures (the
+        wire model's order; none for a deposit). After the last segment, 32 zero bytes, so that
+        every read is one 32-byte load. A signature is EIP-2098's 64 bytes: r, then s with v - 27
+        as its top bit (the published 65-byte r, s, v re-encoded by transition_client).
 """
 
 import v3params
@@ -64,6 +66,7 @@ WEIGHT_SHIFT: constant(uint256) = 128  # rho_i: the top 128 bits of a keccak wor
 # secp256k1's group order n (checked against eth_keys.constants.SECPK1_N by the tests)
 SECP256K1_N: constant(uint256) = 115792089237316195423570985008687907852837564279074904382605163141518161494337
 SECP256K1_HALF_N: constant(uint256) = SECP256K1_N // 2  # EIP-2: s <= n/2, no malleable twin
+S_MASK: constant(uint256) = (1 << 255) - 1  # an EIP-2098 signature's s (its top bit is v - 27)
 
 
 struct ForcedWithdrawal:
@@ -219,6 +222,32 @@ def _recover(digest: bytes32, v: uint256, r: uint256, s: uint256) -> address:
     return signer
 
 
+@internal
+@pure
+def _recover_compact(digest: bytes32, r: uint256, vs: uint256) -> address:
+    """The signer of an EIP-2098 compact signature (r, then s with v - 27 as its top bit), with the
+    checks of `_recover`: reverts rather than return a wrong signer."""
+    s: uint256 = vs & S_MASK
+    # EIP-2: s <= n/2, no malleable twin (the precompile accepts both halves)
+    assert s <= SECP256K1_HALF_N, "signature: s out of range (EIP-2 requires s <= n/2)"
+    signer: address = ecrecover(digest, unsafe_add(vs >> 255, 27), r, s)
+    if signer == empty(address):
+        raise self._explain_bad_signature(r, s)
+    return signer
+
+
+@internal
+@pure
+def _explain_bad_signature(r: uint256, s: uint256) -> String[64]:
+    """Why `ecrecover` returned nothing (only on that path: the precompile itself refuses an r or
+    s out of [1, n), so the accepted path needs no check of its own but the low s)."""
+    if r == 0 or r >= SECP256K1_N:
+        return "signature: r out of range"
+    if s == 0:
+        return "signature: s out of range (EIP-2 requires s <= n/2)"
+    return "signature: no public key recovers from it"
+
+
 # --- the L1 deposit queue (the entry's hash is defined here only) --------------------------------
 
 
@@ -359,6 +388,7 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
     # are fixed only after every input and every proof is
     seed: bytes32 = keccak256(abi_encode(batch, root, keccak256(data), keccak256(abi_encode(proofs))))
     combined: uint256[v3params.N_PUBLIC] = empty(uint256[v3params.N_PUBLIC])
+    slot_sums: uint256[4][v3params.N_SLOTS] = empty(uint256[4][v3params.N_SLOTS])  # the slots' columns of combined
     rhos: DynArray[uint256, v3params.MAX_SEGMENTS] = []
     sum_rho: uint256 = 0
     queue_at: uint256 = self.deposits_consumed
@@ -366,6 +396,8 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
     n_deposits: uint256 = 0
     n_transactions: uint256 = 0
     at: uint256 = 0
+    # EIP-712's 0x1901 || domain separator, built once: a digest is keccak256 of it and a struct hash
+    digest_prefix: Bytes[34] = concat(x"1901", DOMAIN_SEPARATOR)
     for i: uint256 in range(n_segments, bound=v3params.MAX_SEGMENTS):
         rho: uint256 = self._get_weight(seed, i)
         rhos.append(rho)
@@ -395,78 +427,99 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
             at += 32 * v3params.ORACLE_WORDS
             # a section in the data is an update
             assert (words[0] >> v3params.HAS_UPDATE_SHIFT) & v3params.HAS_UPDATE_MASK == 1, concat("segment ", uint2str(i), ": oracle section without an update")
-            signer: address = self._recover(
-                self._compute_oracle_digest(words),
-                extract32(data, at + 64, output_type=uint256) >> 248,
-                extract32(data, at, output_type=uint256),
-                extract32(data, at + 32, output_type=uint256),
+            signer: address = self._recover_compact(
+                self._compute_oracle_digest(words), extract32(data, at, output_type=uint256), extract32(data, at + 32, output_type=uint256)
             )
             at += v3params.SIGNATURE_BYTES
             # prices come from the oracle key fixed at deployment
             assert signer == ORACLE, concat("segment ", uint2str(i), ": oracle update not signed by the oracle")
+        # the hot loop: every offset below stays under MAX_DATA (extract32 checks each read against
+        # len(data)), so its arithmetic is unchecked
         for k: uint256 in range(n_tx, bound=v3params.N_SLOTS):
             w0: uint256 = extract32(data, at, output_type=uint256)
-            w1: uint256 = extract32(data, at + 32, output_type=uint256)
+            w1: uint256 = extract32(data, unsafe_add(at, 32), output_type=uint256)
             code: uint256 = w0 >> 248
-            size: uint256 = (v3records.RECORD_SIZES >> (code << 3)) & 255
+            layout: uint256 = v3records.RECORD_LAYOUT >> unsafe_mul(code, v3records.LAYOUT_BITS)
+            size: uint256 = layout & 255
             # a known record type (0 is the empty slot, never sent)
             assert size != 0, concat("segment ", uint2str(i), ", slot ", uint2str(k), ": unknown record type")
-            split: uint256 = (v3records.RECORD_SPLITS >> (code << 3)) & 255
-            # the record's two public words, each its bytes left-aligned in 31 bytes
-            rec0: uint256 = (w0 >> (256 - 8 * split)) << (8 * (31 - split))
-            rec1: uint256 = 0
-            if size > split:
-                rec1 = (extract32(data, at + split, output_type=uint256) >> (256 - 8 * (size - split))) << (8 * (31 - (size - split)))
-            # each below 2^248 < r by construction: a field element as is
-            assert rec0 < v3params.WORD_LIMIT and rec1 < v3params.WORD_LIMIT, "record word is not below 2^248"
-            at += size
+            # the record's two public words, each its bytes left-aligned in 31 bytes: below 2^248 < r
+            # by construction (a word holds at most 31 record bytes: transition_build checks it)
+            bits: uint256 = (layout >> 16) & 255  # 256 - 8 * split
+            rec0: uint256 = ((w0 >> bits) << bits) >> 8
+            # the record's bytes from `split` on: the rest of w0, then the start of w1
+            rest: uint256 = (w0 << unsafe_sub(256, bits)) | (w1 >> bits)
+            bits = unsafe_sub(256, (layout >> 24) & 255)
+            rec1: uint256 = ((rest >> bits) << bits) >> 8
+            at = unsafe_add(at, size)
             signer_a: uint256 = 0
             signer_b: uint256 = 0
-            n_sigs: uint256 = (v3records.RECORD_SIGNATURES >> (code << 3)) & 255
-            if n_sigs > 0:
-                digest: bytes32 = keccak256(concat(x"1901", DOMAIN_SEPARATOR, v3records.get_struct_hash(code, w0, w1)))
-                windows: uint256 = (v3records.RECORD_WINDOWS >> (code << 3)) & 255
-                if code == v3records.CODE_SETTLE_EXPIRED and v3records.is_self_settlement(w0, w1):
-                    windows = 0
-                for s: uint256 in range(n_sigs, bound=2):
-                    signer: uint256 = convert(self._recover(
-                        digest,
-                        extract32(data, at + 64, output_type=uint256) >> 248,
-                        extract32(data, at, output_type=uint256),
-                        extract32(data, at + 32, output_type=uint256),
-                    ), uint256)
-                    at += v3params.SIGNATURE_BYTES
-                    if (windows >> s) & 1 == 1:
-                        signer_b = signer
-                    else:
-                        signer_a = signer
-            elif code == v3records.CODE_DEPOSIT:
+            signing: uint256 = (v3records.RECORD_SIGNING >> (code << 3)) & 255
+            if code == v3records.CODE_DEPOSIT:
+                # no signature: its L1 queue entry authorises it (checked against the queue after the loop)
                 account: uint256 = 0
                 amount: uint256 = 0
                 owner: uint256 = 0
                 account, amount, owner = v3records.get_deposit(w0, w1)
-                # the next queue entry, as deposited (checked against the queue after the loop)
                 queue_hash = self._hash_queue_entry(queue_hash, account, owner, amount)
-                n_deposits += 1
-            if code == v3records.CODE_WITHDRAW:
-                account: uint256 = 0
-                amount: uint256 = 0
-                nonce: uint256 = 0
-                account, amount, nonce = v3records.get_withdrawal(w0, w1)
-                self.withdrawable[account] += amount
-                self._serve_forced(account, amount, nonce)
-            # k < N_SLOTS, so these indices are below N_PUBLIC: no overflow to check
-            j: uint256 = unsafe_add(SLOTS_AT, unsafe_mul(4, k))
-            combined[j] = uint256_addmod(combined[j], uint256_mulmod(rho, rec0, R), R)
-            j = unsafe_add(j, 1)
-            combined[j] = uint256_addmod(combined[j], uint256_mulmod(rho, rec1, R), R)
-            j = unsafe_add(j, 1)
-            combined[j] = uint256_addmod(combined[j], uint256_mulmod(rho, signer_a, R), R)
-            j = unsafe_add(j, 1)
-            combined[j] = uint256_addmod(combined[j], uint256_mulmod(rho, signer_b, R), R)
+                n_deposits = unsafe_add(n_deposits, 1)
+            else:
+                # both sides of a trade sign one digest, computed once
+                digest: bytes32 = keccak256(concat(digest_prefix, v3records.get_struct_hash(code, w0, w1)))
+                # signatures inline (EIP-2098: r, then s with v - 27 as its top bit): as
+                # _recover_compact, the low s checked here and the rest by the precompile
+                r: uint256 = extract32(data, at, output_type=uint256)
+                vs: uint256 = extract32(data, unsafe_add(at, 32), output_type=uint256)
+                sig_s: uint256 = vs & S_MASK
+                assert sig_s <= SECP256K1_HALF_N, "signature: s out of range (EIP-2 requires s <= n/2)"
+                signer: address = ecrecover(digest, unsafe_add(vs >> 255, 27), r, sig_s)
+                if signer == empty(address):
+                    raise self._explain_bad_signature(r, sig_s)
+                if signing & 4 == 0:
+                    signer_a = convert(signer, uint256)
+                else:
+                    signer_b = convert(signer, uint256)
+                if signing & 3 == 2:
+                    r = extract32(data, unsafe_add(at, v3params.SIGNATURE_BYTES), output_type=uint256)
+                    vs = extract32(data, unsafe_add(at, v3params.SIGNATURE_BYTES + 32), output_type=uint256)
+                    sig_s = vs & S_MASK
+                    assert sig_s <= SECP256K1_HALF_N, "signature: s out of range (EIP-2 requires s <= n/2)"
+                    signer = ecrecover(digest, unsafe_add(vs >> 255, 27), r, sig_s)
+                    if signer == empty(address):
+                        raise self._explain_bad_signature(r, sig_s)
+                    if signing & 8 == 0:
+                        signer_a = convert(signer, uint256)
+                    else:
+                        signer_b = convert(signer, uint256)
+                    at = unsafe_add(at, 2 * v3params.SIGNATURE_BYTES)
+                else:
+                    at = unsafe_add(at, v3params.SIGNATURE_BYTES)
+                    if code == v3records.CODE_WITHDRAW:
+                        account: uint256 = 0
+                        amount: uint256 = 0
+                        nonce: uint256 = 0
+                        account, amount, nonce = v3records.get_withdrawal(w0, w1)
+                        self.withdrawable[account] += amount
+                        self._serve_forced(account, amount, nonce)
+                    elif code == v3records.CODE_SETTLE_EXPIRED and v3records.is_self_settlement(w0, w1):
+                        # a settlement by its own account signs for window A (else B)
+                        signer_a = signer_b
+                        signer_b = 0
+            # c_j += rho_i x_ij for the slot's four words: one row read and written (a quarter of the
+            # array bounds checks of four element updates)
+            row: uint256[4] = slot_sums[k]
+            slot_sums[k] = [
+                uint256_addmod(row[0], uint256_mulmod(rho, rec0, R), R),
+                uint256_addmod(row[1], uint256_mulmod(rho, rec1, R), R),
+                uint256_addmod(row[2], uint256_mulmod(rho, signer_a, R), R),
+                uint256_addmod(row[3], uint256_mulmod(rho, signer_b, R), R),
+            ]
         n_transactions += n_tx
     # the data ends with the 32 zero bytes that keep every read in bounds, and nothing else
     assert at + 32 == len(data) and extract32(data, at, output_type=uint256) == 0, "settlement data: its length does not match its segments"
+    for k: uint256 in range(v3params.N_SLOTS):
+        for c: uint256 in range(4):
+            combined[SLOTS_AT + 4 * k + c] = slot_sums[k][c]
     end: uint256 = queue_at + n_deposits
     # the batch's deposits are the L1 queue's next ones, in order, as deposited
     assert end <= self.deposit_count and queue_hash == self.deposit_hashes[end], "deposits do not match the L1 queue"

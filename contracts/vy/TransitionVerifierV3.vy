@@ -36,6 +36,8 @@ GAS_PAIRING_PER_PAIR: constant(uint256) = 34000
 
 MAX_BATCH: constant(uint256) = v3params.MAX_SEGMENTS
 MAX_CHUNKS: constant(uint256) = 16
+CHUNK_BYTES: constant(uint256) = v3params.IC_PER_CHUNK * 64
+LAST_CHUNK_BYTES: constant(uint256) = v3params.IC_LAST_CHUNK_POINTS * 64
 MAX_PAIRS: constant(uint256) = MAX_BATCH + 3
 PAIR_WORDS: constant(uint256) = 6
 PAIR_SIZE: constant(uint256) = 192
@@ -46,22 +48,20 @@ BETA2: public(immutable(uint256[4]))
 GAMMA2: public(immutable(uint256[4]))
 DELTA2: public(immutable(uint256[4]))
 IC_CHUNKS: public(immutable(DynArray[address, MAX_CHUNKS]))
-IC_PER_CHUNK: public(immutable(uint256))
 
 
 @deploy
 def __init__(alpha1: uint256[2], beta2: uint256[4], gamma2: uint256[4], delta2: uint256[4], ic_chunks: DynArray[address, MAX_CHUNKS]):
-    # the IC points are stored somewhere
-    assert len(ic_chunks) > 0, "verifying key: no IC data contract"
-    per_chunk: uint256 = self._count_chunk_points(ic_chunks[0])
-    total: uint256 = 0
+    # one IC point per public input of the transition circuit, plus the constant one, in the
+    # chunks contracts.groth16.encode_verifying_key makes (full ones, then the rest): the MSM reads
+    # each chunk whole, with a length fixed at compile time
+    assert len(ic_chunks) == v3params.IC_CHUNKS, "verifying key: IC must hold N_PUBLIC + 1 points for this circuit shape"
     for i: uint256 in range(len(ic_chunks), bound=MAX_CHUNKS):
         points: uint256 = self._count_chunk_points(ic_chunks[i])
-        # every chunk but the last is full, so point j is in chunk j // per_chunk
-        assert points == per_chunk or (i == len(ic_chunks) - 1 and points > 0), "verifying key: IC chunks of uneven size"
-        total += points
-    # one IC point per public input of the transition circuit, plus the constant one
-    assert total == v3params.N_PUBLIC + 1, "verifying key: IC must hold N_PUBLIC + 1 points for this circuit shape"
+        expected: uint256 = v3params.IC_PER_CHUNK
+        if i == v3params.IC_CHUNKS - 1:
+            expected = v3params.IC_LAST_CHUNK_POINTS
+        assert points == expected, "verifying key: IC must hold N_PUBLIC + 1 points for this circuit shape"
     ok: bool = False
     point: uint256[2] = empty(uint256[2])
     ok, point = self._ec_add(alpha1, empty(uint256[2]))
@@ -72,7 +72,6 @@ def __init__(alpha1: uint256[2], beta2: uint256[4], gamma2: uint256[4], delta2: 
     GAMMA2 = gamma2
     DELTA2 = delta2
     IC_CHUNKS = ic_chunks
-    IC_PER_CHUNK = per_chunk
     # beta, gamma, delta in G2 (the pairing fails otherwise)
     assert self._is_g2(beta2), "verifying key: beta is not in G2"
     assert self._is_g2(gamma2), "verifying key: gamma is not in G2"
@@ -142,32 +141,40 @@ def _count_chunk_points(chunk: address) -> uint256:
 
 @internal
 @view
-def _get_ic(j: uint256) -> uint256[2]:
-    """IC point j, read from its data contract (after the leading STOP byte)."""
-    chunk: address = IC_CHUNKS[j // IC_PER_CHUNK]
-    data: Bytes[64] = slice(chunk.code, 1 + (j % IC_PER_CHUNK) * G1_SIZE, 64)
-    return [extract32(data, 0, output_type=uint256), extract32(data, 32, output_type=uint256)]
-
-
-@internal
-@view
 def _compute_vk_sum(combined: uint256[v3params.N_PUBLIC], sum_rho: uint256) -> uint256[2]:
-    """sum_rho IC_0 + sum_j combined_j IC_{j+1}: zero columns cost nothing."""
+    """sum_rho IC_0 + sum_j combined_j IC_{j+1}: zero columns cost nothing. Each chunk of IC points
+    is read whole (one EXTCODECOPY); per term one ecMul and one ecAdd, the precompiles' outputs
+    passed on as bytes (the ecAdd of each term also checks it is on the curve)."""
     ok: bool = False
-    acc: uint256[2] = self._get_ic(0)
-    term: uint256[2] = empty(uint256[2])
-    ok, acc = self._scale(acc, sum_rho)
-    assert ok, "verifying key: IC point 0 is not on the curve"
-    for j: uint256 in range(v3params.N_PUBLIC):
-        x: uint256 = combined[j]
-        if x == 0:
-            continue
-        # canonical: x and x + r are one scalar; the caller reduced, so this is never hit honestly
-        assert x < v3params.BN254_R, concat("combined input ", uint2str(j), " >= r")
-        ok, term = self._scale(self._get_ic(j + 1), x)
-        assert ok, concat("verifying key: IC point ", uint2str(j + 1), " is not on the curve")
-        ok, acc = self._ec_add(acc, term)
-    return acc
+    acc: Bytes[64] = concat(empty(bytes32), empty(bytes32))  # the identity
+    term: Bytes[64] = b""
+    points: Bytes[CHUNK_BYTES] = b""
+    for c: uint256 in range(v3params.IC_CHUNKS):
+        # the last chunk holds the rest
+        if c == v3params.IC_CHUNKS - 1:
+            points = slice(IC_CHUNKS[c].code, 1, LAST_CHUNK_BYTES)
+        else:
+            points = slice(IC_CHUNKS[c].code, 1, CHUNK_BYTES)
+        for p: uint256 in range(v3params.IC_PER_CHUNK):
+            j: uint256 = c * v3params.IC_PER_CHUNK + p  # IC point j scales input j - 1 (0: the constant)
+            if j > v3params.N_PUBLIC:
+                break
+            x: uint256 = sum_rho
+            if j > 0:
+                x = combined[j - 1]
+                if x == 0:
+                    continue
+                # canonical: x and x + r are one scalar; the caller reduced, so this is never hit honestly
+                assert x < v3params.BN254_R, concat("combined input ", uint2str(j - 1), " >= r")
+            point: Bytes[64] = slice(points, p * G1_SIZE, G1_SIZE)
+            if x == 1:
+                term = point  # the ecAdd below checks it is on the curve
+            else:
+                ok, term = raw_call(EC_MUL, concat(point, convert(x, bytes32)), max_outsize=64, gas=GAS_EC_MUL, is_static_call=True, revert_on_failure=False)
+                assert ok, concat("verifying key: IC point ", uint2str(j), " is not on the curve")
+            ok, acc = raw_call(EC_ADD, concat(acc, term), max_outsize=64, gas=GAS_EC_ADD, is_static_call=True, revert_on_failure=False)
+            assert ok, concat("verifying key: IC point ", uint2str(j), " is not on the curve")
+    return [extract32(acc, 0, output_type=uint256), extract32(acc, 32, output_type=uint256)]
 
 
 # --- the batch check -----------------------------------------------------------------------------
