@@ -10,6 +10,7 @@ records of a cancel-all by it).
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple, Union
 
 # --- commands --------------------------------------------------------------------------------------
@@ -163,3 +164,9 @@ def reason_not_open(order_id: str, instrument: int) -> str:
 
 def reason_not_owner(order_id: str, account: int) -> str:
     return f"order {order_id} does not belong to account {account}"
+
+
+def encode_records(records: list[Record]) -> bytes:
+    """The canonical bytes of a record sequence: one JSON array per record, its type first (what
+    two matchers must agree on byte for byte; pickle's bytes also depend on object identity)."""
+    return "\n".join(json.dumps([type(r).__name__, *r], separators=(",", ":")) for r in records).encode()
