@@ -232,7 +232,7 @@ def check_signer(message: Message, domain: SigningDomain, account_address: str) 
     # only the account's own key may place or cancel its orders
     if signer.lower() != account_address.lower():
         raise InvalidOrder(
-            f"{type(message).__name__.lower()} for account {message.account} is signed by {signer}, "
+            f"{message.type.replace('_', '-')} for account {message.account} is signed by {signer}, "
             f"not by the account's address {account_address}"
         )
 

@@ -196,3 +196,9 @@ def test_invalid_order_unknown_account() -> None:
 def test_time_in_force_codes() -> None:
     assert (GTC, IOC, POST_ONLY) == (0, 1, 2)
     assert make_order(time_in_force=IOC).time_in_force == IOC
+
+
+def test_invalid_signature_cancel_all_wrong_key() -> None:
+    cancel_all = signed(CancelAll(account=3, nonce=9, signature=PLACEHOLDER_SIGNATURE), OTHER_KEY)
+    with pytest.raises(InvalidOrder, match="cancel-all for account 3 is signed by 0x"):
+        admit(cancel_all, GENESIS, ADDRESS, NOW_MS)
