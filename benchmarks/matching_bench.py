@@ -181,7 +181,7 @@ def main() -> None:
     args = parser.parse_args()
 
     result: dict = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average_at_start": os.getloadavg()},
         "stream": "quotes within 20 ticks of the mid (20% post-only), 25% takers (70% IOC), 20% cancels, 0.1% cancel-all",
         "runs": args.runs,
         "throughput": [],
@@ -221,6 +221,7 @@ def main() -> None:
                                 "met": result["latency"]["median_over_runs"]["p99_ms"] < 5.0},
         "note": "matching only: admission (signature recovery) is per order before matching; see admission",
     }
+    result["machine"]["load_average_at_end"] = os.getloadavg()
     print(json.dumps(result, indent=2))
 
 
