@@ -1,0 +1,229 @@
+"""Matching engine benchmark: prints JSON (exchange/, docs/exchange.md).
+
+Measures, each as the median of `--runs` runs on a seeded command stream:
+- commands matched per second, one market and many (one process), at two book depths, for the
+  fast book and (on a short stream) the reference book;
+- commands per second across markets on a process pool (`PartitionedEngine`: partition 0 in the
+  coordinator, the rest shipped to the workers, merge included), against the issue's target of
+  100,000 orders/s on 2 cores;
+- latency from a command's arrival to its records, with commands offered at a fixed rate
+  (10,000/s: the target is p99 < 5 ms), one engine in one process;
+- admission per signed order (pydantic validation, EIP-712 id, signer recovery), which the
+  matching figures exclude: it runs before matching and in parallel;
+- a cProfile of the one-market run: where the time goes.
+
+The stream: a few accounts quote around a mid price (GTC limits within 20 ticks, some post-only),
+takers cross it (IOC and GTC), owners cancel open orders (about a fifth of the commands),
+sometimes cancel-all; the books start with `depth` resting orders each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import random
+import statistics
+import time
+
+from exchange.engine import MatchingEngine
+from exchange.orders import GTC, IOC, POST_ONLY
+from exchange.parallel import PartitionedEngine
+from exchange.records import CancelAllOrders, CancelOrder, PlaceOrder
+from rollup.executors import make_executor
+
+T0 = 1_767_225_600_000
+MID = 60_000_000  # micro-USD per contract
+TICK = 10_000
+
+
+def make_stream(seed: int, n: int, n_markets: int, depth: int, accounts: int = 50) -> tuple[list, list]:
+    """(setup commands that build `depth` resting orders per market, the measured commands)."""
+    rng = random.Random(seed)
+    counter = 0
+
+    def new_order(t: int, market: int, aggressive: bool) -> PlaceOrder:
+        nonlocal counter
+        counter += 1
+        is_buy = rng.random() < 0.5
+        if aggressive:
+            price = MID + (1 if is_buy else -1) * rng.randint(0, 10) * TICK
+            tif = IOC if rng.random() < 0.7 else GTC
+        else:
+            price = MID + (-1 if is_buy else 1) * rng.randint(1, 20) * TICK
+            tif = POST_ONLY if rng.random() < 0.2 else GTC
+        return PlaceOrder(t, f"0x{counter:064x}", rng.randrange(accounts), market, is_buy, rng.randint(1, 20), price, tif, 0, counter)
+
+    setup = [new_order(T0, m, False) for m in range(n_markets) for _ in range(depth)]
+    open_ids: list[tuple[int, str, int]] = [(c.instrument, c.order_id, c.account) for c in setup]
+    commands = []
+    t = T0
+    for i in range(n):
+        t += rng.choice((0, 0, 1))
+        roll = rng.random()
+        market = rng.randrange(n_markets)
+        if roll < 0.2 and open_ids:
+            m, order_id, account = open_ids.pop(rng.randrange(len(open_ids)))
+            commands.append(CancelOrder(t, account, m, order_id))
+        elif roll < 0.201:
+            commands.append(CancelAllOrders(t, rng.randrange(accounts), counter - 5 * depth))
+        else:
+            command = new_order(t, market, aggressive=roll > 0.75)
+            commands.append(command)
+            if command.time_in_force != IOC:
+                open_ids.append((market, command.order_id, command.account))
+    return setup, commands
+
+
+def markets_of(n: int) -> list[tuple[int, None]]:
+    return [(m, None) for m in range(n)]
+
+
+def measure_sequential(n: int, n_markets: int, depth: int, book: str, seed: int) -> dict:
+    setup, commands = make_stream(seed, n, n_markets, depth)
+    engine = MatchingEngine(markets_of(n_markets), book)
+    engine.process_all(setup)
+    start = time.perf_counter()
+    records = engine.process_all(commands)
+    elapsed = time.perf_counter() - start
+    resting = sum(len(b.get_open_orders()) for b in engine.books.values())
+    return {"seconds": elapsed, "commands_per_s": n / elapsed, "records": len(records), "resting_after": resting}
+
+
+def measure_parallel(n: int, n_markets: int, depth: int, workers: int, partitions: int, seed: int) -> dict:
+    setup, commands = make_stream(seed, n, n_markets, depth)
+    engine = PartitionedEngine(markets_of(n_markets), partitions)
+    with make_executor("process", workers) as executor:
+        engine.process_all(setup, executor)
+        start = time.perf_counter()
+        records = engine.process_all(commands, executor)
+        elapsed = time.perf_counter() - start
+    return {"seconds": elapsed, "commands_per_s": n / elapsed, "records": len(records)}
+
+
+def measure_latency(rate: float, seconds: float, n_markets: int, depth: int, seed: int) -> dict:
+    """Commands offered at `rate` per second (busy-waiting for each arrival); latency = the time
+    its records are out minus its scheduled arrival, so queueing behind a slow command counts."""
+    n = int(rate * seconds)
+    setup, commands = make_stream(seed, n, n_markets, depth)
+    engine = MatchingEngine(markets_of(n_markets))
+    engine.process_all(setup)
+    latencies = []
+    process = engine.process
+    start = time.perf_counter()
+    for i, command in enumerate(commands):
+        arrival = start + i / rate
+        while time.perf_counter() < arrival:
+            pass
+        process(command)
+        latencies.append(time.perf_counter() - arrival)
+    latencies.sort()
+
+    def at(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3
+
+    return {"commands": n, "p50_ms": at(0.50), "p90_ms": at(0.90), "p99_ms": at(0.99), "p999_ms": at(0.999), "max_ms": latencies[-1] * 1e3}
+
+
+def measure_admission(n: int) -> dict:
+    from exchange.engine import admit
+    from exchange.orders import Order, sign_message
+    from rollup.genesis import DEFAULT_GENESIS_TIME, default_genesis
+    from rollup.signing import PLACEHOLDER_SIGNATURE, dev_account_key, dev_oracle_key, get_address
+
+    genesis = default_genesis(get_address(dev_oracle_key(1)))
+    key = dev_account_key(1, 0)
+    address = get_address(key)
+    raw = []
+    for i in range(n):
+        order = Order(account=0, instrument=0, is_buy=i % 2 == 0, size=1 + i % 7, price=MID + i, time_in_force=GTC,
+                      expiry=0, client_id=i, nonce=i, signature=PLACEHOLDER_SIGNATURE)
+        raw.append(sign_message(order, key, genesis.signing_domain).model_dump())
+    start = time.perf_counter()
+    for fields in raw:
+        admit(Order.model_validate(fields), genesis, address, DEFAULT_GENESIS_TIME * 1000)
+    elapsed = time.perf_counter() - start
+    return {"orders": n, "us_per_order": elapsed / n * 1e6, "orders_per_s_one_core": n / elapsed}
+
+
+def profile_one_market(n: int, depth: int, seed: int) -> list[dict]:
+    setup, commands = make_stream(seed, n, 1, depth)
+    engine = MatchingEngine(markets_of(1))
+    engine.process_all(setup)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    engine.process_all(commands)
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=io.StringIO())
+    rows = []
+    for (filename, line, name), (_, calls, tottime, cumtime, _) in stats.stats.items():
+        rows.append({"function": f"{os.path.basename(filename)}:{line}({name})", "calls": calls, "tottime_s": round(tottime, 4), "cumtime_s": round(cumtime, 4)})
+    rows.sort(key=lambda r: -r["tottime_s"])
+    return rows[:12]
+
+
+def median_of(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=200_000, help="commands per throughput run")
+    parser.add_argument("--markets", type=int, default=16)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--latency-seconds", type=float, default=3.0)
+    parser.add_argument("--rate", type=float, default=10_000.0)
+    args = parser.parse_args()
+
+    result: dict = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average_at_start": os.getloadavg()},
+        "stream": "quotes within 20 ticks of the mid (20% post-only), 25% takers (70% IOC), 20% cancels, 0.1% cancel-all",
+        "runs": args.runs,
+        "throughput": [],
+    }
+    for label, n_markets, depth, book, n in (
+        ("fast, 1 market, depth 100", 1, 100, "fast", args.orders),
+        ("fast, 1 market, depth 10000", 1, 10_000, "fast", args.orders),
+        (f"fast, {args.markets} markets, depth 100 each, one process", args.markets, 100, "fast", args.orders),
+        ("reference, 1 market, depth 100", 1, 100, "reference", 5_000),
+    ):
+        runs = [measure_sequential(n, n_markets, depth, book, seed) for seed in range(args.runs)]
+        result["throughput"].append({
+            "case": label, "commands": n, "commands_per_s_median": round(median_of(runs, "commands_per_s")),
+            "commands_per_s_runs": [round(r["commands_per_s"]) for r in runs], "records_per_run": runs[0]["records"],
+            "resting_orders_after": runs[0]["resting_after"],
+        })
+    for partitions in (args.workers,):
+        runs = [measure_parallel(args.orders, args.markets, 100, args.workers, partitions, seed) for seed in range(args.runs)]
+        result["throughput"].append({
+            "case": f"fast, {args.markets} markets, depth 100 each, {args.workers} worker processes, {partitions} partitions (coordinator matches one)",
+            "commands": args.orders, "commands_per_s_median": round(median_of(runs, "commands_per_s")),
+            "commands_per_s_runs": [round(r["commands_per_s"]) for r in runs],
+        })
+    latency_runs = [measure_latency(args.rate, args.latency_seconds, args.markets, 100, seed) for seed in range(args.runs)]
+    result["latency"] = {
+        "offered_per_s": args.rate,
+        "case": f"{args.markets} markets, depth 100 each, one engine in one process; arrival -> records out",
+        "median_over_runs": {k: round(median_of(latency_runs, k), 4) for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")},
+        "runs": [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in latency_runs],
+    }
+    result["admission"] = measure_admission(2_000)
+    result["profile_one_market_depth_100"] = profile_one_market(args.orders // 2, 100, 0)
+    best_parallel = result["throughput"][-1]["commands_per_s_median"]
+    result["targets"] = {
+        "orders_per_s_across_markets_2_cores": {"target": 100_000, "measured": best_parallel, "met": best_parallel >= 100_000},
+        "p99_ms_at_10k_per_s": {"target": 5.0, "measured": result["latency"]["median_over_runs"]["p99_ms"],
+                                "met": result["latency"]["median_over_runs"]["p99_ms"] < 5.0},
+        "note": "matching only: admission (signature recovery) is per order before matching; see admission",
+    }
+    result["machine"]["load_average_at_end"] = os.getloadavg()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
