@@ -242,7 +242,8 @@ def check_references(kind: TxKind, tx: WireModel, chain: Chain) -> None:
             raise UserError(f"--{field}: instrument {instrument_id} is not in the genesis (ids: {sorted(specs)})", code="unknown_instrument")
         # a perpetual for a perp trade, an option series for an option trade or settlement
         if wanted is not None and specs[instrument_id].kind != wanted:
-            raise UserError(f"--{field}: instrument {instrument_id} ({specs[instrument_id].name}) is not a {wanted}", code="unknown_instrument")
+            what = {"perp": "a perpetual", "option": "an option series"}[wanted]
+            raise UserError(f"--{field}: instrument {instrument_id} ({specs[instrument_id].name}) is not {what}", code="unknown_instrument")
 
 
 # --- signing -------------------------------------------------------------------------------------
