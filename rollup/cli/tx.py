@@ -468,6 +468,9 @@ class Common:
 
 def run(name: str, fields: dict[str, Any], nonces: dict[str, int | None], common: Common) -> None:
     kind = KINDS[name]
+    # one nonce option per signer (a caller bug otherwise)
+    if set(nonces) != {p.side for p in kind.parties}:
+        raise ValueError(f"{name}: nonces for {sorted(nonces)}, the signers are {[p.side for p in kind.parties]}")
     # --submit needs the node's state
     if common.submit and common.genesis is not None:
         raise UserError("--submit runs on a node: drop --genesis (or write with --out)", code="usage_error")
@@ -519,7 +522,7 @@ def withdraw(
 ) -> None:
     """Withdraw collateral: claimable on L1 (`rollup l1 withdraw`) once its batch settles."""
     common = common_options(home, genesis, keystore, keystore_dir, password_file, interactive, key, signature, typed_data, out, submit, json_output)
-    run("withdraw", {"account": account, "amount": parse_money(amount, "--amount")}, {"account": nonce}, common)
+    run("withdraw", {"account": account, "amount": parse_money(amount, "--amount")}, {"owner": nonce}, common)
 
 
 @app.command("perp-trade")
