@@ -119,6 +119,8 @@ def test_perp_trade_signed_by_both_sides_in_turn_is_executed(home, tmp_path):
     first = json.loads(run(*trade, "--out", out, "--json", env=as_account(0)).stdout)
     assert first["signed"] == ["maker"] and first["unsigned"] == ["taker"]
     assert "the maker has signed already" in fails("tx", "sign", out, "--line", "1", "--home", home, "--side", "maker", env=as_account(0), code="already_signed")
+    # the taker's wallet is shown what the maker signed
+    assert run("tx", "sign", out, "--line", "1", "--home", home, "--typed-data").stdout == run(*trade, "--typed-data").stdout
     second = json.loads(run("tx", "sign", out, "--line", "1", "--home", home, "--submit", "--json", env=as_account(1)).stdout)
     assert second["signed"] == ["taker"] and second["receipt"]["status"] == "accepted" and second["tx_hash"] == first["tx_hash"]
     assert [p["size"] for p in account(home, 1)["positions"]] == [3]
