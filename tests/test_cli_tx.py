@@ -261,6 +261,8 @@ def test_help_texts_are_not_wrapped_mid_sentence():
             lines = paragraph.split("\n")
             # a paragraph is one line, unless it is an indented block (a list)
             assert len(lines) == 1 or all(line.startswith(" ") for line in lines[1:]), (path, paragraph)
+        for param in command.params:
+            assert "\n" not in (getattr(param, "help", None) or ""), (path, param.name)
 
 
 def test_real_process_signs_from_a_keystore_and_submits(home, tmp_path):

@@ -82,11 +82,7 @@ class KeySource:
     password_file: Path | None = None
     interactive: bool = False
     key: str | None = None
-    home: Path | None = None
-
-    def is_given(self) -> bool:
-        """Whether any source is named (options or $ROLLUP_PRIVATE_KEY)."""
-        return bool(self.keystore or self.interactive or self.key or os.environ.get(PRIVATE_KEY_ENV))
+    home: Path | None = None  # its keystore directory is the default one
 
 
 # --- parsing and loading -------------------------------------------------------------------------
