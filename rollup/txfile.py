@@ -41,8 +41,11 @@ class TransactionFileError(Exception):
             return
         shown = "\n".join(f"  {e}" for e in errors[:MAX_LISTED_ERRORS])
         more = f"\n  ... and {len(errors) - MAX_LISTED_ERRORS} more" if len(errors) > MAX_LISTED_ERRORS else ""
+        # lines, not errors: one line can break several fields
+        n_lines = len({e.line for e in errors})
+        errors_note = f" ({len(errors)} errors)" if len(errors) > n_lines else ""
         super().__init__(
-            f"{path}: {len(errors)} invalid line(s) of {total_lines}; nothing was executed\n{shown}{more}"
+            f"{path}: {n_lines} invalid line(s) of {total_lines}{errors_note}; nothing was executed\n{shown}{more}"
         )
 
 

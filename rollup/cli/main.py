@@ -1,17 +1,19 @@
 """The `rollup` command: one typer app, command groups joined with add_typer.
 
 Library code raises domain errors; only this layer turns them into a readable message and a
-non-zero exit code. No traceback reaches a user (set ROLLUP_DEBUG=1 to see one).
+non-zero exit code (with --json, also a JSON `error` object with a stable code on stdout). No
+traceback reaches a user (set ROLLUP_DEBUG=1 to see one).
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 import typer
 from typer.core import TyperGroup
 
-from rollup.cli.common import UserError, console_err
+from rollup.cli.common import INTERNAL_ERROR, INTERRUPTED, USAGE_ERROR, UserError, get_help_text, report_error, start_command
 
 EXIT_INTERNAL_ERROR = 70
 
@@ -21,26 +23,28 @@ class RollupGroup(TyperGroup):
     messages here, for the console script and for `CliRunner` alike."""
 
     def invoke(self, ctx):  # noqa: ANN001, ANN201
+        # the subcommand's arguments are still unparsed here: --json among them asks for JSON errors
+        as_json = "--json" in ctx.args
+        start_command()
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            console_err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            report_error(str(exc), exc.code, as_json)
             ctx.exit(exc.exit_code)
         except BrokenPipeError:
             # the reader went away (`rollup ... | head`): stop quietly, as Unix tools do
             os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
             ctx.exit(141)
         except KeyboardInterrupt:
-            console_err.print("interrupted")
+            report_error("interrupted", INTERRUPTED, as_json)
             ctx.exit(130)
         except Exception as exc:
             # usage errors and exits of the (typer-vendored) click carry their own exit code
             if isinstance(exc, (typer.Exit, typer.Abort)) or hasattr(exc, "exit_code") or os.environ.get("ROLLUP_DEBUG"):
+                if as_json and getattr(exc, "exit_code", 0) and hasattr(exc, "format_message"):
+                    print(json.dumps({"error": {"code": USAGE_ERROR, "message": exc.format_message()}}, indent=2))
                 raise
-            console_err.print(
-                f"[bold red]error:[/] internal error: {type(exc).__name__}: {exc} (ROLLUP_DEBUG=1 shows the traceback)",
-                highlight=False,
-            )
+            report_error(f"internal error: {type(exc).__name__}: {exc} (ROLLUP_DEBUG=1 shows the traceback)", INTERNAL_ERROR, as_json)
             ctx.exit(EXIT_INTERNAL_ERROR)
 
 
@@ -79,7 +83,30 @@ app.command("verify")(_verify.verify_command)
 from rollup.cli import l1 as _l1  # noqa: E402
 app.add_typer(_l1.app, name="l1")
 app.command("settle")(_l1.settle)
+from rollup.cli import keys as _keys  # noqa: E402
+app.add_typer(_keys.app, name="key")
+from rollup.cli import tx as _tx  # noqa: E402
+app.add_typer(_tx.app, name="tx")
 # --- end of command registration ---
+
+
+def unwrap_help_texts(typer_app: typer.Typer) -> None:
+    """Every command's help from its docstring with the paragraphs unwrapped (get_help_text), so
+    no help text breaks mid-sentence; one pass over the registered commands and groups."""
+    for info in typer_app.registered_commands:
+        if info.help is None and info.callback is not None:
+            info.help = get_help_text(info.callback.__doc__)
+    for group in typer_app.registered_groups:
+        if group.help is not None:
+            group.help = get_help_text(group.help)
+        if group.typer_instance is not None:
+            instance_info = group.typer_instance.info
+            if isinstance(instance_info.help, str):
+                instance_info.help = get_help_text(instance_info.help)
+            unwrap_help_texts(group.typer_instance)
+
+
+unwrap_help_texts(app)
 
 
 def main() -> None:

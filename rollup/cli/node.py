@@ -184,7 +184,7 @@ def submit(
     try:
         transactions = read_transaction_file(file)
     except TransactionFileError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(str(exc), code="invalid_file") from None
     # the pool starts before the node loads its state, so forked workers do not share (and copy) it
     with contextlib.ExitStack() as stack:
         executor: Executor | None = open_executor(stack, kind, workers, cluster)
