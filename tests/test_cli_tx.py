@@ -17,7 +17,7 @@ from rollup.cli.main import app
 from rollup.fixtures import WorkloadSpec, generate_workload, write_workload
 from rollup.node import Node
 from rollup.signing import dev_account_key, get_address, unsigned
-from verifier.batch import get_signing_accounts
+from verifier.slots import get_signing_accounts
 from verifier.encoding import compute_signing_digest, get_signature_fields
 from verifier.wire import Genesis
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from rollup.cli.main import app
 from rollup.fixtures import WorkloadSpec, generate_workload
-from rollup.signing import dev_account_key, get_address, sign, unsigned
+from rollup.signing import dev_account_key, get_address
 from verifier.wire import Withdraw
 
 pytestmark = pytest.mark.slow
@@ -26,10 +26,11 @@ pytestmark = pytest.mark.slow
 runner = CliRunner()
 SEED = 3
 WITHDRAWN = 1_000_000  # units (1 USD)
+TRANSFERRED = 250_000
 
 
-def run(*args: str, code: int = 0) -> str:
-    result = runner.invoke(app, list(args))
+def run(*args: str, code: int = 0, env: dict[str, str] | None = None) -> str:
+    result = runner.invoke(app, list(args), env=env)
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     return result.stdout if "--json" in args else result.output
@@ -128,9 +129,14 @@ def pending(world, settled) -> dict[str, Any]:
     run_json("submit", str(write_lines(root / "b2.jsonl", workload.transactions[2:])), "--home", str(home), "--executor", "serial")
     account = workload.transactions[3].buyer
     address = next(tx.address for tx in workload.transactions[:2] if tx.account == account)
-    withdraw = sign(unsigned(Withdraw, account=account, amount=WITHDRAWN, nonce=1), [world["keys"][address]], workload.genesis.signing_domain)
-    out = run_json("submit", str(write_lines(root / "b3.jsonl", [withdraw])), "--home", str(home), "--executor", "serial")
-    assert out["accepted"] == 1
+    # a transfer and a withdrawal made with the CLI alone, signed from the environment's key
+    other = next(tx.account for tx in workload.transactions[:2] if tx.account != account)
+    env = {"ROLLUP_PRIVATE_KEY": "0x" + world["keys"][address].hex()}
+    lines = root / "b3.jsonl"
+    run("tx", "transfer", "--from", str(account), "--to", str(other), "--amount", str(TRANSFERRED), "--home", str(home), "--out", str(lines), env=env)
+    run("tx", "withdraw", "--account", str(account), "--amount", str(WITHDRAWN), "--home", str(home), "--out", str(lines), env=env)
+    out = run_json("submit", str(lines), "--home", str(home), "--executor", "serial")
+    assert out["accepted"] == 2
     run_json("prove", "--home", str(home), "--executor", "serial")
     return {"account": account, "address": address}
 
@@ -158,7 +164,7 @@ def test_deposit_trade_settle_withdraw(world, pending):
     assert l1.balance(address) - before == WITHDRAWN * 10**6
     # the L2 side paid it out of the account
     account_info = run_json("account", str(account), "--home", str(home))
-    assert account_info["nonce"] == 2
+    assert account_info["nonce"] == 3
     # a second claim of the same withdrawal is refused
     out = run("l1", "withdraw", "--account", str(account), "--home", str(home), code=1)
     assert "nothing to claim for this account" in out
@@ -174,10 +180,10 @@ def test_escape_hatch_commands(world, pending):
         pytest.skip("needs the end-to-end test's settled batches")
     key = "0x" + world["keys"][address].hex()
     forced = run_json("l1", "force-withdraw", "--account", str(account), "--amount", "1", "--key", key, "--home", str(home))
-    assert forced["nonce"] == 2 and forced["deadline_batch"] == 3 + 3  # DEFAULT_FORCED_DELAY_BATCHES
+    assert forced["nonce"] == 3 and forced["deadline_batch"] == 3 + 3  # DEFAULT_FORCED_DELAY_BATCHES
     out = world["root"] / "forced.jsonl"
     listed = run_json("l1", "forced", "--out", str(out), "--home", str(home))
-    assert listed["pending"] == [{"request_id": forced["request_id"], "account": account, "amount": 1, "nonce": 2}]
+    assert listed["pending"] == [{"request_id": forced["request_id"], "account": account, "amount": 1, "nonce": 3}]
     assert Withdraw.model_validate_json(out.read_text()).model_dump() == forced["l2_transaction"]
     # not overdue, nothing to exit
     assert "nothing pending is overdue" in run("l1", "freeze", "--home", str(home), code=1)

@@ -92,3 +92,21 @@ def get_slot_instrument(tx: object) -> int | None:
     if isinstance(tx, (PerpTrade, OptionTrade, SettleExpired, Liquidate)):
         return compute_tx_words(tx).instrument
     return None
+
+
+def get_signing_accounts(tx: object) -> list[tuple[int, int]]:
+    """(account, nonce) of each signature field, in the wire model's order (deposits and oracle
+    updates are authorised by the L1 queue and the oracle's address, not by an account)."""
+    if isinstance(tx, Withdraw):
+        return [(tx.account, tx.nonce)]
+    if isinstance(tx, Transfer):
+        return [(tx.sender, tx.nonce)]
+    if isinstance(tx, PerpTrade):
+        return [(tx.maker, tx.maker_nonce), (tx.taker, tx.taker_nonce)]
+    if isinstance(tx, OptionTrade):
+        return [(tx.buyer, tx.buyer_nonce), (tx.seller, tx.seller_nonce)]
+    if isinstance(tx, Liquidate):
+        return [(tx.liquidator, tx.nonce)]
+    if isinstance(tx, SettleExpired):
+        return [(tx.sender, tx.nonce)]
+    return []

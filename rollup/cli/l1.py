@@ -15,6 +15,7 @@ from typing import Annotated, Any, Iterator, Optional
 import typer
 
 from rollup.cli.common import UserError, console, print_json
+from rollup.cli.keys import DevKeyOption, InteractiveOption, KeySource, KeystoreDirOption, KeystoreOption, PasswordFileOption, load_private_key
 from rollup.cli.node import HomeOption, JsonOption
 from rollup.cli.prove import open_store
 
@@ -156,7 +157,11 @@ def deploy(
 
 def deposit(
     amount: Annotated[int, typer.Option("--amount", help="Collateral units (1e-6 USD).")],
-    key: Annotated[str, typer.Option("--key", help="The depositor's private key (0x-hex): it owns the account.")],
+    keystore: KeystoreOption = None,
+    keystore_dir: KeystoreDirOption = None,
+    password_file: PasswordFileOption = None,
+    interactive: InteractiveOption = False,
+    key: DevKeyOption = None,
     account: Annotated[
         Optional[int],
         typer.Option("--account", help="Your L2 account to top up (default: open a new account; the contract assigns its id).", show_default=False),
@@ -168,12 +173,12 @@ def deposit(
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Deposit on L1 (the queue): to a new account (the contract assigns its id) or to one of yours. The queue entry authorises the L2 Deposit that consumes it (no L2 signature); it is printed, or appended to --out (`rollup l1 deposits` lists every queued one)."""
+    """Deposit on L1 (the queue) from the depositor's key (--keystore, --interactive, $ROLLUP_PRIVATE_KEY; --key for tests), which owns the account: to a new account (the contract assigns its id) or to one of yours. The queue entry authorises the L2 Deposit that consumes it (no L2 signature); it is printed, or appended to --out (`rollup l1 deposits` lists every queued one)."""
     from contracts.deployment import GAS_MONEY, UNIT_WEI
     from contracts.transition_client import deposit as l1_deposit
     from rollup.signing import get_address
 
-    private_key = parse_key(key)
+    private_key = load_private_key(KeySource(keystore, keystore_dir, password_file, interactive, key, home))
     with open_rollup(home, rpc_url) as (l1, contracts, _, _, _):
         address = get_address(private_key)
         # gas money and the deposit itself (the L1 sender pays: a dev account on a dev chain)
@@ -223,18 +228,6 @@ def deposits(
         console.print(f"no queued deposit from {start} on")
 
 
-def parse_key(text: str) -> bytes:
-    body = text.removeprefix("0x")
-    # 32 bytes of hex
-    try:
-        key = bytes.fromhex(body)
-    except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise UserError("--key must be a 0x-prefixed 32-byte hex private key")
-    return key
-
-
 def settle(
     batch: Annotated[Optional[int], typer.Argument(help="Batch to settle (default: every proven, unsettled one).", show_default=False)] = None,
     rpc_url: RpcOption = None,
@@ -257,7 +250,12 @@ def settle(
         if batch is not None and batch != settled + 1:
             raise UserError(f"batch {batch} cannot settle: the L1 is at batch {settled}, the next is {settled + 1}")
         if not numbers:
-            raise UserError(f"nothing to settle: the L1 is at batch {settled}, the node at {last}")
+            message = f"nothing to settle: the L1 is at batch {settled}, the node at {last}"
+            if json_output:
+                print_json({"settled": [], "message": message})
+            else:
+                console.print(message)
+            return
         for number in numbers:
             try:
                 published = build_published(target, store, number)
@@ -341,7 +339,11 @@ def get_settled_opening(contracts: Any, store: Any, genesis: Any, account: int) 
 def force_withdraw(
     account: Annotated[int, typer.Option("--account", help="L2 account id (yours: you opened it on L1).")],
     amount: Annotated[int, typer.Option("--amount", help="Collateral units (1e-6 USD).")],
-    key: Annotated[str, typer.Option("--key", help="The account owner's private key (0x-hex).")],
+    keystore: KeystoreOption = None,
+    keystore_dir: KeystoreDirOption = None,
+    password_file: PasswordFileOption = None,
+    interactive: InteractiveOption = False,
+    key: DevKeyOption = None,
     rpc_url: RpcOption = None,
     home: HomeOption = None,
     json_output: JsonOption = False,
@@ -350,7 +352,7 @@ def force_withdraw(
     from contracts.escape import request_forced_withdrawal
     from verifier.encoding import account_key, decode_account_leaf
 
-    private_key = parse_key(key)
+    private_key = load_private_key(KeySource(keystore, keystore_dir, password_file, interactive, key, home))
     with open_rollup(home, rpc_url) as (l1, contracts, store, genesis, _):
         leaf = store.get_leaf(account_key(account))
         # the account exists on L2

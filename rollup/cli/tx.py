@@ -65,7 +65,7 @@ app = typer.Typer(
 @dataclass(frozen=True)
 class Party:
     """One signer of a transaction: the account field, its nonce field and its signature field
-    (in the model's signature order, that of `verifier.batch.get_signing_accounts`)."""
+    (in the model's signature order, that of `verifier.slots.get_signing_accounts`)."""
 
     side: str
     account_field: str
@@ -185,7 +185,7 @@ def get_next_nonce(chain: Chain, account: int, out: Path | None) -> int:
     """The account's next nonce: its nonce in the node's state, or one past the highest it signed
     in the --out file (transactions written but not yet submitted)."""
     from rollup.txfile import TRANSACTION_ADAPTER
-    from verifier.batch import get_signing_accounts
+    from verifier.slots import get_signing_accounts
 
     nonce = chain.get_account(account).nonce  # it exists: check_references
     if out is not None and out.is_file():
