@@ -5,7 +5,7 @@ Two steps, because proving is slow and gas measurement is not:
     python benchmarks/settle_v3_bench.py prepare [--slots 32] [--trades 1024] [--cache DIR]
     python benchmarks/settle_v3_bench.py run [--cache DIR] [--sizes 64,256,1024]
 
-or, without proving (the numbers in docs/settlement_v3.md, where the setup did not finish here):
+or, without proving (the numbers in docs/settlement.md, where the setup did not finish here):
 
     python benchmarks/settle_v3_bench.py placeholder [--slots 32] [--sizes 64,256,1024]
 

@@ -51,7 +51,7 @@ from verifier.wire import Genesis, LeafDiff, Receipt, StateDiff
 
 DEFAULT_HOME = "~/.rollup"
 # A batch settles in one L1 transaction: 256 trades with two signatures each are 43 KB of calldata,
-# a third of geth's 128 KB transaction limit (gas: docs/settlement_v3.md). A node setting.
+# a third of geth's 128 KB transaction limit (gas: docs/settlement.md). A node setting.
 DEFAULT_MAX_BATCH_TXS = 256
 MAX_BATCH_ORACLE_UPDATES = 4  # an oracle update opens a segment: this bounds the segments a batch needs
 MAX_BATCH_TXS_META = "max_batch_txs"  # the node's batch bound in its store (JSON: a count or null)
