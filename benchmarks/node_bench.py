@@ -6,7 +6,7 @@ deposits as batch 1 and the mixed transactions as batch 2, and reports for batch
 
 - execution throughput (signature checks excluded) and its ratio to the 20,000 tx/s target,
 - signature checks (EIP-712 digest + secp256k1 recovery) per second, reported separately,
-- Merkle root update time per touched leaf, SQLite commit time per batch,
+- diff and Poseidon root update time per touched leaf, SQLite commit time per batch,
 - peak resident memory of the node process (target: under 1 GB for 50k transactions over
   100k accounts).
 
@@ -90,7 +90,7 @@ def run_node(folder: Path) -> dict:
             "signatures_per_s": round(n_signatures / t["signatures_s"]),
             "signatures": n_signatures,
         },
-        "merkle_update_us_per_touched_leaf": round(t["diff_and_root_s"] / max(1, len(second.diff.leaves)) * 1e6, 2),
+        "diff_and_poseidon_root_us_per_touched_leaf": round(t["diff_and_root_s"] / max(1, len(second.diff.leaves)) * 1e6, 2),
         "sqlite_commit_s_per_batch": round(t["commit_s"], 3),
         "reopen_and_root_check_s": round(reopen_s, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -419,3 +419,85 @@ def test_invalid_settlement_over_the_transaction_size_limit(run, l1, dep, monkey
     with pytest.raises(SettlementTooLarge, match="transaction limit of geth and reth"):
         settle(l1, dep, files.batch, files.proofs)
     assert l1.block_number == block
+
+
+# --- TransitionVerifierV3.verify_combined: every point and scalar checked ----------------------------
+
+
+def _combined_call(run, dep, proofs=None, rhos=(1, 2**127 + 5), inputs=None):
+    """verify_combined's arguments for batch 1's first two segments (honest unless changed)."""
+    from verifier.transition import compute_transition_inputs
+
+    files = run.batches[0]
+    evm_proofs, _ = encode_settlement(files.batch, files.proofs)
+    proofs = evm_proofs[:2] if proofs is None else proofs
+    inputs = compute_transition_inputs(files.batch, int(files.batch.prev_root, 16))[:2] if inputs is None else inputs
+    rhos = list(rhos)[: len(proofs)]
+    combined = [sum(rho * x[j] for rho, x in zip(rhos, inputs)) % R for j in range(len(inputs[0]))]
+    return dep.verifier.functions.verify_combined(proofs, rhos, combined, sum(rhos) % R)
+
+
+def _verify_reverts(call) -> str:
+    with pytest.raises(Exception) as info:  # eth-tester's TransactionFailed through web3
+        call.call({"gas": 10_000_000})
+    return str(info.value)
+
+
+def _twist_point_outside_g2():
+    """A point of the twist E'(Fq2) outside the order-r subgroup (the twist's cofactor is about q,
+    so almost every twist point is one), as EIP-197 words (x_imag, x_real, y_imag, y_real)."""
+    from verifier.curve import BN254
+    from verifier.evm import encode_g2
+
+    q, fq2 = BN254.q, BN254.FQ2
+    for k in range(1, 200):
+        x = fq2([k, 1])
+        rhs = x**3 + BN254.module.b2
+        # a square root in Fq[i]/(i^2 + 1), q = 3 mod 4 (Adj and Rodriguez-Henriquez, alg. 9)
+        a1 = rhs ** ((q - 3) // 4)
+        alpha = a1 * a1 * rhs
+        if alpha**q * alpha == -fq2.one():
+            continue
+        x0 = a1 * rhs
+        y = fq2([0, 1]) * x0 if alpha == -fq2.one() else (fq2.one() + alpha) ** ((q - 1) // 2) * x0
+        point = (x, y, fq2.one())
+        if y * y == rhs and BN254.is_on_curve_g2(point) and not BN254.is_in_subgroup(point):
+            data = encode_g2(point)
+            return [int.from_bytes(data[i : i + 32], "big") for i in range(0, 128, 32)]
+    raise AssertionError("no twist point outside G2 found")
+
+
+def test_verifier_contract_accepts_the_honest_weighted_batch_only(run, dep):
+    assert _combined_call(run, dep).call({"gas": 10_000_000}) is True
+    # the same proofs with their public inputs swapped: well-formed, and false
+    files = run.batches[0]
+    from verifier.transition import compute_transition_inputs
+
+    inputs = compute_transition_inputs(files.batch, int(files.batch.prev_root, 16))[:2]
+    assert _combined_call(run, dep, inputs=inputs[::-1]).call({"gas": 10_000_000}) is False
+
+
+def test_invalid_points_and_scalars_revert_with_reason(run, dep):
+    from verifier.curve import BN254
+
+    q = BN254.q
+    files = run.batches[0]
+    good = encode_settlement(files.batch, files.proofs)[0][:2]
+
+    def second(changes):
+        return [good[0], [changes.get(w, v) for w, v in enumerate(good[1])]]
+
+    cases = {
+        "proof 1: A is not on the curve": second({1: (good[1][1] + 1) % q}),
+        "proof 1: C is not on the curve": second({7: (good[1][7] + 1) % q}),
+        "proof 1: a coordinate is not below q": second({0: good[1][0] + q}),
+        "proof 1: A is the point at infinity": second({0: 0, 1: 0}),
+        "proof 1: C is the point at infinity": second({6: 0, 7: 0}),
+        "proof 1: B is not in G2": second({5: (good[1][5] + 1) % q}),  # off the twist
+        "proof 1: B is not in G2 ": second(dict(zip(range(2, 6), _twist_point_outside_g2()))),  # outside the subgroup
+    }
+    for reason, proofs in cases.items():
+        assert reason.strip() in _verify_reverts(_combined_call(run, dep, proofs=proofs)), reason
+    assert "weight 1 is not in [1, r)" in _verify_reverts(_combined_call(run, dep, rhos=(1, 0)))
+    assert "weight 1 is not in [1, r)" in _verify_reverts(_combined_call(run, dep, rhos=(1, R + 1)))
+    assert "empty batch" in _verify_reverts(dep.verifier.functions.verify_combined([], [], [0] * dep.shape.n_public, 0))
