@@ -152,6 +152,10 @@ def get_current_keys(home: Path, store: Store) -> tuple[str, int]:
     # the key on disk is the one the node recorded
     if "0x" + compute_vk_hash(read_json(vk_path)).hex() != vk_hash:
         raise ProvingError(f"{vk_path} does not match the verifying key hash the node recorded: run `rollup setup --force`")
+    version = store.get_meta(META_CIRCUIT_VERSION) or "1"
+    # keys of another circuit (v2's windows) prove another statement: never used for this one
+    if version != CIRCUIT_VERSION:
+        raise ProvingError(f"the keys in {pk_path.parent} are for version {version} of the segment circuit, this node runs version {CIRCUIT_VERSION}: run `rollup setup --force`")
     return vk_hash, int(slots)
 
 

@@ -110,6 +110,14 @@ def test_setup_is_cached_and_records_the_key_hash(home, proving_home):
         store.close()
     out = run("setup", "--home", str(home), code=1)
     assert "version 1 of the segment circuit" in out and "--force" in out
+    # nor used by prove, publish or deploy (circuit v2's keys prove another statement)
+    for command in (("prove",), ("publish", "1", str(home / "pub")), ("l1", "deploy")):
+        assert "version 1 of the segment circuit" in run(*command, "--home", str(home), code=1), command
+    store = Store.open(home)
+    try:
+        set_meta(store, "circuit_version", CIRCUIT_VERSION)  # the keys are this version's: later tests use them
+    finally:
+        store.close()
 
 
 def test_setup_backend_option(home):
