@@ -452,7 +452,7 @@ class Node:
                 self._discard_unaccepted(batch)
                 return None, receipts
             t2 = time.perf_counter()
-            diff_rows, accounts, others = self._compute_diff(batch.leaves)
+            diff_rows, accounts, others = self._compute_diff(batch.leaves, executor)
             unwritten = self._get_unwritten_rows(diff_rows, batch)
             prev_root = self.tree.root_bytes
             self.tree.update(accounts, others)
@@ -625,12 +625,15 @@ class Node:
             raise NodeError(f"batch not committed: {exc}") from exc
 
     def _compute_diff(
-        self, encoded: Mapping[int, tuple[bytes, int]]
+        self, encoded: Mapping[int, tuple[bytes, int]], executor: Executor | None = None
     ) -> tuple[list[tuple[int, bytes, bytes]], dict[int, int], dict[int, bytes]]:
         """(key, before, after) of every touched leaf that changed, the new account leaf values by
         account id (`verifier.state_tree`) and the other changed leaves' bytes by key; `encoded`
-        holds (bytes, value) of accounts already encoded in their final state."""
+        holds (bytes, value) of accounts already encoded in their final state. The remaining
+        account leaves are hashed on `executor` when given (Poseidon leaf hashes are most of a
+        root update; they are independent), else here."""
         rows, accounts, others = [], {}, {}
+        unhashed: list[tuple[int, bytes]] = []
         for key in sorted(self.state.touched):
             before = self.leaves.get(key, b"")
             known = encoded.get(key)
@@ -642,7 +645,8 @@ class Node:
                 elif known is not None:
                     accounts[key] = known[1]
                 else:
-                    accounts[key] = compute_account_value(after, self.tree.table)
+                    unhashed.append((key, after))
+        accounts.update(hash_account_leaves(unhashed, self.tree.table, executor))
         return rows, accounts, others
 
     def _reload(self) -> None:
@@ -651,6 +655,28 @@ class Node:
         self.state = state_from_leaves(self.genesis, self.leaves)
         self.tree = build_tree(self.genesis, self.leaves)
         gc.freeze()
+
+
+PARALLEL_HASH_MIN_LEAVES = 512  # below this, shipping leaves to workers costs more than hashing them
+
+
+def _hash_account_chunk(table: tuple[int, ...], leaves: list[bytes]) -> list[int]:
+    return [compute_account_value(data, table) for data in leaves]
+
+
+def hash_account_leaves(leaves: Sequence[tuple[int, bytes]], table: tuple[int, ...], executor: Executor | None = None) -> dict[int, int]:
+    """Leaf values of (account id, leaf bytes), in chunks on `executor` when there are enough of
+    them to pay for the trip (the same values as hashing them here)."""
+    if executor is None or len(leaves) < PARALLEL_HASH_MIN_LEAVES:
+        return {key: compute_account_value(data, table) for key, data in leaves}
+    n_chunks = 2 * max(1, get_executor_workers(executor))
+    size = -(-len(leaves) // n_chunks)
+    chunks = [leaves[i : i + size] for i in range(0, len(leaves), size)]
+    futures = [executor.submit(_hash_account_chunk, table, [data for _, data in chunk]) for chunk in chunks]
+    values: dict[int, int] = {}
+    for chunk, future in zip(chunks, futures):
+        values.update(zip((key for key, _ in chunk), future.result()))
+    return values
 
 
 def build_tree(genesis: Genesis, leaves: dict[int, bytes]) -> StateCommitment:

@@ -151,3 +151,29 @@ def test_pool_workers_run_below_the_coordinators_priority():
         assert executor.submit(_get_niceness, 0).result(timeout=30) == own
     with pytest.raises(ExecutorError, match="niceness"):
         ProcessExecutor(1, niceness=-1)
+
+
+@pytest.mark.parametrize("mode", ["pipelined", "partitioned"])
+def test_account_leaves_hashed_on_the_workers_give_the_sequential_root(chunked_workload, node_factory, monkeypatch, mode):
+    """Leaf hashes farmed out to the pool (every batch here, the threshold lowered) give the same
+    root as hashing them on the coordinator; the deposits batch alone creates 60 accounts."""
+    import rollup.node
+
+    setup, batch = _split_setup(chunked_workload)
+    sequential = node_factory(chunked_workload.genesis, "sequential")
+    expected = [sequential.submit(part, max_batch_txs=None).batch.new_root for part in (setup, batch)]
+    monkeypatch.setattr(rollup.node, "PARALLEL_HASH_MIN_LEAVES", 1)
+    calls = []
+    original = rollup.node._hash_account_chunk
+    with ProcessExecutor(2) as executor:
+        submit = executor.submit
+
+        def counting_submit(fn, *args, **kwargs):
+            calls.append(fn is original)
+            return submit(fn, *args, **kwargs)
+
+        monkeypatch.setattr(executor, "submit", counting_submit)
+        parallel = node_factory(chunked_workload.genesis, "parallel")
+        roots = [parallel.submit(part, executor=executor, mode=mode, max_batch_txs=None).batch.new_root for part in (setup, batch)]
+    assert roots == expected
+    assert any(calls)  # the leaves went to the workers
