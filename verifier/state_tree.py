@@ -73,6 +73,9 @@ class TreeShape:
         return (key >> (level * self.digit_bits)) & (self.arity - 1)
 
 
+POSITIONS_CACHE_SIZE = 1 << 15  # recent accounts' positions hashes (about 30 ints each)
+
+
 def hash_children(children: Sequence[Fr]) -> Fr:
     """A tree node: the Poseidon hash of its children (the two-input fast path for binary trees)."""
     if len(children) == 2:
@@ -127,9 +130,16 @@ def compute_account_fields(leaf: AccountLeaf, table: Sequence[int]) -> tuple[lis
     return [_get_address_int(leaf.address), leaf.collateral, leaf.nonce], positions
 
 
+@lru_cache(maxsize=POSITIONS_CACHE_SIZE)
+def _hash_positions(positions: tuple[int, ...]) -> Fr:
+    return hash_fields(positions)
+
+
 def hash_account(header: Sequence[int], positions: Sequence[int]) -> Fr:
-    """An account's leaf value from its header and dense positions."""
-    positions_hash = hash_fields(positions) if positions else 0
+    """An account's leaf value from its header and dense positions. The positions hash (three
+    Poseidon calls of the four, on the default genesis) is cached: a deposit, transfer or
+    withdrawal changes the header only, and every account without positions shares one."""
+    positions_hash = _hash_positions(tuple(positions)) if positions else 0
     return poseidon([*(v % R for v in header), positions_hash])
 
 
