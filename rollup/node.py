@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 from pathlib import Path
 
 from rollup.executors import get_executor_workers
@@ -270,8 +271,18 @@ class PendingBatch:
     """What `Node.submit` prepares for the commit while a batch executes (pipelined mode)."""
 
     writer: BatchWriter | None = None  # the open database transaction, if opened early
-    leaves: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)  # key -> final (bytes, hash)
+    leaves: dict[int, tuple[bytes, int | None]] = field(default_factory=dict)  # key -> final (bytes, leaf value)
     written: dict[int, tuple[int, bytes, bytes]] = field(default_factory=dict)  # key -> diff row written early
+    hash_jobs: list[tuple[list[tuple[int, bytes]], Any]] = field(default_factory=list)  # leaves hashing on the workers
+
+    def collect_hashes(self) -> None:
+        """Fill in the leaf values the workers computed (for leaves still final with those bytes)."""
+        for jobs, future in self.hash_jobs:
+            for (key, data), value in zip(jobs, future.result()):
+                known = self.leaves.get(key)
+                if known is not None and known[0] == data:
+                    self.leaves[key] = (data, value)
+        self.hash_jobs.clear()
 
 
 def get_last_chunks(transactions: Sequence, chunk_size: int) -> dict[int, int]:
@@ -452,6 +463,7 @@ class Node:
                 self._discard_unaccepted(batch)
                 return None, receipts
             t2 = time.perf_counter()
+            batch.collect_hashes()
             diff_rows, accounts, others = self._compute_diff(batch.leaves, executor)
             unwritten = self._get_unwritten_rows(diff_rows, batch)
             prev_root = self.tree.root_bytes
@@ -562,7 +574,7 @@ class Node:
             receipts.extend(chunk_receipts)
             writer.write_transactions([tx.model_dump_json() for tx in chunk])
             writer.write_receipts((r.status, r.model_dump_json()) for r in chunk_receipts)
-            self._encode_final_leaves(start // chunk_size, last_chunk, batch)
+            self._encode_final_leaves(start // chunk_size, last_chunk, batch, executor)
             touched |= self.state.touched
             self.state.touched.clear()
         self.state.touched = touched
@@ -571,22 +583,27 @@ class Node:
         timings["coordinator_cpu_s"] = time.process_time() - cpu
         return receipts
 
-    def _encode_final_leaves(self, chunk: int, last_chunk: dict[int, int], batch: "PendingBatch") -> None:
-        """Leaf bytes and hash of every account the chunk just executed touched and no later chunk
-        names (`get_last_chunks`), and its diff row written to the open batch; a key touched
-        again later is dropped from `batch.leaves` and encoded at the end."""
+    def _encode_final_leaves(self, chunk: int, last_chunk: dict[int, int], batch: "PendingBatch", executor: Executor) -> None:
+        """Leaf bytes of every account the chunk just executed touched and no later chunk names
+        (`get_last_chunks`), their hashes sent to the workers (Poseidon leaf hashes are most of a
+        root update; the coordinator keeps executing), and their diff rows written to the open
+        batch; a key touched again later is dropped from `batch.leaves` and encoded at the end."""
         genesis_hash = self.genesis_hash
         leaves = batch.leaves
         rows = []
+        to_hash: list[tuple[int, bytes]] = []
         for key in self.state.touched:
             if key < ACCOUNT_KEY_LIMIT and last_chunk.get(key, chunk) <= chunk and key not in batch.written:
                 after = encode_state_leaf(self.state, key, genesis_hash)
-                leaves[key] = (after, compute_account_value(after, self.tree.table))
+                leaves[key] = (after, None)
+                to_hash.append((key, after))
                 before = self.leaves.get(key, b"")
                 if after != before:
                     rows.append((key, before, after))
             else:
                 leaves.pop(key, None)
+        if to_hash:
+            batch.hash_jobs.append((to_hash, executor.submit(_hash_account_chunk, self.tree.table, [data for _, data in to_hash])))
         batch.writer.write_leaf_changes(rows)
         batch.written.update((row[0], row) for row in rows)
 
@@ -642,7 +659,7 @@ class Node:
                 rows.append((key, before, after))
                 if key >= ACCOUNT_KEY_LIMIT:
                     others[key] = after
-                elif known is not None:
+                elif known is not None and known[1] is not None:
                     accounts[key] = known[1]
                 else:
                     unhashed.append((key, after))
