@@ -212,7 +212,7 @@ def run_settlement_demo(home: Path, small: Any, seed: int) -> dict:
     contract assigns account ids in order), settle every batch (RollupV3 checks the root chain,
     every signature, the deposit queue and all segment proofs in one pairing check)."""
     from contracts.chain import L1
-    from contracts.deployment import UNIT_WEI, open_contracts
+    from contracts.deployment import GAS_MONEY, UNIT_WEI, open_contracts
     from contracts.transition_client import deposit, settle
     from rollup.cli.l1 import deploy_for_node, l1_errors
     from rollup.publish import build_published, get_genesis
@@ -230,7 +230,7 @@ def run_settlement_demo(home: Path, small: Any, seed: int) -> dict:
             opened: set[int] = set()
             for tx in small.transactions:
                 if isinstance(tx, Deposit):
-                    l1.fund(tx.address, tx.amount * UNIT_WEI + 10**17)
+                    l1.fund(tx.address, tx.amount * UNIT_WEI + GAS_MONEY)
                     # a first deposit opens the account (the contract assigns ids in order)
                     queued = deposit(l1, contracts, tx.account if tx.account in opened else None, tx.amount, keys[tx.address])
                     opened.add(queued.account)
