@@ -21,6 +21,7 @@ from verifier.wire import Deposit, Genesis
 
 UNIT_WEI = 10**6  # RollupV3.vy: wei of the L1 coin per collateral unit (1e-6 USD)
 GAS_MONEY = 10**17  # wei a user key gets from a dev account on a dev chain, to pay for its transactions
+DEV_CHAIN_IDS = frozenset((31337, 1337))  # anvil / hardhat, geth --dev: chains whose accounts are play money
 DEFAULT_FORCED_DELAY_BATCHES = 3
 DEFAULT_FORCED_DELAY_SECONDS = 7 * 24 * 3600
 
@@ -77,6 +78,31 @@ def get_max_segments(max_batch_txs: int, max_oracle_updates: int, n_slots: int) 
     updates, can take at `n_slots` per segment: the runs of transactions between oracle updates fill
     segments of n_slots, and every oracle update opens a segment (prover.transition_segments)."""
     return -(-max_batch_txs // n_slots) + max_oracle_updates + 1
+
+
+def fund_on_dev_chain(l1: L1, address: str, wei: int) -> None:
+    """Top `address` up to `wei` from the L1's default sender, on the embedded chain or a local
+    dev chain only: on any other chain the sender's money is real and a user pays for their own."""
+    if (l1.is_embedded or l1.chain_id in DEV_CHAIN_IDS) and l1.balance(address) < wei:
+        l1.fund(address, wei)
+
+
+PROOF_BYTES = 8 * 32  # a proof's EIP-197 words in calldata
+ABI_OVERHEAD_BYTES = 4 + 4 * 32  # selector, two offsets, two lengths
+
+
+def get_max_settlement_bytes(shape: SettlementShape, max_oracle_updates: int) -> int:
+    """The largest settlement transaction a batch of `shape.max_slots` transactions (at most
+    `max_oracle_updates` oracle updates) can need: every record a trade's with two signatures,
+    every segment its header and proof, the oracle sections, the ABI and the envelope."""
+    from contracts.transition_build import SEGMENT_HEADER_BYTES, SIGNATURE_BYTES, TAIL_BYTES
+    from contracts.transition_client import TX_OVERHEAD_BYTES
+    from verifier.pubdata import RECORDS
+
+    record = max(spec.size for spec in RECORDS) + 2 * SIGNATURE_BYTES
+    oracle = 32 * shape.oracle.n_words + SIGNATURE_BYTES
+    data = shape.max_slots * record + shape.max_segments * SEGMENT_HEADER_BYTES + max_oracle_updates * oracle + TAIL_BYTES
+    return data + shape.max_segments * PROOF_BYTES + ABI_OVERHEAD_BYTES + TX_OVERHEAD_BYTES
 
 
 def to_l2_deposit(event: Any) -> Deposit:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.chain import L1
-from contracts.deployment import GAS_MONEY, UNIT_WEI
+from contracts.deployment import GAS_MONEY, UNIT_WEI, fund_on_dev_chain
 from verifier.wire import Deposit, SigningDomain, Withdraw
 
 ESCAPE_GAS = 3_000_000  # explicit: a path check is 12 Poseidon calls (see the tests for the gas used)
@@ -71,8 +71,7 @@ def request_forced_withdrawal(
     if owner.lower() != address.lower():
         raise EscapeError(f"account {account} belongs to {owner} on L1, not to {address}: only its owner may force a withdrawal")
     tx = sign(unsigned(Withdraw, account=account, amount=amount, nonce=nonce), [private_key], domain)
-    if l1.balance(address) < GAS_MONEY:
-        l1.fund(address, GAS_MONEY)
+    fund_on_dev_chain(l1, address, GAS_MONEY)
     call = rollup.functions.request_forced_withdrawal(account, amount, nonce, split_signature(tx.signature))
     receipt = l1.send(call, f"force a withdrawal of {amount} units from account {account}", gas=ESCAPE_GAS, private_key=private_key)
     event = rollup.events.ForcedWithdrawalRequested().process_receipt(receipt)[0]["args"]

@@ -278,7 +278,7 @@ class PendingBatch:
     def collect_hashes(self) -> None:
         """Fill in the leaf values the workers computed (for leaves still final with those bytes)."""
         for jobs, future in self.hash_jobs:
-            for (key, data), value in zip(jobs, future.result()):
+            for (key, data), value in zip(jobs, get_worker_result(future, "leaf hashing")):
                 known = self.leaves.get(key)
                 if known is not None and known[0] == data:
                     self.leaves[key] = (data, value)
@@ -692,8 +692,17 @@ def hash_account_leaves(leaves: Sequence[tuple[int, bytes]], table: tuple[int, .
     futures = [executor.submit(_hash_account_chunk, table, [data for _, data in chunk]) for chunk in chunks]
     values: dict[int, int] = {}
     for chunk, future in zip(chunks, futures):
-        values.update(zip((key for key, _ in chunk), future.result()))
+        values.update(zip((key for key, _ in chunk), get_worker_result(future, "leaf hashing")))
     return values
+
+
+def get_worker_result(future: Any, what: str) -> Any:
+    """A worker task's result; its failure fails the batch with the cause (NodeError: the CLI
+    prints one line, and the node reloads its state)."""
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - any worker failure fails the batch, with its cause
+        raise NodeError(f"batch not committed: {what} failed in a worker: {type(exc).__name__}: {exc}") from exc
 
 
 def build_tree(genesis: Genesis, leaves: dict[int, bytes]) -> StateCommitment:

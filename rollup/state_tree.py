@@ -238,14 +238,16 @@ def get_account_opening(commitment: StateCommitment, account: int, leaf: bytes) 
     if leaf:
         header, positions = compute_account_fields(decode_account_leaf(leaf), commitment.table)
         address, collateral, nonce = header
-        fields = (address, collateral, nonce, hash_fields(positions))
+        fields = (address, collateral, nonce, hash_fields(positions) if positions else 0)  # as hash_account
     path = commitment.accounts.get_path(account)
     return AccountOpening(account, fields, path, commitment._markets_hash, commitment._globals_hash, root)  # type: ignore[arg-type]
 
 
-def get_settled_opening(store: Any, genesis: Genesis, account: int, batch: int) -> AccountOpening:
+def get_settled_opening(store: Any, genesis: Genesis, account: int, batch: int, l1_root: int | None = None) -> AccountOpening:
     """`account`'s opening as the state stood after `batch` (the last one settled on L1, not the
-    node's newest), from the node's store; the rebuilt root is checked against the batch's."""
+    node's newest), from the node's store; the rebuilt root is checked against the batch's and,
+    when given, the root the L1 stores (a node whose store diverged from the chain would send an
+    opening the contract refuses)."""
     from rollup.storage import get_leaves_before
     from verifier.encoding import account_key
     from verifier.state_tree import get_tree_shape
@@ -261,4 +263,6 @@ def get_settled_opening(store: Any, genesis: Genesis, account: int, batch: int) 
     # the stored leaves rebuild the batch's root (else the opening would fail on chain)
     if commitment.root_bytes != expected:
         raise ValueError(f"the node's leaves do not rebuild batch {batch}'s root: its store is inconsistent")
+    if l1_root is not None and commitment.root != l1_root:
+        raise ValueError(f"the node's state after batch {batch} has root 0x{commitment.root_bytes.hex()}, the L1 stores 0x{l1_root:064x}")
     return get_account_opening(commitment, account, leaves.get(account_key(account), b""))

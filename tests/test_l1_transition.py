@@ -156,6 +156,23 @@ def test_published_deposits_verified_against_the_queue(run, dep):
     assert info.value.reason == "deposit_not_queued"
 
 
+def test_invalid_deposits_replaying_consumed_queue_entries(run, dep):
+    """A batch that credits the queue's first entries again (their ids and hashes are the real
+    ones) while the proven state has consumed them: the queue position is the globals' deposit
+    count before the batch, not the ids the file names."""
+    from verifier.encoding import decode_globals_leaf, encode_globals_leaf
+    from verifier.transition import check_deposits_against_queue
+
+    batch = run.batches[0].batch
+    check_deposits_against_queue(batch, get_queue_hash(dep))  # honest: from queue position 0
+    g = decode_globals_leaf(bytes.fromhex(batch.globals_before[2:]))
+    consumed = encode_globals_leaf(g.fee_pool, g.insurance_fund, g.deposit_count + 2, g.oracle_time, g.genesis_hash)
+    replay = batch.model_copy(update={"globals_before": "0x" + consumed.hex()})
+    with pytest.raises(VerificationError, match="names queue entry 0, the queue stood at 2") as info:
+        check_deposits_against_queue(replay, get_queue_hash(dep))
+    assert info.value.reason == "deposit_not_queued"
+
+
 def test_batch_settles_and_moves_the_root(run, l1, dep):
     files = run.batches[1]
     assert dep.rollup.functions.batch_number().call() == 1
@@ -165,6 +182,15 @@ def test_batch_settles_and_moves_the_root(run, l1, dep):
     assert dep.rollup.functions.batch_number().call() == 2
     assert dep.rollup.functions.state_root().call() == int(files.batch.new_root, 16)
     assert result.segments == len(files.batch.segments)
+    # `rollup l1 deploy` sizes a full batch's transaction from above (the 128 KB check)
+    from dataclasses import replace
+
+    from contracts.deployment import get_max_settlement_bytes
+
+    n_tx = sum(len(s.transactions) for s in files.batch.segments)
+    n_updates = sum(s.oracle_update is not None for s in files.batch.segments)
+    bound = replace(dep.shape, max_slots=n_tx, max_segments=len(files.batch.segments))
+    assert result.calldata_bytes <= get_max_settlement_bytes(bound, n_updates)
     # the same batch again is batch 3 for the contract: its proofs are for batch 2
     assert _reason(l1, dep, files.batch, files.proofs) == "the proofs do not verify for the public inputs rebuilt from the data"
 

@@ -351,11 +351,17 @@ def compute_queue_hash(previous: bytes, deposit: Any) -> bytes:
 def check_deposits_against_queue(batch: PublishedTransition, get_queue_hash: QueueHash) -> None:
     """The batch's deposits are the L1 queue's entries from where it stood: a deposit carries no
     signature (the queue entry is its authorisation), so without this check anyone could credit
-    themselves collateral off chain (the contract does the same on settlement)."""
+    themselves collateral off chain (the contract does the same on settlement). The queue position
+    is the globals' deposit count before the batch (opened against the previous root; the circuit
+    consumes deposits from it in order), never the published deposit ids, which no proof covers."""
     deposits = [tx for s in batch.segments for tx in s.transactions if tx.type == "deposit"]
     if not deposits:
         return
-    first = deposits[0].deposit_id
+    first = decode_globals_leaf(bytes.fromhex(batch.globals_before[2:])).deposit_count
+    # the ids the transactions name are the queue positions they consume
+    for i, tx in enumerate(deposits):
+        if tx.deposit_id != first + i:
+            raise VerificationError("deposit_not_queued", f"deposit {i} of the batch names queue entry {tx.deposit_id}, the queue stood at {first + i}")
     queue_hash = get_queue_hash(first)
     for tx in deposits:
         queue_hash = compute_queue_hash(queue_hash, tx)

@@ -67,14 +67,15 @@ def load_deployment(home: Path, l1: Any) -> Any:
 
 @contextlib.contextmanager
 def l1_errors() -> Iterator[None]:
-    from contracts.chain import L1Revert
+    from contracts.chain import L1Error
     from contracts.deployment import SettlementError
     from contracts.escape import EscapeError
     from contracts.transition_client import SettlementTooLarge
+    from verifier.encoding import InvalidKey
 
     try:
         yield
-    except (L1Revert, SettlementError, SettlementTooLarge, EscapeError) as exc:
+    except (L1Error, SettlementError, SettlementTooLarge, EscapeError, InvalidKey) as exc:
         raise UserError(str(exc)) from None
 
 
@@ -94,8 +95,8 @@ def open_rollup(home: Path | None, rpc_url: str | None, private_key: str | None 
 def deploy_for_node(l1: Any, target: Path, store: Any) -> Any:
     """Deploy the contracts for the node in `target` (its genesis, key, segment size and batch
     bound) on `l1` and record the deployment; returns the record."""
-    from contracts.deployment import DEFAULT_FORCED_DELAY_BATCHES, DEFAULT_FORCED_DELAY_SECONDS, get_max_segments, get_shape, record_deployment
-    from contracts.transition_client import deploy_v3
+    from contracts.deployment import DEFAULT_FORCED_DELAY_BATCHES, DEFAULT_FORCED_DELAY_SECONDS, get_max_segments, get_max_settlement_bytes, get_shape, record_deployment
+    from contracts.transition_client import TX_SIZE_LIMIT, deploy_v3
     from prover.pipeline import ProvingError, get_current_keys, get_key_paths
     from rollup.node import MAX_BATCH_ORACLE_UPDATES, MAX_BATCH_TXS_META, get_settlement_bound
     from rollup.publish import get_genesis
@@ -123,6 +124,13 @@ def deploy_for_node(l1: Any, target: Path, store: Any) -> Any:
     if path.exists():
         raise UserError(f"already deployed on this L1 ({path}); remove the file to deploy again")
     shape = get_shape(genesis, n_slots, max_segments, bound)
+    size = get_max_settlement_bytes(shape, MAX_BATCH_ORACLE_UPDATES)
+    # a full batch must fit one transaction a public mempool carries
+    if size > TX_SIZE_LIMIT:
+        raise UserError(
+            f"a full batch of {bound} transactions can need a {size:,}-byte settlement, over the {TX_SIZE_LIMIT:,}-byte "
+            "transaction limit of geth and reth: `rollup init --max-batch-txs` with a smaller bound"
+        )
     with l1_errors():
         contracts = deploy_v3(
             l1, shape, read_json(get_key_paths(target)[1]), genesis, genesis_root, DEFAULT_FORCED_DELAY_BATCHES, DEFAULT_FORCED_DELAY_SECONDS
@@ -174,16 +182,15 @@ def deposit(
     json_output: JsonOption = False,
 ) -> None:
     """Deposit on L1 (the queue) from the depositor's key (--keystore, --interactive, $ROLLUP_PRIVATE_KEY; --key for tests), which owns the account: to a new account (the contract assigns its id) or to one of yours. The queue entry authorises the L2 Deposit that consumes it (no L2 signature); it is printed, or appended to --out (`rollup l1 deposits` lists every queued one)."""
-    from contracts.deployment import GAS_MONEY, UNIT_WEI
+    from contracts.deployment import GAS_MONEY, UNIT_WEI, fund_on_dev_chain
     from contracts.transition_client import deposit as l1_deposit
     from rollup.signing import get_address
 
     private_key = load_private_key(KeySource(keystore, keystore_dir, password_file, interactive, key, home))
     with open_rollup(home, rpc_url) as (l1, contracts, _, _, _):
         address = get_address(private_key)
-        # gas money and the deposit itself (the L1 sender pays: a dev account on a dev chain)
-        if l1.balance(address) < amount * UNIT_WEI + GAS_MONEY:
-            l1.fund(address, amount * UNIT_WEI + GAS_MONEY)
+        # gas money and the deposit itself, from a dev account on a dev chain
+        fund_on_dev_chain(l1, address, amount * UNIT_WEI + GAS_MONEY)
         tx = l1_deposit(l1, contracts, account, amount, private_key)
     line = tx.model_dump_json()
     if out is not None:
@@ -329,9 +336,10 @@ def get_settled_opening(contracts: Any, store: Any, genesis: Any, account: int) 
     """The account's leaf opened at the L1's last settled batch, from the node's store."""
     from rollup.state_tree import get_settled_opening as open_leaf
 
-    settled = contracts.rollup.functions.batch_number().call()
+    functions = contracts.rollup.functions
+    settled = functions.batch_number().call()
     try:
-        return open_leaf(store, genesis, account, settled)
+        return open_leaf(store, genesis, account, settled, functions.state_root().call())
     except ValueError as exc:
         raise UserError(f"cannot open account {account} at the settled batch {settled}: {exc}") from None
 
