@@ -70,7 +70,7 @@ def deploy_v3(
     forced_delay_seconds: int = 86_400,
 ) -> V3Deployment:
     """RollupV3 at `genesis_root`, first, so it lands where the genesis says (the EIP-712 domain's
-    verifyingContract: refused on another chain or address, as `deploy_rollup`); then the
+    verifyingContract: refused on another chain or address, as the genesis requires); then the
     verifier with the key's IC points in data contracts and the Poseidon contracts (3 and 4
     inputs, for the escape hatch), bound to the rollup once by the deployer (L1's default sender)."""
     vk = parse_verifying_key(dict(vk_json))

@@ -52,7 +52,7 @@ def get_slot_type(tx: object) -> str:
 
 
 def compute_tx_words(tx: object) -> TxWords:
-    """The transaction's fields on the slot's ten words (which account is A and which B is fixed
+    """The transaction's fields on the slot's words (which account is A and which B is fixed
     per type, see the module docstring)."""
     if isinstance(tx, Deposit):
         address = _get_address_int(tx.address)

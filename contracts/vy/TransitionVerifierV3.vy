@@ -3,7 +3,7 @@
 @title Groth16 batch check of circuit v3's segment proofs (BN254), with inputs combined by the caller
 @notice Holds the transition circuit's verifying key: alpha, beta, gamma, delta as immutables, the
         IC points (one per public input, plus one) in data contracts (64 bytes each after a
-        leading STOP byte), as Groth16Verifier.vy keeps v2's.
+        leading STOP byte).
 
         `verify_combined(proofs, rhos, combined, sum_rho)` checks, in ONE pairing call of k + 3 pairs,
             prod_i e(-rho_i A_i, B_i) * e(vk_sum, gamma) * e(sum_i rho_i C_i, delta)
@@ -14,8 +14,17 @@
         prod_i X_i^rho_i == 1 for the per-proof Groth16 equations X_i; it is sound only if the
         caller drew the weights after every proof and every public input was fixed (RollupV3 draws
         them from keccak256 of the batch number, the stored root, the settlement's data and the
-        proofs, from which every input is a function): see Groth16Verifier.vy for the argument
-        (2^-127 per attempt with 128-bit weights, rho_0 = 1).
+        proofs, from which every input is a function).
+
+        Why the weights are sound. Every X_i lies in GT, the group of r-th roots of unity in Fq12,
+        of prime order r, so X_j != 1 has order r. The X_i are fixed before the weights are known;
+        if some X_j != 1 with j >= 1, then for any values of the other weights at most one residue
+        of rho_j mod r satisfies the equation, so one hash evaluation passes with probability
+        <= 2^-127 with 128-bit weights (a zero weight, which would leave its proof unchecked, is
+        refused); a prover grinding 2^t batch variants succeeds with <= 2^(t-127). If only
+        X_0 != 1 the product is X_0 and the batch fails whatever the weights, which is why
+        rho_0 can be 1. Bilinearity in the G1 argument needs B_i in G2, which the pairing
+        precompile enforces (EIP-197); G1 has cofactor 1 on BN254.
 
         Layouts (EIP-197): G1 = (x, y); G2 = (x_imag, x_real, y_imag, y_real); a proof is
         (A.x, A.y, B.x_imag, B.x_real, B.y_imag, B.y_real, C.x, C.y). Malformed input (a count, a
