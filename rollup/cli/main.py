@@ -87,6 +87,8 @@ from rollup.cli import keys as _keys  # noqa: E402
 app.add_typer(_keys.app, name="key")
 from rollup.cli import tx as _tx  # noqa: E402
 app.add_typer(_tx.app, name="tx")
+from service import cli as _service  # noqa: E402
+app.command("serve")(_service.serve)
 # --- end of command registration ---
 
 
