@@ -102,7 +102,7 @@ def test_matches_reference() -> None:
 
 
 def test_pack_unpack_roundtrip() -> None:
-    points = random_points(B.fast, 6, 6) + [B.IDENTITY, B.BASE8, ORDER2]
+    points = random_points(B.fast, 6, 6) + [B.BASE8]
     for p in points:
         packed = B.pack_point(p)
         assert len(packed) == 32
@@ -114,6 +114,10 @@ def test_pack_unpack_roundtrip() -> None:
 
 
 def test_invalid_unpack() -> None:
+    # x = 0: circomlibjs's unpackPoint refuses the identity and the point of order 2
+    for p in (B.IDENTITY, ORDER2):
+        with pytest.raises(B.InvalidPoint, match="x = 0"):
+            B.unpack_point(B.pack_point(p))
     with pytest.raises(B.InvalidPoint, match="32 bytes"):
         B.unpack_point(b"\x00" * 31)
     with pytest.raises(B.InvalidPoint, match="not a field element"):

@@ -145,7 +145,8 @@ def _sqrt(a: int) -> int | None:
 
 
 def unpack_point(data: bytes) -> Point:
-    """circomlibjs unpackPoint, raising InvalidPoint where it returns null. The x it picks is the
+    """circomlibjs unpackPoint, raising InvalidPoint where it returns null (and for y = p, which it
+    reads as 0). The x it picks is the
     root with the packed sign (circomlibjs negates its sqrt when the bit is set; ffjavascript's
     sqrt returns the root <= (p-1)/2, so both agree)."""
     if not isinstance(data, (bytes, bytearray)) or len(data) != 32:
@@ -159,6 +160,8 @@ def unpack_point(data: bytes) -> Point:
     y2 = y * y % P
     den = (A - D * y2) % P
     x2 = (1 - y2) * _inv(den) % P
+    if x2 == 0:  # circomlibjs's Euler test (x2^((p-1)/2) == 1) fails on 0: it refuses x = 0 too
+        raise InvalidPoint("packed point: x = 0 (the identity or the point of order 2), which circomlibjs refuses")
     x = _sqrt(x2)
     if x is None:
         raise InvalidPoint("packed point: no x on BabyJubJub for this y")
