@@ -10,8 +10,8 @@ Implementations, same API and results (`IMPLEMENTATIONS`; one test suite runs ov
   double-and-add scalar multiplication, line for line.
 - `fast`: extended coordinates (X:Y:Z:T), x = X/Z, y = Y/Z, x*y = T/Z (Hisil-Wong-Carter-Dawson
   2008, unified addition: complete here since a is a square and d is not), on gmpy2 integers when
-  installed; a 4-bit fixed window for any base, and a precomputed table (no doublings at all) for
-  Base8 and for any point given to `precompute`.
+  installed; a 4-bit fixed window for any base, and precomputed tables of signed digits (no
+  doublings at all) for Base8 (8-bit digits) and for any point given to `precompute` (4-bit).
 `babyjub` is the fast one.
 
 Packing is circomlibjs's `packPoint`: y in 32 little-endian bytes, the top bit of the last byte set
@@ -274,8 +274,6 @@ def _ext_equals_affine(p: Ext, q: Point) -> bool:
 
 
 _EXT_IDENTITY: Ext = (_mpz(0), _mpz(1), _mpz(1), _mpz(0))
-_WINDOW = 4
-_DIGITS = (SUBORDER.bit_length() + _WINDOW - 1) // _WINDOW  # enough for every scalar reduced mod the subgroup order
 
 
 def _batch_to_niels(points: list[Ext]) -> list[Niels]:
@@ -296,31 +294,46 @@ def _batch_to_niels(points: list[Ext]) -> list[Niels]:
 
 
 class FixedBaseTable:
-    """j * 16^i * Q for every 4-bit digit position i and digit j: a scalar multiplication of Q is
-    then one mixed addition per nonzero digit (no doublings). Valid for scalars < 16^digits."""
+    """j * 2^(w*i) * Q for every w-bit signed digit position i and digit j in [1, 2^(w-1)]: a scalar
+    multiplication of Q is then one mixed addition per nonzero digit (no doublings); a negative
+    digit adds the negated entry, which halves the table. Valid for scalars in [0, 2^bits)."""
 
-    def __init__(self, q: Point, digits: int = _DIGITS) -> None:
+    def __init__(self, q: Point, window: int = 4, bits: int = SUBORDER.bit_length()) -> None:
         self.point = q
-        self.digits = digits
+        self.window = window
+        self.bits = bits
+        half = 1 << (window - 1)
         rows: list[list[Niels]] = []
         base = _to_ext(q)
-        for _ in range(digits):
+        for _ in range((bits + window - 1) // window + 1):  # one more row for the last carry
             multiples = [base]
-            for _ in range(14):
+            for _ in range(half - 1):
                 multiples.append(_ext_add(multiples[-1], base))
             rows.append(_batch_to_niels(multiples))
-            base = _ext_double(_ext_double(_ext_double(_ext_double(base))))
+            for _ in range(window):
+                base = _ext_double(base)
         self.rows = rows
 
+    def covers(self, e: int) -> bool:
+        return 0 <= e and e.bit_length() <= self.bits
+
     def mul(self, e: int) -> Ext:
+        w = self.window
+        mask, half, full = (1 << w) - 1, 1 << (w - 1), 1 << w
         acc = _EXT_IDENTITY
-        i = 0
         rows = self.rows
+        i = 0
         while e:
-            j = e & 15
-            if j:
+            j = e & mask
+            e >>= w
+            if j > half:
+                j -= full
+                e += 1
+            if j > 0:
                 acc = _ext_madd(acc, rows[i][j - 1])
-            e >>= 4
+            elif j < 0:
+                x, y, t = rows[i][-j - 1]
+                acc = _ext_madd(acc, (-x, y, -t))
             i += 1
         return acc
 
@@ -350,8 +363,8 @@ class FastBabyJub:
 
     @property
     def base_table(self) -> FixedBaseTable:
-        if self._base_table is None:  # built on first use: about 1k additions
-            self._base_table = FixedBaseTable(BASE8)
+        if self._base_table is None:  # built on first use: 8-bit digits, 4k points, about 3 MB
+            self._base_table = FixedBaseTable(BASE8, window=8)
         return self._base_table
 
     def add(self, p: Point, q: Point) -> Point:
@@ -366,7 +379,7 @@ class FastBabyJub:
         return _ext_to_affine(_window_mul(p, e))
 
     def mul_base(self, e: int) -> Point:
-        if e < 0 or e.bit_length() > 4 * _DIGITS:
+        if not self.base_table.covers(e):
             return self.mul(BASE8, e)
         return _ext_to_affine(self.base_table.mul(e))
 
@@ -381,7 +394,7 @@ class FastBabyJub:
         return _ext_to_affine(self._mul_table(table, e))
 
     def _mul_table(self, table: FixedBaseTable, e: int) -> Ext:
-        if 0 <= e and e.bit_length() <= 4 * table.digits:
+        if table.covers(e):
             return table.mul(e)
         return _window_mul(table.point, e)
 
@@ -395,7 +408,7 @@ class FastBabyJub:
 
     def _sub_base(self, s: int, table: FixedBaseTable, e: int) -> Ext:
         q = self._mul_table(table, e)
-        left = self.base_table.mul(s) if 0 <= s < 16**_DIGITS else _window_mul(BASE8, s)
+        left = self.base_table.mul(s) if self.base_table.covers(s) else _window_mul(BASE8, s)
         return _ext_add(left, (-q[0], q[1], q[2], -q[3]))
 
 

@@ -234,9 +234,10 @@ def _check_signature_shape(sig: Any) -> None:
 
 class _KeyCache:
     """Public keys already checked (on the curve, in the subgroup, not the identity), with the
-    precomputed table each verification multiplies: a sequencer sees the same keys again and again."""
+    precomputed table each verification multiplies: a sequencer sees the same keys again and again.
+    A fast table is about 200 KB (benchmarks/eddsa_bench.py measures it): 256 keys, oldest out first."""
 
-    def __init__(self, curve: Any, maxsize: int = 1024) -> None:
+    def __init__(self, curve: Any, maxsize: int = 256) -> None:
         self.curve = curve
         self.maxsize = maxsize
         self.tables: dict[Point, Any] = {}
@@ -270,6 +271,11 @@ def _get_key_table(a: Any, curve: Any) -> Any:
     return cache.get(a)
 
 
+def clear_key_cache() -> None:
+    """Forget every checked key and its table (benchmarks of first-seen keys; tests)."""
+    _KEY_CACHES.clear()
+
+
 def verify(msg: Fr, sig: Signature, a: Point, curve: Any = bjj.babyjub) -> bool:
     """circomlibjs verifyPoseidon (argument order as there), stricter on the key: True iff the
     signature verifies; InvalidSignature for malformed input (the message says which)."""
@@ -277,9 +283,11 @@ def verify(msg: Fr, sig: Signature, a: Point, curve: Any = bjj.babyjub) -> bool:
     _check_signature_shape(sig)
     table = _get_key_table(a, curve)
     h = compute_message_hash(sig.R8, a, msg)
+    # A is in the subgroup of order l (checked), so 8h * A = (8h mod l) * A: a scalar the key's table covers
+    e = 8 * h % SUBORDER
     if hasattr(curve, "sub_base_equals"):
-        return curve.sub_base_equals(sig.S, table, 8 * h, sig.R8)
-    return curve.mul_sub_base(sig.S, table, 8 * h) == sig.R8
+        return curve.sub_base_equals(sig.S, table, e, sig.R8)
+    return curve.mul_sub_base(sig.S, table, e) == sig.R8
 
 
 def check_signature(msg: Fr, sig: Signature, a: Point, curve: Any = bjj.babyjub) -> None:
