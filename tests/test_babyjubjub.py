@@ -77,7 +77,10 @@ def test_mul_base_and_precomputed_tables(curve) -> None:
         assert curve.mul_base(e) == curve.mul(B.BASE8, e)
         assert curve.mul_precomputed(table, e) == curve.mul(q, e)
         s = rng.randrange(B.SUBORDER)
-        assert curve.mul_sub_base(s, table, e) == curve.add(curve.mul(B.BASE8, s), B.neg(curve.mul(q, e)))
+        expected = curve.add(curve.mul(B.BASE8, s), B.neg(curve.mul(q, e)))
+        assert curve.mul_sub_base(s, table, e) == expected
+        assert curve.sub_base_equals(s, table, e, expected)
+        assert not curve.sub_base_equals(s, table, e, curve.add(expected, B.BASE8))
 
 
 def test_subgroup_membership(curve) -> None:

@@ -204,6 +204,10 @@ class ReferenceBabyJub:
         """s * Base8 - e * Q, where `table` came from precompute(Q)."""
         return self.add(self.mul_base(s), neg(self.mul(table, e)))
 
+    def sub_base_equals(self, s: int, table: Any, e: int, r: Point) -> bool:
+        """s * Base8 - e * Q == r (the verification equation, rearranged)."""
+        return self.mul_sub_base(s, table, e) == r
+
 
 # ---- fast: extended coordinates ----
 

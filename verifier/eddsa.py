@@ -285,9 +285,7 @@ def verify(msg: Fr, sig: Signature, a: Point, curve: Any = bjj.babyjub) -> bool:
     h = compute_message_hash(sig.R8, a, msg)
     # A is in the subgroup of order l (checked), so 8h * A = (8h mod l) * A: a scalar the key's table covers
     e = 8 * h % SUBORDER
-    if hasattr(curve, "sub_base_equals"):
-        return curve.sub_base_equals(sig.S, table, e, sig.R8)
-    return curve.mul_sub_base(sig.S, table, e) == sig.R8
+    return curve.sub_base_equals(sig.S, table, e, sig.R8)
 
 
 def check_signature(msg: Fr, sig: Signature, a: Point, curve: Any = bjj.babyjub) -> None:
