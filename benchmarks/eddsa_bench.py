@@ -1,0 +1,144 @@
+"""EdDSA-Poseidon over BabyJubJub (verifier.eddsa): signatures verified and made per CPU second for each
+curve implementation, with the parts of a verification timed apart, a 2-process pool, and
+coincurve's secp256k1 recovery on the same machine for comparison.
+
+Prints JSON. Rates are per CPU second of the measuring process (`time.process_time`); the pool's is
+per wall second. Usage: `python benchmarks/eddsa_bench.py [--quick]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+from verifier import babyjubjub as B
+from verifier import eddsa as E
+from verifier.poseidon import FASTEST_NAME, poseidon
+
+
+def rate(fn: Callable[[Any], Any], items: Sequence[Any]) -> float:
+    """Items per CPU second."""
+    started = time.process_time()
+    for item in items:
+        fn(item)
+    elapsed = time.process_time() - started
+    return round(len(items) / elapsed, 1) if elapsed > 0 else float("inf")
+
+
+def make_signatures(n_keys: int, n: int, seed: int) -> list[tuple[int, E.Signature, B.Point]]:
+    rng = random.Random(seed)
+    keys = [rng.randbytes(32) for _ in range(n_keys)]
+    pubs = [E.prv2pub(k) for k in keys]
+    out = []
+    for i in range(n):
+        msg = rng.randrange(B.P)
+        out.append((msg, E.sign(keys[i % n_keys], msg), pubs[i % n_keys]))
+    return out
+
+
+def _verify_chunk(chunk: list[tuple[int, E.Signature, B.Point]]) -> int:
+    return sum(E.verify(m, s, a) for m, s, a in chunk)
+
+
+def pool_rate(items: list[tuple[int, E.Signature, B.Point]], workers: int) -> float:
+    """Verifications per wall second in a multiprocess pool (each worker warms its own key cache)."""
+    from multiprocess import Pool
+
+    chunk = max(1, len(items) // (4 * workers))
+    chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
+    with Pool(workers) as pool:
+        pool.map(_verify_chunk, [items[:50]] * workers)  # start the workers and fill their key caches
+        started = time.perf_counter()
+        ok = sum(pool.map(_verify_chunk, chunks))
+        elapsed = time.perf_counter() - started
+    if ok != len(items):
+        raise RuntimeError("a valid signature failed to verify in the pool")
+    return round(len(items) / elapsed, 1)
+
+
+def table_bytes(table: Any) -> int:
+    rows = getattr(table, "rows", [])
+    return sum(sys.getsizeof(row) + sum(sys.getsizeof(n) + sum(sys.getsizeof(c) for c in n) for n in row) for row in rows)
+
+
+def bench_curve(curve: Any, quick: bool) -> dict[str, Any]:
+    fast = curve is B.fast
+    n = (600 if quick else 3_000) if fast else (6 if quick else 12)
+    n_keys = 50 if fast else 2
+    items = make_signatures(n_keys, n, seed=1)
+    rng = random.Random(2)
+    scalars = [rng.randrange(B.SUBORDER) for _ in range(n)]
+    E.clear_key_cache()
+    cold = rate(lambda t: E.verify(t[0], t[1], t[2], curve), items[:n_keys])  # every key first seen: checked, table built
+    warm = rate(lambda t: E.verify(t[0], t[1], t[2], curve), items)
+    if not all(E.verify(m, s, a, curve) for m, s, a in items[:5]):
+        raise RuntimeError("a valid signature failed to verify")
+    keys = [random.Random(i).randbytes(32) for i in range(min(n, 200 if fast else 3))]
+    a = items[0][2]
+    table = curve.precompute(a)
+    out = {
+        "signatures": n,
+        "distinct_keys": n_keys,
+        "verify_per_s_keys_cached": warm,
+        "verify_per_s_first_seen_key": cold,
+        "sign_per_s": rate(lambda k: E.sign(k, 12345, curve), keys),
+        "prv2pub_per_s": rate(lambda k: E.prv2pub(k, curve), keys),
+        "parts_per_s": {
+            "mul_base8": rate(curve.mul_base, scalars),
+            "mul_cached_key": rate(lambda e: curve.mul_precomputed(table, e), scalars),
+            "mul_any_point": rate(lambda e: curve.mul(a, e), scalars[: max(3, n // 10)]),
+            "subgroup_check": rate(curve.in_subgroup, [t[2] for t in items[: max(3, n // 10)]]),
+        },
+    }
+    if fast:
+        out["key_table_bytes"] = table_bytes(table)
+        out["verify_per_s_pool_2_wall"] = pool_rate(items, 2)
+    return out
+
+
+def bench_reference_points() -> dict[str, Any]:
+    rng = random.Random(3)
+    msgs = [[rng.randrange(B.P) for _ in range(5)] for _ in range(2_000)]
+    out: dict[str, Any] = {"poseidon5_per_s": rate(poseidon, msgs), "poseidon_implementation": FASTEST_NAME}
+    try:
+        import coincurve
+
+        pk = coincurve.PrivateKey(b"\x07" * 32)
+        digests = [rng.randbytes(32) for _ in range(3_000)]
+        sigs = [(d, pk.sign_recoverable(d, hasher=None)) for d in digests]
+        out["secp256k1_recover_per_s_coincurve"] = rate(lambda p: coincurve.PublicKey.from_signature_and_message(p[1], p[0], hasher=None), sigs)
+    except ImportError:  # pragma: no cover - a declared dependency
+        pass
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small samples")
+    args = parser.parse_args()
+    try:
+        import gmpy2  # noqa: F401
+
+        arithmetic = "gmpy2"
+    except ImportError:
+        arithmetic = "python ints"
+    result = {
+        "benchmark": "eddsa",
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "fast_arithmetic": arithmetic,
+        "target_verify_per_s_per_core": 10_000,
+        "comparison": bench_reference_points(),
+        "implementations": {name: bench_curve(curve, args.quick) for name, curve in B.IMPLEMENTATIONS.items()},
+    }
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

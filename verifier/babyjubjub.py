@@ -1,0 +1,444 @@
+"""BabyJubJub, the twisted Edwards curve a*x^2 + y^2 = 1 + d*x^2*y^2 over BN254's scalar field (circomlib's).
+
+Parameters are circomlibjs 0.1.7's (`src/babyjub.js`; the same a, d as circomlib 2.0.5's
+`circuits/babyjub.circom`), the field modulus is py_ecc's `curve_order`; all are checked on load
+(the generators on the curve, Base8 = 8 * Generator, the group orders) and against circomlibjs by
+the interop tests. Points are affine tuples `(x, y)` of ints; the identity is `(0, 1)`.
+
+Implementations, same API and results (`IMPLEMENTATIONS`; one test suite runs over both):
+- `reference`: circomlibjs's affine addition (one field inversion per addition) and its
+  double-and-add scalar multiplication, line for line.
+- `fast`: extended coordinates (X:Y:Z:T), x = X/Z, y = Y/Z, x*y = T/Z (Hisil-Wong-Carter-Dawson
+  2008, unified addition: complete here since a is a square and d is not), on gmpy2 integers when
+  installed; a 4-bit fixed window for any base, and precomputed tables of signed digits (no
+  doublings at all) for Base8 (8-bit digits) and for any point given to `precompute` (4-bit).
+`babyjub` is the fast one.
+
+Packing is circomlibjs's `packPoint`: y in 32 little-endian bytes, the top bit of the last byte set
+when x > (p - 1) / 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from py_ecc.optimized_bn128 import curve_order
+
+try:
+    import gmpy2
+
+    _mpz: Callable[[int], Any] = gmpy2.mpz
+except ImportError:  # pragma: no cover - gmpy2 is the optional extra `fast`
+    gmpy2 = None
+    _mpz = int
+
+Point = tuple[int, int]
+Scalar = int
+
+P = curve_order  # BN254's scalar field: BabyJubJub's base field
+# From circomlibjs 0.1.7 src/babyjub.js (A, D also in circomlib's babyjub.circom)
+A = 168700
+D = 168696
+GENERATOR: Point = (
+    995203441582195749578291179787384436505546430278305826713579947235728471134,
+    5472060717959818805561601436314318772137091100104008585924551046643952123905,
+)
+BASE8: Point = (
+    5299619240641551281634865583518297030282874472190772894086521144482721001553,
+    16950150798460657717958625567821834550301663161624707787222815936182638968203,
+)
+ORDER = 21888242871839275222246405745257275088614511777268538073601725287587578984328
+SUBORDER = ORDER >> 3  # the prime order of the subgroup Base8 generates (circomlibjs's subOrder)
+COFACTOR = 8
+IDENTITY: Point = (0, 1)
+_HALF_P = (P - 1) // 2
+
+
+class InvalidPoint(ValueError):
+    """A point (or packed point) that is malformed, off the curve or outside the subgroup."""
+
+
+# ---- reference: circomlibjs's formulas ----
+
+
+def _inv(a: int) -> int:
+    return pow(a, P - 2, P)
+
+
+def is_on_curve(p: Point) -> bool:
+    """a*x^2 + y^2 == 1 + d*x^2*y^2, with both coordinates canonical field elements."""
+    if not (isinstance(p, tuple) and len(p) == 2 and all(isinstance(c, int) and 0 <= c < P for c in p)):
+        return False
+    x2, y2 = p[0] * p[0] % P, p[1] * p[1] % P
+    return (A * x2 + y2) % P == (1 + D * x2 * y2) % P
+
+
+def check_point(p: Any, what: str = "point") -> None:
+    """Raise InvalidPoint unless `p` is a pair of field elements on the curve."""
+    if not (isinstance(p, tuple) and len(p) == 2):
+        raise InvalidPoint(f"{what} must be a pair (x, y) of ints, got {type(p).__name__}")
+    for name, c in zip("xy", p):
+        if isinstance(c, bool) or not isinstance(c, int):
+            raise InvalidPoint(f"{what}.{name} must be an int, got {type(c).__name__}")
+        if not 0 <= c < P:
+            raise InvalidPoint(f"{what}.{name} is not a field element (must be in [0, p))")
+    if not is_on_curve(p):
+        raise InvalidPoint(f"{what} is not on BabyJubJub")
+
+
+def _ref_add(p: Point, q: Point) -> Point:
+    # circomlibjs addPoint: beta, gamma, delta, tau as in the circuit's BabyAdd
+    beta = p[0] * q[1] % P
+    gamma = p[1] * q[0] % P
+    delta = (p[1] - A * p[0]) * (q[0] + q[1]) % P
+    dtau = D * beta * gamma % P
+    x = (beta + gamma) * _inv((1 + dtau) % P) % P
+    y = (delta + A * beta - gamma) * _inv((1 - dtau) % P) % P
+    return (x, y)
+
+
+def _ref_mul(p: Point, e: int) -> Point:
+    # circomlibjs mulPointEscalar: right-to-left double-and-add
+    res, exp = IDENTITY, p
+    while e:
+        if e & 1:
+            res = _ref_add(res, exp)
+        exp = _ref_add(exp, exp)
+        e >>= 1
+    return res
+
+
+def neg(p: Point) -> Point:
+    return ((-p[0]) % P, p[1])
+
+
+def pack_point(p: Point) -> bytes:
+    """circomlibjs packPoint: y little-endian, bit 255 = (x > (p - 1) / 2)."""
+    check_point(p)
+    buf = bytearray(p[1].to_bytes(32, "little"))
+    if p[0] > _HALF_P:
+        buf[31] |= 0x80
+    return bytes(buf)
+
+
+def _sqrt(a: int) -> int | None:
+    """A square root mod P (Tonelli-Shanks), or None when `a` is not a square."""
+    if a == 0:
+        return 0
+    if pow(a, (P - 1) // 2, P) != 1:
+        return None
+    q, s = P - 1, 0
+    while q % 2 == 0:
+        q, s = q // 2, s + 1
+    z = 2
+    while pow(z, (P - 1) // 2, P) != P - 1:
+        z += 1
+    m, c, t, r = s, pow(z, q, P), pow(a, q, P), pow(a, (q + 1) // 2, P)
+    while t != 1:
+        i, t2 = 0, t
+        while t2 != 1:
+            t2, i = t2 * t2 % P, i + 1
+        b = pow(c, 1 << (m - i - 1), P)
+        m, c, t, r = i, b * b % P, t * b * b % P, r * b % P
+    return r
+
+
+def unpack_point(data: bytes) -> Point:
+    """circomlibjs unpackPoint, raising InvalidPoint where it returns null (and for y = p, which it
+    reads as 0). The x it picks is the
+    root with the packed sign (circomlibjs negates its sqrt when the bit is set; ffjavascript's
+    sqrt returns the root <= (p-1)/2, so both agree)."""
+    if not isinstance(data, (bytes, bytearray)) or len(data) != 32:
+        raise InvalidPoint(f"a packed point is 32 bytes, got {len(data) if isinstance(data, (bytes, bytearray)) else type(data).__name__}")
+    buf = bytearray(data)
+    sign = bool(buf[31] & 0x80)
+    buf[31] &= 0x7F
+    y = int.from_bytes(buf, "little")
+    if y >= P:
+        raise InvalidPoint("packed point: y is not a field element (must be < p)")
+    y2 = y * y % P
+    den = (A - D * y2) % P
+    x2 = (1 - y2) * _inv(den) % P
+    if x2 == 0:  # circomlibjs's Euler test (x2^((p-1)/2) == 1) fails on 0: it refuses x = 0 too
+        raise InvalidPoint("packed point: x = 0 (the identity or the point of order 2), which circomlibjs refuses")
+    x = _sqrt(x2)
+    if x is None:
+        raise InvalidPoint("packed point: no x on BabyJubJub for this y")
+    if x > _HALF_P:
+        x = P - x
+    if sign:
+        x = (-x) % P
+    return (x, y)
+
+
+class ReferenceBabyJub:
+    """circomlibjs's arithmetic, affine, one inversion per addition."""
+
+    name = "reference"
+
+    def add(self, p: Point, q: Point) -> Point:
+        return _ref_add(p, q)
+
+    def double(self, p: Point) -> Point:
+        return _ref_add(p, p)
+
+    def mul(self, p: Point, e: int) -> Point:
+        if e < 0:
+            return _ref_mul(neg(p), -e)
+        return _ref_mul(p, e)
+
+    def mul_base(self, e: int) -> Point:
+        return self.mul(BASE8, e)
+
+    def in_subgroup(self, p: Point) -> bool:
+        return is_on_curve(p) and self.mul(p, SUBORDER) == IDENTITY
+
+    def precompute(self, p: Point) -> Point:
+        return p
+
+    def mul_precomputed(self, table: Any, e: int) -> Point:
+        return self.mul(table, e)
+
+    def mul_sub_base(self, s: int, table: Any, e: int) -> Point:
+        """s * Base8 - e * Q, where `table` came from precompute(Q)."""
+        return self.add(self.mul_base(s), neg(self.mul(table, e)))
+
+    def sub_base_equals(self, s: int, table: Any, e: int, r: Point) -> bool:
+        """s * Base8 - e * Q == r (the verification equation, rearranged)."""
+        return self.mul_sub_base(s, table, e) == r
+
+
+# ---- fast: extended coordinates ----
+
+_A = _mpz(A)
+_D = _mpz(D)
+_D2 = _mpz(2 * D)
+_P = _mpz(P)
+Ext = tuple[Any, Any, Any, Any]  # (X, Y, Z, T)
+Niels = tuple[Any, Any, Any]  # (x, y, 2*d*x*y) of an affine point: a mixed addition's second operand
+
+
+def _to_ext(p: Point) -> Ext:
+    x, y = _mpz(p[0]), _mpz(p[1])
+    return (x, y, _mpz(1), x * y % _P)
+
+
+def _to_niels(p: Point) -> Niels:
+    x, y = _mpz(p[0]), _mpz(p[1])
+    return (x, y, _D2 * x * y % _P)
+
+
+def _ext_add(p: Ext, q: Ext) -> Ext:
+    # add-2008-hwcd (unified)
+    a = p[0] * q[0] % _P
+    b = p[1] * q[1] % _P
+    c = _D * p[3] * q[3] % _P
+    d = p[2] * q[2] % _P
+    e = ((p[0] + p[1]) * (q[0] + q[1]) - a - b) % _P
+    f = d - c
+    g = d + c
+    h = b - _A * a
+    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
+
+
+def _ext_madd(p: Ext, q: Niels) -> Ext:
+    # the same with Z2 = 1 and 2*d*T2 precomputed: 2x every term, so the result is the same point
+    a = p[0] * q[0] % _P
+    b = p[1] * q[1] % _P
+    c = p[3] * q[2] % _P
+    d = 2 * p[2]
+    e = 2 * (((p[0] + p[1]) * (q[0] + q[1]) - a - b) % _P)
+    f = d - c
+    g = d + c
+    h = 2 * (b - _A * a)
+    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
+
+
+def _ext_double(p: Ext) -> Ext:
+    # dbl-2008-hwcd
+    a = p[0] * p[0] % _P
+    b = p[1] * p[1] % _P
+    c = 2 * p[2] * p[2] % _P
+    d = _A * a
+    e = ((p[0] + p[1]) * (p[0] + p[1]) - a - b) % _P
+    g = d + b
+    f = g - c
+    h = d - b
+    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
+
+
+def _ext_to_affine(p: Ext) -> Point:
+    zi = pow(p[2], -1, _P) if gmpy2 is None else gmpy2.invert(p[2], _P)
+    return (int(p[0] * zi % _P), int(p[1] * zi % _P))
+
+
+def _ext_equals_affine(p: Ext, q: Point) -> bool:
+    return (p[0] - q[0] * p[2]) % _P == 0 and (p[1] - q[1] * p[2]) % _P == 0
+
+
+_EXT_IDENTITY: Ext = (_mpz(0), _mpz(1), _mpz(1), _mpz(0))
+
+
+def _batch_to_niels(points: list[Ext]) -> list[Niels]:
+    """Affine (x, y, 2dxy) of many points with one inversion (Montgomery's trick)."""
+    prefix, acc = [], _mpz(1)
+    for p in points:
+        prefix.append(acc)
+        acc = acc * p[2] % _P
+    inv = pow(int(acc), -1, P)
+    inv = _mpz(inv)
+    out: list[Niels] = [None] * len(points)  # type: ignore[list-item]
+    for i in range(len(points) - 1, -1, -1):
+        zi = inv * prefix[i] % _P
+        inv = inv * points[i][2] % _P
+        x, y = points[i][0] * zi % _P, points[i][1] * zi % _P
+        out[i] = (x, y, _D2 * x * y % _P)
+    return out
+
+
+class FixedBaseTable:
+    """j * 2^(w*i) * Q for every w-bit signed digit position i and digit j in [1, 2^(w-1)]: a scalar
+    multiplication of Q is then one mixed addition per nonzero digit (no doublings); a negative
+    digit adds the negated entry, which halves the table. Valid for scalars in [0, 2^bits)."""
+
+    def __init__(self, q: Point, window: int = 4, bits: int = SUBORDER.bit_length()) -> None:
+        self.point = q
+        self.window = window
+        self.bits = bits
+        half = 1 << (window - 1)
+        rows: list[list[Niels]] = []
+        base = _to_ext(q)
+        for _ in range((bits + window - 1) // window + 1):  # one more row for the last carry
+            multiples = [base]
+            for _ in range(half - 1):
+                multiples.append(_ext_add(multiples[-1], base))
+            rows.append(_batch_to_niels(multiples))
+            for _ in range(window):
+                base = _ext_double(base)
+        self.rows = rows
+
+    def covers(self, e: int) -> bool:
+        return 0 <= e and e.bit_length() <= self.bits
+
+    def mul(self, e: int) -> Ext:
+        w = self.window
+        mask, half, full = (1 << w) - 1, 1 << (w - 1), 1 << w
+        acc = _EXT_IDENTITY
+        rows = self.rows
+        i = 0
+        while e:
+            j = e & mask
+            e >>= w
+            if j > half:
+                j -= full
+                e += 1
+            if j > 0:
+                acc = _ext_madd(acc, rows[i][j - 1])
+            elif j < 0:
+                x, y, t = rows[i][-j - 1]
+                acc = _ext_madd(acc, (-x, y, -t))
+            i += 1
+        return acc
+
+
+def _window_mul(p: Point, e: int) -> Ext:
+    """e * p with a 4-bit fixed window, left to right."""
+    base = _to_ext(p)
+    table = [_EXT_IDENTITY, base]
+    for _ in range(14):
+        table.append(_ext_add(table[-1], base))
+    acc = _EXT_IDENTITY
+    for shift in range(((e.bit_length() + 3) // 4 - 1) * 4, -1, -4):
+        acc = _ext_double(_ext_double(_ext_double(_ext_double(acc))))
+        j = (e >> shift) & 15
+        if j:
+            acc = _ext_add(acc, table[j])
+    return acc
+
+
+class FastBabyJub:
+    """Extended coordinates, windowed and table scalar multiplication, gmpy2 when installed."""
+
+    name = "fast"
+
+    def __init__(self) -> None:
+        self._base_table: FixedBaseTable | None = None
+
+    @property
+    def base_table(self) -> FixedBaseTable:
+        if self._base_table is None:  # built on first use: 8-bit digits, 4k points, about 3 MB
+            self._base_table = FixedBaseTable(BASE8, window=8)
+        return self._base_table
+
+    def add(self, p: Point, q: Point) -> Point:
+        return _ext_to_affine(_ext_add(_to_ext(p), _to_ext(q)))
+
+    def double(self, p: Point) -> Point:
+        return _ext_to_affine(_ext_double(_to_ext(p)))
+
+    def mul(self, p: Point, e: int) -> Point:
+        if e < 0:
+            p, e = neg(p), -e
+        return _ext_to_affine(_window_mul(p, e))
+
+    def mul_base(self, e: int) -> Point:
+        if not self.base_table.covers(e):
+            return self.mul(BASE8, e)
+        return _ext_to_affine(self.base_table.mul(e))
+
+    def in_subgroup(self, p: Point) -> bool:
+        return is_on_curve(p) and self.mul(p, SUBORDER) == IDENTITY
+
+    def precompute(self, p: Point) -> FixedBaseTable:
+        """A table for many multiplications of one point (a public key verifying many signatures)."""
+        return FixedBaseTable(p)
+
+    def mul_precomputed(self, table: FixedBaseTable, e: int) -> Point:
+        return _ext_to_affine(self._mul_table(table, e))
+
+    def _mul_table(self, table: FixedBaseTable, e: int) -> Ext:
+        if table.covers(e):
+            return table.mul(e)
+        return _window_mul(table.point, e)
+
+    def mul_sub_base(self, s: int, table: FixedBaseTable, e: int) -> Point:
+        """s * Base8 - e * Q, where `table` came from precompute(Q)."""
+        return _ext_to_affine(self._sub_base(s, table, e))
+
+    def sub_base_equals(self, s: int, table: FixedBaseTable, e: int, r: Point) -> bool:
+        """s * Base8 - e * Q == r, without leaving projective coordinates."""
+        return _ext_equals_affine(self._sub_base(s, table, e), r)
+
+    def _sub_base(self, s: int, table: FixedBaseTable, e: int) -> Ext:
+        q = self._mul_table(table, e)
+        left = self.base_table.mul(s) if self.base_table.covers(s) else _window_mul(BASE8, s)
+        return _ext_add(left, (-q[0], q[1], q[2], -q[3]))
+
+
+reference = ReferenceBabyJub()
+fast = FastBabyJub()
+IMPLEMENTATIONS: dict[str, ReferenceBabyJub | FastBabyJub] = {"reference": reference, "fast": fast}
+babyjub = fast
+
+
+def _check_constants() -> None:
+    # the published constants must describe the curve circomlib uses: a square, d not (complete
+    # addition), both generators on the curve, Base8 = 8 * Generator of prime order SUBORDER,
+    # the Generator of order 8 * SUBORDER
+    if pow(A, (P - 1) // 2, P) != 1 or pow(D, (P - 1) // 2, P) != P - 1:
+        raise ValueError("BabyJubJub constants: a must be a square and d a non-square mod p")
+    if not (is_on_curve(GENERATOR) and is_on_curve(BASE8)):
+        raise ValueError("BabyJubJub constants: a generator is not on the curve")
+    if ORDER != COFACTOR * SUBORDER:
+        raise ValueError("BabyJubJub constants: order != 8 * subOrder")
+    if pow(2, SUBORDER - 1, SUBORDER) != 1 or pow(3, SUBORDER - 1, SUBORDER) != 1:
+        raise ValueError("BabyJubJub constants: subOrder is not prime")
+    e8 = _window_mul(GENERATOR, COFACTOR)
+    if not _ext_equals_affine(e8, BASE8):
+        raise ValueError("BabyJubJub constants: Base8 != 8 * Generator")
+    if not _ext_equals_affine(_window_mul(BASE8, SUBORDER), IDENTITY):
+        raise ValueError("BabyJubJub constants: subOrder * Base8 != identity")
+
+
+_check_constants()
