@@ -415,7 +415,6 @@ class Node:
         if mode not in EXECUTION_MODES:
             raise NodeError(f"unknown execution mode {mode!r}: choose one of {', '.join(EXECUTION_MODES)}")
         bound = self.max_batch_txs if max_batch_txs is NODE_BATCH_BOUND else check_batch_bound(max_batch_txs)
-        size = max(len(transactions), 1) if bound is None else bound
         prev_root = self.tree.root_bytes
         batches: list[BatchResult] = []
         receipts: list[Receipt] = []
@@ -423,7 +422,10 @@ class Node:
         # A batch allocates hundreds of thousands of acyclic objects: without this, the cyclic
         # collector rescans the whole state many times per batch, in every mode.
         with gc_paused():
-            parts = [(0, len(transactions))] if bound is None else list(cut_batches(transactions, size))
+            if bound is not None:
+                parts = list(cut_batches(transactions, bound))
+            else:  # execution only: the whole submission is one batch
+                parts = [(0, len(transactions))] if transactions else []
             for start, end in parts:
                 part = transactions[start:end]
                 result, part_receipts = self._submit(part, progress, executor, partitions, coordinator_executes, window, mode)

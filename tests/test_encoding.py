@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import eth_abi
 import pytest
-from eth_hash.auto import keccak as reference_keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rollup.genesis import default_genesis
 from rollup.state import Account, Position, State
 from rollup.state_codec import encode_state_leaf, get_state_leaves, state_from_leaves
-from verifier.curve import BN254
 from verifier.encoding import (
     EMPTY_LEAF_BYTES,
-    EMPTY_LEAF_HASH,
     GLOBALS_KEY,
     AccountLeaf,
     DecodedKey,
@@ -34,8 +31,6 @@ from verifier.encoding import (
     encode_globals_leaf,
     encode_instrument_leaf,
     instrument_key,
-    leaf_hash,
-    to_field_elements,
 )
 
 ADDRESS = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
@@ -126,12 +121,6 @@ def test_globals_leaf_is_abi_encoded() -> None:
         ["uint256", "uint256", "int256", "uint256", "uint256", "bytes32"], [3, 10, -3, 4, 1_700_000_000, genesis_hash]
     )
     assert decode_globals_leaf(leaf) == GlobalsLeaf(10, -3, 4, 1_700_000_000, genesis_hash)
-
-
-def test_leaf_hash() -> None:
-    leaf = encode_account_leaf(ADDRESS, 1, 0, [])
-    assert leaf_hash(leaf) == reference_keccak(leaf)
-    assert leaf_hash(EMPTY_LEAF_BYTES) == EMPTY_LEAF_HASH == bytes(32)
 
 
 def test_decode_leaf_by_key() -> None:
@@ -252,8 +241,6 @@ def test_account_leaf_round_trip(address: bytes, collateral: int, nonce: int, po
     assert bytes.fromhex(decoded.address[2:]) == address
     assert (decoded.collateral, decoded.nonce, [tuple(p) for p in decoded.positions]) == (collateral, nonce, positions)
     assert encode_account_leaf(decoded.address, decoded.collateral, decoded.nonce, decoded.positions) == leaf
-    elements = to_field_elements(leaf)
-    assert len(elements) == len(leaf) // WORD and all(0 <= e < BN254.r for e in elements)
 
 
 @settings(max_examples=150, deadline=None)
@@ -271,8 +258,6 @@ def test_instrument_leaf_round_trip(id_, kind, mark, funding, open_interest, set
     settlement = settlement if kind == "option" else None
     leaf = encode_instrument_leaf(id_, kind, mark, funding, open_interest, settlement, risk)
     assert decode_instrument_leaf(leaf) == InstrumentLeaf(id_, kind, mark, funding, open_interest, settlement, tuple(risk))
-    elements = to_field_elements(leaf)
-    assert [e if e < 2**64 else e - BN254.r for e in elements[10:]] == risk
 
 
 @settings(max_examples=100, deadline=None)
@@ -280,21 +265,6 @@ def test_instrument_leaf_round_trip(id_, kind, mark, funding, open_interest, set
 def test_globals_leaf_round_trip(fee_pool, insurance, deposits, oracle_time, genesis_hash) -> None:
     leaf = encode_globals_leaf(fee_pool, insurance, deposits, oracle_time, genesis_hash)
     assert decode_globals_leaf(leaf) == GlobalsLeaf(fee_pool, insurance, deposits, oracle_time, genesis_hash)
-
-
-# --- field elements --------------------------------------------------------------------------------
-
-
-def test_field_elements() -> None:
-    r = BN254.r
-    assert to_field_elements(EMPTY_LEAF_BYTES) == [0]
-    account = encode_account_leaf(ADDRESS, 9, 2, [(3, -4, -50, 6)])
-    assert to_field_elements(account) == [1, int(ADDRESS, 16), 9, 2, 1, 3, r - 4, r - 50, 6]
-    genesis_hash = bytes([0xFF] * 32)
-    elements = to_field_elements(encode_globals_leaf(0, -1, 0, 0, genesis_hash))
-    assert elements == [3, 0, r - 1, 0, 0, 2**128 - 1, 2**128 - 1]
-    with pytest.raises(MalformedLeaf):
-        to_field_elements(word(9))
 
 
 # --- State <-> leaves ------------------------------------------------------------------------------

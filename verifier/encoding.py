@@ -1,19 +1,14 @@
-"""Canonical encodings every side agrees on: state-tree keys, leaf bytes, field elements, EIP-712.
+"""Canonical encodings every side agrees on: state keys, leaf bytes, EIP-712.
 
-- **Keys.** The state tree has depth 32. Bits 29-31 of a key name the leaf kind:
-  `account_key(id) = 0 << 29 | id`, `instrument_key(id) = 1 << 29 | id`, `GLOBALS_KEY = 2 << 29`.
+- **Keys.** A state key is a 32-bit number whose bits 29-31 name the leaf kind:
+  `account_key(id) = 0 << 29 | id`, `instrument_key(id) = 1 << 29 | id`, `GLOBALS_KEY = 2 << 29`
+  (the node's store and diffs are keyed by it; the state commitment is verifier/state_tree.py).
 - **Leaf bytes.** A leaf is a sequence of 32-byte big-endian words, signed values as int256 two's
-  complement, exactly what Solidity's `abi.encode` of static `uint256`/`int256` values gives, so the
-  EVM can rebuild a leaf and hash it. The first word is the leaf kind (1 account, 2 instrument,
-  3 globals); every word has a declared range (see the `*_WORDS` tables) that encoders and decoders
-  both enforce, so each state has exactly one encoding. `leaf_hash(leaf) = keccak256(leaf)`; an
-  empty (absent) leaf is the empty byte string (`"0x"` in a `LeafDiff`) and its hash, the value the
-  tree stores for it, is 32 zero bytes (not hashed).
-- **Field elements.** `to_field_elements(leaf)` maps each word to one element of BN254's scalar
-  field: unsigned words as themselves (all are < 2**253 except the 256-bit genesis hash, which is
-  split into two 128-bit limbs, high first); signed words as the field's own negative, `v mod r`,
-  so circuit arithmetic on them is exact. A circuit range-checks a signed word of `bits` bits by
-  decomposing `v + 2**(bits - 1)` into `bits` bits, an unsigned one by decomposing `v`.
+  complement. The first word is the leaf kind (1 account, 2 instrument, 3 globals); every word
+  has a declared range (see the `*_WORDS` tables) that encoders and decoders both enforce, so each
+  state has exactly one encoding; an empty (absent) leaf is the empty byte string (`"0x"` in a
+  `LeafDiff`). Every word but the 256-bit genesis hash fits one field element of BN254's scalar
+  field (checked on import), signed words as `v mod r`: what verifier/state_tree.py hashes.
 - **Signatures.** Every transaction is EIP-712 typed data in the domain {name "ZK Derivatives Rollup",
   version "1", chainId, verifyingContract}: the L1's chain id and the Rollup contract's address,
   both named by the genesis (`Genesis.signing_domain`), so a signature is valid for one
@@ -135,7 +130,6 @@ LEAF_INSTRUMENT = 2
 LEAF_GLOBALS = 3
 INSTRUMENT_KINDS: tuple[str, str] = ("perp", "option")  # word value = index
 EMPTY_LEAF_BYTES = b""  # an absent account: "0x" in a LeafDiff
-EMPTY_LEAF_HASH = bytes(WORD)
 
 
 class MalformedLeaf(ValueError):
@@ -445,53 +439,6 @@ def compute_genesis_hash(genesis: Genesis) -> bytes:
     return keccak(genesis.model_dump_json().encode())
 
 
-def leaf_hash(data: bytes) -> bytes:
-    """keccak256 of the leaf bytes; the empty leaf's value in the tree is 32 zero bytes."""
-    if data == EMPTY_LEAF_BYTES:
-        return EMPTY_LEAF_HASH
-    return keccak(data)
-
-
-# ==================================================================================================
-# Field elements (public inputs of circuits)
-# ==================================================================================================
-
-FIELD_MODULUS = BN254.r
-FIELD_SAFE_BITS = FIELD_MODULUS.bit_length() - 1  # any value of this many bits is < r
-LIMB_BITS = 128  # a wider word (the 256-bit genesis hash) becomes (high, low) 128-bit limbs
-
-
-def _get_word_specs(data: bytes) -> list[WordSpec]:
-    """The word specs of a leaf, read from its kind word and counts (after decoding it strictly)."""
-    kind = int.from_bytes(data[:WORD], "big") if len(data) >= WORD else 0
-    if kind == LEAF_ACCOUNT:
-        return list(ACCOUNT_WORDS) + list(POSITION_WORDS) * len(decode_account_leaf(data).positions)
-    if kind == LEAF_INSTRUMENT:
-        return list(INSTRUMENT_WORDS) + [RISK_WORD] * len(decode_instrument_leaf(data).risk_array)
-    if kind == LEAF_GLOBALS:
-        decode_globals_leaf(data)
-        return list(GLOBALS_WORDS)
-    raise MalformedLeaf(f"unknown leaf kind word {kind}")
-
-
-def to_field_elements(data: bytes) -> list[int]:
-    """Leaf bytes -> BN254 scalar-field elements, one per word (two for 256-bit words).
-
-    The empty leaf is [0]. Unsigned words map to themselves, signed ones to `v mod r`; a 256-bit
-    word (the genesis hash) becomes [high 128 bits, low 128 bits]. Every element is < r.
-    """
-    if data == EMPTY_LEAF_BYTES:
-        return [0]
-    elements: list[int] = []
-    for i, spec in enumerate(_get_word_specs(data)):
-        value = int.from_bytes(data[i * WORD : (i + 1) * WORD], "big", signed=spec.signed)
-        if spec.bits > FIELD_SAFE_BITS:  # may not fit below r: split into limbs
-            elements += [value >> LIMB_BITS, value & (2**LIMB_BITS - 1)]
-        else:
-            elements.append(value % FIELD_MODULUS)
-    return elements
-
-
 # ==================================================================================================
 # EIP-712: types derived from the wire models, digests, signer recovery
 # ==================================================================================================
@@ -798,6 +745,9 @@ def _check_transaction_types() -> None:
         # a transaction nobody signs could be forged, unless the L1 queue authorises it
         if bool(get_signature_fields(model)) == (name in UNSIGNED_TYPES):
             raise TypeError(f"{model.__name__}: signed unless L1-authorised ({', '.join(UNSIGNED_TYPES)})")
+
+
+FIELD_SAFE_BITS = BN254.r.bit_length() - 1  # any value of this many bits is < r
 
 
 def _check_word_specs() -> None:
