@@ -441,8 +441,7 @@ def measure_all(args: Any, cs: Any, public_inputs: list[int], circuit: dict[str,
     memory = measure_memory(args.memory_log_size, args.memory_backend, work) if args.memory_log_size else None
     return {
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_1min": {"start": round(load_before, 1), "end": round(os.getloadavg()[0], 1)},
-                    "shared": "yes: three other engineers' jobs ran on the 2 cores"},
+                    "load_average_1min": {"start": round(load_before, 1), "end": round(os.getloadavg()[0], 1)}},
         "circuit": circuit,
         "installed_backends": backends.list_installed(),
         "measured_backends": names,
