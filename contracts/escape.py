@@ -20,6 +20,7 @@ from typing import Any
 
 from contracts.chain import L1
 from contracts.deployment import GAS_MONEY, UNIT_WEI, fund_on_dev_chain
+from verifier.encoding import parse_signature
 from verifier.wire import Deposit, SigningDomain, Withdraw
 
 ESCAPE_GAS = 3_000_000  # explicit: a path check is 12 Poseidon calls (see the tests for the gas used)
@@ -37,12 +38,10 @@ class EscapeResult:
 
 
 def split_signature(signature: str) -> list[int]:
-    """[v, r, s] of an Ethereum signature r || s || v (0x-hex), as RollupV3 takes it."""
-    raw = bytes.fromhex(signature.removeprefix("0x"))
-    # r (32) || s (32) || v (1)
-    if len(raw) != 65:
-        raise EscapeError(f"a signature is 65 bytes, got {len(raw)}")
-    return [raw[64], int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big")]
+    """[v, r, s] of an Ethereum signature r || s || v, as RollupV3 takes it (checked per EIP-2 by
+    `verifier.encoding.parse_signature`)."""
+    r, s, recovery = parse_signature(signature)
+    return [27 + recovery, r, s]
 
 
 def _opening_args(opening: Any) -> list[Any]:

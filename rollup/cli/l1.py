@@ -332,6 +332,13 @@ def status(
 # --- escape hatch -------------------------------------------------------------------------------
 
 
+def print_escape_json(result: Any, json_output: bool) -> bool:
+    """An escape-hatch call's result as JSON (its event's fields and the gas), if asked for."""
+    if json_output:
+        print_json({**result.args, "gas_used": result.gas_used})
+    return json_output
+
+
 def get_settled_opening(contracts: Any, store: Any, genesis: Any, account: int) -> Any:
     """The account's leaf opened at the L1's last settled batch, from the node's store."""
     from rollup.state_tree import get_settled_opening as open_leaf
@@ -368,8 +375,7 @@ def force_withdraw(
             raise UserError(f"account {account} has no leaf on L2 yet: its deposit is not executed")
         nonce = decode_account_leaf(leaf).nonce
         result = request_forced_withdrawal(l1, contracts.rollup, genesis.signing_domain, account, amount, nonce, private_key)
-    if json_output:
-        print_json({**result.args, "gas_used": result.gas_used})
+    if print_escape_json(result, json_output):
         return
     console.print(f"forced withdrawal {result.args['request_id']}: {amount} units from account {account}, deadline batch {result.args['deadline_batch']}")
 
@@ -415,8 +421,7 @@ def dismiss(
             raise UserError("no forced withdrawal is pending")
         opening = get_settled_opening(contracts, store, genesis, pending[0][1].account)
         result = dismiss_forced_withdrawal(l1, contracts.rollup, opening)
-    if json_output:
-        print_json({**result.args, "gas_used": result.gas_used})
+    if print_escape_json(result, json_output):
         return
     console.print(f"forced withdrawal {result.args['request_id']} dismissed: {result.args['reason']}")
 
@@ -432,8 +437,7 @@ def freeze(
 
     with open_rollup(home, rpc_url, private_key) as (l1, contracts, _, _, _):
         result = freeze_rollup(l1, contracts.rollup)
-    if json_output:
-        print_json({**result.args, "gas_used": result.gas_used})
+    if print_escape_json(result, json_output):
         return
     console.print("the rollup is frozen: accounts exit with `rollup l1 exit`, unconsumed deposits return with `rollup l1 reclaim`")
 
@@ -450,8 +454,7 @@ def exit_command(
 
     with open_rollup(home, rpc_url, private_key) as (l1, contracts, store, genesis, _):
         result = exit_account(l1, contracts.rollup, get_settled_opening(contracts, store, genesis, account))
-    if json_output:
-        print_json({**result.args, "gas_used": result.gas_used})
+    if print_escape_json(result, json_output):
         return
     console.print(f"account {account} exited: {result.args['amount']} units paid to {result.args['recipient']}")
 
