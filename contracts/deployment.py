@@ -38,6 +38,7 @@ class Deployment:
     verifier: str
     poseidon3: str
     poseidon4: str
+    poseidon5: str
     n_slots: int
     max_segments: int
     max_slots: int
@@ -93,13 +94,12 @@ ABI_OVERHEAD_BYTES = 4 + 4 * 32  # selector, two offsets, two lengths
 
 def get_max_settlement_bytes(shape: SettlementShape, max_oracle_updates: int) -> int:
     """The largest settlement transaction a batch of `shape.max_slots` transactions (at most
-    `max_oracle_updates` oracle updates) can need: every record a trade's with two signatures,
+    `max_oracle_updates` oracle updates) can need: every record the longest with its signatures,
     every segment its header and proof, the oracle sections, the ABI and the envelope."""
-    from contracts.transition_build import SEGMENT_HEADER_BYTES, SIGNATURE_BYTES, TAIL_BYTES
+    from contracts.transition_build import SEGMENT_HEADER_BYTES, SIGNATURE_BYTES, TAIL_BYTES, get_max_record_bytes
     from contracts.transition_client import TX_OVERHEAD_BYTES
-    from verifier.pubdata import RECORDS
 
-    record = max(spec.size for spec in RECORDS) + 2 * SIGNATURE_BYTES
+    record = get_max_record_bytes()
     oracle = 32 * shape.oracle.n_words + SIGNATURE_BYTES
     data = shape.max_slots * record + shape.max_segments * SEGMENT_HEADER_BYTES + max_oracle_updates * oracle + TAIL_BYTES
     return data + shape.max_segments * PROOF_BYTES + ABI_OVERHEAD_BYTES + TX_OVERHEAD_BYTES
@@ -169,6 +169,7 @@ def open_contracts(l1: L1, deployment: Deployment, genesis: Genesis) -> Any:
         at(deployment.verifier, compile_v3("TransitionVerifierV3", shape).abi),
         at(deployment.poseidon3, get_poseidon_contract(3).abi),
         at(deployment.poseidon4, get_poseidon_contract(4).abi),
+        at(deployment.poseidon5, get_poseidon_contract(5).abi),
     )
 
 
@@ -176,6 +177,6 @@ def record_deployment(contracts: Any, vk_hash: str, genesis_root: int, gas: dict
     """The record of a fresh deployment (`contracts.transition_client.deploy_v3`'s result)."""
     shape = contracts.shape
     return Deployment(
-        contracts.rollup.address, contracts.verifier.address, contracts.poseidon3.address, contracts.poseidon4.address,
+        contracts.rollup.address, contracts.verifier.address, contracts.poseidon3.address, contracts.poseidon4.address, contracts.poseidon5.address,
         shape.n_slots, shape.max_segments, shape.max_slots, vk_hash, "0x" + genesis_root.to_bytes(32, "big").hex(), gas or {},
     )

@@ -13,7 +13,7 @@ them (no layout or hash is typed into a Vyper source):
   (type hashes from `verifier.encoding.compute_encode_type`, fields in the signing order);
   the deposit and withdrawal fields the contract reads; the domain's strings.
 
-A record is at most 38 bytes, so the contract reads it as two 32-byte loads `w0` (at its first
+A record is at most 64 bytes (a trade 38, a key registration 60), so the contract reads it as two 32-byte loads `w0` (at its first
 byte) and `w1` (32 bytes on); a field is shifts and a mask of them.
 """
 
@@ -70,9 +70,14 @@ class SettlementShape:
     def max_data(self) -> int:
         """Bytes of one settlement's packed data: segment headers, oracle sections, records with
         two signatures, the tail."""
-        record = max(spec.size for spec in RECORDS) + 2 * SIGNATURE_BYTES
+        record = get_max_record_bytes()
         oracle = 32 * self.oracle.n_words + SIGNATURE_BYTES
         return self.max_segments * (SEGMENT_HEADER_BYTES + oracle) + self.max_slots * record + TAIL_BYTES
+
+
+def get_max_record_bytes() -> int:
+    """The most bytes one transaction takes in the settlement data: its record and signatures."""
+    return max(spec.size + SIGNATURE_BYTES * len(SIGNATURE_WINDOWS.get(spec.type, ())) for spec in RECORDS)
 
 
 # --- v3params.vy -------------------------------------------------------------------------------------
@@ -190,7 +195,10 @@ def get_windows_mask(spec: RecordSpec) -> int:
     return sum(1 << i for i, w in enumerate(SIGNATURE_WINDOWS.get(spec.type, ())) if w == "b")
 
 
-LAYOUT_BITS = 32  # one record type's layout in RECORD_LAYOUT
+
+
+
+LAYOUT_BITS = 16  # one record type's layout in RECORD_LAYOUT: 16 codes
 
 
 def _pack(values: dict[int, int], bits: int) -> int:
@@ -215,16 +223,15 @@ def render_records() -> str:
         # (RollupV3 checks every record but a deposit against 1 or 2 signatures)
         if not (1 <= split <= 31 and 0 <= size - split <= 31 and (n_sigs in (1, 2) or spec.type == "deposit")):
             raise AssertionError(f"{spec.type}: {size} bytes split at {split}, {n_sigs} signatures")
-        # size, split, the shift that keeps the first word's record bytes (256 - 8 * split) and
-        # the second word's bits (the contract shifts by 256 minus them: 256, an empty word, is 0)
-        layouts[spec.code] = size | split << 8 | (256 - 8 * split) << 16 | 8 * (size - split) << 24
+        # size and split (the contract derives its shifts from them)
+        layouts[spec.code] = size | split << 8
         signing[spec.code] = n_sigs | get_windows_mask(spec) << 2
         out.append(f"CODE_{spec.type.upper()}: constant(uint256) = {spec.code}\n")
     # every field of a record is at most 32 bytes, a record at most 64 (two loads); codes fit the packing
     if max(spec.size for spec in RECORDS) > 64 or (max(layouts) + 1) * LAYOUT_BITS > 256:
         raise AssertionError("a record longer than 64 bytes needs a third load; codes must fit RECORD_LAYOUT")
     out.append(f"LAYOUT_BITS: constant(uint256) = {LAYOUT_BITS}\n")
-    out.append(f"RECORD_LAYOUT: constant(uint256) = {_pack(layouts, LAYOUT_BITS)}  # bits [{LAYOUT_BITS} code, +{LAYOUT_BITS}): size | split << 8 | (256 - 8 split) << 16 | 8 (size - split) << 24\n")
+    out.append(f"RECORD_LAYOUT: constant(uint256) = {_pack(layouts, LAYOUT_BITS)}  # bits [{LAYOUT_BITS} code, +{LAYOUT_BITS}): size | split << 8\n")
     out.append(f"RECORD_SIGNING: constant(uint256) = {_pack(signing, 8)}  # byte `code`: signatures | windows << 2 (bit i: signature i signs for B)\n")
     out.append(f'DOMAIN_TYPEHASH: constant(bytes32) = {_bytes32(keccak256(_render_domain_type().encode()))}  # keccak256("{_render_domain_type()}")\n')
     out.append(f'DOMAIN_NAME_HASH: constant(bytes32) = {_bytes32(keccak256(DOMAIN_NAME.encode()))}  # keccak256("{DOMAIN_NAME}")\n')
@@ -301,6 +308,7 @@ def _render_getters() -> str:
     deposit = get_field_bytes(next(s for s in RECORDS if s.type == "deposit"))
     withdraw = get_field_bytes(next(s for s in RECORDS if s.type == "withdraw"))
     settle = get_field_bytes(next(s for s in RECORDS if s.type == "settle_expired"))
+    register = get_field_bytes(next(s for s in RECORDS if s.type == "register_key"))
     withdraw_model = TRANSACTION_TYPES["withdraw"]
     encode = compute_encode_type(withdraw_model.__name__, get_eip712_types(withdraw_model))
     signed = get_signed_fields(withdraw_model)
@@ -313,6 +321,10 @@ def _render_getters() -> str:
         "def get_withdrawal(w0: uint256, w1: uint256) -> (uint256, uint256, uint256):\n"
         '    """A withdraw record\'s (account, amount, nonce)."""\n'
         f"    return {render_field(withdraw['account'])}, {render_field(withdraw['amount'])}, {render_field(withdraw['nonce'])}\n\n\n"
+        "@internal\n@pure\n"
+        "def get_registered_address(w0: uint256, w1: uint256) -> uint256:\n"
+        '    """A register_key record\'s address: the one its signature must recover."""\n'
+        f"    return {render_field(register['address'])}\n\n\n"
         "@internal\n@pure\n"
         "def is_self_settlement(w0: uint256, w1: uint256) -> bool:\n"
         '    """A settle_expired record whose sender settles its own position signs for window A."""\n'

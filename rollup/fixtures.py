@@ -40,7 +40,7 @@ from rollup.genesis import EMBEDDED_L1_CHAIN_ID, UNDERLYINGS, default_genesis
 from rollup.oracle_feed import DEFAULT_QUOTES, OracleValues, compute_oracle_path, simulate_market
 from rollup.risk import MarketSnapshot, UnderlyingQuote
 from rollup.rules import process_transaction
-from rollup.signing import PrivateKey, dev_account_key, dev_oracle_key, get_address, sign_digest, unsigned
+from rollup.signing import PrivateKey, derive_l2_key, dev_account_key, dev_oracle_key, get_address, sign_digest, unsigned
 from rollup.state import State, get_equity, get_maintenance_margin, get_margin_requirement
 from rollup.units import SECONDS_PER_DAY, USD
 from verifier.encoding import compute_signing_digest, get_signature_fields
@@ -57,6 +57,7 @@ from verifier.wire import (
     OracleUpdate,
     PerpTrade,
     Receipt,
+    RegisterKey,
     RiskArray,
     SettleExpired,
     Transfer,
@@ -72,6 +73,7 @@ DEFAULT_MIX: dict[str, int] = {
     "liquidate": 3,
     "settle_expired": 2,
     "oracle_update": 1,
+    "register_key": 1,
 }
 HOT_ACCOUNT = 0
 DEPOSIT_CHOICES_USD = (2_000, 10_000, 50_000, 250_000)
@@ -209,6 +211,7 @@ class _Generator:
         self.rejected = 0
         self.rejected_reasons: dict[str, int] = {}
         self.setup_count = 0  # deposits and the first oracle update
+        self.key_indexes: dict[int, int] = {}  # account -> its last registered L2 key's index
 
     # --- execution -------------------------------------------------------------------------------
 
@@ -411,6 +414,15 @@ class _Generator:
         sender = HOT_ACCOUNT if hot else account_id
         tx = unsigned(SettleExpired, sender=sender, account=account_id, series=series, nonce=self.nonce(sender))
         return Planned(tx, (sender,))
+
+    def make_register_key(self, hot: bool) -> Planned | None:
+        """Register (or rotate: the next key index) the account's L2 key, derived from its wallet key."""
+        account_id = HOT_ACCOUNT if hot else self.pick_account()
+        index = self.key_indexes.get(account_id, -1) + 1
+        _, _, key_id = derive_l2_key(self.keys[account_id], self.genesis.signing_domain, index)
+        self.key_indexes[account_id] = index
+        tx = unsigned(RegisterKey, account=account_id, address=self.addresses[account_id], key_id=key_id, nonce=self.nonce(account_id))
+        return Planned(tx, (account_id,))
 
     def make_oracle_update(self, hot: bool) -> Planned | None:
         if self.next_oracle >= len(self.oracle_values):

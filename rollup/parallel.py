@@ -187,12 +187,13 @@ def encode_account(account: Account) -> tuple:
         account.collateral,
         account.nonce,
         [(i, p.size, p.cost, p.funding) for i, p in account.positions.items()],
+        account.l2_key,
     )
 
 
 def decode_account(row: tuple) -> Account:
-    address, collateral, nonce, positions = row
-    return Account(address, collateral, nonce, {i: Position(size, cost, funding) for i, size, cost, funding in positions})
+    address, collateral, nonce, positions, l2_key = row
+    return Account(address, collateral, nonce, {i: Position(size, cost, funding) for i, size, cost, funding in positions}, l2_key)
 
 
 def encode_instrument(instrument: Instrument) -> tuple:

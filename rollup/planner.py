@@ -35,6 +35,7 @@ from verifier.wire import (
     OracleUpdate,
     PerpTrade,
     SettleExpired,
+    RegisterKey,
     Transfer,
     Withdraw,
 )
@@ -52,6 +53,7 @@ DEFAULT_COSTS: dict[str, float] = {
     "transfer": 10.0,
     "withdraw": 8.0,
     "deposit": 7.0,
+    "register_key": 8.0,  # as a withdrawal: one account, a nonce and a word
     "oracle_update": 30.0,  # replayed by every partition
 }
 HOT_ACCOUNTS_SHOWN = 5
@@ -69,6 +71,7 @@ ACCOUNT_FIELDS: dict[type, tuple[str, ...]] = {
     OptionTrade: ("buyer", "seller"),
     Liquidate: ("liquidator", "account"),
     SettleExpired: ("sender", "account"),
+    RegisterKey: ("account",),
     OracleUpdate: (),
 }
 INSTRUMENT_FIELD: dict[type, str | None] = {
@@ -79,6 +82,7 @@ INSTRUMENT_FIELD: dict[type, str | None] = {
     OptionTrade: "series",
     Liquidate: "instrument",
     SettleExpired: "series",
+    RegisterKey: None,
     OracleUpdate: None,
 }
 HOT_FIELDS: dict[type, tuple[str, ...]] = {
@@ -89,6 +93,7 @@ HOT_FIELDS: dict[type, tuple[str, ...]] = {
     OptionTrade: (FEE_POOL,),
     Liquidate: (INSURANCE_FUND,),
     SettleExpired: (INSURANCE_FUND,),  # only when the fund covers a shortfall
+    RegisterKey: (),
     OracleUpdate: (),
 }
 

@@ -44,6 +44,8 @@ def _signers_for(state: State, tx: object) -> tuple[str, ...]:
     kind = tx.type  # type: ignore[attr-defined]
     if kind == "deposit":
         return ()  # the L1 queue entry authorises a deposit
+    if kind == "register_key":
+        return (tx.address,)  # type: ignore[attr-defined]  # the record names its signer (checked by the contract)
     a, b = get_slot_accounts(tx)
     windows = SIGNATURE_WINDOWS[kind]
     if kind == "settle_expired" and tx.sender == tx.account:  # type: ignore[attr-defined]

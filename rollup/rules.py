@@ -45,6 +45,7 @@ from verifier.wire import (
     OracleUpdate,
     PerpTrade,
     Receipt,
+    RegisterKey,
     SettleExpired,
     Transfer,
     Withdraw,
@@ -528,6 +529,24 @@ def process_oracle_update(state: State, tx: OracleUpdate, signers: Signers) -> N
     touched.add(GLOBALS_KEY)
 
 
+def process_register_key(state: State, tx: RegisterKey, signers: Signers) -> None:
+    account = get_account(state, tx.account)  # the account exists (its first deposit bound its address)
+    # It names the account's address (what the contract compares the recovered signer with).
+    if tx.address != account.address:
+        raise InvalidTransaction(f"account {tx.account} belongs to {account.address}, the registration names {tx.address}")
+    # Signed by the account's Ethereum address: the one transaction it signs on L2.
+    check_signer(tx.account, account, signers[0])
+    # The account's next nonce.
+    check_nonce(tx.account, account, tx.nonce)
+    # A key id is never 0, which means "no key" (also a wire bound).
+    if tx.key_id == 0:
+        raise InvalidTransaction("an L2 key id is never 0")
+
+    account.l2_key = tx.key_id
+    account.nonce += 1
+    state.touched.add(tx.account)
+
+
 # --- Transactions and batches ---------------------------------------------------------------------
 
 PROCESSORS: dict[type, Callable[[State, object, Signers], None]] = {
@@ -538,6 +557,7 @@ PROCESSORS: dict[type, Callable[[State, object, Signers], None]] = {
     OptionTrade: process_option_trade,
     Liquidate: process_liquidate,
     SettleExpired: process_settle_expired,
+    RegisterKey: process_register_key,
     OracleUpdate: process_oracle_update,
 }
 
@@ -550,6 +570,7 @@ SIGNATURE_COUNTS: dict[type, int] = {
     OptionTrade: 2,
     Liquidate: 1,
     SettleExpired: 1,
+    RegisterKey: 1,  # the account's Ethereum address
     OracleUpdate: 1,
 }
 

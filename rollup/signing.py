@@ -90,3 +90,19 @@ def sign(tx: T, keys: Sequence[PrivateKey], domain: SigningDomain) -> T:
     digest = compute_signing_digest(tx, domain)
     # the signature strings are in the validated form (lower-case 0x-hex, 65 bytes): no re-validation
     return tx.model_copy(update={name: sign_digest(key, digest) for name, key in zip(names, keys)})
+
+
+# --- L2 keys (EdDSA-Poseidon on BabyJubJub, docs/l2keys.md) ---------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def derive_l2_key(eth_private_key: PrivateKey, domain: SigningDomain, key_index: int = 0) -> tuple[bytes, tuple[int, int], int]:
+    """(L2 private key, public key point, key id) a wallet derives by signing the fixed EIP-712
+    derivation message with `eth_private_key` (`verifier.eddsa.derive_private_key_with_eth_key`);
+    `key_index` rotates the key. Cached: a workload registers each test key once."""
+    from verifier.eddsa import derive_private_key_with_eth_key, prv2pub
+    from verifier.l2auth import compute_key_id
+
+    prv = derive_private_key_with_eth_key(eth_private_key, domain, key_index)
+    public = prv2pub(prv)
+    return prv, public, compute_key_id(public)

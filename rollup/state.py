@@ -51,10 +51,11 @@ class Account:
     collateral: Amount  # >= 0
     nonce: int
     positions: dict[InstrumentId, Position] = field(default_factory=dict)
+    l2_key: int = 0  # the registered L2 key's id (verifier/l2auth.py), 0 before a registration
 
     def copy(self) -> "Account":
         # Positions are immutable: copying the dict is a deep copy.
-        return Account(self.address, self.collateral, self.nonce, dict(self.positions))
+        return Account(self.address, self.collateral, self.nonce, dict(self.positions), self.l2_key)
 
 
 @dataclass(slots=True)

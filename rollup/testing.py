@@ -24,7 +24,7 @@ from rollup.node import Node
 
 @pytest.fixture(scope="session")
 def small_workload() -> Workload:
-    return generate_workload(WorkloadSpec(accounts=20, txs=200, seed=3, invalid_share=0.05, contention=0.2), workers=1)
+    return generate_workload(WorkloadSpec(accounts=20, txs=200, seed=5, invalid_share=0.05, contention=0.2), workers=1)
 
 
 @pytest.fixture(scope="session")

@@ -103,3 +103,63 @@ def test_keystore_signs_by_name_address_or_path(tmp_path):
     assert wrong.exit_code == 1 and error_of(wrong)["code"] == "wrong_password" and "wrong password" in wrong.stderr
     unknown = runner.invoke(app, [*tx, "--keystore", "grace", "--json"], env={"ROLLUP_PASSWORD": "pw"})
     assert unknown.exit_code == 1 and error_of(unknown)["code"] == "keystore_not_found"
+
+
+# --- L2 keys: derive, register, show ------------------------------------------------------------
+
+
+def _genesis_file(tmp_path) -> str:
+    from rollup.genesis import default_genesis
+
+    path = tmp_path / "genesis.json"
+    path.write_text(default_genesis(get_address(dev_account_key(11, 99))).model_dump_json())
+    return str(path)
+
+
+def test_derive_is_deterministic_and_rotates_by_index(tmp_path):
+    from rollup.signing import derive_l2_key
+    from verifier.wire import Genesis
+
+    genesis = _genesis_file(tmp_path)
+    env = {"ROLLUP_PRIVATE_KEY": KEY_HEX}
+    first = json.loads(run("key", "derive", "--genesis", genesis, "--json", env=env).stdout)
+    again = json.loads(run("key", "derive", "--genesis", genesis, "--json", env=env).stdout)
+    rotated = json.loads(run("key", "derive", "--genesis", genesis, "--index", "1", "--json", env=env).stdout)
+    assert first == again and first["address"] == get_address(KEY) and first["index"] == 0
+    assert rotated["key_id"] != first["key_id"] and rotated["public_key"] != first["public_key"]
+    domain = Genesis.model_validate_json(open(genesis).read()).signing_domain
+    assert int(first["key_id"], 16) == derive_l2_key(KEY, domain, 0)[2]
+    assert first["key_id"] in run("key", "derive", "--genesis", genesis, env=env).stdout
+
+
+def test_register_offline_signs_a_registration_of_the_derived_key(tmp_path):
+    from verifier.encoding import compute_signing_digest, recover_address
+    from verifier.wire import Genesis, RegisterKey
+
+    genesis = _genesis_file(tmp_path)
+    env = {"ROLLUP_PRIVATE_KEY": KEY_HEX}
+    derived = json.loads(run("key", "derive", "--genesis", genesis, "--json", env=env).stdout)
+    line = run("key", "register", "--account", "5", "--nonce", "2", "--genesis", genesis, env=env).stdout
+    tx = RegisterKey.model_validate_json(line)
+    assert (tx.account, tx.nonce, tx.address, hex(tx.key_id)) == (5, 2, get_address(KEY), derived["key_id"])
+    domain = Genesis.model_validate_json(open(genesis).read()).signing_domain
+    assert recover_address(compute_signing_digest(tx, domain), tx.signature) == get_address(KEY)
+    typed = json.loads(run("key", "register", "--account", "5", "--nonce", "2", "--genesis", genesis, "--key-id", derived["key_id"],
+                           "--address", get_address(KEY), "--typed-data").stdout)
+    assert typed["primaryType"] == "RegisterKey" and typed["message"]["key_id"] == str(int(derived["key_id"], 16))
+
+
+def test_invalid_l2_key_commands(tmp_path):
+    genesis = _genesis_file(tmp_path)
+    # no key to derive from
+    assert error_of(run("key", "derive", "--genesis", genesis, "--json", code=1))["code"] == "no_key"
+    # a wallet's signature cannot derive the key
+    out = run("key", "register", "--account", "1", "--nonce", "0", "--genesis", genesis, "--signature", "0x" + "11" * 65, "--json", code=1)
+    assert "--key-id" in error_of(out)["message"]
+    out = run("key", "register", "--account", "1", "--nonce", "0", "--genesis", genesis, "--key-id", "zz", "--json", code=1, env={"ROLLUP_PRIVATE_KEY": KEY_HEX})
+    assert "--key-id" in error_of(out)["message"]
+    # a key id of 0 means "no key"
+    out = run("key", "register", "--account", "1", "--nonce", "0", "--genesis", genesis, "--key-id", "0x0", "--json", code=1, env={"ROLLUP_PRIVATE_KEY": KEY_HEX})
+    assert "--key-id" in error_of(out)["message"]
+    # show needs a node
+    assert error_of(run("key", "show", "--account", "1", "--home", str(tmp_path / "none"), "--json", code=1))["code"] == "no_node"

@@ -90,13 +90,17 @@ def test_rollup_state_uses_the_same_keys() -> None:
 
 def test_account_leaf_is_abi_encoded() -> None:
     positions = [(0, -5, -300_000_000, 12), (4, 3, 0, 0)]
-    leaf = encode_account_leaf(ADDRESS, 1_000_000, 7, positions)
+    key_id = (1 << 247) + 12345
+    leaf = encode_account_leaf(ADDRESS, 1_000_000, 7, positions, key_id)
     expected = eth_abi.encode(
-        ["uint256", "address", "uint256", "uint256", "uint256"] + ["uint256", "int256", "int256", "int256"] * 2,
-        [1, ADDRESS, 1_000_000, 7, 2, *positions[0], *positions[1]],
+        ["uint256", "address", "uint256", "uint256", "uint256", "uint256"] + ["uint256", "int256", "int256", "int256"] * 2,
+        [1, ADDRESS, 1_000_000, 7, key_id, 2, *positions[0], *positions[1]],
     )
     assert leaf == expected
-    assert decode_account_leaf(leaf) == AccountLeaf(ADDRESS, 1_000_000, 7, tuple(PositionLeaf(*p) for p in positions))
+    assert decode_account_leaf(leaf) == AccountLeaf(ADDRESS, 1_000_000, 7, tuple(PositionLeaf(*p) for p in positions), key_id)
+    # a key id is 248 bits
+    with pytest.raises(MalformedLeaf, match="l2_key"):
+        encode_account_leaf(ADDRESS, 1_000_000, 7, positions, 1 << 248)
 
 
 def test_instrument_leaf_is_abi_encoded() -> None:
@@ -155,10 +159,11 @@ def replace_word(data: bytes, index: int, value: bytes) -> bytes:
         (decode_account_leaf, replace_word(GOOD_ACCOUNT, 0, word(2)), "kind word"),
         (decode_account_leaf, replace_word(GOOD_ACCOUNT, 1, word(2**160)), "address"),
         (decode_account_leaf, replace_word(GOOD_ACCOUNT, 2, word(-1, True)), "collateral"),
-        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 4, word(65)), "at most 64"),
-        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 6, word(0)), "size 0"),
-        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 6, word(2**63)), "size"),
-        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 5, word(2**16)), "instrument"),
+        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 4, word(2**248)), "l2_key"),
+            (decode_account_leaf, replace_word(GOOD_ACCOUNT, 5, word(65)), "at most 64"),
+        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 7, word(0)), "size 0"),
+        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 7, word(2**63)), "size"),
+        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 6, word(2**16)), "instrument"),
         (decode_account_leaf, "00" * 64, "must be bytes"),
         (decode_instrument_leaf, replace_word(GOOD_INSTRUMENT, 2, word(2)), "kind"),
         (decode_instrument_leaf, replace_word(GOOD_INSTRUMENT, 3, word(0)), "has_mark"),

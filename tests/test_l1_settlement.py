@@ -36,8 +36,8 @@ def run(*args: str, code: int = 0, env: dict[str, str] | None = None) -> str:
     return result.stdout if "--json" in args else result.output
 
 
-def run_json(*args: str) -> Any:
-    return json.loads(run(*args, "--json"))
+def run_json(*args: str, env: dict[str, str] | None = None) -> Any:
+    return json.loads(run(*args, "--json", env=env))
 
 
 def write_lines(path: Path, txs: list) -> Path:
@@ -135,8 +135,10 @@ def pending(world, settled) -> dict[str, Any]:
     lines = root / "b3.jsonl"
     run("tx", "transfer", "--from", str(account), "--to", str(other), "--amount", str(TRANSFERRED), "--home", str(home), "--out", str(lines), env=env)
     run("tx", "withdraw", "--account", str(account), "--amount", str(WITHDRAWN), "--home", str(home), "--out", str(lines), env=env)
+    # and its L2 key, derived from the same wallet key and registered with it (the contract ecrecovers it)
+    run("key", "register", "--account", str(account), "--home", str(home), "--out", str(lines), env=env)
     out = run_json("submit", str(lines), "--home", str(home), "--executor", "serial")
-    assert out["accepted"] == 2
+    assert out["accepted"] == 3
     run_json("prove", "--home", str(home), "--executor", "serial")
     return {"account": account, "address": address}
 
@@ -164,7 +166,11 @@ def test_deposit_trade_settle_withdraw(world, pending):
     assert l1.balance(address) - before == WITHDRAWN * 10**6
     # the L2 side paid it out of the account
     account_info = run_json("account", str(account), "--home", str(home))
-    assert account_info["nonce"] == 3
+    assert account_info["nonce"] == 4
+    # the settled registration bound the key the wallet derives
+    env = {"ROLLUP_PRIVATE_KEY": "0x" + world["keys"][address].hex()}
+    derived = run_json("key", "derive", "--home", str(home), env=env)
+    assert run_json("key", "show", "--account", str(account), "--home", str(home))["key_id"] == derived["key_id"]
     # a second claim of the same withdrawal is refused
     out = run("l1", "withdraw", "--account", str(account), "--home", str(home), code=1)
     assert "nothing to claim for this account" in out
@@ -180,10 +186,10 @@ def test_escape_hatch_commands(world, pending):
         pytest.skip("needs the end-to-end test's settled batches")
     key = "0x" + world["keys"][address].hex()
     forced = run_json("l1", "force-withdraw", "--account", str(account), "--amount", "1", "--key", key, "--home", str(home))
-    assert forced["nonce"] == 3 and forced["deadline_batch"] == 3 + 3  # DEFAULT_FORCED_DELAY_BATCHES
+    assert forced["nonce"] == 4 and forced["deadline_batch"] == 3 + 3  # DEFAULT_FORCED_DELAY_BATCHES
     out = world["root"] / "forced.jsonl"
     listed = run_json("l1", "forced", "--out", str(out), "--home", str(home))
-    assert listed["pending"] == [{"request_id": forced["request_id"], "account": account, "amount": 1, "nonce": 3}]
+    assert listed["pending"] == [{"request_id": forced["request_id"], "account": account, "amount": 1, "nonce": 4}]
     assert Withdraw.model_validate_json(out.read_text()).model_dump() == forced["l2_transaction"]
     # not overdue, nothing to exit
     assert "nothing pending is overdue" in run("l1", "freeze", "--home", str(home), code=1)

@@ -42,6 +42,7 @@ from verifier.wire import (
     OptionTrade,
     OracleUpdate,
     PerpTrade,
+    RegisterKey,
     RiskArray,
     RiskParameters,
     SettleExpired,
@@ -256,6 +257,54 @@ def test_invalid_deposit_beyond_the_accounts_tree():
 def test_invalid_deposit_zero_amount():
     tx = Deposit.model_construct(type="deposit", deposit_id=3, account=4, address=addr(4), amount=0)
     assert_invalid(make_pre(), tx, [], "deposit amount must be positive")
+
+
+# --- RegisterKey ----------------------------------------------------------------------------------
+
+KEY_ID = (1 << 247) + 0xBEEF
+
+
+def register(account=1, address=None, key_id=KEY_ID, nonce=0):
+    return RegisterKey(account=account, address=address or addr(account), key_id=key_id, nonce=nonce, signature=SIG)
+
+
+def test_register_key():
+    pre = make_pre()
+    post = pre.copy()
+    post.accounts[1].l2_key = KEY_ID
+    post.accounts[1].nonce = 1
+    assert_valid(pre, register(), [addr(1)], post, touched={1})
+
+
+def test_register_key_again_rotates_it():
+    pre = make_pre()
+    pre.accounts[1].l2_key = KEY_ID
+    post = pre.copy()
+    post.accounts[1].l2_key = 7
+    post.accounts[1].nonce = 1
+    assert_valid(pre, register(key_id=7), [addr(1)], post, touched={1})
+
+
+def test_invalid_register_key_unknown_account():
+    assert_invalid(make_pre(), register(account=9), [addr(9)], "unknown account 9")
+
+
+def test_invalid_register_key_wrong_signer():
+    # an L2 key is bound by the account's Ethereum address only
+    assert_invalid(make_pre(), register(), [addr(2)], "wrong signer for account 1")
+
+
+def test_invalid_register_key_names_another_address():
+    assert_invalid(make_pre(), register(address=addr(2)), [addr(2)], f"account 1 belongs to {addr(1)}, the registration names {addr(2)}")
+
+
+def test_invalid_register_key_wrong_nonce():
+    assert_invalid(make_pre(), register(nonce=1), [addr(1)], "wrong nonce for account 1: expected 0, got 1")
+
+
+def test_invalid_register_key_id_zero():
+    tx = RegisterKey.model_construct(type="register_key", account=1, address=addr(1), key_id=0, nonce=0, signature=SIG)
+    assert_invalid(make_pre(), tx, [addr(1)], "an L2 key id is never 0")
 
 
 # --- Withdraw ------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from verifier.encoding import (
     recover_signers,
 )
 from verifier.wire import (
+    RegisterKey,
     TRANSACTION_TYPES,
     Deposit,
     InstrumentFunding,
@@ -60,6 +61,7 @@ SAMPLES = {
     ),
     "liquidate": (Liquidate, dict(liquidator=1, account=2, instrument=0, size=-4, nonce=6), [KEYS[1]]),
     "settle_expired": (SettleExpired, dict(sender=1, account=2, series=5, nonce=0), [KEYS[1]]),
+    "register_key": (RegisterKey, dict(account=1, address=get_address(KEYS[1]), key_id=(1 << 247) + 5, nonce=3), [KEYS[1]]),
     "oracle_update": (
         OracleUpdate,
         dict(
@@ -95,6 +97,9 @@ def test_type_strings() -> None:
         "RiskArray[] risk_arrays,InstrumentPrice[] settlements)"
         "InstrumentFunding(uint256 market,int256 index)InstrumentPrice(uint256 instrument,uint256 price)"
         "RiskArray(uint256 instrument,int256[] values)"
+    )
+    assert compute_encode_type("RegisterKey", get_eip712_types(RegisterKey)) == (
+        "RegisterKey(uint256 account,address address,uint256 key_id,uint256 nonce)"
     )
     assert compute_encode_type("Deposit", get_eip712_types(Deposit)) == (
         "Deposit(uint256 deposit_id,uint256 account,address address,uint256 amount)"

@@ -184,8 +184,9 @@ def apply_unchecked(slot: SlotPublic, shape: TransitionShape) -> None:
     a_delta = (flag["deposit"] - flag["withdraw"] - flag["transfer"]) * t.quantity - (perp + opt) * t.fee - opt * notional
     a_delta += settle * held * slot.instrument.settlement - moved_value
     b_delta = flag["transfer"] * t.quantity + opt * notional + moved_value - penalty
+    reg = flag["register_key"]
     sides = (
-        (slot.a, a_delta, flag["withdraw"] + flag["transfer"] + perp + opt + settle - keeper + liq,
+        (slot.a, a_delta, flag["withdraw"] + flag["transfer"] + perp + opt + settle - keeper + liq + reg,
          (perp + opt + liq) * t.quantity - settle * held, perp * notional + moved_cost),
         (slot.b, b_delta, perp + opt + keeper, -(perp + opt + liq) * t.quantity, -perp * notional - moved_cost),
     )
@@ -195,6 +196,7 @@ def apply_unchecked(slot: SlotPublic, shape: TransitionShape) -> None:
         collateral = window.collateral_before + delta
         window.nonce_after = window.nonce_before + nonce_increment
         window.address_after = t.address if flag["deposit"] and window is slot.a else window.address_before
+        window.l2_key_after = t.key_id if reg and window is slot.a else window.l2_key_before
         for p in window.positions:
             p.size_after, p.cost_after, p.funding_after = p.size_before, p.cost_before, p.funding_before
             if not p.matched:
@@ -259,6 +261,7 @@ def get_correct_signers(state: State, tx: object) -> tuple:
         "option_trade": lambda: (address(tx.buyer), address(tx.seller)),
         "liquidate": lambda: (address(tx.liquidator),),
         "settle_expired": lambda: (address(tx.sender),),
+        "register_key": lambda: (address(tx.account),),
         "oracle_update": lambda: (state.genesis.oracle_address,),
     }
     return fields[tx.type]()
@@ -338,6 +341,11 @@ FIELD_MUTATIONS: dict[str, list[Callable[[object, random.Random], dict]]] = {
         lambda tx, rng: {"maker": tx.taker},
         lambda tx, rng: {"market": rng.choice((0, 1, 2, 5))},
         lambda tx, rng: {"size": 0},
+    ],
+    "register_key": [
+        lambda tx, rng: {"nonce": tx.nonce + 1},
+        lambda tx, rng: {"account": (tx.account + 1) % 16},
+        lambda tx, rng: {"key_id": rng.randrange(1, 2**248)},
     ],
     "settle_expired": [
         lambda tx, rng: {"nonce": tx.nonce + 1},

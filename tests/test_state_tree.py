@@ -135,11 +135,11 @@ def test_hash_fields_takes_signed_values_mod_r():
 
 
 def test_account_fields_are_dense_by_instrument():
-    leaf = AccountLeaf(ADDRESS, 1_000, 3, (PositionLeaf(7, -2, -50, 4),))
+    leaf = AccountLeaf(ADDRESS, 1_000, 3, (PositionLeaf(7, -2, -50, 4),), l2_key=42)
     header, positions = compute_account_fields(leaf, (1, 7, 9))
-    assert header == [int(ADDRESS, 16), 1_000, 3]
+    assert header == [int(ADDRESS, 16), 1_000, 3, 42]
     assert positions == [0, 0, 0, -2, -50, 4, 0, 0, 0]
-    assert compute_account_hash(leaf, (1, 7, 9)) == poseidon([int(ADDRESS, 16), 1_000, 3, hash_fields(positions)])
+    assert compute_account_hash(leaf, (1, 7, 9)) == poseidon([int(ADDRESS, 16), 1_000, 3, 42, hash_fields(positions)])
     assert compute_account_hash(None, (1, 7, 9)) == 0
 
 

@@ -43,6 +43,7 @@ from verifier.wire import (
     OptionTrade,
     OracleUpdate,
     PerpTrade,
+    RegisterKey,
     RiskArray,
     RiskParameters,
     SettleExpired,
@@ -83,6 +84,7 @@ def _signers(tx) -> list[str]:
         "perp_trade": lambda: [OWNERS[tx.maker], OWNERS[tx.taker]],
         "option_trade": lambda: [OWNERS[tx.buyer], OWNERS[tx.seller]],
         "settle_expired": lambda: [OWNERS[tx.sender]],
+        "register_key": lambda: [OWNERS[tx.account]],
     }
     return owner[tx.type]()
 
@@ -131,7 +133,7 @@ def _claim_root_after(w: TransitionWitness) -> int:
         for window, key, uses, path in ((slot.a, tx.account_a, any(slot.flags), slot.path_a), (slot.b, tx.account_b, uses_b, slot.path_b)):
             if uses:
                 positions = [v for p in window.positions for v in (p.size_after, p.cost_after, p.funding_after)]
-                leaf = hash_account([window.address_after, window.collateral_after, window.nonce_after], positions)
+                leaf = hash_account([window.address_after, window.collateral_after, window.nonce_after, window.l2_key_after], positions)
                 root = compute_path_root(key, leaf, path, TREE)
         if flag["perp_trade"] or flag["option_trade"] or flag["settle_expired"] or flag["liquidate"]:
             markets[SHAPE.table.index(tx.instrument)].open_interest += slot.open_interest_delta
@@ -275,3 +277,58 @@ def test_invalid_key_beyond_the_tree():
     w.slots[0].tx.account_a += TREE.capacity
     w.public[-SLOT_PUBLIC_WORDS] += TREE.capacity << RECORD_BY_TYPE["deposit"].get_places()[0].shift
     assert "does not fit in 4 bits" in _refused(w)
+
+
+# --- L2 key registration -------------------------------------------------------------------------
+
+KEY_ID = (1 << 247) + 0xC0FFEE
+
+
+def _registration(account: int = 0, nonce: int = 0) -> RegisterKey:
+    return RegisterKey(account=account, address=OWNERS[account], key_id=KEY_ID, nonce=nonce, signature=SIG)
+
+
+def _republish(w: TransitionWitness, tx) -> None:
+    """The slot's record words as the circuit packs `tx`'s words, and the root the witness gives."""
+    w.public[-SLOT_PUBLIC_WORDS : -SLOT_PUBLIC_WORDS + 2] = _pack_unchecked(tx)
+    w.public[3] = _claim_root_after(w)
+
+
+def test_registration_sets_the_key():
+    w = _replay([*OPENING, (None, [_registration()])])[-1]
+    a = w.slots[0].a
+    assert (a.l2_key_before, a.l2_key_after, a.nonce_after) == (0, KEY_ID, 1)
+    _check(w)
+    assert w.public[3] == _claim_root_after(w)
+
+
+def test_invalid_key_changed_without_registration():
+    # only a registration writes a key: a transfer that also swaps the sender's key would let the
+    # prover sign for the account from then on
+    transfer = Transfer(sender=0, recipient=1, amount=5, nonce=0, signature=SIG)
+    w = _replay([*OPENING, (None, [transfer])])[-1]
+    w.slots[0].a.l2_key_after = KEY_ID
+    w.public[3] = _claim_root_after(w)
+    assert "key_registration" in _refused(w)
+    w = _replay([*OPENING, (None, [transfer])])[-1]
+    w.slots[0].b.l2_key_after = KEY_ID  # the recipient's key
+    w.public[3] = _claim_root_after(w)
+    assert "key_registration" in _refused(w)
+
+
+def test_invalid_registration_signed_by_another_address():
+    # the contract recovers the signer and compares it with the record's address: the circuit must
+    # prove that address is the account's, or anyone could register a key for any account
+    w = _replay([*OPENING, (None, [_registration()])])[-1]
+    w.slots[0].tx.address = int(OWNERS[1], 16)
+    _republish(w, _registration().model_copy(update={"address": OWNERS[1]}))
+    assert "key_registration" in _refused(w)
+
+
+def test_invalid_registration_of_the_id_zero():
+    # 0 means "no key": it would take the account out of L2 signing without the address asking
+    w = _replay([*OPENING, (None, [_registration()])])[-1]
+    w.slots[0].tx.key_id = 0
+    w.slots[0].a.l2_key_after = 0
+    _republish(w, _registration().model_copy(update={"key_id": 0}))
+    assert "key_registration" in _refused(w)

@@ -42,6 +42,7 @@ from verifier.wire import (
     FUNDING_BITS,
     INSTRUMENT_ID_BITS,
     MAX_SCENARIOS,
+    KEY_ID_BITS,
     PRICE_BITS,
     RISK_VALUE_BITS,
     TIMESTAMP_BITS,
@@ -165,6 +166,7 @@ ACCOUNT_WORDS = (
     WordSpec("address", 160),
     WordSpec("collateral", 128),
     WordSpec("nonce", 64),
+    WordSpec("l2_key", KEY_ID_BITS),
     WordSpec("n_positions", 8),
 )
 POSITION_WORDS = (
@@ -210,6 +212,7 @@ class AccountLeaf:
     collateral: int
     nonce: int
     positions: tuple[PositionLeaf, ...]  # sorted by instrument
+    l2_key: int = 0  # the registered L2 key's id (verifier/l2auth.py), 0 before a registration
 
 
 @dataclass(frozen=True)
@@ -285,15 +288,18 @@ def _check_position_order(positions: Sequence[PositionLeaf]) -> None:
         raise MalformedLeaf("a position of size 0 is never stored")
 
 
-def encode_account_leaf(address: str | bytes, collateral: int, nonce: int, positions: Iterable[Sequence[int]]) -> bytes:
-    """Account leaf: kind, address, collateral, nonce, n, then n x (instrument, size, cost, funding)."""
+def encode_account_leaf(
+    address: str | bytes, collateral: int, nonce: int, positions: Iterable[Sequence[int]], l2_key: int = 0
+) -> bytes:
+    """Account leaf: kind, address, collateral, nonce, L2 key id, n, then n x (instrument, size,
+    cost, funding)."""
     plist = [PositionLeaf(*p) for p in positions]
     # the leaf has a bounded shape
     if len(plist) > MAX_POSITIONS_IN_LEAF:
         raise MalformedLeaf(f"an account holds at most {MAX_POSITIONS_IN_LEAF} positions, got {len(plist)}")
     _check_position_order(plist)
     address_int = _get_address_int(address)
-    head = _encode_words((LEAF_ACCOUNT, address_int, collateral, nonce, len(plist)), ACCOUNT_WORDS)
+    head = _encode_words((LEAF_ACCOUNT, address_int, collateral, nonce, l2_key, len(plist)), ACCOUNT_WORDS)
     return head + b"".join(_encode_words(p, POSITION_WORDS) for p in plist)
 
 
@@ -376,7 +382,7 @@ def _check_length(data: bytes, expected_words: int) -> None:
 
 def decode_account_leaf(data: bytes) -> AccountLeaf:
     _check_leaf_shape(data, LEAF_ACCOUNT, len(ACCOUNT_WORDS))
-    _, address_int, collateral, nonce, n = _decode_words(data, 0, ACCOUNT_WORDS)
+    _, address_int, collateral, nonce, l2_key, n = _decode_words(data, 0, ACCOUNT_WORDS)
     # the announced position count is within the bounded shape
     if n > MAX_POSITIONS_IN_LEAF:
         raise MalformedLeaf(f"account leaf announces {n} positions, at most {MAX_POSITIONS_IN_LEAF}")
@@ -386,7 +392,7 @@ def decode_account_leaf(data: bytes) -> AccountLeaf:
         for i in range(n)
     )
     _check_position_order(positions)
-    return AccountLeaf(compute_checksum_address(address_int.to_bytes(20, "big")), collateral, nonce, positions)
+    return AccountLeaf(compute_checksum_address(address_int.to_bytes(20, "big")), collateral, nonce, positions, l2_key)
 
 
 def decode_instrument_leaf(data: bytes) -> InstrumentLeaf:

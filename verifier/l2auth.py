@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from verifier.poseidon import R, poseidon
+from verifier.wire import KEY_ID_BITS
 
-KEY_ID_BITS = 248
 KEY_ID_MASK = (1 << KEY_ID_BITS) - 1
 NO_KEY = 0  # the leaf's key id before a registration
 

@@ -34,6 +34,7 @@ from verifier.wire import (
     ACCOUNT_ID_BITS,
     AMOUNT_BITS,
     INSTRUMENT_ID_BITS,
+    KEY_ID_BITS,
     NONCE_BITS,
     PRICE_BITS,
     SIZE_BITS,
@@ -162,6 +163,13 @@ RECORDS: tuple[RecordSpec, ...] = (
             RecordField("size", SIZE_BITS + 1, signed=True),
             RecordField("nonce", NONCE_BITS),
         ),
+    ),
+    # the address is the account's (proven), which the contract compares with the recovered signer;
+    # the key id takes the whole second word
+    RecordSpec(
+        "register_key",
+        8,
+        (RecordField("account", ACCOUNT), RecordField("nonce", NONCE_BITS), RecordField("address", ADDRESS_BITS), RecordField("key_id", KEY_ID_BITS)),
     ),
 )
 RECORD_BY_TYPE: dict[str, RecordSpec] = {spec.type: spec for spec in RECORDS}
@@ -302,6 +310,9 @@ SIGNATURE_WINDOWS: dict[str, tuple[str, ...]] = {
     "option_trade": ("a", "b"),  # buyer_signature, seller_signature
     "liquidate": ("a",),
     "settle_expired": ("b",),  # the sender: A instead when sender == account
+    # the registering address signs for the record's address (compared by the contract and the
+    # verifier with the recovered signer), so the slot has no signer word
+    "register_key": ("record",),
 }
 
 
@@ -315,7 +326,12 @@ def compute_signer_words(tx: Any, signers: tuple[str, ...] | list[str]) -> tuple
     # one recovered address per signature field (a caller bug otherwise)
     if windows and len(signers) != len(windows):
         raise ValueError(f"{tx.type} has {len(windows)} signatures, got {len(signers)} signers")
-    words = {"a": 0, "b": 0}
+    words = {"a": 0, "b": 0, "record": 0}
     for window, signer in zip(windows, signers):
+        if window == "record":
+            # the record names the address that must sign; the circuit proves it is the account's
+            if signer != tx.address:
+                raise ValueError(f"{tx.type} for account {tx.account} is signed by {signer}, not by {tx.address}")
+            continue
         words[window] = int(signer, 16)
     return words["a"], words["b"]

@@ -4,7 +4,7 @@ instrument, and its fields on the slot's transaction words.
 Shared by the node (which accounts a segment touches), the verifier (which leaves a published batch
 must open) and the circuit (the slot's words), so it lives here, importing nothing from `prover`
 or `rollup`. Which account is A and which B is fixed per type: A is the depositor, withdrawer,
-sender, taker, buyer, liquidator, or the account whose expired option position is settled; B is
+sender, taker, buyer, liquidator, registrant, or the account whose expired option position is settled; B is
 the recipient, maker, seller, liquidated account, or the keeper who sends a settlement for someone
 else (unused when holders settle their own).
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from verifier.encoding import _get_address_int
-from verifier.wire import Deposit, Liquidate, OptionTrade, OracleUpdate, PerpTrade, SettleExpired, Transfer, Withdraw
+from verifier.wire import Deposit, Liquidate, OptionTrade, OracleUpdate, PerpTrade, RegisterKey, SettleExpired, Transfer, Withdraw
 
 SLOT_TYPES: tuple[str, ...] = (
     "deposit",
@@ -24,10 +24,11 @@ SLOT_TYPES: tuple[str, ...] = (
     "option_trade",
     "settle_expired",
     "liquidate",
+    "register_key",
     "oracle_update",
 )
 SUPPORTED_TYPES: frozenset[str] = frozenset(
-    ("deposit", "withdraw", "transfer", "perp_trade", "option_trade", "settle_expired", "liquidate", "oracle_update")
+    ("deposit", "withdraw", "transfer", "perp_trade", "option_trade", "settle_expired", "liquidate", "register_key", "oracle_update")
 )
 
 
@@ -42,8 +43,9 @@ class TxWords:
     nonce_a: int = 0
     nonce_b: int = 0
     deposit_id: int = 0
-    address: int = 0  # deposit address as a 160-bit integer
+    address: int = 0  # deposit or registration address as a 160-bit integer
     timestamp: int = 0  # oracle update
+    key_id: int = 0  # registration: the L2 key's id
 
 
 
@@ -71,6 +73,8 @@ def compute_tx_words(tx: object) -> TxWords:
     if isinstance(tx, Liquidate):
         # A is the liquidator (signs, pays the nonce, takes the position), B the liquidated account
         return TxWords(tx.liquidator, tx.account, tx.instrument, quantity=tx.size, nonce_a=tx.nonce)
+    if isinstance(tx, RegisterKey):
+        return TxWords(account_a=tx.account, nonce_a=tx.nonce, address=_get_address_int(tx.address), key_id=tx.key_id)
     if isinstance(tx, OracleUpdate):
         return TxWords(timestamp=tx.timestamp)
     raise TypeError(f"not a transaction: {type(tx).__name__}")
@@ -109,4 +113,6 @@ def get_signing_accounts(tx: object) -> list[tuple[int, int]]:
         return [(tx.liquidator, tx.nonce)]
     if isinstance(tx, SettleExpired):
         return [(tx.sender, tx.nonce)]
+    if isinstance(tx, RegisterKey):
+        return [(tx.account, tx.nonce)]
     return []

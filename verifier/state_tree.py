@@ -5,10 +5,11 @@
 - accounts: a sparse Merkle tree of `TreeShape(depth, arity)` keyed by account id; a node is the
   Poseidon hash of its `arity` children; an absent account is the leaf 0, an empty subtree of
   level l is `empty[l]` (`empty[0] = 0`, `empty[l + 1] = Poseidon(empty[l] x arity)`);
-- an account leaf is `Poseidon([address, collateral, nonce, positions_hash])` with
-  `positions_hash = hash_fields([(size, cost, funding) per instrument of the table])`: positions
-  dense by instrument (the genesis instruments sorted by id), 0 where none is held. The header is
-  one 4-input Poseidon so that the escape hatch proves a leaf on chain with the 4-input Poseidon
+- an account leaf is `Poseidon([address, collateral, nonce, l2_key, positions_hash])` with
+  `positions_hash = hash_fields([(size, cost, funding) per instrument of the table])`: `l2_key`
+  is the registered L2 key's id (0 before a registration, verifier/l2auth.py), positions are dense
+  by instrument (the genesis instruments sorted by id), 0 where none is held. The header is one
+  5-input Poseidon so that the escape hatch proves a leaf on chain with the 5-input Poseidon
   contract (circomlibjs generates 1..6 inputs) and the positions hash as an opaque word;
 - `markets_hash` is `hash_fields` of every instrument's fields, in table order, concatenated;
 - `globals_hash` is `hash_fields` of the globals.
@@ -117,7 +118,8 @@ def get_instrument_table(instrument_ids: Iterable[int]) -> tuple[int, ...]:
 
 
 def compute_account_fields(leaf: AccountLeaf, table: Sequence[int]) -> tuple[list[int], list[int]]:
-    """`([address, collateral, nonce], [(size, cost, funding) for every instrument of the table])`."""
+    """`([address, collateral, nonce, l2_key], [(size, cost, funding) for every instrument of the
+    table])`: the leaf's header and its positions."""
     held = {p.instrument: p for p in leaf.positions}
     # positions only in instruments of the genesis table
     unknown = set(held) - set(table)
@@ -127,7 +129,7 @@ def compute_account_fields(leaf: AccountLeaf, table: Sequence[int]) -> tuple[lis
     for instrument in table:
         p = held.get(instrument)
         positions += [p.size, p.cost, p.funding] if p else [0, 0, 0]
-    return [_get_address_int(leaf.address), leaf.collateral, leaf.nonce], positions
+    return [_get_address_int(leaf.address), leaf.collateral, leaf.nonce, leaf.l2_key], positions
 
 
 @lru_cache(maxsize=POSITIONS_CACHE_SIZE)

@@ -275,9 +275,10 @@ def compute_transition_inputs(batch: PublishedTransition, prev_root: int) -> lis
                 tx = segment.transactions[k]
                 try:
                     signers = recover_signers(tx, genesis.signing_domain) if tx.type != "deposit" else ()
-                except InvalidSignature as exc:
+                    signer_words = compute_signer_words(tx, signers)
+                except (InvalidSignature, ValueError) as exc:
                     raise VerificationError("bad_signature", f"{where}, slot {k}: {exc}") from None
-                words += [*compute_record_words(tx), *compute_signer_words(tx, signers)]
+                words += [*compute_record_words(tx), *signer_words]
             else:
                 words += [*compute_record_words(None), 0, 0]
         inputs.append(words)

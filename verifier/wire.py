@@ -44,6 +44,8 @@ Timestamp = Annotated[int, Field(ge=0, lt=2**TIMESTAMP_BITS, description="unix s
 RiskValue = Annotated[int, Field(gt=-(2**RISK_VALUE_BITS), lt=2**RISK_VALUE_BITS)]
 FundingIndex = Annotated[int, Field(gt=-(2**FUNDING_BITS), lt=2**FUNDING_BITS)]
 Bps = Annotated[int, Field(ge=0, le=BPS, description="basis points")]
+KEY_ID_BITS = 248  # an L2 key's id: the low 248 bits of Poseidon(A.x, A.y) (verifier/l2auth.py)
+KeyId = Annotated[int, Field(gt=0, lt=2**KEY_ID_BITS, description="L2 key id (verifier/l2auth.py), > 0")]
 
 
 class WireModel(BaseModel):
@@ -184,6 +186,22 @@ class SettleExpired(WireModel):
     signature: Signature
 
 
+class RegisterKey(WireModel):
+    """Bind the L2 key whose id is `key_id` to `account`, replacing any key it had (rotation),
+    signed with EIP-712 by the account's Ethereum address: the one transaction the address signs
+    on L2 (the contract recovers it with `ecrecover`, once per key, and compares it with `address`,
+    which the circuit proves is the account's). The id, not the key, is signed and published: a
+    key's id is 31 bytes of public data, and the contract cannot hash a BabyJubJub point cheaply.
+    A wrong id locks nobody but the signer out, who registers again."""
+
+    type: Literal["register_key"] = "register_key"
+    account: AccountId
+    address: Address
+    key_id: KeyId
+    nonce: Nonce
+    signature: Signature
+
+
 class InstrumentPrice(WireModel):
     instrument: InstrumentId
     price: NonNegativePrice
@@ -229,12 +247,12 @@ class OracleUpdate(WireModel):
 
 
 Transaction = Annotated[
-    Union[Deposit, Withdraw, Transfer, PerpTrade, OptionTrade, Liquidate, SettleExpired, OracleUpdate],
+    Union[Deposit, Withdraw, Transfer, PerpTrade, OptionTrade, Liquidate, SettleExpired, RegisterKey, OracleUpdate],
     Field(discriminator="type"),
 ]
 TRANSACTION_TYPES: dict[str, type[WireModel]] = {
     m.model_fields["type"].default: m
-    for m in (Deposit, Withdraw, Transfer, PerpTrade, OptionTrade, Liquidate, SettleExpired, OracleUpdate)
+    for m in (Deposit, Withdraw, Transfer, PerpTrade, OptionTrade, Liquidate, SettleExpired, RegisterKey, OracleUpdate)
 }
 
 

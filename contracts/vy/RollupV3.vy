@@ -56,6 +56,9 @@ interface Poseidon3:
 interface Poseidon4:
     def poseidon(inputs: uint256[4]) -> uint256: pure
 
+interface Poseidon5:
+    def poseidon(inputs: uint256[5]) -> uint256: pure
+
 R: constant(uint256) = v3params.BN254_R
 UNIT_WEI: constant(uint256) = 10**6  # one collateral unit (1e-6 USD) is 1e6 wei of the L1 coin
 ACCOUNT_ID_LIMIT: constant(uint256) = v3params.TREE_ARITY ** v3params.TREE_DEPTH  # ids the tree addresses
@@ -134,6 +137,7 @@ FORCED_DELAY_SECONDS: public(immutable(uint256))
 verifier: public(address)
 poseidon3: public(address)
 poseidon4: public(address)
+poseidon5: public(address)
 
 state_root: public(uint256)
 batch_number: public(uint256)
@@ -177,15 +181,16 @@ def __init__(
 
 
 @external
-def initialize(verifier: address, poseidon3: address, poseidon4: address):
+def initialize(verifier: address, poseidon3: address, poseidon4: address, poseidon5: address):
     """Bind the transition verifier and the Poseidon contracts, once, by the deployer."""
     assert msg.sender == DEPLOYER, "only the deployer initialises the rollup"
     assert self.verifier == empty(address), "the rollup is already initialised"
     # contracts, not accounts: a call to an address without code would return nothing
-    assert verifier.is_contract and poseidon3.is_contract and poseidon4.is_contract, "verifier and Poseidon must be contracts"
+    assert verifier.is_contract and poseidon3.is_contract and poseidon4.is_contract and poseidon5.is_contract, "verifier and Poseidon must be contracts"
     self.verifier = verifier
     self.poseidon3 = poseidon3
     self.poseidon4 = poseidon4
+    self.poseidon5 = poseidon5
 
 
 # --- EIP-712 and signatures (the domain is defined here only) -----------------------------------
@@ -445,11 +450,12 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
             assert size != 0, concat("segment ", uint2str(i), ", slot ", uint2str(k), ": unknown record type")
             # the record's two public words, each its bytes left-aligned in 31 bytes: below 2^248 < r
             # by construction (a word holds at most 31 record bytes: transition_build checks it)
-            bits: uint256 = (layout >> 16) & 255  # 256 - 8 * split
+            split: uint256 = (layout >> 8) & 255
+            bits: uint256 = unsafe_sub(256, unsafe_mul(8, split))  # the bits of w0 after the first word's bytes
             rec0: uint256 = ((w0 >> bits) << bits) >> 8
             # the record's bytes from `split` on: the rest of w0, then the start of w1
             rest: uint256 = (w0 << unsafe_sub(256, bits)) | (w1 >> bits)
-            bits = unsafe_sub(256, (layout >> 24) & 255)
+            bits = unsafe_sub(256, unsafe_mul(8, unsafe_sub(size, split)))  # 256 (an empty word) shifts to 0
             rec1: uint256 = ((rest >> bits) << bits) >> 8
             at = unsafe_add(at, size)
             signer_a: uint256 = 0
@@ -501,6 +507,11 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
                         account, amount, nonce = v3records.get_withdrawal(w0, w1)
                         self.withdrawable[account] += amount
                         self._serve_forced(account, amount, nonce)
+                    elif code == v3records.CODE_REGISTER_KEY:
+                        # the account's address signs its L2 key (the circuit proves the record's
+                        # address is the account's): no signer word
+                        assert signer_a == v3records.get_registered_address(w0, w1), concat("segment ", uint2str(i), ", slot ", uint2str(k), ": key registration not signed by the account's address")
+                        signer_a = 0
                     elif code == v3records.CODE_SETTLE_EXPIRED and v3records.is_self_settlement(w0, w1):
                         # a settlement by its own account signs for window A (else B)
                         signer_a = signer_b
@@ -577,10 +588,10 @@ def _compute_root(account: uint256, leaf: uint256, path: DynArray[uint256, PATH_
 
 @internal
 @view
-def _hash_leaf(owner: uint256, collateral: uint256, nonce: uint256, positions_hash: uint256) -> uint256:
+def _hash_leaf(owner: uint256, collateral: uint256, nonce: uint256, l2_key: uint256, positions_hash: uint256) -> uint256:
     # every input below r (the contract would reduce it silently)
-    assert owner < 1 << 160 and collateral < R and nonce < R and positions_hash < R, "leaf fields must be below r"
-    return staticcall Poseidon4(self.poseidon4).poseidon([owner, collateral, nonce, positions_hash])
+    assert owner < 1 << 160 and collateral < R and nonce < R and l2_key < R and positions_hash < R, "leaf fields must be below r"
+    return staticcall Poseidon5(self.poseidon5).poseidon([owner, collateral, nonce, l2_key, positions_hash])
 
 
 @external
@@ -613,6 +624,7 @@ def dismiss_forced_withdrawal(
     owner: uint256,
     collateral: uint256,
     nonce: uint256,
+    l2_key: uint256,
     positions_hash: uint256,
     path: DynArray[uint256, PATH_WORDS],
     markets_hash: uint256,
@@ -627,7 +639,7 @@ def dismiss_forced_withdrawal(
     leaf: uint256 = 0
     reason: String[64] = "the account does not exist"
     if exists:
-        leaf = self._hash_leaf(owner, collateral, nonce, positions_hash)
+        leaf = self._hash_leaf(owner, collateral, nonce, l2_key, positions_hash)
         if positions_hash != EMPTY_POSITIONS_HASH:
             reason = "the account has open positions"
         elif nonce != request.nonce:
@@ -679,17 +691,18 @@ def exit(
     owner: uint256,
     collateral: uint256,
     nonce: uint256,
+    l2_key: uint256,
     positions_hash: uint256,
     path: DynArray[uint256, PATH_WORDS],
     markets_hash: uint256,
     globals_hash: uint256,
 ):
     """After a freeze: pay an account's collateral against the stored root, once, to the address
-    its leaf registers. The leaf is Poseidon(address, collateral, nonce, positions_hash); open
+    its leaf registers. The leaf is Poseidon(address, collateral, nonce, l2_key, positions_hash); open
     positions are not valued (no trusted price after a freeze), only collateral is paid."""
     assert self.frozen, "exits open only once the rollup is frozen"
     assert not self.exited[account], "account already exited"
-    leaf: uint256 = self._hash_leaf(owner, collateral, nonce, positions_hash)
+    leaf: uint256 = self._hash_leaf(owner, collateral, nonce, l2_key, positions_hash)
     assert self._compute_root(account, leaf, path, markets_hash, globals_hash) == self.state_root, "account leaf is not in the stored root"
     self.exited[account] = True
     recipient: address = convert(owner, address)

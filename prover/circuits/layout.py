@@ -86,6 +86,8 @@ class AccountWindow:
     nonce_before: int = 0
     collateral_after: int = 0
     nonce_after: int = 0
+    l2_key_before: int = 0  # the registered L2 key's id (0: none)
+    l2_key_after: int = 0
     positions: list[PositionWindow] = field(default_factory=list)
 
 

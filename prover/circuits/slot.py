@@ -158,7 +158,7 @@ def synthesize_slot(cs: ConstraintSystem, shape: SegmentShape, slot: SlotPublic)
         for name in SLOT_TYPES:
             if name not in SUPPORTED_TYPES:
                 cs.enforce(flag[name], 1, 0)
-    dep, wd, tr, perp, opt, settle, liq, oracle = (flag[n] for n in SLOT_TYPES)
+    dep, wd, tr, perp, opt, settle, liq, reg, oracle = (flag[n] for n in SLOT_TYPES)
     trade = cs.as_lc(perp) + opt
     synthesize_tx_ranges(cs, tx, dep, wd, tr, perp, opt, liq)
     with cs.gadget("settle_sender"):
@@ -190,8 +190,8 @@ def synthesize_slot(cs: ConstraintSystem, shape: SegmentShape, slot: SlotPublic)
     shortfall = cs.as_lc(penalty) - slot.globals.insurance_delta
     side_a = SideParameters(
         uses=any_type,
-        must_exist=cs.as_lc(wd) + tr + trade + settle + liq,
-        nonce_increment=cs.as_lc(wd) + tr + trade + own + liq,
+        must_exist=cs.as_lc(wd) + tr + trade + settle + liq + reg,
+        nonce_increment=cs.as_lc(wd) + tr + trade + own + liq + reg,
         nonce_word=tx.nonce_a,
         collateral_delta=cs.as_lc(deposited) - moved_out - fee - premium - moved_value,
         changes=trade + liq,
@@ -223,6 +223,7 @@ def synthesize_slot(cs: ConstraintSystem, shape: SegmentShape, slot: SlotPublic)
     synthesize_distinct_accounts(cs, tx.account_a, tx.account_b, side_b.uses)
     synthesize_instrument_checks(cs, slot, perp, opt, trade, settle, liq)
     synthesize_deposit(cs, slot, dep)
+    synthesize_key_registration(cs, slot, reg)
     result_a = synthesize_account(cs, shape, slot.a, tx, side_a)
     result_b = synthesize_account(cs, shape, slot.b, tx, side_b)
     with cs.gadget("liquidation"):
@@ -306,6 +307,21 @@ def synthesize_deposit(cs: ConstraintSystem, slot: SlotPublic, dep: LinearLike) 
         cs.enforce(cs.as_lc(g.deposit_count_before) + dep - g.deposit_count_after, 1, 0)
         # the account is (or becomes) bound to the deposit's address
         cs.enforce(dep, cs.as_lc(slot.a.address_after) - slot.tx.address, 0)
+
+
+def synthesize_key_registration(cs: ConstraintSystem, slot: SlotPublic, reg: LinearLike) -> None:
+    """A registration sets window A's L2 key id to the transaction's (never 0), and names the
+    account's own address (the contract compares it with the recovered signer); nothing else
+    changes a key."""
+    tx, a, b = slot.tx, slot.a, slot.b
+    with cs.gadget("key_registration"):
+        cs.enforce(reg, cs.as_lc(tx.key_id) - a.l2_key_before, cs.as_lc(a.l2_key_after) - a.l2_key_before)
+        cs.enforce(cs.as_lc(b.l2_key_after) - b.l2_key_before, 1, 0)
+        cs.enforce(reg, cs.as_lc(tx.address) - a.address_before, 0)
+        # key_id x inverse = reg: no solution for a registration of the id 0 ("no key")
+        needed = cs.as_lc(reg).value == 1 and tx.key_id.value != 0
+        inverse = cs.private(pow(tx.key_id.value, -1, cs.r) if needed else 0)
+        cs.enforce(tx.key_id, inverse, reg)
 
 
 def synthesize_account(

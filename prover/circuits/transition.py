@@ -74,6 +74,7 @@ RECORD_TX_WORDS: dict[str, dict[str, str]] = {
     },
     "settle_expired": {"account": "account_a", "sender": "account_b", "series": "instrument", "nonce": "nonce_a"},
     "liquidate": {"liquidator": "account_a", "account": "account_b", "instrument": "instrument", "size": "quantity", "nonce": "nonce_a"},
+    "register_key": {"account": "account_a", "nonce": "nonce_a", "address": "address", "key_id": "key_id"},
 }
 # Words a type uses without publishing them: the deposit id is the deposit count (proven), a
 # settlement's second nonce word is its first (the sender's nonce, whichever window pays it).
@@ -229,7 +230,7 @@ def allocate_window(cs: ConstraintSystem, window: AccountWindow, shape: Transiti
         ))
     return AccountWindow(*(cs.private(v) for v in (window.exists_before, window.address_before, window.address_after,
                                                     window.collateral_before, window.nonce_before, window.collateral_after,
-                                                    window.nonce_after)), positions)
+                                                    window.nonce_after, window.l2_key_before, window.l2_key_after)), positions)
 
 
 def synthesize_account_hash(cs: ConstraintSystem, window: AccountWindow, after: bool) -> Variable:
@@ -237,14 +238,15 @@ def synthesize_account_hash(cs: ConstraintSystem, window: AccountWindow, after: 
     suffix = "_after" if after else "_before"
     header = [window.address_after if after else window.address_before,
               window.collateral_after if after else window.collateral_before,
-              window.nonce_after if after else window.nonce_before]
+              window.nonce_after if after else window.nonce_before,
+              window.l2_key_after if after else window.l2_key_before]
     positions = [getattr(p, name + suffix) for p in window.positions for name in ("size", "cost", "funding")]
     return synthesize_poseidon(cs, [*header, synthesize_hash_fields(cs, positions)])
 
 
 def get_leaf_fields(window: AccountWindow) -> list[LinearLike]:
     """Every field of the window's account before the slot (0 for an account that did not exist)."""
-    fields = [window.address_before, window.collateral_before, window.nonce_before]
+    fields = [window.address_before, window.collateral_before, window.nonce_before, window.l2_key_before]
     for p in window.positions:
         fields += [p.size_before, p.cost_before, p.funding_before]
     return fields

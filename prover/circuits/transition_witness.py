@@ -59,7 +59,7 @@ def compute_account_leaf_value(account: Account | None, shape: TransitionShape) 
     for instrument_id in shape.table:
         p = account.positions.get(instrument_id)
         positions += [p.size, p.cost, p.funding] if p else [0, 0, 0]
-    return hash_account([_get_address_int(account.address), account.collateral, account.nonce], positions)
+    return hash_account([_get_address_int(account.address), account.collateral, account.nonce, account.l2_key], positions)
 
 
 def compute_root(state: State, tree: PoseidonTree, shape: TransitionShape) -> int:
@@ -89,6 +89,8 @@ def build_dense_window(before: Account | None, after: Account | None, traded: in
         nonce_before=before.nonce if before else 0,
         collateral_after=after.collateral,
         nonce_after=after.nonce,
+        l2_key_before=before.l2_key if before else 0,
+        l2_key_after=after.l2_key,
         positions=positions,
     )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -36,7 +36,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _ADDRESS = re.compile(r"(0x)?[0-9a-fA-F]{40}")
 
 app = typer.Typer(
-    help="Encrypted private keys (eth-account keystores, scrypt) in HOME/keystore or --keystore-dir: new, import, list.",
+    help="Encrypted private keys (eth-account keystores, scrypt) in HOME/keystore or --keystore-dir: new, import, list; "
+    "L2 keys derived from them: derive, register, show.",
     no_args_is_help=True,
 )
 
@@ -83,6 +84,7 @@ class KeySource:
     interactive: bool = False
     key: str | None = None
     home: Path | None = None  # its keystore directory is the default one
+    loaded: bytes | None = field(default=None, repr=False)  # the key, once a command has read it
 
 
 # --- parsing and loading -------------------------------------------------------------------------
@@ -164,7 +166,10 @@ def decrypt_keystore(path: Path, password: str) -> PrivateKey:
 
 def load_private_key(source: KeySource, required: bool = True) -> PrivateKey | None:
     """The key one source gives: the named one (--keystore, --interactive or --key; naming two is an
-    error), else $ROLLUP_PRIVATE_KEY; None when nothing is named and not `required`."""
+    error), else $ROLLUP_PRIVATE_KEY; None when nothing is named and not `required`. A source
+    already read (`loaded`) is not read again: one password prompt per command."""
+    if source.loaded is not None:
+        return source.loaded
     named = [option for option, given in (("--keystore", source.keystore), ("--interactive", source.interactive), ("--key", source.key)) if given]
     # one key source at a time: which one would sign is not a guess
     if len(named) > 1:
@@ -315,3 +320,105 @@ def list_command(keystore_dir: KeystoreDirOption = None, home: HomeOption = None
     for e in entries:
         table.add_row(e.name, e.address, e.path.name)
     console.print(table)
+
+
+# --- L2 keys (docs/l2keys.md) ----------------------------------------------------------------------
+
+KeyIndexOption = Annotated[
+    int, typer.Option("--index", min=0, max=2**32 - 1, help="Which L2 key to derive (0 first; a new index rotates the key).")
+]
+
+
+def derive_for(source: KeySource, home: Path | None, genesis: Path | None, index: int) -> dict[str, object]:
+    """The L2 key the source's wallet key derives for the node's (or --genesis') deployment."""
+    from rollup.cli.tx import open_chain
+    from rollup.signing import derive_l2_key, get_address
+    from verifier.babyjubjub import pack_point
+
+    key = load_private_key(source)
+    with open_chain(home, genesis) as chain:
+        _, public, key_id = derive_l2_key(key, chain.genesis.signing_domain, index)
+    return {"address": get_address(key), "index": index, "key_id": hex(key_id), "public_key": "0x" + pack_point(public).hex()}
+
+
+@app.command("derive")
+def derive(
+    index: KeyIndexOption = 0,
+    keystore: KeystoreOption = None, keystore_dir: KeystoreDirOption = None, password_file: PasswordFileOption = None,
+    interactive: InteractiveOption = False, key: DevKeyOption = None,
+    home: HomeOption = None,
+    genesis: Annotated[Optional[Path], typer.Option("--genesis", help="Derive for this genesis' deployment, without a node.", show_default=False)] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Derive your L2 key (EdDSA on BabyJubJub) from your wallet key: it signs a fixed EIP-712 message of this deployment, so the same wallet always re-derives the same key. Prints the key's id and public key, never the key."""
+    info = derive_for(KeySource(keystore, keystore_dir, password_file, interactive, key, home), home, genesis, index)
+    if json_output:
+        print_json(info)
+        return
+    console.print(f"L2 key {index} of {info['address']}: id {info['key_id']}, public key {info['public_key']}", highlight=False)
+
+
+@app.command("register")
+def register(
+    account: Annotated[int, typer.Option("--account", help="Your account id (its address signs the registration).")],
+    index: KeyIndexOption = 0,
+    key_id: Annotated[Optional[str], typer.Option("--key-id", help="Register this key id (0x-hex) instead of deriving one from the signing key (e.g. with --signature).", show_default=False)] = None,
+    nonce: Annotated[Optional[int], typer.Option("--nonce", help="The account's nonce (default: its next, from the node).", show_default=False)] = None,
+    keystore: KeystoreOption = None, keystore_dir: KeystoreDirOption = None, password_file: PasswordFileOption = None,
+    interactive: InteractiveOption = False, key: DevKeyOption = None,
+    home: HomeOption = None,
+    genesis: Annotated[Optional[Path], typer.Option("--genesis", help="Sign offline for this genesis, without a node: --nonce must be given.", show_default=False)] = None,
+    signature: Annotated[Optional[str], typer.Option("--signature", help="A wallet's signature of --typed-data (needs --key-id and --address).", show_default=False)] = None,
+    address: Annotated[Optional[str], typer.Option("--address", help="The account's address (default: the signing key's).", show_default=False)] = None,
+    typed_data: Annotated[bool, typer.Option("--typed-data", help="Print the EIP-712 typed data a wallet signs and stop.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Append the signed transaction to this file (what `rollup submit` reads).", show_default=False)] = None,
+    submit: Annotated[bool, typer.Option("--submit", help="Execute it on the node now (a batch of one) and print the receipt.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Bind your L2 key to your account: a RegisterKey transaction signed (EIP-712) by the account's Ethereum address, the one L2 transaction that address signs. Registering again rotates the key."""
+    from rollup.cli.tx import Common, run
+    from rollup.signing import get_address
+
+    source = KeySource(keystore, keystore_dir, password_file, interactive, key, home)
+    if signature is None and not typed_data:
+        source = replace(source, loaded=load_private_key(source))  # derive and sign with one prompt
+    if key_id is None:
+        # a wallet signature cannot derive the key: the id must come with it
+        if signature is not None or typed_data:
+            raise UserError("--signature and --typed-data need --key-id (derive it with `rollup key derive`) and --address", code="usage_error")
+        info = derive_for(source, home, genesis, index)
+        registered, owner = int(str(info["key_id"]), 16), str(info["address"])
+    else:
+        try:
+            registered = int(key_id, 16)
+        except ValueError:
+            raise UserError(f"--key-id: {key_id!r} is not 0x-hex", code="usage_error") from None
+        if address is None and signature is None and not typed_data:
+            owner = get_address(load_private_key(source))  # type: ignore[arg-type]
+        elif address is None:
+            raise UserError("--address: name the account's address (the wallet that signs)", code="usage_error")
+        else:
+            owner = address
+    common = Common(home, genesis, source, signature, typed_data, out, submit, json_output)
+    run("register_key", {"account": account, "address": owner, "key_id": registered}, {"owner": nonce}, common)
+
+
+@app.command("show")
+def show(
+    account: Annotated[int, typer.Option("--account", help="The account whose L2 key to show.")],
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The L2 key id registered for an account in the node's state (none before a registration)."""
+    from rollup.cli.tx import open_chain
+
+    with open_chain(home, None) as chain:
+        leaf = chain.get_account(account)
+    if leaf is None:
+        raise UserError(f"account {account} does not exist (no deposit has created it)", code="unknown_account")
+    info = {"account": account, "address": leaf.address, "key_id": hex(leaf.l2_key) if leaf.l2_key else None, "nonce": leaf.nonce}
+    if json_output:
+        print_json(info)
+        return
+    what = f"L2 key id {info['key_id']}" if leaf.l2_key else "no L2 key registered (`rollup key register`)"
+    console.print(f"account {account} ({leaf.address}): {what}", highlight=False)

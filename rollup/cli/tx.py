@@ -48,7 +48,7 @@ from verifier.encoding import (
     get_typed_data,
     recover_address,
 )
-from verifier.wire import Genesis, Liquidate, OptionTrade, PerpTrade, SettleExpired, Signature, Transfer, WireModel, Withdraw
+from verifier.wire import Genesis, Liquidate, OptionTrade, PerpTrade, RegisterKey, SettleExpired, Signature, Transfer, WireModel, Withdraw
 
 SIGNATURE_ADAPTER: TypeAdapter = TypeAdapter(Signature)  # the wire's own check: 65 bytes of 0x-hex
 
@@ -96,6 +96,7 @@ KINDS: dict[str, TxKind] = {
     "option_trade": TxKind(OptionTrade, _pair("buyer", "seller"), ("buyer", "seller"), ("series", "option")),
     "liquidate": TxKind(Liquidate, _single("liquidator"), ("liquidator", "account"), ("instrument", None)),
     "settle_expired": TxKind(SettleExpired, _single("sender"), ("sender", "account"), ("series", "option")),
+    "register_key": TxKind(RegisterKey, _single("owner", "account"), ("account",)),  # `rollup key register`
 }
 KIND_OF_MODEL = {kind.model: kind for kind in KINDS.values()}
 # wire field -> the option that sets it, to name the option in an error
