@@ -1,7 +1,7 @@
 """EdDSA-Poseidon gadget benchmark: constraints per signature verification and per key id, and synthesis time.
 
 Prints one JSON object. Run: .venv/bin/python benchmarks/eddsa_circuit_bench.py [--quick]
-- "verify": constraints of one `synthesize_eddsa_verify`, split into fixed-base (S * Base8),
+- "verify": constraints of one `synthesize_eddsa_verify` (default schedule; every schedule's total too), split into fixed-base (S * Base8),
   variable-base (h * 8A), poseidon (the challenge hash), bits (S and h decompositions with their
   comparisons to l - 1 and r - 1) and checks (gating by `enabled`, the key's subgroup check and 8A,
   the final addition and equality); median wall milliseconds to synthesize it with its witness
@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from typing import Any, Callable
 
-from prover.circuits.eddsa import synthesize_eddsa_verify, synthesize_key_id
+from prover.circuits.eddsa import VARIABLE_BASE_SCHEDULES, count_eddsa_constraints, synthesize_eddsa_verify, synthesize_key_id
 from prover.r1cs import ConstraintSystem
 from verifier import eddsa as E
 
@@ -103,6 +103,7 @@ def main() -> None:
             "synthesize_ms_median": verify_ms,
             "check_ms_median": verify_check_ms,
             "us_per_constraint": round(1e3 * verify_ms / verify_cs.n_constraints, 2),
+            "constraints_per_schedule": {name: count_eddsa_constraints(name) for name in VARIABLE_BASE_SCHEDULES},
         },
         "key_id": {
             "constraints": key_cs.n_constraints,

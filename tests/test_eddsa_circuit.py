@@ -31,9 +31,13 @@ P, L = B.P, B.SUBORDER
 HAS_NODE = (ROOT / "node_modules" / "circomlibjs").is_dir() and shutil.which("node") is not None
 
 
-def build(enabled: int, a: tuple[int, int], r8: tuple[int, int], s: int, msg: int) -> ConstraintSystem:
+SCHEDULES = list(C.VARIABLE_BASE_SCHEDULES)
+each_schedule = pytest.mark.parametrize("schedule", SCHEDULES)
+
+
+def build(enabled: int, a: tuple[int, int], r8: tuple[int, int], s: int, msg: int, schedule: str = "left_to_right") -> ConstraintSystem:
     cs = ConstraintSystem()
-    C.synthesize_eddsa_verify(cs, *(cs.private(v) for v in (enabled, a[0], a[1], r8[0], r8[1], s, msg)))
+    C.synthesize_eddsa_verify(cs, *(cs.private(v) for v in (enabled, a[0], a[1], r8[0], r8[1], s, msg)), schedule=schedule)
     return cs
 
 
@@ -75,29 +79,59 @@ def signed() -> tuple[bytes, tuple[int, int], int, E.Signature]:
     return prv, E.prv2pub(prv), msg, E.sign(prv, msg)
 
 
-@pytest.fixture(scope="module")
-def valid_cs(signed) -> ConstraintSystem:
+@pytest.fixture(scope="module", params=SCHEDULES)
+def valid_cs(request, signed) -> tuple[str, ConstraintSystem]:
     _, a, msg, sig = signed
-    return build(1, a, sig.R8, sig.S, msg)
+    return request.param, build(1, a, sig.R8, sig.S, msg, request.param)
 
 
 # --- valid signatures ---------------------------------------------------------------------------------------
 
 
-def test_valid_signature_satisfies(valid_cs: ConstraintSystem) -> None:
-    valid_cs.check()
+def test_valid_signature_satisfies(valid_cs: tuple[str, ConstraintSystem]) -> None:
+    valid_cs[1].check()
 
 
-def test_constraint_count_is_fixed(valid_cs: ConstraintSystem) -> None:
-    assert valid_cs.n_constraints == C.count_eddsa_constraints() < 4_217  # circomlib's verifier at --O2
+def test_constraint_count_is_fixed(valid_cs: tuple[str, ConstraintSystem]) -> None:
+    schedule, cs = valid_cs
+    assert cs.n_constraints == C.count_eddsa_constraints(schedule) < 4_217  # circomlib's verifier at --O2
+    assert C.count_eddsa_constraints("left_to_right") < C.count_eddsa_constraints("right_to_left")
     assert C.count_key_id_constraints() < 700
 
 
+def test_unknown_schedule() -> None:
+    with pytest.raises(ValueError, match="unknown schedule 'gpu'; choose one of: left_to_right, right_to_left"):
+        build(1, B.IDENTITY, B.IDENTITY, 0, 0, "gpu")
+
+
+def variable_base(schedule: str, h: int) -> tuple[ConstraintSystem, tuple[int, int]]:
+    """h * Q through one schedule, for Q = 0xC0FFEE * Base8: the system and the Edwards result."""
+    q = B.babyjub.mul_base(0xC0FFEE)
+    cs = ConstraintSystem()
+    q_e = tuple(C._lc(cs, cs.private(c)) for c in q)
+    q_m = C._edwards_to_montgomery(cs, q_e)
+    bits = C._strict_bits(cs, C._lc(cs, cs.private(h)), C.H_BITS, P - 1)
+    x, y = C.VARIABLE_BASE_SCHEDULES[schedule](cs, q_e, q_m, bits)
+    return cs, (x.value, y.value)
+
+
+@each_schedule
+@pytest.mark.parametrize("h", [*range(9), 12345, (1 << 100) + 7, L - 2, L - 1, L, L + 1, L + 2, 2 * L - 1, 2 * L + 1, 7 * L, P - 1, 0x2F3A_9D41 << 200])
+def test_variable_base_schedules_match_native(schedule: str, h: int) -> None:
+    """h * Q for every kind of scalar: tiny (the prefixes a left-to-right ladder would start with), 0 and
+    around multiples of l (where incomplete formulas would meet the identity or a doubling), the top
+    of the field. The schedules have no exceptional scalar."""
+    cs, point = variable_base(schedule, h)
+    cs.check()
+    assert point == B.reference.mul(B.babyjub.mul_base(0xC0FFEE), h)
+
+
+@each_schedule
 @settings(max_examples=4, deadline=None)
 @given(prv=st.binary(min_size=32, max_size=32), msg=st.integers(0, P - 1))
-def test_random_valid_signatures_satisfy(prv: bytes, msg: int) -> None:
+def test_random_valid_signatures_satisfy(schedule: str, prv: bytes, msg: int) -> None:
     a, sig = E.prv2pub(prv), E.sign(prv, msg)
-    assert failing_gadget(build(1, a, sig.R8, sig.S, msg)) is None
+    assert failing_gadget(build(1, a, sig.R8, sig.S, msg, schedule)) is None
 
 
 @pytest.mark.interop
@@ -111,30 +145,34 @@ def test_circomlibjs_signature_satisfies() -> None:
     assert failing_gadget(build(1, a, as_point(sig["R8"]), int(sig["S"]), msg)) is None
 
 
-def test_identity_nonce_signature_satisfies() -> None:
+@each_schedule
+def test_identity_nonce_signature_satisfies(schedule: str, ) -> None:
     """R8 = identity is a valid signature (verify accepts it): the gadget must prove it too, or a
     trader could sign something the sequencer accepts and the prover cannot prove."""
     a_scalar = 123456789
     key = B.babyjub.mul_base(a_scalar)
     sig = sign_with_scalar(a_scalar, key, 5, nonce=0)
     assert sig.R8 == B.IDENTITY and native_verify(5, sig.R8, sig.S, key)
-    assert failing_gadget(build(1, key, sig.R8, sig.S, 5)) is None
+    assert failing_gadget(build(1, key, sig.R8, sig.S, 5, schedule)) is None
 
 
 # --- invalid signatures: each refused, and by the rule that refuses it --------------------------------------
 
 
-def test_invalid_wrong_message(signed) -> None:
+@each_schedule
+def test_invalid_wrong_message(schedule: str, signed) -> None:
     _, a, msg, sig = signed
-    assert failing_gadget(build(1, a, sig.R8, sig.S, msg + 1)) == "eddsa/equation"
+    assert failing_gadget(build(1, a, sig.R8, sig.S, msg + 1, schedule)) == "eddsa/equation"
 
 
-def test_invalid_wrong_s(signed) -> None:
+@each_schedule
+def test_invalid_wrong_s(schedule: str, signed) -> None:
     _, a, msg, sig = signed
-    assert failing_gadget(build(1, a, sig.R8, (sig.S + 1) % L, msg)) == "eddsa/equation"
+    assert failing_gadget(build(1, a, sig.R8, (sig.S + 1) % L, msg, schedule)) == "eddsa/equation"
 
 
-def test_invalid_malleable_twin_s_plus_l() -> None:
+@each_schedule
+def test_invalid_malleable_twin_s_plus_l(schedule: str, ) -> None:
     """S + l satisfies the curve equation (l * Base8 is the identity) and fits in 251 bits: only S < l refuses it."""
     prv = bytes(32 * [7])
     for msg in range(50):
@@ -143,7 +181,7 @@ def test_invalid_malleable_twin_s_plus_l() -> None:
             break
     a = E.prv2pub(prv)
     assert not native_verify(msg, sig.R8, sig.S + L, a)
-    assert failing_gadgets(build(1, a, sig.R8, sig.S + L, msg)) == {"eddsa/s_bits/at_most"}
+    assert failing_gadgets(build(1, a, sig.R8, sig.S + L, msg, schedule)) == {"eddsa/s_bits/at_most"}
 
 
 def test_invalid_s_too_wide(signed) -> None:
@@ -151,11 +189,12 @@ def test_invalid_s_too_wide(signed) -> None:
     assert failing_gadget(build(1, a, sig.R8, sig.S + (1 << C.S_BITS), msg)) == "eddsa/s_bits"
 
 
-def test_invalid_r8_off_the_curve(signed) -> None:
+@each_schedule
+def test_invalid_r8_off_the_curve(schedule: str, signed) -> None:
     _, a, msg, sig = signed
     off = (sig.R8[0], (sig.R8[1] + 1) % P)
     assert not B.is_on_curve(off)
-    assert failing_gadget(build(1, a, off, sig.S, msg)) == "eddsa/equation"
+    assert failing_gadget(build(1, a, off, sig.S, msg, schedule)) == "eddsa/equation"
 
 
 def test_invalid_r8_replaced(signed) -> None:
@@ -163,10 +202,11 @@ def test_invalid_r8_replaced(signed) -> None:
     assert failing_gadget(build(1, a, B.babyjub.mul_base(99), sig.S, msg)) == "eddsa/equation"
 
 
-def test_invalid_key_replaced(signed) -> None:
+@each_schedule
+def test_invalid_key_replaced(schedule: str, signed) -> None:
     _, _, msg, sig = signed
     other = E.prv2pub(bytes(32 * [3]))
-    assert failing_gadget(build(1, other, sig.R8, sig.S, msg)) == "eddsa/equation"
+    assert failing_gadget(build(1, other, sig.R8, sig.S, msg, schedule)) == "eddsa/equation"
 
 
 def small_order_points() -> list[tuple[int, int]]:
@@ -202,14 +242,16 @@ def test_invalid_key_off_the_curve(signed) -> None:
     assert failing_gadget(build(1, (a[0], a[1] + 1), sig.R8, sig.S, msg)) == "eddsa/key"
 
 
-def test_invalid_hash_alias(monkeypatch: pytest.MonkeyPatch) -> None:
+@each_schedule
+def test_invalid_hash_alias(schedule: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """An attacker decomposing h + r (254 bits when h < 2^254 - r) and signing for that scalar: the equation
     then holds and only the strict comparison with r - 1 refuses it."""
     a_scalar = 55555
     key = B.babyjub.mul_base(a_scalar)
     for nonce in range(1, 100):
         r8 = B.babyjub.mul_base(nonce)
-        if E.compute_message_hash(r8, key, 3) + P < 1 << C.H_BITS:
+        alias = E.compute_message_hash(r8, key, 3) + P
+        if alias < 1 << C.H_BITS and alias + C.VARIABLE_OFFSET < 1 << (C.H_BITS + 1):
             break
     sig = sign_with_scalar(a_scalar, key, 3, nonce, h_offset=P)
     original = C._strict_bits
@@ -218,21 +260,23 @@ def test_invalid_hash_alias(monkeypatch: pytest.MonkeyPatch) -> None:
         return original(cs, x, n_bits, max_value, x.value + P if max_value == P - 1 else value)
 
     monkeypatch.setattr(C, "_strict_bits", aliased)
-    assert failing_gadgets(build(1, key, sig.R8, sig.S, 3)) == {"eddsa/h_bits/at_most"}
+    assert failing_gadgets(build(1, key, sig.R8, sig.S, 3, schedule)) == {"eddsa/h_bits/at_most"}
 
 
 # --- enabled = 0 ----------------------------------------------------------------------------------------------
 
 
-def test_disabled_identity_witness_satisfies() -> None:
-    assert failing_gadget(build(0, B.IDENTITY, B.IDENTITY, 0, 12345)) is None
+@each_schedule
+def test_disabled_identity_witness_satisfies(schedule: str, ) -> None:
+    assert failing_gadget(build(0, B.IDENTITY, B.IDENTITY, 0, 12345, schedule)) is None
 
 
+@each_schedule
 @settings(max_examples=5, deadline=None)
 @given(values=st.lists(st.integers(0, P - 1), min_size=6, max_size=6))
-def test_disabled_forces_nothing(values: list[int]) -> None:
+def test_disabled_forces_nothing(schedule: str, values: list[int]) -> None:
     ax, ay, rx, ry, s, msg = values
-    assert failing_gadget(build(0, (ax, ay), (rx, ry), s, msg)) is None
+    assert failing_gadget(build(0, (ax, ay), (rx, ry), s, msg, schedule)) is None
 
 
 def test_disabled_valid_or_invalid_signature_satisfies(signed) -> None:
@@ -266,14 +310,15 @@ def tamper(kind: str, rng: random.Random, a, msg, sig) -> tuple:
     return a, r8, s, msg
 
 
+@each_schedule
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 2**32), kind=st.sampled_from(TAMPERINGS))
-def test_satisfiable_iff_verify_accepts(seed: int, kind: str) -> None:
+def test_satisfiable_iff_verify_accepts(schedule: str, seed: int, kind: str) -> None:
     rng = random.Random(seed)
     prv = rng.randbytes(32)
     msg = rng.randrange(P)
     a, r8, s, msg = tamper(kind, rng, E.prv2pub(prv), msg, E.sign(prv, msg))
-    assert (failing_gadget(build(1, a, r8, s, msg)) is None) == native_verify(msg, r8, s, a)
+    assert (failing_gadget(build(1, a, r8, s, msg, schedule)) is None) == native_verify(msg, r8, s, a)
 
 
 # --- the bit decomposition ------------------------------------------------------------------------------------------

@@ -14,21 +14,27 @@ When `enabled` is 0 nothing is forced: the key and S the arithmetic sees are rep
 values of A, R8, S, msg then satisfy the gadget; the caller's convention is A = R8 = (0, 1), S = 0.
 
 Scalar multiplications run on the birationally equivalent Montgomery curve B v^2 = u^3 + A' u^2 + u
-(B = 1 here, checked on load): an addition is 3 constraints, a doubling 4, against 6 and 5 in
-Edwards form; but the Montgomery formulas are not complete, so each schedule is chosen so that no
-exceptional case (adding a point to itself or to its negation) can occur:
+(B = 1 here, checked on load): an addition is 3 constraints, a doubling 4, 2P + T 5, against 6 and
+5 in Edwards form; but the Montgomery formulas are incomplete (adding a point to itself leaves the
+slope free, to its negation has no solution), so each schedule keeps every multiple it combines
+below l / 2 in absolute value, where no two can meet, and switches to the complete Edwards formulas
+where they could. There is no exceptional input: the tests include h = 0, tiny h and multiples of l.
 - S * Base8, fixed base: 2-bit signed digits d_j in {-3, -1, 1, 3} (every digit nonzero, so no
   identity), d_j * 4^j * (Base8 / 2) looked up from constants (linear in the two bits and their
   product), accumulated from the lowest window up. Before window j the accumulator is an odd
   multiple a with |a| < 4^j <= |d_j 4^j| and |a| + |d_j 4^j| < 4^(j+1) <= 2^250 < l: never equal
-  nor opposite, for every S, which the prover chooses. Bit 250 and the digits' offset are one
+  nor opposite, for every S (which the prover chooses). Bit 250 and the digits' offset are one
   Edwards addition at the end.
-- h * 8A, variable base: right to left, D_i = 2^i Q by doublings, acc += d_i D_i with signed digits
-  d_i = 2 h_(i+1) - 1 (d_253 = 1), which spell h + 1 - h_0; one subtraction of Q when h is even.
-  |acc| < 2^i before step i, so steps below 250 are never exceptional, for any Q of order l; the
-  last four steps, the parity fix and the final conversion are exceptional only for a few dozen
-  values of h, which is a Poseidon output (circomlib's EscalarMulAny relies on the same).
-- The two results meet in Edwards form: R8 == F + (-V) by complete addition (the prover knows the
+- h * 8A, variable base, "left_to_right" (the default, 7 constraints a bit): acc = 2 acc + d_i Q over
+  the signed digits d_i = 2 K_(i+1) - 1 of K = h + 12 l (in [2^254, 2^255) for every h < r, so the
+  top two digits are +1 and the ladder starts at 3Q, never at a tiny multiple however many leading
+  zeros h has; K's bits come from h's by a carry chain, one product a bit; 12 l * Q is the identity).
+  The multiple before digit i is below 2^(254-i), so the last five steps run in Edwards form.
+- "right_to_left" (8 a bit, the plain reference the tests run beside it): D_i = 2^i Q by doublings,
+  acc += d_i D_i with d_i = 2 h_(i+1) - 1, d_253 = 1; |acc| < 2^i before step i; steps from 250 on
+  in Edwards form.
+  Both spell h + 1 - h_0 and subtract Q when h is even (in Edwards form).
+- The two products meet in Edwards form: R8 == F + (-V) by complete addition (the prover knows the
   discrete logarithms of both, so an incomplete formula there would let it pick an exception).
 
 Witness values are computed with plain ints next to the constraints (as `prover.circuits.poseidon`).
@@ -59,6 +65,11 @@ S_BITS = SUBORDER.bit_length()  # 251: S < l < 2^251
 H_BITS = P.bit_length()  # 254: a field element
 FIXED_WINDOWS = (S_BITS - 1) // 2  # 125 two-bit windows over bits 0..249; bit 250 is added in Edwards form
 DUMMY_KEY = BASE8  # the key the arithmetic sees when disabled: any point of order l
+# a multiple of l with h + VARIABLE_OFFSET in [2^254, 2^255) for every h < r (checked on load)
+VARIABLE_OFFSET = 12 * SUBORDER
+# Montgomery formulas are safe while every multiple involved is below 2^250 < l
+RIGHT_TO_LEFT_MONTGOMERY_STEPS = SUBORDER.bit_length() - 1  # steps 0..249; 250..253 in Edwards form
+LEFT_TO_RIGHT_EDWARDS_STEPS = H_BITS + 1 - (SUBORDER.bit_length() - 1)  # digits 4..0: the multiple reaches 2^250
 
 
 class _Val:
@@ -335,36 +346,107 @@ def _fixed_base_mul(cs: ConstraintSystem, bits: Sequence[_Val]) -> Pt:
     return _edwards_add(cs, _montgomery_to_edwards(cs, acc), offset)
 
 
-def _variable_base_mul(cs: ConstraintSystem, q: Pt, bits: Sequence[_Val]) -> Pt:
-    """h * Q in Edwards form for Q (Montgomery form) of order l and h's 254 bits (see the module docstring)."""
+def _montgomery_double_add(cs: ConstraintSystem, p: Pt, t: Pt) -> Pt:
+    """2p + t as (p + t) + p without the middle point's v (5 constraints): u_t != u_p and p + t != -p."""
+    (u1, v1), (u2, v2) = p, t
+    lam = _new(cs, _div(v2.value - v1.value, u2.value - u1.value))
+    _enforce(cs, lam, u2 - u1, v2 - v1)
+    u3 = _new(cs, lam.value * lam.value - MONTGOMERY_A - u1.value - u2.value)
+    _enforce(cs, lam, lam, u3 + MONTGOMERY_A + u1 + u2)
+    # the slope from p + t back through p: (v1 - v3) / (u1 - u3) with v3 = lam (u1 - u3) - v1
+    lam2 = _new(cs, -lam.value - _div(2 * v1.value, u3.value - u1.value))
+    _enforce(cs, lam2 + lam, u3 - u1, v1 * -2)
+    u4 = _new(cs, lam2.value * lam2.value - MONTGOMERY_A - u1.value - u3.value)
+    _enforce(cs, lam2, lam2, u4 + MONTGOMERY_A + u1 + u3)
+    v4 = _new(cs, lam2.value * (u1.value - u4.value) - v1.value)
+    _enforce(cs, lam2, u1 - u4, v4 + v1)
+    return u4, v4
+
+
+def _signed(cs: ConstraintSystem, q: Pt, digit: _Val) -> Pt:
+    """digit * q in Edwards form for a digit in {-1, 1} (1 constraint: -(x, y) = (-x, y))."""
+    return _mul(cs, digit, q[0]), q[1]
+
+
+def _minus_q_when_even(cs: ConstraintSystem, acc: Pt, q: Pt, low_bit: _Val) -> Pt:
+    """acc, or acc - q when low_bit is 0, in Edwards form (8 constraints): the digits spell h + 1 - h_0."""
+    even = 1 - low_bit
+    return _edwards_add(cs, acc, (_mul(cs, even, -q[0]), _mul(cs, even, q[1] - 1) + 1))
+
+
+def _variable_base_right_to_left(cs: ConstraintSystem, q: Pt, q_m: Pt, bits: Sequence[_Val]) -> Pt:
+    """h * Q in Edwards form for Q of order l (q in Edwards, q_m in Montgomery form): D_i = 2^i Q,
+    acc += d_i D_i with d_i = 2 h_(i+1) - 1 and d_253 = 1 (8 constraints per bit; the plain schedule)."""
     n = len(bits)
     digits = [bits[i + 1] * 2 - 1 for i in range(n - 1)] + [None]  # the top digit is +1
-    doubled = q
-    acc = (q[0], _mul(cs, digits[0], q[1]))
-    for i in range(1, n):
+    doubled = q_m
+    acc = (q_m[0], _mul(cs, digits[0], q_m[1]))
+    for i in range(1, RIGHT_TO_LEFT_MONTGOMERY_STEPS):
         doubled = _montgomery_double(cs, doubled)
         digit = digits[i]
         term = doubled if digit is None else (doubled[0], _mul(cs, digit, doubled[1]))
         acc = _montgomery_add(cs, acc, term)
-    # the digits spell h + 1 - h_0: take Q back off when h is even
-    less = _montgomery_add(cs, acc, (q[0], -q[1]))
-    u = _new(cs, acc[0].value if bits[0].value else less[0].value)
-    _enforce(cs, bits[0], acc[0] - less[0], u - less[0])
-    v = _new(cs, acc[1].value if bits[0].value else less[1].value)
-    _enforce(cs, bits[0], acc[1] - less[1], v - less[1])
-    return _montgomery_to_edwards(cs, (u, v))
+    # the top steps could meet an exception: complete Edwards formulas
+    doubled_e = _montgomery_to_edwards(cs, _montgomery_double(cs, doubled))
+    acc_e = _montgomery_to_edwards(cs, acc)
+    for i in range(RIGHT_TO_LEFT_MONTGOMERY_STEPS, n):
+        if i > RIGHT_TO_LEFT_MONTGOMERY_STEPS:
+            doubled_e = _edwards_double(cs, doubled_e)
+        digit = digits[i]
+        acc_e = _edwards_add(cs, acc_e, doubled_e if digit is None else _signed(cs, doubled_e, digit))
+    return _minus_q_when_even(cs, acc_e, q, bits[0])
+
+
+def _variable_base_left_to_right(cs: ConstraintSystem, q: Pt, q_m: Pt, bits: Sequence[_Val]) -> Pt:
+    """h * Q in Edwards form for Q of order l (q in Edwards, q_m in Montgomery form): acc = 2 acc + d_i Q over the
+    signed digits of K = h + VARIABLE_OFFSET (7 constraints per bit: the addition's carry, the
+    digit's sign, 2P + T; the last steps in Edwards form, 13)."""
+    n = len(bits)
+    # K's bits 1..n-1 from h's bits plus the constant, with the carry (one product a bit once it can be 1)
+    k_bits: list[_Val] = []
+    carry: _Val | None = None  # None: the constant 0
+    for i in range(n):
+        h_i, c_i = bits[i], (VARIABLE_OFFSET >> i) & 1
+        if carry is None:
+            k_i, carry = (1 - h_i, h_i) if c_i else (h_i, None)
+        else:
+            both = _mul(cs, h_i, carry)
+            if c_i:
+                k_i, carry = 1 - h_i - carry + both * 2, h_i + carry - both
+            else:
+                k_i, carry = h_i + carry - both * 2, both
+        k_bits.append(k_i)
+    # the last carry would give K_n, which is 1 for every h < r
+    # K + 1 - K_0 = sum_(i <= n) d_i 2^i with d_i = 2 K_(i+1) - 1 and d_n = d_(n-1) = 1 (K_n = 1): start at 3Q
+    acc = _montgomery_add(cs, _montgomery_double(cs, q_m), q_m)
+    for i in range(n - 2, LEFT_TO_RIGHT_EDWARDS_STEPS - 1, -1):
+        acc = _montgomery_double_add(cs, acc, (q_m[0], _mul(cs, k_bits[i + 1] * 2 - 1, q_m[1])))
+    # the accumulator's multiple passes l / 2 in the last steps: complete Edwards formulas
+    acc_e = _montgomery_to_edwards(cs, acc)
+    for i in range(LEFT_TO_RIGHT_EDWARDS_STEPS - 1, -1, -1):
+        acc_e = _edwards_add(cs, _edwards_double(cs, acc_e), _signed(cs, q, k_bits[i + 1] * 2 - 1))
+    return _minus_q_when_even(cs, acc_e, q, bits[0])
+
+
+VARIABLE_BASE_SCHEDULES = {"left_to_right": _variable_base_left_to_right, "right_to_left": _variable_base_right_to_left}
 
 
 # --- the gadgets ------------------------------------------------------------------------------------------
 
 
 def synthesize_eddsa_verify(cs: ConstraintSystem, enabled: LinearLike, ax: LinearLike, ay: LinearLike,
-                            r8x: LinearLike, r8y: LinearLike, s: LinearLike, msg: LinearLike) -> None:
+                            r8x: LinearLike, r8y: LinearLike, s: LinearLike, msg: LinearLike, *,
+                            schedule: str = "left_to_right") -> None:
     """Constrain (msg, R8, S) to be a valid EdDSA-Poseidon signature by the key A when `enabled` is 1
-    (a bit the caller has constrained); force nothing when it is 0 (see the module docstring)."""
+    (a bit the caller has constrained); force nothing when it is 0 (see the module docstring).
+    `schedule`: the variable-base multiplication, "left_to_right" (fewer constraints) or the plain
+    "right_to_left" (the reference the tests run beside it)."""
     # the hash and the curve live in BN254's scalar field
     if cs.r != P:
         raise ValueError("the EdDSA gadget needs a constraint system over BN254's scalar field")
+    # one of the two multiplication schedules
+    if schedule not in VARIABLE_BASE_SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose one of: {', '.join(VARIABLE_BASE_SCHEDULES)}")
     with cs.gadget("eddsa"):
         en = _lc(cs, enabled)
         key = (_lc(cs, ax), _lc(cs, ay))
@@ -393,7 +475,7 @@ def synthesize_eddsa_verify(cs: ConstraintSystem, enabled: LinearLike, ax: Linea
         with cs.gadget("fixed_base"):
             left = _fixed_base_mul(cs, s_bits)
         with cs.gadget("variable_base"):
-            right = _variable_base_mul(cs, q_m, h_bits)
+            right = VARIABLE_BASE_SCHEDULES[schedule](cs, q, q_m, h_bits)
         with cs.gadget("equation"):
             # R8 == S * Base8 - h * 8A, when enabled
             x, y = _edwards_add(cs, left, (-right[0], right[1]))
@@ -427,10 +509,10 @@ def synthesize_key_id(cs: ConstraintSystem, ax: LinearLike, ay: LinearLike) -> L
         return LinearCombination(cs, terms)
 
 
-def count_eddsa_constraints() -> int:
+def count_eddsa_constraints(schedule: str = "left_to_right") -> int:
     """Constraints one `synthesize_eddsa_verify` adds (the same for every input)."""
     cs = ConstraintSystem()
-    synthesize_eddsa_verify(cs, *(cs.private(v) for v in (0, 0, 1, 0, 1, 0, 0)))
+    synthesize_eddsa_verify(cs, *(cs.private(v) for v in (0, 0, 1, 0, 1, 0, 0)), schedule=schedule)
     return cs.n_constraints
 
 
@@ -443,3 +525,8 @@ def count_key_id_constraints() -> int:
 # the Montgomery form's B must be 1: the formulas above leave it out
 if MONTGOMERY_B != 1:
     raise ValueError("BabyJubJub constants: the Montgomery form's B is not 1")
+# the left-to-right schedule needs K = h + offset in [2^254, 2^255) for every h < r, an even offset
+# (K_0 = h_0) and l | offset (K * Q = h * Q)
+if not (VARIABLE_OFFSET % SUBORDER == 0 and VARIABLE_OFFSET % 2 == 0
+        and 1 << H_BITS <= VARIABLE_OFFSET and VARIABLE_OFFSET + P <= 1 << H_BITS + 1):
+    raise ValueError("the variable-base offset does not keep h + offset in [2^254, 2^255)")
