@@ -339,10 +339,19 @@ def test_to_bits_at_most_refuses_an_alias() -> None:
     assert failing_gadget(cs) == "at_most"
 
 
-def test_invalid_bound() -> None:
+@pytest.mark.parametrize(("n_bits", "bound"), [(4, 15), (4, 0), (255, P), (255, 1 << 254)])
+def test_invalid_bound(n_bits: int, bound: int) -> None:
     cs = ConstraintSystem()
     with pytest.raises(ValueError, match="max_value must be in"):
-        C.to_bits_at_most(cs, cs.private(1), 4, 15)
+        C.to_bits_at_most(cs, cs.private(1), n_bits, bound)
+
+
+def test_to_bits_at_most_wider_than_the_bound() -> None:
+    """Bits above the bound's top bit are forced to 0."""
+    for value in range(1 << 8):
+        cs = ConstraintSystem()
+        C.to_bits_at_most(cs, cs.private(value), 8, 5)
+        assert cs.is_satisfied() == (value <= 5), value
 
 
 # --- key id -------------------------------------------------------------------------------------------------------------
