@@ -480,7 +480,7 @@ def synthesize_eddsa_verify(cs: ConstraintSystem, enabled: LinearLike, ax: Linea
             _edwards_on_curve(cs, b)
             _edwards_double(cs, _edwards_double(cs, _edwards_double(cs, b)), out=key_e)
             q = _edwards_double(cs, _edwards_double(cs, _edwards_double(cs, key_e)))
-            q_m = _edwards_to_montgomery(cs, q)  # unsatisfiable when 8A is the identity, i.e. A is
+            q_m = _edwards_to_montgomery(cs, q)  # unsatisfiable if 8A, hence A, is the identity
         with cs.gadget("s_bits"):
             s_bits = _strict_bits(cs, s_e, S_BITS, SUBORDER - 1)
         h = synthesize_poseidon(cs, [r8x, r8y, ax, ay, msg])
