@@ -145,8 +145,15 @@ def get_params(n_inputs: int) -> PoseidonParams:
 # ---- input checks ----
 
 
+_PLAIN_SEQUENCES = (list, tuple)
+
+
 def check_inputs(inputs: Sequence[int]) -> None:
     """Raise ValueError unless `inputs` is a sequence of 1..16 ints in [0, r)."""
+    # the usual case in one pass (a list or tuple of plain ints in range); anything else is looked
+    # at element by element below, for the error's message
+    if type(inputs) in _PLAIN_SEQUENCES and 0 < len(inputs) <= MAX_INPUTS and all(type(x) is int and 0 <= x < R for x in inputs):
+        return
     # a str or bytes would be read as a sequence of characters or small ints
     if isinstance(inputs, (str, bytes, bytearray)) or not isinstance(inputs, Sequence):
         raise ValueError(f"Poseidon inputs must be a sequence of ints, got {type(inputs).__name__}")
@@ -272,17 +279,22 @@ def _unroll(p: PoseidonParams, convert: bool) -> tuple[str, list[int]]:
         full_round(C[(rnd + 1) * t : (rnd + 2) * t], M, rnd == 0)
     full_round(C[half * t : (half + 1) * t], p.P, half == 1)
     base = (half + 1) * t
+    # lanes 1.. only accumulate through the partial rounds: left unreduced (about 520 bits at the
+    # end), and their constant parts kept here, out of the code (lane j is s<j> + offset[j]), which
+    # folds them into lane 0's constant (one addition less per lane and round)
+    offset = [0] * t
     for rnd in range(p.n_rounds_p):
         row, c = S[(2 * t - 1) * rnd : (2 * t - 1) * (rnd + 1)], C[base + rnd]
         sbox("s0", "b0")
         terms = [f"{k(row[0])} * b0", *(f"{k(row[j])} * s{j}" for j in range(1, t))]
-        emit(f"n0 = ({' + '.join(terms)} + {k(row[0] * c)}) % R")
-        # lanes 1.. only accumulate: left unreduced (about 520 bits after all partial rounds)
+        folded = row[0] * c + sum(row[j] * offset[j] for j in range(1, t))
+        emit(f"n0 = ({' + '.join(terms)} + {k(folded)}) % R")
         for j in range(1, t):
-            emit(f"s{j} = s{j} + b0 * {k(row[t + j - 1])} + {k(row[t + j - 1] * c)}")
+            emit(f"s{j} = s{j} + b0 * {k(row[t + j - 1])}")
+            offset[j] = (offset[j] + row[t + j - 1] * c) % R
         emit("s0 = n0")
     for j in range(1, t):
-        emit(f"s{j} = s{j} % R")
+        emit(f"s{j} = (s{j} + {k(offset[j])}) % R")
     base += p.n_rounds_p
     for rnd in range(half - 1):
         full_round(C[base + rnd * t : base + (rnd + 1) * t], M, False)
