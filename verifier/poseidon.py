@@ -420,9 +420,9 @@ LIGHT_ARITIES = tuple(range(1, LIGHT_MAX_INPUTS + 1))
 ARITIES: dict[str, tuple[int, ...]] = {name: LIGHT_ARITIES if name == "light" else ALL_ARITIES for name in IMPLEMENTATIONS}
 
 # benchmarks/poseidon_bench.py: light-poseidon's permutation mixes with the dense matrix in every
-# round, so its cost grows faster with the width than gmpy2's sparse partial rounds: light is about
-# 1.7x faster up to 6 inputs, 1.1x at 9, even at 10 and slower at 11 and 12 (without gmpy2, the
-# Python-int code is 3x slower still and light wins at every width it has)
+# round, so its cost grows faster with the width than gmpy2's sparse partial rounds: light is
+# 1.5-2x faster for 1..5 inputs, 1.3x at 6 and 7, 1.1x at 8, even at 9 and slower from 10 on
+# (without gmpy2, the Python-int code is 3x slower still and light wins at every width it has)
 LIGHT_FASTEST_UP_TO = 9 if _UNROLLED_GMPY2 is not None else LIGHT_MAX_INPUTS
 
 _FASTEST = _UNROLLED_GMPY2 or _UNROLLED_INT
