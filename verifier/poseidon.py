@@ -421,7 +421,7 @@ ARITIES: dict[str, tuple[int, ...]] = {name: LIGHT_ARITIES if name == "light" el
 
 # benchmarks/poseidon_bench.py: light-poseidon's permutation mixes with the dense matrix in every
 # round, so its cost grows faster with the width than gmpy2's sparse partial rounds: light is
-# 1.5-2x faster for 1..5 inputs, 1.3x at 6 and 7, 1.1x at 8, even at 9 and slower from 10 on
+# 1.5-2x faster for 1..5 inputs, about 1.3x at 6 and 7, 1.1x at 8 and 9, even or slower from 10 on
 # (without gmpy2, the Python-int code is 3x slower still and light wins at every width it has)
 LIGHT_FASTEST_UP_TO = 9 if _UNROLLED_GMPY2 is not None else LIGHT_MAX_INPUTS
 
