@@ -1,7 +1,7 @@
 """Poseidon benchmark: R1CS constraints, native time per implementation, EVM gas, and Merkle path costs per arity.
 
 Prints one JSON object. Run: .venv/bin/python benchmarks/poseidon_bench.py [--quick]
-- "per_arity": for 1, 2, 3, 4, 5, 8 and 16 inputs: constraints of `synthesize_poseidon`, median
+- "per_arity": for 1, 2, 3, 4, 5, 6, 8, 9, 10, 12 and 16 inputs (light-poseidon stops at 12): constraints of `synthesize_poseidon`, median
   microseconds per hash of every implementation in `verifier.poseidon.IMPLEMENTATIONS` (and of the
   default `poseidon`), and gas of circomlibjs's contract on py-evm (transaction gas, and the
   execution part: the transaction less 21,000 and the calldata's 4 / 16 gas per zero / non-zero byte).
@@ -31,7 +31,7 @@ from prover.circuits.poseidon import select_child, synthesize_poseidon
 from prover.r1cs import ConstraintSystem
 from verifier import poseidon as P
 
-ARITIES = (1, 2, 3, 4, 5, 8, 16)
+ARITIES = (1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 16)  # around light's crossover with gmpy2 too
 TREE_LEAVES_LOG2 = 24
 TREE_SHAPES = ((2, 24), (4, 12), (8, 8), (16, 6))  # arity, depth: arity ** depth == 2 ** 24
 WORD_BYTES = 32
@@ -142,7 +142,7 @@ def measure_path_native(arity: int, depth: int, samples: int, target: float) -> 
     fastest: Callable[[list[int]], int] = (lambda c: P.poseidon2(c[0], c[1])) if arity == 2 else P.poseidon
     return {
         "fastest_us": measure_us(lambda: recompute(fastest), samples, target),
-        "fastest_implementation": P.FASTEST_PAIR_NAME if arity == 2 else P.FASTEST_NAME,
+        "fastest_implementation": P.FASTEST_BY_ARITY[arity],
         "python_ints_us": measure_us(lambda: recompute(P.poseidon_unrolled), samples, target),
     }
 
@@ -184,7 +184,7 @@ def main() -> None:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "implementations": list(P.IMPLEMENTATIONS),
-        "fastest": {"two_inputs": P.FASTEST_PAIR_NAME, "other_inputs": P.FASTEST_NAME},
+        "fastest_by_inputs": P.FASTEST_BY_ARITY,
         "samples": samples,
         "per_arity": per_arity,
         "tree_leaves_log2": TREE_LEAVES_LOG2,

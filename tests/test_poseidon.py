@@ -10,6 +10,7 @@ import copy
 import json
 import random
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ needs_circomlibjs = pytest.mark.skipif(
     not (CIRCOMLIBJS / "package.json").exists(), reason="circomlibjs not installed: run `npm ci` in the repository root"
 )
 
-# /work/shared/MEASURED.md: circomlibjs 0.1.7 and light-poseidon-python agree on these
+# /work/shared/MEASURED.md: circomlibjs 0.1.7 and light-poseidon agree on these
 KNOWN = [
     ([1, 2], 7853200120776062878684798364095072458815029376092732009249414926327459813530),
     ([1, 2, 3, 4], 18821383157269793795438455681495246036402687001665670618754263018637548127333),
@@ -161,12 +162,45 @@ def test_invalid_inputs(name: str, inputs, message: str) -> None:
         fn(inputs)
 
 
-@pytest.mark.parametrize("n", [1, 3, 16])
+needs_light = pytest.mark.skipif("light" not in P.IMPLEMENTATIONS, reason="light-poseidon 0.1.1 is not installed")
+
+
+@needs_light
+@pytest.mark.parametrize("n", [13, 16])
 def test_invalid_light_arity(n: int) -> None:
-    if "light" not in P.IMPLEMENTATIONS:
-        pytest.skip("light-poseidon-python is not installed")
-    with pytest.raises(ValueError, match=f"light-poseidon-python hashes exactly 2 inputs, got {n}"):
+    with pytest.raises(ValueError, match=f"light-poseidon hashes 1 to 12 inputs, got {n}"):
         P.poseidon_light([1] * n)
+
+
+@needs_light
+def test_light_hasher_refuses_non_field_elements_itself() -> None:
+    # the Rust hasher does not reduce silently either (light-poseidon-python 0.1.10 did)
+    hasher = P._LightHasher(2)
+    with pytest.raises(ValueError, match="larger than the modulus"):
+        hasher.hash_bytes_be([P.R.to_bytes(32, "big"), (1).to_bytes(32, "big")])
+    with pytest.raises(ValueError, match="Invalid width"):
+        P._LightHasher(P.LIGHT_MAX_INPUTS + 1)
+
+
+@needs_light
+def test_light_hashers_shared_across_threads() -> None:
+    # one Hasher per width serves the whole process: concurrent calls must neither fail nor mix states
+    vectors = [v for n in (2, 4, 5) for v in get_vectors(n, 10, seed=6)]
+    expected = [P.poseidon_gmpy2(v) if "gmpy2" in P.IMPLEMENTATIONS else P.poseidon_unrolled(v) for v in vectors]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: [P.poseidon_light(v) for v in vectors], range(8)))
+    assert results == [expected] * 8
+
+
+def test_default_dispatch() -> None:
+    assert set(P.FASTEST_BY_ARITY) == set(P.ALL_ARITIES)
+    assert P.FASTEST_PAIR_NAME == P.FASTEST_BY_ARITY[2]
+    for n, name in P.FASTEST_BY_ARITY.items():
+        assert name in P.IMPLEMENTATIONS and n in P.ARITIES[name]
+    if "light" in P.IMPLEMENTATIONS:
+        # the account tree's nodes (4), EdDSA's challenge (5) and the key id (2) run in Rust
+        assert all(P.FASTEST_BY_ARITY[n] == "light" for n in (2, 4, 5))
+        assert all(P.FASTEST_BY_ARITY[n] != "light" for n in range(P.LIGHT_MAX_INPUTS + 1, P.MAX_INPUTS + 1))
 
 
 @pytest.mark.parametrize(

@@ -242,19 +242,6 @@ def _ext_add(p: Ext, q: Ext) -> Ext:
     return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
 
 
-def _ext_madd(p: Ext, q: Niels) -> Ext:
-    # the same with Z2 = 1 and 2*d*T2 precomputed: 2x every term, so the result is the same point
-    a = p[0] * q[0] % _P
-    b = p[1] * q[1] % _P
-    c = p[3] * q[2] % _P
-    d = 2 * p[2]
-    e = 2 * (((p[0] + p[1]) * (q[0] + q[1]) - a - b) % _P)
-    f = d - c
-    g = d + c
-    h = 2 * (b - _A * a)
-    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
-
-
 def _ext_double(p: Ext) -> Ext:
     # dbl-2008-hwcd
     a = p[0] * p[0] % _P
@@ -321,25 +308,42 @@ class FixedBaseTable:
     def covers(self, e: int) -> bool:
         return 0 <= e and e.bit_length() <= self.bits
 
-    def mul(self, e: int) -> Ext:
+    def mul(self, e: int, acc: Ext = _EXT_IDENTITY, negate: bool = False) -> Ext:
+        """acc + e * Q (acc - e * Q with `negate`), e covered by the table."""
+        # the mixed addition inlined, on local variables: a verification spends most of its time
+        # in this loop, where a call and the tuples cost a tenth of the arithmetic
         w = self.window
         mask, half, full = (1 << w) - 1, 1 << (w - 1), 1 << w
-        acc = _EXT_IDENTITY
-        rows = self.rows
-        i = 0
-        while e:
+        p, a_coef = _P, _A
+        x1, y1, z1, t1 = acc
+        for row in self.rows:
+            if not e:
+                break
             j = e & mask
             e >>= w
             if j > half:
                 j -= full
                 e += 1
-            if j > 0:
-                acc = _ext_madd(acc, rows[i][j - 1])
-            elif j < 0:
-                x, y, t = rows[i][-j - 1]
-                acc = _ext_madd(acc, (-x, y, -t))
-            i += 1
-        return acc
+            if j:
+                if (j < 0) != negate:
+                    x2, y2, t2 = row[(j if j > 0 else -j) - 1]
+                    x2, t2 = -x2, -t2
+                else:
+                    x2, y2, t2 = row[(j if j > 0 else -j) - 1]
+                # add-2008-hwcd with Z2 = 1 and 2*d*T2 precomputed (the Niels entry), so every
+                # term is doubled: the same point. a and b stay unreduced (one reduction in h)
+                a = x1 * x2
+                b = y1 * y2
+                c = t1 * t2 % p
+                d = z1 + z1
+                ee = (x1 * y2 + y1 * x2) % p
+                ee += ee
+                f = d - c
+                g = d + c
+                h = (b - a_coef * a) % p
+                h += h
+                x1, y1, z1, t1 = ee * f % p, g * h % p, f * g % p, ee * h % p
+        return (x1, y1, z1, t1)
 
 
 def _window_mul(p: Point, e: int) -> Ext:
@@ -411,8 +415,12 @@ class FastBabyJub:
         return _ext_equals_affine(self._sub_base(s, table, e), r)
 
     def _sub_base(self, s: int, table: FixedBaseTable, e: int) -> Ext:
+        base = self.base_table
+        if table.covers(e) and base.covers(s):
+            # one accumulator through both tables: no separate negation and final addition
+            return base.mul(s, table.mul(e, negate=True))
         q = self._mul_table(table, e)
-        left = self.base_table.mul(s) if self.base_table.covers(s) else _window_mul(BASE8, s)
+        left = base.mul(s) if base.covers(s) else _window_mul(BASE8, s)
         return _ext_add(left, (-q[0], q[1], q[2], -q[3]))
 
 

@@ -16,10 +16,12 @@ Implementations, same API and results (`IMPLEMENTATIONS`; tests run one suite ov
   (generated from the loaded constants on first use, constants folded): no loops, no indexing.
 - `poseidon_gmpy2` (with gmpy2, the optional extra `fast`): the same code on gmpy2 integers,
   about 3x faster than on Python ints.
-- `poseidon_light` (light-poseidon-python): its Rust hasher; exactly two inputs.
+- `poseidon_light` (PyPI's light-poseidon 0.1.1, module `light_poseidon_python`): its Rust
+  hasher (the textbook permutation, arkworks field arithmetic); 1 to 12 inputs.
 
-`poseidon` is the fastest installed for each input count (light for 2, else gmpy2, else unrolled);
-`poseidon2(left, right)` is the two-input hash on that path (the Merkle tree's node hash).
+`poseidon` is the fastest installed for each input count (`FASTEST_BY_ARITY`: light for 1..9
+inputs, gmpy2 for 10..16, unrolled without gmpy2); `poseidon2(left, right)` is the two-input hash
+on that path (the Merkle tree's node hash).
 Inputs must be ints in [0, r) (r = py_ecc's curve_order): anything else raises ValueError.
 """
 
@@ -143,8 +145,15 @@ def get_params(n_inputs: int) -> PoseidonParams:
 # ---- input checks ----
 
 
+_PLAIN_SEQUENCES = (list, tuple)
+
+
 def check_inputs(inputs: Sequence[int]) -> None:
     """Raise ValueError unless `inputs` is a sequence of 1..16 ints in [0, r)."""
+    # the usual case in one pass (a list or tuple of plain ints in range); anything else is looked
+    # at element by element below, for the error's message
+    if type(inputs) in _PLAIN_SEQUENCES and 0 < len(inputs) <= MAX_INPUTS and all(type(x) is int and 0 <= x < R for x in inputs):
+        return
     # a str or bytes would be read as a sequence of characters or small ints
     if isinstance(inputs, (str, bytes, bytearray)) or not isinstance(inputs, Sequence):
         raise ValueError(f"Poseidon inputs must be a sequence of ints, got {type(inputs).__name__}")
@@ -270,17 +279,22 @@ def _unroll(p: PoseidonParams, convert: bool) -> tuple[str, list[int]]:
         full_round(C[(rnd + 1) * t : (rnd + 2) * t], M, rnd == 0)
     full_round(C[half * t : (half + 1) * t], p.P, half == 1)
     base = (half + 1) * t
+    # lanes 1.. only accumulate through the partial rounds: left unreduced (about 520 bits at the
+    # end), and their constant parts kept here, out of the code (lane j is s<j> + offset[j]), which
+    # folds them into lane 0's constant (one addition less per lane and round)
+    offset = [0] * t
     for rnd in range(p.n_rounds_p):
         row, c = S[(2 * t - 1) * rnd : (2 * t - 1) * (rnd + 1)], C[base + rnd]
         sbox("s0", "b0")
         terms = [f"{k(row[0])} * b0", *(f"{k(row[j])} * s{j}" for j in range(1, t))]
-        emit(f"n0 = ({' + '.join(terms)} + {k(row[0] * c)}) % R")
-        # lanes 1.. only accumulate: left unreduced (about 520 bits after all partial rounds)
+        folded = row[0] * c + sum(row[j] * offset[j] for j in range(1, t))
+        emit(f"n0 = ({' + '.join(terms)} + {k(folded)}) % R")
         for j in range(1, t):
-            emit(f"s{j} = s{j} + b0 * {k(row[t + j - 1])} + {k(row[t + j - 1] * c)}")
+            emit(f"s{j} = s{j} + b0 * {k(row[t + j - 1])}")
+            offset[j] = (offset[j] + row[t + j - 1] * c) % R
         emit("s0 = n0")
     for j in range(1, t):
-        emit(f"s{j} = s{j} % R")
+        emit(f"s{j} = (s{j} + {k(offset[j])}) % R")
     base += p.n_rounds_p
     for rnd in range(half - 1):
         full_round(C[base + rnd * t : base + (rnd + 1) * t], M, False)
@@ -342,23 +356,50 @@ def poseidon_gmpy2(inputs: Sequence[int]) -> Fr:
     return _UNROLLED_GMPY2.get(len(inputs))(inputs)
 
 
-# ---- light-poseidon-python: Rust, circomlib's constants, exactly two inputs ----
+# ---- light-poseidon: Rust (arkworks), circomlib's constants, 1..12 inputs ----
+# PyPI's `light-poseidon` 0.1.1 installs the module `light_poseidon_python`, the same name as the
+# unrelated `light-poseidon-python` 0.1.10 (two inputs only, silently reduces inputs >= r): only a
+# `Hasher` with `hash_bytes_be` is the one this code expects, anything else counts as not installed.
+# Its `poseidon_hash(ints)` takes 64-bit ints only, so field elements go in as 32 big-endian bytes.
 try:
-    from light_poseidon_python import poseidon_hash as _light_hash
-except ImportError:  # pragma: no cover - a declared dependency, but a platform may lack its wheel
-    _light_hash = None
+    from light_poseidon_python import Hasher as _LightHasher
+except ImportError:  # pragma: no cover - a declared dependency, but only with a CPython 3.11 wheel
+    _LightHasher = None
+if _LightHasher is not None and not hasattr(_LightHasher, "hash_bytes_be"):  # pragma: no cover
+    _LightHasher = None
+
+LIGHT_MAX_INPUTS = 12  # light-poseidon's widths: Hasher(13) raises "Invalid width: 14"
+
+
+def _compile_light(n_inputs: int) -> Callable[[Sequence[int]], Fr]:
+    """The n-input light-poseidon hash, inputs unchecked: one Hasher, built once (a new one per
+    call costs a quarter of the hash: poseidon_hash_bytes does that)."""
+    hash_be = _LightHasher(n_inputs).hash_bytes_be
+
+    def hash_light(inputs: Sequence[int]) -> Fr:
+        # it answers with "0x" and 64 hex digits
+        return int(hash_be([x.to_bytes(32, "big") for x in inputs]), 16)
+
+    return hash_light
+
+
+_LIGHT: dict[int, Callable[[Sequence[int]], Fr]] = (
+    {n: _compile_light(n) for n in range(1, LIGHT_MAX_INPUTS + 1)} if _LightHasher is not None else {}
+)
 
 
 def poseidon_light(inputs: Sequence[int]) -> Fr:
-    """Poseidon of exactly 2 field elements through light-poseidon-python."""
-    # the Rust hasher is built for two inputs only
-    if _light_hash is None:
-        raise RuntimeError("poseidon_light needs light-poseidon-python, which is not installed")
+    """Poseidon of 1..12 field elements through light-poseidon's Rust hasher."""
+    # the package is pinned, but its only wheel is for CPython 3.11 on x86-64 Linux
+    if _LightHasher is None:
+        raise RuntimeError("poseidon_light needs light-poseidon 0.1.1 (module light_poseidon_python), which is not installed")
     check_inputs(inputs)
-    if len(inputs) != 2:
-        raise ValueError(f"light-poseidon-python hashes exactly 2 inputs, got {len(inputs)}")
-    # it answers with a decimal string (and would reduce inputs >= r silently: checked above)
-    return int(_light_hash(inputs))
+    fn = _LIGHT.get(len(inputs))
+    # light-poseidon has no constants for wider states
+    if fn is None:
+        raise ValueError(f"light-poseidon hashes 1 to {LIGHT_MAX_INPUTS} inputs, got {len(inputs)}")
+    # it refuses inputs >= r itself too ("Input is larger than the modulus"): checked above with our message
+    return fn(inputs)
 
 
 # ---- the registry and the fast defaults ----
@@ -370,27 +411,40 @@ IMPLEMENTATIONS: dict[str, Callable[[Sequence[int]], Fr]] = {
 }
 if _UNROLLED_GMPY2 is not None:
     IMPLEMENTATIONS["gmpy2"] = poseidon_gmpy2
-if _light_hash is not None:
+if _LightHasher is not None:
     IMPLEMENTATIONS["light"] = poseidon_light
 
 ALL_ARITIES = tuple(range(1, MAX_INPUTS + 1))
+LIGHT_ARITIES = tuple(range(1, LIGHT_MAX_INPUTS + 1))
 # the input counts each implementation takes (the others raise ValueError)
-ARITIES: dict[str, tuple[int, ...]] = {name: (2,) if name == "light" else ALL_ARITIES for name in IMPLEMENTATIONS}
+ARITIES: dict[str, tuple[int, ...]] = {name: LIGHT_ARITIES if name == "light" else ALL_ARITIES for name in IMPLEMENTATIONS}
+
+# benchmarks/poseidon_bench.py: light-poseidon's permutation mixes with the dense matrix in every
+# round, so its cost grows faster with the width than gmpy2's sparse partial rounds: light is
+# 1.5-2x faster for 1..5 inputs, about 1.3x at 6 and 7, 1.1x at 8 and 9, even or slower from 10 on
+# (without gmpy2, the Python-int code is 3x slower still and light wins at every width it has)
+LIGHT_FASTEST_UP_TO = 9 if _UNROLLED_GMPY2 is not None else LIGHT_MAX_INPUTS
 
 _FASTEST = _UNROLLED_GMPY2 or _UNROLLED_INT
-FASTEST_NAME = "gmpy2" if _UNROLLED_GMPY2 is not None else "unrolled"  # for 1 and 3..16 inputs
-FASTEST_PAIR_NAME = "light" if _light_hash is not None else FASTEST_NAME  # for 2 inputs
+FASTEST_NAME = "gmpy2" if _UNROLLED_GMPY2 is not None else "unrolled"  # for the input counts light does not win
+# per input count: the implementation `poseidon` runs
+FASTEST_BY_ARITY: dict[int, str] = {
+    n: "light" if n in _LIGHT and n <= LIGHT_FASTEST_UP_TO else FASTEST_NAME for n in ALL_ARITIES
+}
+FASTEST_PAIR_NAME = FASTEST_BY_ARITY[2]  # for 2 inputs
+# the light hashes `poseidon` runs; the other widths compile on first use (all of them at import
+# would cost a quarter of a second in every process)
+_LIGHT_DEFAULT = {n: fn for n, fn in _LIGHT.items() if FASTEST_BY_ARITY[n] == "light"}
 
 
 def poseidon(inputs: Sequence[int]) -> Fr:
     """Poseidon of 1..16 field elements (circomlib's): the fastest implementation installed."""
     check_inputs(inputs)
-    if len(inputs) == 2 and _light_hash is not None:
-        return int(_light_hash(inputs))
-    return _FASTEST.get(len(inputs))(inputs)
+    fn = _LIGHT_DEFAULT.get(len(inputs)) or _FASTEST.get(len(inputs))
+    return fn(inputs)
 
 
-_pair = _FASTEST.get(2)
+_pair = _LIGHT_DEFAULT.get(2) or _FASTEST.get(2)
 
 
 def poseidon2(left: int, right: int) -> Fr:
@@ -398,6 +452,4 @@ def poseidon2(left: int, right: int) -> Fr:
     (circomlib's Poseidon of two inputs: not the different "Poseidon2" permutation.)"""
     _check_input(0, left)
     _check_input(1, right)
-    if _light_hash is not None:
-        return int(_light_hash((left, right)))
     return _pair((left, right))
