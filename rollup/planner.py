@@ -53,7 +53,7 @@ DEFAULT_COSTS: dict[str, float] = {
     "transfer": 10.0,
     "withdraw": 8.0,
     "deposit": 7.0,
-    "register_key": 8.0,  # as a withdrawal: one account, a nonce and a word
+    "register_key": 8.0,  # not measured yet: assumed as a withdrawal (one account, a nonce and a word)
     "oracle_update": 30.0,  # replayed by every partition
 }
 HOT_ACCOUNTS_SHOWN = 5

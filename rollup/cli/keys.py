@@ -86,6 +86,28 @@ class KeySource:
     home: Path | None = None  # its keystore directory is the default one
     loaded: bytes | None = field(default=None, repr=False)  # the key, once a command has read it
 
+# the options of every command that signs a transaction (`rollup tx <type>`, `rollup key register`)
+GenesisOption = Annotated[
+    Optional[Path],
+    typer.Option("--genesis", help="Sign offline for this genesis (its L1 chain id and Rollup contract), without a node: nonces must be given.", show_default=False),
+]
+SignatureOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--signature",
+        help="A signature made elsewhere (a wallet's eth_signTypedData_v4 of --typed-data): checked, then attached instead of signing.",
+        show_default=False,
+    ),
+]
+TypedDataOption = Annotated[
+    bool, typer.Option("--typed-data", help="Print the EIP-712 typed data a wallet signs (eth_signTypedData_v4) and stop.")
+]
+OutOption = Annotated[
+    Optional[Path], typer.Option("--out", help="Append the transaction as a JSON line to this file (what `rollup submit` reads).", show_default=False)
+]
+SubmitOption = Annotated[bool, typer.Option("--submit", help="Execute it on the node now (a batch of one) and print the receipt.")]
+NonceOption = Annotated[Optional[int], typer.Option("--nonce", help="The signer's nonce (default: the account's next, from the node).", show_default=False)]
+
 
 # --- parsing and loading -------------------------------------------------------------------------
 
@@ -363,16 +385,16 @@ def register(
     account: Annotated[int, typer.Option("--account", help="Your account id (its address signs the registration).")],
     index: KeyIndexOption = 0,
     key_id: Annotated[Optional[str], typer.Option("--key-id", help="Register this key id (0x-hex) instead of deriving one from the signing key (e.g. with --signature).", show_default=False)] = None,
-    nonce: Annotated[Optional[int], typer.Option("--nonce", help="The account's nonce (default: its next, from the node).", show_default=False)] = None,
+    nonce: NonceOption = None,
     keystore: KeystoreOption = None, keystore_dir: KeystoreDirOption = None, password_file: PasswordFileOption = None,
     interactive: InteractiveOption = False, key: DevKeyOption = None,
     home: HomeOption = None,
-    genesis: Annotated[Optional[Path], typer.Option("--genesis", help="Sign offline for this genesis, without a node: --nonce must be given.", show_default=False)] = None,
-    signature: Annotated[Optional[str], typer.Option("--signature", help="A wallet's signature of --typed-data (needs --key-id and --address).", show_default=False)] = None,
+    genesis: GenesisOption = None,
+    signature: SignatureOption = None,
     address: Annotated[Optional[str], typer.Option("--address", help="The account's address (default: the signing key's).", show_default=False)] = None,
-    typed_data: Annotated[bool, typer.Option("--typed-data", help="Print the EIP-712 typed data a wallet signs and stop.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Append the signed transaction to this file (what `rollup submit` reads).", show_default=False)] = None,
-    submit: Annotated[bool, typer.Option("--submit", help="Execute it on the node now (a batch of one) and print the receipt.")] = False,
+    typed_data: TypedDataOption = False,
+    out: OutOption = None,
+    submit: SubmitOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Bind your L2 key to your account: a RegisterKey transaction signed (EIP-712) by the account's Ethereum address, the one L2 transaction that address signs. Registering again rotates the key."""

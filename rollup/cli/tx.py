@@ -28,11 +28,17 @@ from pydantic import TypeAdapter, ValidationError
 from rollup.cli.common import UserError, console, print_json
 from rollup.cli.keys import (
     DevKeyOption,
+    GenesisOption,
     InteractiveOption,
     KeySource,
     KeystoreDirOption,
     KeystoreOption,
+    NonceOption,
+    OutOption,
     PasswordFileOption,
+    SignatureOption,
+    SubmitOption,
+    TypedDataOption,
     load_private_key,
 )
 from rollup.cli.node import HomeOption, JsonOption
@@ -425,26 +431,6 @@ def report(tx: WireModel, result: dict[str, Any], out: Path | None) -> None:
 
 # --- the commands --------------------------------------------------------------------------------
 
-GenesisOption = Annotated[
-    Optional[Path],
-    typer.Option("--genesis", help="Sign offline for this genesis (its L1 chain id and Rollup contract), without a node: nonces must be given.", show_default=False),
-]
-SignatureOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--signature",
-        help="A signature made elsewhere (a wallet's eth_signTypedData_v4 of --typed-data): checked, then attached instead of signing.",
-        show_default=False,
-    ),
-]
-TypedDataOption = Annotated[
-    bool, typer.Option("--typed-data", help="Print the EIP-712 typed data a wallet signs (eth_signTypedData_v4) and stop.")
-]
-OutOption = Annotated[
-    Optional[Path], typer.Option("--out", help="Append the transaction as a JSON line to this file (what `rollup submit` reads).", show_default=False)
-]
-SubmitOption = Annotated[bool, typer.Option("--submit", help="Execute it on the node now (a batch of one) and print the receipt.")]
-NonceOption = Annotated[Optional[int], typer.Option("--nonce", help="The signer's nonce (default: the account's next, from the node).", show_default=False)]
 SideOption = Annotated[
     Optional[str],
     typer.Option("--side", help="The side you sign (default: the side whose account is registered to your key).", show_default=False),
