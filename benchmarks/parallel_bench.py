@@ -296,7 +296,7 @@ def compute_critical_path_cpu(run: dict) -> dict[str, float]:
     per_worker: dict[int, float] = {}
     chunks = 0
     for r in run.get("tasks", []):
-        if r["task"] == "recover_packed_signature_chunk":
+        if r["task"] == "check_packed_signature_chunk":
             per_worker[r["pid"]] = per_worker.get(r["pid"], 0.0) + r["cpu_s"]
             chunks += 1
     shipped = [r["cpu_s"] for r in run.get("tasks", []) if r["task"] == "execute_partition"]
@@ -397,13 +397,13 @@ def summarise_level(contention: float, workload: dict, sequential: list[dict], p
     cpu = {
         "sequential_batch": round(median([r["parent_cpu_s"] for r in sequential]), 3),
         "parallel_parent": round(median([r["parent_cpu_s"] for r in parallel]), 3),
-        "parallel_workers_signatures": round(median([worker_cpu(r, "recover_packed_signature_chunk") for r in parallel]), 3),
+        "parallel_workers_signatures": round(median([worker_cpu(r, "check_packed_signature_chunk") for r in parallel]), 3),
         "parallel_workers_execution": round(median([worker_cpu(r, "execute_partition") for r in parallel]), 3),
     }
     # the share of a core each worker got while checking signatures: 1.0 on an idle machine
     cpu["worker_core_share_during_signatures"] = round(
         median(
-            [worker_cpu(r, "recover_packed_signature_chunk") / (r["timings"]["signatures_s"] * len(r["worker_baseline"])) for r in parallel]
+            [worker_cpu(r, "check_packed_signature_chunk") / (r["timings"]["signatures_s"] * len(r["worker_baseline"])) for r in parallel]
         ),
         2,
     )

@@ -21,7 +21,8 @@ from rollup.state import State
 from rollup.state_tree import PoseidonTree
 from verifier.snarkjs import compute_vk_hash
 from verifier.groth16 import VerifyingKey
-from verifier.encoding import compute_genesis_hash, recover_signers
+from verifier.encoding import compute_genesis_hash
+from verifier.l2auth import check_signers
 from verifier.snarkjs import format_verifying_key
 from verifier.state_tree import TreeShape
 from verifier.transition import PublishedFiles
@@ -33,7 +34,7 @@ def get_accepted(genesis: Genesis, transactions: Sequence[object]) -> tuple[list
     state = State.from_genesis(genesis)
     txs, signers = [], []
     for tx in transactions:
-        s = recover_signers(tx, genesis.signing_domain)
+        s = check_signers(tx, genesis.signing_domain)
         if process_transaction(state, tx, s).status == "accepted":
             txs.append(tx)
             signers.append(s)

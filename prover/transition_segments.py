@@ -130,7 +130,8 @@ def load_transition_batch(store: "Store", genesis: "Genesis", number: int, shape
     from rollup.state_tree import compute_account_value
     from rollup.storage import get_accepted_indices, get_leaves_before
     from rollup.txfile import TRANSACTION_ADAPTER
-    from verifier.encoding import decode_key, recover_signers
+    from verifier.encoding import decode_key
+    from verifier.l2auth import check_signers
 
     # the batch exists
     if store.get_batch(number) is None:
@@ -145,7 +146,7 @@ def load_transition_batch(store: "Store", genesis: "Genesis", number: int, shape
     tree = PoseidonTree.from_leaves(shape.tree, accounts)
     bodies = store.get_transactions(number)
     txs = [TRANSACTION_ADAPTER.validate_json(bodies[i]) for i in get_accepted_indices(store, number)]
-    signers = [recover_signers(tx, genesis.signing_domain) for tx in txs]
+    signers = [check_signers(tx, genesis.signing_domain) for tx in txs]
     batch = build_transition_batch(state, tree, shape, number, txs, signers)  # type: ignore[arg-type]
     committed = {key: after for key, _, after in store.get_diff(number)}
     replayed = encode_changed_leaves(state, leaves_before)

@@ -41,9 +41,11 @@ from rollup.oracle_feed import DEFAULT_QUOTES, OracleValues, compute_oracle_path
 from rollup.risk import MarketSnapshot, UnderlyingQuote
 from rollup.rules import process_transaction
 from rollup.signing import PrivateKey, derive_l2_key, dev_account_key, dev_oracle_key, get_address, sign_digest, unsigned
+from verifier.l2auth import sign_l2
 from rollup.state import State, get_equity, get_maintenance_margin, get_margin_requirement
 from rollup.units import SECONDS_PER_DAY, USD
-from verifier.encoding import compute_signing_digest, get_signature_fields
+from verifier.encoding import compute_signing_digest, get_signature_fields, is_l2_signed
+from verifier.l2auth import compute_l2_message, encode_l2_signature, parse_l2_signature
 from verifier.wire import (
     NONCE_BITS,
     SIZE_BITS,
@@ -88,6 +90,7 @@ FALLBACK_TYPES = ("perp_trade", "transfer", "withdraw", "option_trade", "deposit
 
 # The signature pass rejects a malformed signature before execution: the generator does the same.
 MALLEABLE_RECEIPT = Receipt.model_construct(status="rejected", reason="invalid signature: s out of range (EIP-2)")
+MALLEABLE_L2_RECEIPT = Receipt.model_construct(status="rejected", reason="invalid signature: S is not below the subgroup order")
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
@@ -123,7 +126,8 @@ class Workload:
 class Planned:
     tx: WireModel  # validated, placeholder signatures
     signers: tuple[int, ...]  # account index per signature field, ORACLE for the oracle key
-    malleate: bool = False  # replace the first signature by its high-s twin (invalid per EIP-2)
+    malleate: bool = False  # replace the first signature by its high-s twin (invalid per EIP-2; S + l for L2)
+    key_indexes: tuple[int, ...] = ()  # L2-signed types: the L2 key index each signer signs with
 
 
 # --- parameters --------------------------------------------------------------------------------------
@@ -212,13 +216,43 @@ class _Generator:
         self.rejected_reasons: dict[str, int] = {}
         self.setup_count = 0  # deposits and the first oracle update
         self.key_indexes: dict[int, int] = {}  # account -> its last registered L2 key's index
+        self.registrations = 0  # first registrations, made before an account's first L2 signature
 
     # --- execution -------------------------------------------------------------------------------
 
     def execute(self, planned: Planned) -> Receipt:
         """Run the rules on the planned transaction (an accepted one changes the state)."""
-        signers = [self.get_signer_address(i) for i in planned.signers]
+        if planned.key_indexes:
+            signers: list[str | int] = [self.get_l2_key(i, k).key_id for i, k in zip(planned.signers, planned.key_indexes)]
+        else:
+            signers = [self.get_signer_address(i) for i in planned.signers]
         return process_transaction(self.state, planned.tx, signers)
+
+    def get_l2_key(self, account_id: int, key_index: int):  # -> rollup.signing.L2Key
+        return derive_l2_key(self.keys[account_id], self.genesis.signing_domain, key_index)
+
+    def bind_keys(self, planned: Planned) -> Planned:
+        """An L2-signed transaction signs with each signer's current key (index 0 if it has none:
+        an unregistered key, which the rules refuse)."""
+        if not is_l2_signed(type(planned.tx)):
+            return planned
+        return replace(planned, key_indexes=tuple(self.key_indexes.get(i, 0) for i in planned.signers))
+
+    def register_signers(self, planned: Planned) -> bool:
+        """Register the L2 key of every signer of `planned` that has none, as a wallet does before
+        its first L2-signed transaction; True if it did (the planned nonces are then stale)."""
+        if not is_l2_signed(type(planned.tx)):
+            return False
+        missing = [i for i in dict.fromkeys(planned.signers) if i not in self.key_indexes]
+        for account_id in missing:
+            registration = self.make_registration(account_id, 0)
+            receipt = self.execute(registration)
+            # a registration by the account's own address for an existing account is valid
+            if receipt.status != "accepted":
+                raise FixtureError(f"registering account {account_id}'s L2 key was refused: {receipt.reason}")
+            self.registrations += 1
+            self.emit(registration, receipt)
+        return bool(missing)
 
     def emit(self, planned: Planned, receipt: Receipt) -> None:
         self.planned.append(planned)
@@ -227,7 +261,7 @@ class _Generator:
             self.record_holdings(planned.tx)
             return
         self.rejected += 1
-        reason = re.sub(r"\d+", "N", (receipt.reason or "").split(":")[0])  # "wrong nonce for account N"
+        reason = re.sub(r"\b\d+\b", "N", (receipt.reason or "").split(":")[0])  # "wrong nonce for account N"
         self.rejected_reasons[reason] = self.rejected_reasons.get(reason, 0) + 1
 
     def get_signer_address(self, index: int) -> str:
@@ -418,8 +452,10 @@ class _Generator:
     def make_register_key(self, hot: bool) -> Planned | None:
         """Register (or rotate: the next key index) the account's L2 key, derived from its wallet key."""
         account_id = HOT_ACCOUNT if hot else self.pick_account()
-        index = self.key_indexes.get(account_id, -1) + 1
-        _, _, key_id = derive_l2_key(self.keys[account_id], self.genesis.signing_domain, index)
+        return self.make_registration(account_id, self.key_indexes.get(account_id, -1) + 1)
+
+    def make_registration(self, account_id: int, index: int) -> Planned:
+        key_id = self.get_l2_key(account_id, index).key_id
         self.key_indexes[account_id] = index
         tx = unsigned(RegisterKey, account=account_id, address=self.addresses[account_id], key_id=key_id, nonce=self.nonce(account_id))
         return Planned(tx, (account_id,))
@@ -490,11 +526,17 @@ class _Generator:
         for candidate_kind in (kind, *self.get_fallbacks(kind)):
             for _ in range(MAX_ATTEMPTS):
                 planned = self.make(candidate_kind, hot)
+                while planned is not None and self.register_signers(planned):
+                    planned = self.make(candidate_kind, hot)  # with the nonces after the registrations
                 if planned is None:
                     break
                 if invalid:
                     planned = self.corrupt(planned)
-                receipt = self.execute(planned) if not planned.malleate else MALLEABLE_RECEIPT
+                planned = self.bind_keys(planned)
+                if planned.malleate:
+                    receipt = MALLEABLE_L2_RECEIPT if planned.key_indexes else MALLEABLE_RECEIPT
+                else:
+                    receipt = self.execute(planned)
                 if invalid or receipt.status == "accepted":
                     self.intended_invalid += invalid
                     self.emit(planned, receipt)
@@ -605,8 +647,20 @@ def _derive_addresses(keys: Sequence[PrivateKey]) -> list[str]:
     return [get_address(k) for k in keys]
 
 
-def _sign_chunk(chunk: Sequence[tuple[bytes, tuple[PrivateKey, ...]]]) -> list[tuple[str, ...]]:
-    return [tuple(sign_digest(secret, digest) for secret in secrets) for digest, secrets in chunk]
+def _sign_chunk(chunk: Sequence[tuple[bytes | int, tuple[PrivateKey, ...]]]) -> list[tuple[str, ...]]:
+    """Ethereum signatures of a digest (bytes), or L2 signatures of a message (an int)."""
+    return [
+        tuple(sign_digest(secret, payload) for secret in secrets) if isinstance(payload, bytes)
+        else tuple(sign_l2(secret, payload) for secret in secrets)
+        for payload, secrets in chunk
+    ]
+
+
+def _get_signing_job(p: Planned, keys: Sequence[PrivateKey], oracle_key: PrivateKey, domain: SigningDomain) -> tuple[bytes | int, tuple[PrivateKey, ...]]:
+    if p.key_indexes:
+        l2_keys = tuple(derive_l2_key(keys[i], domain, k).private for i, k in zip(p.signers, p.key_indexes))
+        return compute_l2_message(p.tx, domain), l2_keys
+    return compute_signing_digest(p.tx, domain), tuple(oracle_key if i == ORACLE else keys[i] for i in p.signers)
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -627,16 +681,14 @@ def _map_ordered(fn: Callable[..., list], chunks: list, workers: int, *args: Any
 def sign_planned(planned: Sequence[Planned], keys: Sequence[PrivateKey], oracle_key: PrivateKey, domain: SigningDomain,
                  workers: int = 1) -> list[WireModel]:
     """Sign every planned transaction (in a pool when workers > 1); same output for any worker count."""
-    jobs = [
-        (compute_signing_digest(p.tx, domain), tuple(oracle_key if i == ORACLE else keys[i] for i in p.signers))
-        for p in planned
-    ]  # only bytes cross to the workers: pickling models would cost more than signing
+    jobs = [_get_signing_job(p, keys, oracle_key, domain) for p in planned]  # only bytes and ints cross to the workers: pickling models would cost more than signing
     signatures = _map_ordered(_sign_chunk, _chunks(jobs, 5_000), workers)
     signed = []
     for p, sigs in zip(planned, signatures, strict=True):
         names = get_signature_fields(type(p.tx))
         if p.malleate:
-            sigs = (compute_malleable_twin(sigs[0]), *sigs[1:])
+            twin = compute_malleable_l2_twin if p.key_indexes else compute_malleable_twin
+            sigs = (twin(sigs[0]), *sigs[1:])
         signed.append(p.tx.model_copy(update=dict(zip(names, sigs))))
     return signed
 
@@ -646,6 +698,14 @@ def compute_malleable_twin(signature: str) -> str:
     raw = bytes.fromhex(signature[2:])
     s = SECPK1_N - int.from_bytes(raw[32:64], "big")
     return "0x" + raw[:32].hex() + s.to_bytes(32, "big").hex() + format(55 - raw[64], "02x")
+
+
+def compute_malleable_l2_twin(signature: str) -> str:
+    """S + l: verifies the same equation (S only matters mod l), but S < l is required."""
+    from verifier.babyjubjub import SUBORDER
+
+    a, sig = parse_l2_signature(signature)
+    return encode_l2_signature(a, replace(sig, S=sig.S + SUBORDER))
 
 
 def get_default_workers() -> int:
@@ -675,7 +735,8 @@ def generate_workload(spec: WorkloadSpec, workers: int | None = None, progress: 
     summary = {
         "transactions": len(transactions),
         "setup": generator.setup_count,
-        "mix_transactions": len(transactions) - generator.setup_count,
+        "registrations": generator.registrations,  # first L2 key registrations, before each account's first L2 signature
+        "mix_transactions": len(transactions) - generator.setup_count - generator.registrations,
         "by_type": dict(sorted(generator.counts.items())),
         "intended_invalid": generator.intended_invalid,
         "rejected": generator.rejected,

@@ -5,9 +5,10 @@ update) and its slots' records (`verifier.pubdata`): what the settlement's calld
 module replays it with the rules and returns the state and its v3 root after every batch, so
 anyone can check that the roots on L1 are the roots of a state they can rebuild without the node.
 
-Signatures are not public data: a settled batch's signatures were checked by the contract (and
-their signers proven to be the accounts' registered addresses), so the replay stands in the
-registered address of each signing account, and the oracle's address for oracle updates.
+Signatures are not public data: a settled batch's L2 signatures were verified inside its proofs
+(by each signing account's registered L2 key), and its Ethereum signatures (withdrawals, key
+registrations, oracle updates) by the contract, so the replay stands in what each signing
+account holds (its L2 key id, or its address), and the oracle's address for oracle updates.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from verifier.slots import get_slot_accounts
 from verifier.state_tree import TreeShape, compute_account_hash, compute_globals_hash, compute_markets_hash, compute_state_root, get_instrument_table
 from verifier.wire import TRANSACTION_TYPES, Genesis
 from rollup.state_codec import encode_account, encode_globals, encode_instrument
-from verifier.encoding import decode_account_leaf, decode_globals_leaf, decode_instrument_leaf
+from verifier.encoding import decode_account_leaf, decode_globals_leaf, decode_instrument_leaf, get_signature_fields, is_l2_signed
 
-PLACEHOLDER_SIGNATURE = "0x" + "00" * 65  # public data carries no signatures
+from rollup.signing import PLACEHOLDER_L2_SIGNATURE, PLACEHOLDER_SIGNATURE  # public data carries no signatures
 
 
 class ReplayError(ValueError):
@@ -39,8 +40,9 @@ class PublicSegment:
     records: bytes
 
 
-def _signers_for(state: State, tx: object) -> tuple[str, ...]:
-    """The registered addresses of the accounts that signed (what the contract's ecrecover checked)."""
+def _signers_for(state: State, tx: object) -> tuple[str | int, ...]:
+    """What the signing accounts hold: their L2 key ids (the proof verified their signatures) or,
+    for Ethereum-signed types, their addresses (what the contract's ecrecover checked)."""
     kind = tx.type  # type: ignore[attr-defined]
     if kind == "deposit":
         return ()  # the L1 queue entry authorises a deposit
@@ -51,7 +53,15 @@ def _signers_for(state: State, tx: object) -> tuple[str, ...]:
     if kind == "settle_expired" and tx.sender == tx.account:  # type: ignore[attr-defined]
         windows = ("a",)
     accounts = {"a": a, "b": b}
-    return tuple(state.accounts[accounts[w]].address if accounts[w] in state.accounts else "0x" + "00" * 20 for w in windows)
+    l2 = is_l2_signed(type(tx))
+    signers: list[str | int] = []
+    for w in windows:
+        account = state.accounts.get(accounts[w])  # type: ignore[arg-type]
+        if account is None:
+            signers.append(0 if l2 else "0x" + "00" * 20)  # the rules refuse the unknown account
+        else:
+            signers.append(account.l2_key if l2 else account.address)
+    return tuple(signers)
 
 
 def _build_transaction(fields: dict, state: State) -> object:
@@ -59,9 +69,9 @@ def _build_transaction(fields: dict, state: State) -> object:
     data = dict(fields)
     if fields["type"] == "deposit":
         data["deposit_id"] = state.globals.deposit_count  # the queue is consumed in order
-    for name in model.model_fields:
-        if name.endswith("signature"):
-            data[name] = PLACEHOLDER_SIGNATURE
+    placeholder = PLACEHOLDER_L2_SIGNATURE if is_l2_signed(model) else PLACEHOLDER_SIGNATURE
+    for name in get_signature_fields(model):
+        data[name] = placeholder
     return model.model_validate(data)
 
 

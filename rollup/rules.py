@@ -6,10 +6,13 @@ raises `InvalidTransaction` with a message a trader understands, and the state i
 `process_batch` runs a batch like consensus-specs' `process_block`: one `process_*` call per
 transaction, in submission order, each giving a receipt.
 
-Signatures are checked in a separate pass (parallel, and excluded from execution benchmarks): it
-recovers the signer address of each signature from its EIP-712 digest; the rules receive those
-addresses as `signers`, in the order of the transaction's signature fields, and compare them with
-the addresses the accounts are bound to (checksummed strings; None for an unrecoverable signature).
+Signatures are checked in a separate pass (parallel, and excluded from execution benchmarks,
+`verifier.l2auth.check_signers`): it recovers the signer address of each Ethereum signature
+(withdrawals, key registrations, oracle updates) from its EIP-712 digest, and verifies each L2
+signature (trades, transfers, liquidations, settlements) over the transaction's record, yielding
+its key's id. The rules receive them as `signers`, in the order of the transaction's signature
+fields, and compare them with what the account holds: its address (a checksummed string) or its
+registered L2 key id (an int; an account without one cannot sign with an L2 key).
 
 Hot state: `fee_pool`, `insurance_fund` and `open_interest` are only ever added to (`+=`) and no
 check reads them, so the parallel sequencer can merge them as commutative deltas.
@@ -51,7 +54,7 @@ from verifier.wire import (
     Withdraw,
 )
 
-Signers = Sequence[str | None]
+Signers = Sequence[str | int | None]  # addresses of Ethereum signatures, key ids of L2 ones
 
 
 class InvalidTransaction(Exception):
@@ -82,11 +85,23 @@ def check_nonce(account_id: AccountId, account: Account, nonce: int) -> None:
         raise InvalidTransaction(f"wrong nonce for account {account_id}: expected {account.nonce}, got {nonce}")
 
 
-def check_signer(account_id: AccountId, account: Account, signer: str | None) -> None:
+def check_signer(account_id: AccountId, account: Account, signer: str | int | None) -> None:
     """The signature must come from the key the account is bound to."""
     if signer != account.address:
         raise InvalidTransaction(
             f"wrong signer for account {account_id}: signed by {signer}, account belongs to {account.address}"
+        )
+
+
+def check_l2_signer(account_id: AccountId, account: Account, key_id: str | int | None) -> None:
+    """An L2 signature must come from the account's registered L2 key."""
+    # a key is registered (RegisterKey) before the account signs with one
+    if account.l2_key == 0:
+        raise InvalidTransaction(f"account {account_id} has no L2 key: register one first (rollup key register)")
+    if key_id != account.l2_key:
+        shown = f"{key_id:#x}" if isinstance(key_id, int) else key_id
+        raise InvalidTransaction(
+            f"wrong L2 key for account {account_id}: signed with key id {shown}, the account's key id is {account.l2_key:#x}"
         )
 
 
@@ -241,7 +256,7 @@ def process_transfer(state: State, tx: Transfer, signers: Signers) -> None:
     if tx.sender == tx.recipient:
         raise InvalidTransaction(f"self-transfer: sender and recipient are both account {tx.sender}")
     # Signed by the sender's key.
-    check_signer(tx.sender, sender, signers[0])
+    check_l2_signer(tx.sender, sender, signers[0])
     # The sender's next nonce.
     check_nonce(tx.sender, sender, tx.nonce)
     # Amounts are positive (also a wire bound).
@@ -323,8 +338,8 @@ def process_perp_trade(state: State, tx: PerpTrade, signers: Signers) -> None:
     check_nonce(tx.maker, maker, tx.maker_nonce)
     check_nonce(tx.taker, taker, tx.taker_nonce)
     # Both sides signed (signature fields in order: maker, taker).
-    check_signer(tx.maker, maker, signers[0])
-    check_signer(tx.taker, taker, signers[1])
+    check_l2_signer(tx.maker, maker, signers[0])
+    check_l2_signer(tx.taker, taker, signers[1])
     notional = tx.size * tx.price
     # Taker gets +size at cost +notional and pays the fee; maker gets -size at cost -notional.
     process_trade_sides(state, tx.market, market, (tx.taker, taker, -tx.fee), (tx.maker, maker, 0), tx.size, notional, tx.fee)
@@ -352,8 +367,8 @@ def process_option_trade(state: State, tx: OptionTrade, signers: Signers) -> Non
     check_nonce(tx.buyer, buyer, tx.buyer_nonce)
     check_nonce(tx.seller, seller, tx.seller_nonce)
     # Both sides signed (signature fields in order: buyer, seller).
-    check_signer(tx.buyer, buyer, signers[0])
-    check_signer(tx.seller, seller, signers[1])
+    check_l2_signer(tx.buyer, buyer, signers[0])
+    check_l2_signer(tx.seller, seller, signers[1])
     premium = tx.quantity * tx.premium
     # The buyer pays premium and fee and gets +quantity; the seller is paid and gets -quantity.
     process_trade_sides(
@@ -369,7 +384,7 @@ def process_liquidate(state: State, tx: Liquidate, signers: Signers) -> None:
         raise InvalidTransaction(f"self-liquidation: liquidator and account are both {tx.account}")
     # The liquidator's next nonce and signature.
     check_nonce(tx.liquidator, liquidator, tx.nonce)
-    check_signer(tx.liquidator, liquidator, signers[0])
+    check_l2_signer(tx.liquidator, liquidator, signers[0])
     instrument = get_instrument(state, tx.instrument)  # the instrument exists
     # The position moves at the oracle mark.
     check_tradable(tx.instrument, instrument)
@@ -432,7 +447,7 @@ def process_settle_expired(state: State, tx: SettleExpired, signers: Signers) ->
     sender = get_account(state, tx.sender)  # the sender (a keeper, or the holder) exists
     # The sender's next nonce and signature.
     check_nonce(tx.sender, sender, tx.nonce)
-    check_signer(tx.sender, sender, signers[0])
+    check_l2_signer(tx.sender, sender, signers[0])
     account = get_account(state, tx.account)  # the settled account exists
     series = get_instrument(state, tx.series)  # the series exists
     # Only option series expire.

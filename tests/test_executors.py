@@ -212,7 +212,7 @@ def grouped_workload(workload_factory):
     return workload
 
 
-@pytest.mark.parametrize("target", ["recover_packed_signature_chunk", "execute_partition"], ids=["signatures", "execution"])
+@pytest.mark.parametrize("target", ["check_packed_signature_chunk", "execute_partition"], ids=["signatures", "execution"])
 def test_worker_crash_during_submit_commits_nothing(grouped_workload, node_factory, target):
     setup, batch = _split_setup(grouped_workload)
     node = node_factory(grouped_workload.genesis)
@@ -259,7 +259,7 @@ def test_pipelined_worker_crash_commits_nothing(grouped_workload, node_factory):
     committed_root = node.submit(setup, max_batch_txs=None).batch.new_root
     committed_state = node.state.copy()
     with ProcessExecutor(2) as pool:
-        killing = KillingExecutor(pool, "recover_packed_signature_chunk")
+        killing = KillingExecutor(pool, "check_packed_signature_chunk")
         with pytest.raises(NodeError, match=r"batch not committed: the signature checks failed in a worker: WorkerCrashed"):
             node.submit(batch, executor=killing, mode="pipelined", max_batch_txs=None).batch
     assert node.batch_number == 1 and node.root == committed_root and node.state == committed_state

@@ -20,7 +20,8 @@ from rollup.fixtures import (
 )
 from rollup.rules import process_transaction
 from rollup.state import State
-from verifier.encoding import InvalidSignature, recover_signers
+from verifier.encoding import InvalidSignature
+from verifier.l2auth import check_signers
 from verifier.wire import Genesis, Transaction
 
 SMALL = WorkloadSpec(accounts=30, txs=300, contention=0.2, invalid_share=0.1, seed=11)
@@ -57,7 +58,7 @@ def test_file_replays_through_signatures_and_rules(small, tmp_path: Path) -> Non
     statuses, bad_signatures = [], 0
     for tx in txs:
         try:
-            signers = recover_signers(tx, genesis.signing_domain)
+            signers = check_signers(tx, genesis.signing_domain)
         except InvalidSignature:  # the signature pass rejects it before execution
             statuses.append("rejected")
             bad_signatures += 1
@@ -66,7 +67,10 @@ def test_file_replays_through_signatures_and_rules(small, tmp_path: Path) -> Non
     assert statuses.count("rejected") == small.summary["rejected"] == small.summary["intended_invalid"] > 0
     assert bad_signatures == small.summary["rejected_reasons"].get("invalid signature", 0) > 0
     assert set(statuses[: small.summary["setup"]]) == {"accepted"}
-    assert len(txs) == SMALL.accounts + 1 + SMALL.txs
+    assert len(txs) == SMALL.accounts + 1 + small.summary["registrations"] + SMALL.txs
+    # an account registers its L2 key before its first L2 signature: every first registration is
+    # accepted, and no L2-signed transaction signed by a valid key precedes its signer's registration
+    assert 0 < small.summary["registrations"] <= SMALL.accounts
 
 
 def test_setup_creates_and_funds_every_account(small) -> None:
@@ -80,6 +84,8 @@ def test_mix_is_respected_roughly() -> None:
     spec = WorkloadSpec(accounts=60, txs=1500, mix={"perp_trade": 60, "transfer": 30, "withdraw": 10}, seed=5)
     workload = generate_workload(spec, workers=1)
     counts = Counter(tx.type for tx in workload.transactions[workload.summary["setup"] :])
+    # beside the mix: each signer's first L2 key registration
+    assert counts.pop("register_key") == workload.summary["registrations"]
     assert set(counts) <= {"perp_trade", "transfer", "withdraw"}
     for kind, weight in spec.mix.items():
         assert abs(counts[kind] / spec.txs - weight / 100) < 0.05, counts
@@ -135,7 +141,7 @@ def test_cli_writes_workload_and_genesis(tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert summary["transactions"] == 12 + 1 + 80 == len(out.read_text().splitlines())
+    assert summary["transactions"] == 12 + 1 + summary["registrations"] + 80 == len(out.read_text().splitlines())
     assert summary["genesis"] == str(tmp_path / "load.genesis.json")
     Genesis.model_validate_json((tmp_path / "load.genesis.json").read_text())
     again = runner.invoke(app, args[:-3] + ["--out", str(tmp_path / "again.jsonl"), "--json"])

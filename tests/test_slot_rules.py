@@ -40,7 +40,8 @@ from prover.r1cs import ConstraintSystem, UnsatisfiedConstraint, WitnessError
 from rollup.fixtures import WorkloadSpec, generate_workload
 from rollup.rules import process_transaction
 from rollup.state import State
-from verifier.encoding import InvalidSignature, _get_address_int, compute_genesis_hash, recover_signers
+from verifier.encoding import InvalidSignature, _get_address_int, compute_genesis_hash
+from verifier.l2auth import check_signers
 from verifier.state_tree import TreeShape
 from verifier.wire import Liquidate, SettleExpired
 
@@ -70,7 +71,7 @@ def get_records(spec: WorkloadSpec) -> tuple[list[Record], TransitionShape]:
     records = []
     for tx in workload.transactions:
         try:
-            signers = recover_signers(tx, workload.genesis.signing_domain)
+            signers = check_signers(tx, workload.genesis.signing_domain)
         except InvalidSignature:
             continue  # refused by the signature pass, never executed
         before = state.copy() if tx.type in SUPPORTED_TYPES else state

@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from rollup.state_tree import TREES
 from verifier.encoding import AccountLeaf, GlobalsLeaf, InstrumentLeaf, PositionLeaf
+from verifier.l2auth import check_signers
 from verifier.poseidon import poseidon
 from verifier.state_tree import (
     R,
@@ -171,14 +172,14 @@ def test_state_commitment_from_node_leaves(small_workload):
     from rollup.state import State
     from rollup.state_codec import get_state_leaves
     from rollup.state_tree import StateCommitment
-    from verifier.encoding import decode_account_leaf, decode_globals_leaf, decode_instrument_leaf, decode_key, recover_signers
+    from verifier.encoding import decode_account_leaf, decode_globals_leaf, decode_instrument_leaf, decode_key
     from verifier.state_tree import compute_globals_hash, get_instrument_table
 
     genesis = small_workload.genesis
     state = State.from_genesis(genesis)
     for tx in small_workload.transactions[:80]:
         try:
-            signers = recover_signers(tx, genesis.signing_domain)
+            signers = check_signers(tx, genesis.signing_domain)
         except ValueError:  # the workload's deliberately invalid signatures
             continue
         process_transaction(state, tx, signers)

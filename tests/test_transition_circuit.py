@@ -19,7 +19,8 @@ from rollup.fixtures import WorkloadSpec, generate_workload
 from rollup.rules import process_transaction
 from rollup.state import State
 from rollup.state_tree import PoseidonTree
-from verifier.encoding import compute_genesis_hash, recover_signers
+from verifier.encoding import compute_genesis_hash
+from verifier.l2auth import check_signers
 from verifier.oracle_section import FLAG_SETTLEMENT, compute_oracle_section, compute_oracle_words
 from verifier.pubdata import compute_record_words, decode_record_words
 from verifier.state_tree import TreeShape, compute_account_hash, compute_root_reference
@@ -46,7 +47,7 @@ def _segments(workload, n_slots):
     chain_id = workload.genesis.signing_domain
     segments, current = [], {"oracle": None, "txs": []}
     for tx in workload.transactions:
-        signers = recover_signers(tx, chain_id)
+        signers = check_signers(tx, chain_id)
         probe = state.copy()
         if process_transaction(probe, tx, signers).status != "accepted":
             continue

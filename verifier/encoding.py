@@ -16,8 +16,10 @@
   Deposits carry no signature (`UNSIGNED_TYPES`: the L1 queue entry authorises them); their
   digest is still their transaction hash. One struct type per transaction type, derived from the wire model (fields
   minus `type` and the signature fields), so the types cannot drift from the models. The EIP-712
-  digest is also the transaction hash; both sides of a trade sign the same digest. Signers are
-  recovered with libsecp256k1 (coincurve) and checked per EIP-2 (low s).
+  digest is also the transaction hash. Ethereum signatures (withdrawals, key registrations, the
+  oracle's updates: what L1 checks) sign it; signers are recovered with libsecp256k1 (coincurve)
+  and checked per EIP-2 (low s). Trades, transfers, liquidations and settlements are signed with
+  L2 keys instead (`L2Signature` fields, verifier/l2auth.py), over the transaction's public record.
 
 Imports nothing from `rollup` or `prover`.
 """
@@ -43,6 +45,7 @@ from verifier.wire import (
     INSTRUMENT_ID_BITS,
     MAX_SCENARIOS,
     KEY_ID_BITS,
+    L2Signature,
     PRICE_BITS,
     RISK_VALUE_BITS,
     TIMESTAMP_BITS,
@@ -459,6 +462,7 @@ DOMAIN_TYPE = [
 ]
 _ADDRESS_VALIDATOR = typing.get_args(Address)[1]
 _SIGNATURE_VALIDATOR = typing.get_args(Signature)[1]
+_L2_SIGNATURE_VALIDATOR = typing.get_args(L2Signature)[1]
 
 
 class InvalidSignature(ValueError):
@@ -467,7 +471,18 @@ class InvalidSignature(ValueError):
 
 
 def is_signature_field(model: type[BaseModel], name: str) -> bool:
-    return any(m is _SIGNATURE_VALIDATOR for m in model.model_fields[name].metadata)
+    """An Ethereum (secp256k1) or an L2 (EdDSA-Poseidon) signature field."""
+    return any(m is _SIGNATURE_VALIDATOR or m is _L2_SIGNATURE_VALIDATOR for m in model.model_fields[name].metadata)
+
+
+def is_l2_signature_field(model: type[BaseModel], name: str) -> bool:
+    return any(m is _L2_SIGNATURE_VALIDATOR for m in model.model_fields[name].metadata)
+
+
+@functools.cache
+def is_l2_signed(model: type[BaseModel]) -> bool:
+    """Signed with L2 keys (every signature field of a model is of one kind: checked on import)."""
+    return any(is_l2_signature_field(model, n) for n in get_signature_fields(model))
 
 
 @functools.cache
@@ -735,7 +750,11 @@ def recover_address_bytes(digest: bytes, signature: str | bytes) -> bytes:
 
 
 def recover_signers(tx: WireModel, domain: SigningDomain, digest: bytes | None = None) -> tuple[str, ...]:
-    """Recovered signer addresses, in the order of the model's signature fields."""
+    """Recovered signer addresses, in the order of the model's signature fields (Ethereum-signed
+    models only: `verifier.l2auth.check_signers` checks either kind)."""
+    # L2 signatures are verified against a message, not recovered from a digest
+    if is_l2_signed(type(tx)):
+        raise TypeError(f"{type(tx).__name__} is signed with L2 keys: use verifier.l2auth.check_signers")
     digest = compute_signing_digest(tx, domain) if digest is None else digest
     return tuple(recover_address(digest, getattr(tx, name)) for name in get_signature_fields(type(tx)))
 
@@ -751,6 +770,10 @@ def _check_transaction_types() -> None:
         # a transaction nobody signs could be forged, unless the L1 queue authorises it
         if bool(get_signature_fields(model)) == (name in UNSIGNED_TYPES):
             raise TypeError(f"{model.__name__}: signed unless L1-authorised ({', '.join(UNSIGNED_TYPES)})")
+        # one kind of signature per model: its signers are all addresses or all key ids
+        kinds = {is_l2_signature_field(model, n) for n in get_signature_fields(model)}
+        if len(kinds) > 1:
+            raise TypeError(f"{model.__name__} mixes Ethereum and L2 signature fields")
 
 
 FIELD_SAFE_BITS = BN254.r.bit_length() - 1  # any value of this many bits is < r

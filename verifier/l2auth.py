@@ -10,14 +10,31 @@
   (so a signature is void on another L1 chain or contract, as the Ethereum signatures are). Both
   parties of a trade sign the same message. The circuit computes exactly this from the slot's
   public words, so the public data needs no signature beside it.
+- An L2 signature on the wire (`verifier.wire.L2Signature`, 160 bytes) is the signer's public key
+  and circomlibjs's signature, each coordinate and S a 32-byte big-endian integer:
+  A.x || A.y || R8.x || R8.y || S. A travels with it because the leaf holds only the key's id;
+  the points travel uncompressed because decompressing one costs a square root mod p (0.9 ms in
+  Python, four times a whole verification). `check_signers` verifies each and yields the key id
+  the rules compare with the account's.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from typing import Any, Sequence
 
+from verifier import babyjubjub as bjj
+from verifier import eddsa
+from verifier.encoding import (
+    InvalidSignature,
+    compute_domain_separator,
+    get_signature_fields,
+    is_l2_signed,
+    recover_signers,
+)
 from verifier.poseidon import R, poseidon
-from verifier.wire import KEY_ID_BITS
+from verifier.pubdata import compute_record_words
+from verifier.wire import KEY_ID_BITS, L2_SIGNATURE_BYTES, SigningDomain
 
 KEY_ID_MASK = (1 << KEY_ID_BITS) - 1
 NO_KEY = 0  # the leaf's key id before a registration
@@ -29,6 +46,7 @@ class InvalidKey(ValueError):
     """An L2 public key that cannot be registered."""
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def compute_key_id(a: Point) -> int:
     """The key id of the public key `a` (affine BabyJubJub coordinates, each in [0, r))."""
     x, y = a
@@ -50,3 +68,72 @@ def compute_tx_message(domain_tag: int, record_words: Sequence[int]) -> int:
     if len(record_words) != 2:
         raise ValueError(f"a record has 2 words, got {len(record_words)}")
     return poseidon([domain_tag, *record_words])
+
+
+@functools.lru_cache(maxsize=64)
+def get_domain_tag(domain: SigningDomain) -> int:
+    """The domain tag of a signing domain (the genesis's: `Genesis.signing_domain`)."""
+    return compute_domain_tag(compute_domain_separator(domain))
+
+
+def compute_l2_message(tx: Any, domain: SigningDomain) -> int:
+    """The field element a transaction's L2 signers sign."""
+    return compute_tx_message(get_domain_tag(domain), compute_record_words(tx))
+
+
+def encode_l2_signature(a: Point, signature: eddsa.Signature) -> str:
+    """The wire form: A.x || A.y || R8.x || R8.y || S, 32 bytes big-endian each, as 0x-hex."""
+    values = (*a, *signature.R8, signature.S)
+    return "0x" + b"".join(v.to_bytes(32, "big") for v in values).hex()
+
+
+def parse_l2_signature(signature: str | bytes) -> tuple[Point, eddsa.Signature]:
+    """(A, signature) of the wire form; InvalidSignature if a coordinate is not a point's or S is
+    not below the subgroup order (A's subgroup is checked when it verifies)."""
+    raw = bytes.fromhex(signature[2:]) if isinstance(signature, str) else bytes(signature)
+    # five 32-byte integers
+    if len(raw) != L2_SIGNATURE_BYTES:
+        raise InvalidSignature(f"an L2 signature is {L2_SIGNATURE_BYTES} bytes, got {len(raw)}")
+    ax, ay, rx, ry, s = (int.from_bytes(raw[i : i + 32], "big") for i in range(0, L2_SIGNATURE_BYTES, 32))
+    for name, (x, y) in (("public key", (ax, ay)), ("R8", (rx, ry))):
+        # coordinates are field elements and the point is on the curve
+        if not (x < bjj.P and y < bjj.P and bjj.is_on_curve((x, y))):
+            raise InvalidSignature(f"the {name} is not a BabyJubJub point")
+    # S < l: no second encoding of one signature
+    if s >= bjj.SUBORDER:
+        raise InvalidSignature("S is not below the subgroup order")
+    return (ax, ay), eddsa.Signature((rx, ry), s)
+
+
+def verify_l2_signature(message: int, signature: str | bytes) -> int:
+    """The key id of the key that made `signature` over `message`; InvalidSignature if it does not
+    verify (or its key is not a subgroup point, or has the id 0)."""
+    a, sig = parse_l2_signature(signature)
+    try:
+        valid = eddsa.verify(message, sig, a)
+        key_id = compute_key_id(a) if valid else None
+    except (eddsa.InvalidSignature, InvalidKey) as exc:
+        raise InvalidSignature(str(exc)) from None
+    if key_id is None:
+        raise InvalidSignature("the L2 signature does not match the transaction and its key")
+    return key_id
+
+
+def check_signers(tx: Any, domain: SigningDomain, digest: bytes | None = None) -> tuple[str | int, ...]:
+    """Who signed, per signature field in the model's order: the recovered address of an Ethereum
+    signature, the key id of a verified L2 signature. InvalidSignature if one is malformed or
+    (L2) does not verify; a recovered address is compared with the account's by the rules."""
+    if not is_l2_signed(type(tx)):
+        return recover_signers(tx, domain, digest)
+    message = compute_l2_message(tx, domain)
+    return tuple(verify_l2_signature(message, getattr(tx, name)) for name in get_signature_fields(type(tx)))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _get_public_key(private_key: bytes) -> Point:
+    return eddsa.prv2pub(private_key)
+
+
+def sign_l2(private_key: bytes, message: int) -> str:
+    """The wire L2 signature of `message` by an L2 private key (`verifier.eddsa`'s)."""
+    return encode_l2_signature(_get_public_key(private_key), eddsa.sign(private_key, message))

@@ -83,6 +83,12 @@ Signature = Annotated[
     BeforeValidator(lambda v: _hex_bytes(v, 65, "signature")),
     Field(description="secp256k1 signature r || s || v, 0x + 130 hex"),
 ]
+L2_SIGNATURE_BYTES = 160  # A.x, A.y, R8.x, R8.y, S: five 32-byte big-endian integers (verifier/l2auth.py)
+L2Signature = Annotated[
+    str,
+    BeforeValidator(lambda v: _hex_bytes(v, L2_SIGNATURE_BYTES, "L2 signature")),
+    Field(description="EdDSA-Poseidon (BabyJubJub) signature with its public key: A.x || A.y || R8.x || R8.y || S, 0x + 320 hex"),
+]
 Bytes32 = Annotated[str, BeforeValidator(lambda v: _hex_bytes(v, 32, "value")), Field(description="32 bytes, 0x + 64 hex")]
 HexBytes = Annotated[str, BeforeValidator(lambda v: _hex_bytes(v, None, "value")), Field(description="bytes, 0x-prefixed hex")]
 
@@ -105,7 +111,10 @@ class Deposit(WireModel):
 
 
 class Withdraw(WireModel):
-    """Move collateral out of the rollup (claimable on L1 after settlement)."""
+    """Move collateral out of the rollup (claimable on L1 after settlement). Signed with EIP-712 by
+    the account's Ethereum address, not the L2 key: the contract checks it (`ecrecover` against the
+    account's owner), so a forced withdrawal requested on L1 is always a transaction the sequencer
+    can include."""
 
     type: Literal["withdraw"] = "withdraw"
     account: AccountId
@@ -115,14 +124,15 @@ class Withdraw(WireModel):
 
 
 class Transfer(WireModel):
-    """Move collateral between two existing accounts."""
+    """Move collateral between two existing accounts. Like every trade, liquidation and
+    settlement, signed with the sender's L2 key (verifier/l2auth.py), checked inside the proof."""
 
     type: Literal["transfer"] = "transfer"
     sender: AccountId
     recipient: AccountId
     amount: PositiveAmount
     nonce: Nonce
-    signature: Signature
+    signature: L2Signature
 
 
 class PerpTrade(WireModel):
@@ -138,8 +148,8 @@ class PerpTrade(WireModel):
     fee: Amount
     maker_nonce: Nonce
     taker_nonce: Nonce
-    maker_signature: Signature
-    taker_signature: Signature
+    maker_signature: L2Signature
+    taker_signature: L2Signature
 
 
 class OptionTrade(WireModel):
@@ -155,8 +165,8 @@ class OptionTrade(WireModel):
     fee: Amount
     buyer_nonce: Nonce
     seller_nonce: Nonce
-    buyer_signature: Signature
-    seller_signature: Signature
+    buyer_signature: L2Signature
+    seller_signature: L2Signature
 
 
 class Liquidate(WireModel):
@@ -171,7 +181,7 @@ class Liquidate(WireModel):
     instrument: InstrumentId
     size: Size
     nonce: Nonce  # the liquidator's
-    signature: Signature
+    signature: L2Signature
 
 
 class SettleExpired(WireModel):
@@ -183,7 +193,7 @@ class SettleExpired(WireModel):
     account: AccountId
     series: InstrumentId
     nonce: Nonce
-    signature: Signature
+    signature: L2Signature
 
 
 class RegisterKey(WireModel):
