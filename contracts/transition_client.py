@@ -111,11 +111,13 @@ def _signature_bytes(signature: str) -> bytes:
 
 
 def get_signatures(tx: Any) -> list[str]:
-    """A transaction's signatures in the wire model's order (deposits: none, the queue authorises)."""
-    if tx.type == "deposit":
-        return []
-    from verifier.encoding import get_signature_fields
+    """The signatures the contract recovers, in the wire model's order: a withdrawal's and a key
+    registration's Ethereum signature (deposits: none, the queue authorises; L2 signatures: none,
+    the proof verified them)."""
+    from verifier.encoding import get_signature_fields, is_l2_signed
 
+    if tx.type == "deposit" or is_l2_signed(type(tx)):
+        return []
     return [getattr(tx, name) for name in get_signature_fields(type(tx))]
 
 

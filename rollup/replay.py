@@ -20,7 +20,7 @@ from rollup.rules import process_transaction
 from rollup.state import State
 from rollup.state_tree import PoseidonTree
 from verifier.oracle_section import OracleShape, decode_oracle_words, get_update_fields
-from verifier.pubdata import SIGNATURE_WINDOWS, decode_records
+from verifier.pubdata import decode_records, get_signature_windows
 from verifier.slots import get_slot_accounts
 from verifier.state_tree import TreeShape, compute_account_hash, compute_globals_hash, compute_markets_hash, compute_state_root, get_instrument_table
 from verifier.wire import TRANSACTION_TYPES, Genesis
@@ -49,9 +49,7 @@ def _signers_for(state: State, tx: object) -> tuple[str | int, ...]:
     if kind == "register_key":
         return (tx.address,)  # type: ignore[attr-defined]  # the record names its signer (checked by the contract)
     a, b = get_slot_accounts(tx)
-    windows = SIGNATURE_WINDOWS[kind]
-    if kind == "settle_expired" and tx.sender == tx.account:  # type: ignore[attr-defined]
-        windows = ("a",)
+    windows = get_signature_windows(tx)
     accounts = {"a": a, "b": b}
     l2 = is_l2_signed(type(tx))
     signers: list[str | int] = []

@@ -6,7 +6,10 @@ check, with the reason a trader reads, and asserts the state is unchanged. Every
 checks value conservation (`compute_total_value`) against the deposits and withdrawals it made.
 
 Signatures are not made here: the rules receive the recovered signer addresses, so the vectors pass
-the addresses directly (small fake ones), and a wrong signer is simply another address.
+the addresses directly (small fake ones), and a wrong signer is simply another address. For the
+L2-signed types the rules receive key ids instead: every account n of the pre state has registered
+the key id `key_id(n)`, and `apply` stands in `key_id(n)` for the signer `addr(n)` (a stranger's
+id is registered nowhere), so one vector names its signers the same way for either kind.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from rollup.state import (
     get_pending_funding,
     instrument_key,
 )
+from verifier.encoding import is_l2_signed
 from verifier.wire import (
     Deposit,
     InstrumentFunding,
@@ -52,10 +56,16 @@ from verifier.wire import (
 
 USD = 1_000_000
 SIG = "0x" + "11" * 65
+L2SIG = "0x" + "11" * 160
 
 
 def addr(n: int) -> str:
     return to_checksum_address(f"0x{n:040x}")
+
+
+def key_id(n: int) -> int:
+    """The (fake) L2 key id account n registered in the pre states."""
+    return 0xC0FFEE00 + n
 
 
 ORACLE = addr(0xAA)
@@ -82,7 +92,7 @@ def make_pre(collateral: int = 1000 * USD, accounts: tuple[int, ...] = (1, 2, 3)
         state.instruments[instrument_id].mark = mark
         state.instruments[instrument_id].risk_array = risk_array
     for account_id in accounts:
-        state.accounts[account_id] = Account(addr(account_id), collateral, 0, {})
+        state.accounts[account_id] = Account(addr(account_id), collateral, 0, {}, l2_key=key_id(account_id))
     state.globals.deposit_count = len(accounts)
     return state
 
@@ -95,6 +105,9 @@ def put(state: State, account_id: int, instrument_id: int, size: int, cost: int 
 
 def apply(pre: State, tx: object, signers: list[str | None]):
     state = pre.copy()
+    if is_l2_signed(type(tx)):
+        # the key id of the named signer's L2 key (see the module docstring)
+        signers = [key_id(int(s, 16)) if isinstance(s, str) else s for s in signers]
     receipt = process_transaction(state, tx, signers)
     return state, receipt
 
@@ -120,23 +133,23 @@ def assert_invalid(pre: State, tx: object, signers: list, reason: str) -> None:
 def perp_trade(maker=1, taker=2, market=BTC_PERP, size=3, price=61 * USD, fee=500_000, maker_nonce=0, taker_nonce=0):
     return PerpTrade(
         maker=maker, taker=taker, market=market, size=size, price=price, fee=fee,
-        maker_nonce=maker_nonce, taker_nonce=taker_nonce, maker_signature=SIG, taker_signature=SIG,
+        maker_nonce=maker_nonce, taker_nonce=taker_nonce, maker_signature=L2SIG, taker_signature=L2SIG,
     )
 
 
 def option_trade(buyer=1, seller=2, series=BTC_CALL, quantity=2, premium=2_500_000, fee=100_000, buyer_nonce=0, seller_nonce=0):
     return OptionTrade(
         buyer=buyer, seller=seller, series=series, quantity=quantity, premium=premium, fee=fee,
-        buyer_nonce=buyer_nonce, seller_nonce=seller_nonce, buyer_signature=SIG, seller_signature=SIG,
+        buyer_nonce=buyer_nonce, seller_nonce=seller_nonce, buyer_signature=L2SIG, seller_signature=L2SIG,
     )
 
 
 def liquidate(liquidator=1, account=3, instrument=BTC_PERP, size=4, nonce=0):
-    return Liquidate(liquidator=liquidator, account=account, instrument=instrument, size=size, nonce=nonce, signature=SIG)
+    return Liquidate(liquidator=liquidator, account=account, instrument=instrument, size=size, nonce=nonce, signature=L2SIG)
 
 
 def settle(sender=1, account=1, series=BTC_CALL, nonce=0):
-    return SettleExpired(sender=sender, account=account, series=series, nonce=nonce, signature=SIG)
+    return SettleExpired(sender=sender, account=account, series=series, nonce=nonce, signature=L2SIG)
 
 
 def oracle_update(timestamp=NOW + 60, marks=(), funding=(), risk_arrays=(), settlements=(), previous=NOW):
@@ -374,7 +387,7 @@ def test_invalid_withdraw_unrealised_profit():
 
 
 def transfer(sender=1, recipient=2, amount=100 * USD, nonce=0):
-    return Transfer(sender=sender, recipient=recipient, amount=amount, nonce=nonce, signature=SIG)
+    return Transfer(sender=sender, recipient=recipient, amount=amount, nonce=nonce, signature=L2SIG)
 
 
 def test_transfer():
@@ -399,7 +412,26 @@ def test_invalid_transfer_to_self():
 
 
 def test_invalid_transfer_wrong_signer():
-    assert_invalid(make_pre(), transfer(), [addr(2)], "wrong signer for account 1")
+    assert_invalid(make_pre(), transfer(), [addr(2)], "wrong L2 key for account 1")
+
+
+def test_invalid_transfer_without_l2_key():
+    pre = make_pre()
+    pre.accounts[1].l2_key = 0  # never registered: no L2 signature can be its
+    assert_invalid(pre, transfer(), [0], "account 1 has no L2 key")
+
+
+def test_invalid_perp_trade_signed_by_an_address():
+    # an L2-signed type takes key ids: an Ethereum signer's address is no key of the account's
+    state = make_pre()
+    receipt = process_transaction(state, perp_trade(), [addr(1), addr(2)])
+    assert receipt.status == "rejected" and "wrong L2 key for account 1" in receipt.reason
+
+
+def test_invalid_perp_trade_after_key_rotation():
+    pre = make_pre()
+    pre.accounts[2].l2_key = key_id(22)  # the taker rotated its key: the old one signs nothing
+    assert_invalid(pre, perp_trade(), [addr(1), addr(2)], "wrong L2 key for account 2")
 
 
 def test_invalid_transfer_wrong_nonce():
@@ -407,7 +439,7 @@ def test_invalid_transfer_wrong_nonce():
 
 
 def test_invalid_transfer_zero_amount():
-    tx = Transfer.model_construct(type="transfer", sender=1, recipient=2, amount=0, nonce=0, signature=SIG)
+    tx = Transfer.model_construct(type="transfer", sender=1, recipient=2, amount=0, nonce=0, signature=L2SIG)
     assert_invalid(make_pre(), tx, [addr(1)], "transfer amount must be positive")
 
 
@@ -546,11 +578,11 @@ def test_invalid_perp_trade_wrong_taker_nonce():
 
 
 def test_invalid_perp_trade_wrong_maker_signer():
-    assert_invalid(make_pre(), perp_trade(), [STRANGER, addr(2)], "wrong signer for account 1")
+    assert_invalid(make_pre(), perp_trade(), [STRANGER, addr(2)], "wrong L2 key for account 1")
 
 
 def test_invalid_perp_trade_wrong_taker_signer():
-    assert_invalid(make_pre(), perp_trade(), [addr(1), addr(1)], "wrong signer for account 2")
+    assert_invalid(make_pre(), perp_trade(), [addr(1), addr(1)], "wrong L2 key for account 2")
 
 
 def test_invalid_perp_trade_insufficient_collateral_for_fee():
@@ -659,11 +691,11 @@ def test_invalid_option_trade_wrong_seller_nonce():
 
 
 def test_invalid_option_trade_wrong_buyer_signer():
-    assert_invalid(make_pre(), option_trade(), [addr(2), addr(2)], "wrong signer for account 1")
+    assert_invalid(make_pre(), option_trade(), [addr(2), addr(2)], "wrong L2 key for account 1")
 
 
 def test_invalid_option_trade_wrong_seller_signer():
-    assert_invalid(make_pre(), option_trade(), [addr(1), None], "wrong signer for account 2")
+    assert_invalid(make_pre(), option_trade(), [addr(1), None], "wrong L2 key for account 2")
 
 
 def test_invalid_option_trade_buyer_cannot_pay_premium():
@@ -768,7 +800,7 @@ def test_invalid_liquidate_wrong_nonce():
 
 
 def test_invalid_liquidate_wrong_signer():
-    assert_invalid(liquidatable_pre(60 * USD), liquidate(), [addr(3)], "wrong signer for account 1")
+    assert_invalid(liquidatable_pre(60 * USD), liquidate(), [addr(3)], "wrong L2 key for account 1")
 
 
 def test_invalid_liquidate_unknown_instrument():
@@ -915,7 +947,7 @@ def test_invalid_settle_wrong_nonce():
 
 
 def test_invalid_settle_wrong_signer():
-    assert_invalid(settled_pre(5 * USD), settle(), [addr(2)], "wrong signer for account 1")
+    assert_invalid(settled_pre(5 * USD), settle(), [addr(2)], "wrong L2 key for account 1")
 
 
 def test_invalid_settle_unknown_account():
@@ -940,7 +972,7 @@ def test_invalid_settle_no_position():
 
 def test_invalid_settle_twice():
     state = settled_pre(5 * USD)
-    assert process_transaction(state, settle(), [addr(1)]).status == "accepted"
+    assert process_transaction(state, settle(), [key_id(1)]).status == "accepted"
     state.touched.clear()
     assert_invalid(state, settle(nonce=1), [addr(1)], "account 1 holds no position in series 3")
 
@@ -1038,7 +1070,7 @@ def test_process_transaction_refuses_wrong_signer_count():
 def test_batch_goes_on_after_a_rejection():
     pre = make_pre()
     txs = [deposit(), withdraw(nonce=7), perp_trade(size=1, price=60 * USD, fee=0), withdraw(nonce=1, amount=USD)]
-    signers = [[], [addr(1)], [addr(1), addr(2)], [addr(1)]]
+    signers = [[], [addr(1)], [key_id(1), key_id(2)], [addr(1)]]
     hashes = [f"0x{i:064x}" for i in range(4)]
     state = pre.copy()
     receipts = process_batch(state, txs, signers, hashes)

@@ -1,4 +1,5 @@
-"""EIP-712 digests (fast path == eth-account reference), signing, signer recovery, malformed signatures."""
+"""EIP-712 digests (fast path == eth-account reference), signing, signer recovery and L2 signature
+checks, malformed signatures."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from eth_keys.constants import SECPK1_N, SECPK1_P
 
-from rollup.signing import SigningError, dev_account_key, dev_oracle_key, get_address, sign, sign_digest, unsigned
+from rollup.signing import SigningError, derive_l2_key, dev_account_key, dev_oracle_key, get_address, sign, sign_digest, unsigned
+from verifier.babyjubjub import SUBORDER
+from verifier.l2auth import check_signers, encode_l2_signature, parse_l2_signature
 from verifier.encoding import (
     InvalidSignature,
     compute_checksum_address,
@@ -21,6 +24,7 @@ from verifier.encoding import (
     get_signature_fields,
     get_signed_fields,
     get_typed_data,
+    is_l2_signed,
     recover_address,
     recover_signers,
 )
@@ -77,9 +81,35 @@ SAMPLES = {
 }
 
 
+L2_TYPES = sorted(n for n, (model, _, _) in SAMPLES.items() if is_l2_signed(model))
+ETH_TYPES = sorted(n for n in SAMPLES if n not in L2_TYPES)
+
+
+def l2(key: bytes, domain: SigningDomain = DOMAIN):
+    """The L2 key the wallet `key` derives (index 0)."""
+    return derive_l2_key(key, domain, 0)
+
+
 def make_signed(type_name: str, domain: SigningDomain = DOMAIN):
+    """A sample signed as a wallet does: Ethereum keys, or the L2 keys they derive."""
     model, fields, keys = SAMPLES[type_name]
+    keys = [l2(k, domain) for k in keys] if is_l2_signed(model) else keys
     return sign(unsigned(model, **fields), keys, domain)
+
+
+def expected_signers(type_name: str) -> tuple:
+    model, _, keys = SAMPLES[type_name]
+    return tuple(l2(k).key_id if is_l2_signed(model) else get_address(k) for k in keys)
+
+
+def test_l2_signed_types() -> None:
+    """Trades, transfers, liquidations and settlements are L2-signed; what L1 checks is Ethereum-signed."""
+    assert L2_TYPES == ["liquidate", "option_trade", "perp_trade", "settle_expired", "transfer"]
+
+
+@pytest.mark.parametrize("type_name", sorted(SAMPLES))
+def test_check_signers_names_each_signer(type_name: str) -> None:
+    assert check_signers(make_signed(type_name), DOMAIN) == expected_signers(type_name)
 
 
 def test_samples_cover_every_transaction_type() -> None:
@@ -118,7 +148,7 @@ def test_fast_digest_equals_eth_account(type_name: str) -> None:
 
 
 @pytest.mark.parametrize("digest_fn", [compute_signing_digest, compute_signing_digest_reference], ids=["fast", "reference"])
-@pytest.mark.parametrize("type_name", sorted(SAMPLES))
+@pytest.mark.parametrize("type_name", ETH_TYPES)
 def test_signature_equals_eth_account_and_recovers(type_name: str, digest_fn) -> None:
     tx = make_signed(type_name)
     _, _, keys = SAMPLES[type_name]
@@ -148,6 +178,11 @@ def test_tampered_field_changes_signer(type_name: str, field: str, value) -> Non
     tampered = type(tx).model_validate({**tx.model_dump(), field: value})
     assert compute_signing_digest(tampered, DOMAIN) == compute_signing_digest_reference(tampered, DOMAIN)
     assert compute_signing_digest(tampered, DOMAIN) != compute_signing_digest(tx, DOMAIN)
+    if is_l2_signed(type(tx)):
+        # an L2 signature names its key: over another message it does not verify at all
+        with pytest.raises(InvalidSignature, match="does not match"):
+            check_signers(tampered, DOMAIN)
+        return
     recovered = recover_signers(tampered, DOMAIN)
     assert all(a != b for a, b in zip(recovered, recover_signers(tx, DOMAIN)))
 
@@ -155,20 +190,33 @@ def test_tampered_field_changes_signer(type_name: str, field: str, value) -> Non
 def test_replay_on_another_deployment_fails() -> None:
     """The domain binds the L1 chain and the Rollup contract: a signature for one deployment
     recovers to another address on any other (security review, finding 5)."""
-    tx = make_signed("transfer", domain=DOMAIN)
+    tx = make_signed("withdraw", domain=DOMAIN)
+    transfer = make_signed("transfer", domain=DOMAIN)
     assert recover_signers(tx, DOMAIN) == (get_address(KEYS[0]),)
     other_l1 = SigningDomain(DOMAIN.l1_chain_id + 1, DOMAIN.verifying_contract)
     other_contract = SigningDomain(DOMAIN.l1_chain_id, get_address(dev_account_key(1, 98)))
     for domain in (other_l1, other_contract):
         assert recover_signers(tx, domain) != (get_address(KEYS[0]),)
         assert compute_signing_digest_reference(tx, domain) == compute_signing_digest(tx, domain)
+        # an L2 signature signs the domain tag with the record: void elsewhere
+        with pytest.raises(InvalidSignature, match="does not match"):
+            check_signers(transfer, domain)
 
 
-def test_both_sides_sign_the_same_digest() -> None:
+def test_both_sides_sign_the_same_message() -> None:
     tx = make_signed("perp_trade")
-    maker_only = sign(tx, [KEYS[1], KEYS[1]], DOMAIN)
-    assert maker_only.maker_signature == tx.maker_signature
-    assert recover_signers(maker_only, DOMAIN) == (get_address(KEYS[1]), get_address(KEYS[1]))
+    maker_only = sign(tx, [l2(KEYS[1]), l2(KEYS[1])], DOMAIN)
+    assert maker_only.maker_signature == tx.maker_signature  # deterministic, one message for both
+    assert check_signers(maker_only, DOMAIN) == (l2(KEYS[1]).key_id, l2(KEYS[1]).key_id)
+
+
+def test_signing_refuses_the_wrong_kind_of_key() -> None:
+    model, fields, _ = SAMPLES["perp_trade"]
+    with pytest.raises(SigningError, match="signed with L2 keys"):
+        sign(unsigned(model, **fields), [KEYS[1], KEYS[2]], DOMAIN)
+    model, fields, _ = SAMPLES["withdraw"]
+    with pytest.raises(SigningError, match="signed with Ethereum keys"):
+        sign(unsigned(model, **fields), [l2(KEYS[0])], DOMAIN)
 
 
 # --- malformed signatures ------------------------------------------------------------------------
@@ -214,11 +262,49 @@ def test_invalid_signature(mutate, reason: str) -> None:
 
 
 def test_invalid_signature_in_transaction() -> None:
-    tx = make_signed("perp_trade")
-    r, s, v = split(tx.taker_signature)
-    bad = tx.model_copy(update={"taker_signature": join(r, SECPK1_N - s, 55 - v)})
+    tx = make_signed("register_key")
+    r, s, v = split(tx.signature)
+    bad = tx.model_copy(update={"signature": join(r, SECPK1_N - s, 55 - v)})
     with pytest.raises(InvalidSignature, match="EIP-2"):
-        recover_signers(bad, DOMAIN)
+        check_signers(bad, DOMAIN)
+
+
+def _l2_words(signature: str) -> list[int]:
+    raw = bytes.fromhex(signature[2:])
+    return [int.from_bytes(raw[i : i + 32], "big") for i in range(0, 160, 32)]
+
+
+def _l2_join(words: list[int]) -> str:
+    return "0x" + b"".join(w.to_bytes(32, "big") for w in words).hex()
+
+
+@pytest.mark.parametrize(
+    "mutate, reason",
+    [
+        (lambda w: [w[0], w[1] + 1, *w[2:]], "public key is not a BabyJubJub point"),
+        (lambda w: [*w[:2], w[2], w[3] + 1, w[4]], "R8 is not a BabyJubJub point"),
+        (lambda w: [*w[:4], w[4] + SUBORDER], "S is not below the subgroup order"),  # the malleable twin
+        (lambda w: [*w[:4], (w[4] + 1) % SUBORDER], "does not match"),
+        (lambda w: [0, 1, *w[2:]], "identity|subgroup|does not match"),  # the neutral point as a key
+        (lambda w: [2**256 - 1, *w[1:]], "public key is not a BabyJubJub point"),
+    ],
+    ids=["A-off-curve", "R8-off-curve", "S-plus-l", "S-wrong", "A-identity", "A-out-of-field"],
+)
+def test_invalid_l2_signature(mutate, reason: str) -> None:
+    tx = make_signed("perp_trade")
+    bad = tx.model_copy(update={"taker_signature": _l2_join(mutate(_l2_words(tx.taker_signature)))})
+    with pytest.raises(InvalidSignature, match=reason):
+        check_signers(bad, DOMAIN)
+
+
+def test_l2_signature_of_another_key_names_that_key() -> None:
+    """A valid signature by a key the account never registered verifies: it yields that key's id,
+    which the rules then refuse (`wrong L2 key`)."""
+    tx = make_signed("transfer")
+    other = sign(tx, [l2(KEYS[2])], DOMAIN)
+    assert check_signers(other, DOMAIN) == (l2(KEYS[2]).key_id,) != check_signers(tx, DOMAIN)
+    a, sig = parse_l2_signature(other.signature)
+    assert encode_l2_signature(a, sig) == other.signature
 
 
 # --- keys ------------------------------------------------------------------------------------------

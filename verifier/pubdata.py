@@ -4,9 +4,9 @@ The public data is the rollup's data availability: from genesis and the records 
 settled batch, in order, anyone can replay the rules and rebuild the whole state (and its root)
 without the node. It is also what the circuit proves: a slot's two public words are a linear
 function of the transaction words it executed, so the proof binds the state transition to exactly
-these records. Signatures are not public data: they travel beside it (calldata for `ecrecover`
-while signatures are secp256k1) and disappear when L2 keys move them into the circuit, without a
-change of this format.
+these records. Signatures are not public data: L2 signatures are verified inside the proof, and
+the few Ethereum signatures L1 checks itself (withdrawals, key registrations) travel beside the
+records in the settlement's calldata.
 
 A record is a one-byte type code followed by its fields, big-endian, fixed widths (below). Two
 forms, one layout:
@@ -299,10 +299,13 @@ def decode_record_words(words: tuple[int, ...] | list[int]) -> dict[str, Any] | 
     return _unpack(spec, raw)
 
 
-# --- Signer words ----------------------------------------------------------------------------------
+# --- Who signs ---------------------------------------------------------------------------------------
 
 # Which account window (A or B, see verifier/slots.py) each signature field signs for, in the wire
 # model's signature-field order; a settlement's sender is A when it settles its own position.
+# L2 signatures are verified inside the proof against the window's key; a withdrawal's Ethereum
+# signature is recovered by the contract and compared with the account's owner, a registration's
+# with the address its record names ("record"). No signature is public data.
 SIGNATURE_WINDOWS: dict[str, tuple[str, ...]] = {
     "withdraw": ("a",),
     "transfer": ("a",),
@@ -310,28 +313,12 @@ SIGNATURE_WINDOWS: dict[str, tuple[str, ...]] = {
     "option_trade": ("a", "b"),  # buyer_signature, seller_signature
     "liquidate": ("a",),
     "settle_expired": ("b",),  # the sender: A instead when sender == account
-    # the registering address signs for the record's address (compared by the contract and the
-    # verifier with the recovered signer), so the slot has no signer word
     "register_key": ("record",),
 }
 
 
-def compute_signer_words(tx: Any, signers: tuple[str, ...] | list[str]) -> tuple[int, int]:
-    """A slot's signer words (A, B) from the recovered signer addresses of its signatures: what
-    `ecrecover` gives the contract; 0 where nobody signs for the window. Deposits are authorised by
-    the L1 queue, not by a signature."""
-    windows = SIGNATURE_WINDOWS.get(tx.type, ())
+def get_signature_windows(tx: Any) -> tuple[str, ...]:
+    """The window each of the transaction's signatures signs for, in signature-field order."""
     if tx.type == "settle_expired" and tx.sender == tx.account:
-        windows = ("a",)
-    # one recovered address per signature field (a caller bug otherwise)
-    if windows and len(signers) != len(windows):
-        raise ValueError(f"{tx.type} has {len(windows)} signatures, got {len(signers)} signers")
-    words = {"a": 0, "b": 0, "record": 0}
-    for window, signer in zip(windows, signers):
-        if window == "record":
-            # the record names the address that must sign; the circuit proves it is the account's
-            if signer != tx.address:
-                raise ValueError(f"{tx.type} for account {tx.account} is signed by {signer}, not by {tx.address}")
-            continue
-        words[window] = int(signer, 16)
-    return words["a"], words["b"]
+        return ("a",)
+    return SIGNATURE_WINDOWS.get(tx.type, ())

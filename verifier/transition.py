@@ -11,13 +11,14 @@ proofs and the key are snarkjs JSON beside it.
    deployment's record, chosen by the CLI); its public-input count the shape's;
 2. the previous state: the published accounts, markets and globals open the previous root (one
    multiproof), which must be the root the caller's chain is at when given;
-3. every signature, natively: the oracle key for each oracle section, and every transaction's
-   signers, which become the slots' signer words (the circuit proves they are the accounts'
-   registered addresses, as the contract's `ecrecover` output is);
+3. every signature, natively: the oracle key for each oracle section; every L2 signature verified
+   over its record (the circuit proves the key is the account's registered one); a withdrawal's
+   Ethereum signature recovered to the account's owner (its address in the published state
+   before, or its deposit's in this batch), as the contract's `ecrecover` checks it; a key
+   registration's to the address its record names (the circuit proves it is the account's);
 4. every public input rebuilt (`compute_transition_inputs`): batch number, segment index, the
    chain of roots from the previous root through each segment's published root after, the oracle
-   section's words and each slot's record and signer words; all proofs in one batched pairing
-   check;
+   section's words and each slot's two record words; all proofs in one batched pairing check;
 5. the aggregate root rebuilt natively: the accounts after on the same multiproof, the markets and
    globals after, must give the last segment's root, which must be the published new root; the
    published accounts must be exactly the accounts the records touch.
@@ -46,7 +47,8 @@ from verifier.encoding import (
 )
 from verifier.groth16 import MalformedInput, PreparedVerifyingKey, batch_verify, prepare_verifying_key, verify_proof
 from verifier.oracle_section import OracleShape, compute_oracle_section, compute_oracle_words
-from verifier.pubdata import RECORD_BY_TYPE, compute_record_words, compute_signer_words
+from verifier.l2auth import check_signers
+from verifier.pubdata import RECORD_BY_TYPE, compute_record_words
 from verifier.slots import get_slot_accounts
 from verifier.snarkjs import parse_proof, parse_public_inputs, parse_verifying_key
 from verifier.state_tree import (
@@ -63,7 +65,7 @@ from verifier.state_tree import (
 from verifier.wire import Bytes32, Genesis, HexBytes, OracleUpdate, Transaction, WireModel
 
 FORMAT_VERSION = 3
-SLOT_PUBLIC_WORDS = 4  # two record words, two signer words
+SLOT_PUBLIC_WORDS = 2  # the slot's two record words (signatures are verified inside the proof or on L1)
 HEADER_WORDS = 4  # batch, segment, root before, root after
 
 REASONS: dict[str, str] = {
@@ -76,7 +78,7 @@ REASONS: dict[str, str] = {
     "genesis_mismatch": "the globals do not commit to the published genesis",
     "prev_root_mismatch": "the published previous state does not open the previous root",
     "account_set_mismatch": "the published accounts are not exactly those the records touch",
-    "bad_signature": "a signature does not recover, or the oracle update is not the oracle's",
+    "bad_signature": "a signature does not verify or recover, is not the account owner's, or the oracle update is not the oracle's",
     "proof_count_mismatch": "not one proof per segment",
     "proof_malformed": "a proof is not well-formed (points off the curve or subgroup, bad JSON)",
     "proof_invalid": "the proofs do not verify for the public inputs rebuilt from the batch",
@@ -242,13 +244,42 @@ def get_record_accounts(batch: PublishedTransition) -> set[int]:
     return accounts
 
 
+def get_owners(batch: PublishedTransition) -> dict[int, str]:
+    """Each published account's address before the batch (an address never changes); accounts
+    the batch creates get theirs from `check_signatures` as it meets their deposits."""
+    owners = {}
+    for key, data in batch.accounts_before.items():
+        raw = bytes.fromhex(data[2:])
+        if key.isdigit() and raw:
+            try:
+                owners[int(key)] = decode_account_leaf(raw).address
+            except (MalformedLeaf, ValueError) as exc:
+                raise VerificationError("malformed_leaf", f"accounts_before: account {key}: {exc}") from None
+    return owners
+
+
+def check_signatures(tx: Any, domain: Any, owners: dict[int, str]) -> None:
+    """One slot's signatures, as the proof and the contract check them together (ValueError or
+    InvalidSignature says why): L2 signatures verify over the record; a withdrawal is signed by
+    the account's owner; a registration by the address its record names."""
+    if tx.type == "deposit":
+        owners.setdefault(tx.account, tx.address)
+        return
+    signers = check_signers(tx, domain)
+    if tx.type == "withdraw" and signers[0] != owners.get(tx.account):
+        raise ValueError(f"withdrawal from account {tx.account} signed by {signers[0]}, the account's owner is {owners.get(tx.account)}")
+    if tx.type == "register_key" and signers[0] != tx.address:
+        raise ValueError(f"key registration for account {tx.account} signed by {signers[0]}, not by {tx.address}")
+
+
 def compute_transition_inputs(batch: PublishedTransition, prev_root: int) -> list[list[int]]:
-    """Every segment's public inputs from the published data (signatures recovered here)."""
+    """Every segment's public inputs from the published data (signatures checked here)."""
     genesis = batch.genesis
     table = get_instrument_table(s.id for s in genesis.instruments)
     oracle_shape = OracleShape(table, genesis.risk.n_scenarios)
     inputs = []
     root = prev_root
+    owners = get_owners(batch)
     for index, segment in enumerate(batch.segments):
         where = f"segment {index}"
         # a segment holds at most n_slots slots, and oracle updates only in its oracle section
@@ -274,13 +305,12 @@ def compute_transition_inputs(batch: PublishedTransition, prev_root: int) -> lis
             if k < len(segment.transactions):
                 tx = segment.transactions[k]
                 try:
-                    signers = recover_signers(tx, genesis.signing_domain) if tx.type != "deposit" else ()
-                    signer_words = compute_signer_words(tx, signers)
+                    check_signatures(tx, genesis.signing_domain, owners)
                 except (InvalidSignature, ValueError) as exc:
                     raise VerificationError("bad_signature", f"{where}, slot {k}: {exc}") from None
-                words += [*compute_record_words(tx), *signer_words]
+                words += compute_record_words(tx)
             else:
-                words += [*compute_record_words(None), 0, 0]
+                words += compute_record_words(None)
         inputs.append(words)
         root = root_after
     return inputs

@@ -12,10 +12,12 @@
           `data` and the proofs (every public input is a function of the first three);
         - the roots chain: segment 0 starts from the stored root, segment i from segment i-1's
           root after; the last root after becomes the stored root;
-        - every user signature is recovered with `ecrecover` over the EIP-712 digest of the
-          transaction rebuilt from its record (low s required, EIP-2): the recovered addresses
-          are the slots' signer words, which the circuit proves are the accounts' registered
-          addresses;
+        - trades, transfers, liquidations and settlements are signed with the accounts' L2 keys,
+          verified inside the proofs (no signature here); a withdrawal's and a key registration's
+          Ethereum signature is recovered with `ecrecover` over the EIP-712 digest of the
+          transaction rebuilt from its record (low s required, EIP-2) and must be the account
+          owner's (a withdrawal) or the address the record names (a registration, which the
+          circuit proves is the account's);
         - an oracle section, when a segment carries one, is signed by the oracle fixed at
           deployment (EIP-712 digest rebuilt from the section's words);
         - the deposits consume the L1 queue in order and match it (account, address, amount);
@@ -28,13 +30,13 @@
 
         Public inputs per segment (verifier/transition.py, compute_transition_inputs): batch,
         segment index, root before, root after, the oracle section's ORACLE_WORDS words (zeros,
-        supplied here, when the segment has no update), then per slot two record words and two
-        signer words (zeros for an empty slot).
+        supplied here, when the segment has no update), then per slot its two record words (zeros
+        for an empty slot).
 
         `data`, per segment: root after (32 bytes), oracle flag (1), transaction count (1); if the
         flag is 1, the oracle section's words (32 bytes each) and the oracle's signature; then per
-        transaction its record (verifier/pubdata.py's bytes, 15-38) followed by its signatures (the
-        wire model's order; none for a deposit). After the last segment, 32 zero bytes, so that
+        transaction its record (verifier/pubdata.py's bytes, 15-60) followed, for a withdrawal or
+        a key registration only, by its signature. After the last segment, 32 zero bytes, so that
         every read is one 32-byte load. A signature is EIP-2098's 64 bytes: r, then s with v - 27
         as its top bit (the published 65-byte r, s, v re-encoded by transition_client).
 """
@@ -393,7 +395,7 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
     # are fixed only after every input and every proof is
     seed: bytes32 = keccak256(abi_encode(batch, root, keccak256(data), keccak256(abi_encode(proofs))))
     combined: uint256[v3params.N_PUBLIC] = empty(uint256[v3params.N_PUBLIC])
-    slot_sums: uint256[4][v3params.N_SLOTS] = empty(uint256[4][v3params.N_SLOTS])  # the slots' columns of combined
+    slot_sums: uint256[2][v3params.N_SLOTS] = empty(uint256[2][v3params.N_SLOTS])  # the slots' columns of combined
     rhos: DynArray[uint256, v3params.MAX_SEGMENTS] = []
     sum_rho: uint256 = 0
     queue_at: uint256 = self.deposits_consumed
@@ -458,9 +460,6 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
             bits = unsafe_sub(256, unsafe_mul(8, unsafe_sub(size, split)))  # 256 (an empty word) shifts to 0
             rec1: uint256 = ((rest >> bits) << bits) >> 8
             at = unsafe_add(at, size)
-            signer_a: uint256 = 0
-            signer_b: uint256 = 0
-            signing: uint256 = (v3records.RECORD_SIGNING >> (code << 3)) & 255
             if code == v3records.CODE_DEPOSIT:
                 # no signature: its L1 queue entry authorises it (checked against the queue after the loop)
                 account: uint256 = 0
@@ -469,68 +468,44 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
                 account, amount, owner = v3records.get_deposit(w0, w1)
                 queue_hash = self._hash_queue_entry(queue_hash, account, owner, amount)
                 n_deposits = unsafe_add(n_deposits, 1)
-            else:
-                # both sides of a trade sign one digest, computed once
+            elif code == v3records.CODE_WITHDRAW or code == v3records.CODE_REGISTER_KEY:
+                # the Ethereum-signed types (every other record's signatures are L2 signatures,
+                # verified inside the proof): the signature inline (EIP-2098: r, then s with v - 27
+                # as its top bit), the low s checked here and the rest by the precompile
                 digest: bytes32 = keccak256(concat(digest_prefix, v3records.get_struct_hash(code, w0, w1)))
-                # signatures inline (EIP-2098: r, then s with v - 27 as its top bit): as
-                # _recover_compact, the low s checked here and the rest by the precompile
                 r: uint256 = extract32(data, at, output_type=uint256)
                 vs: uint256 = extract32(data, unsafe_add(at, 32), output_type=uint256)
+                at = unsafe_add(at, v3params.SIGNATURE_BYTES)
                 sig_s: uint256 = vs & S_MASK
                 assert sig_s <= SECP256K1_HALF_N, "signature: s out of range (EIP-2 requires s <= n/2)"
                 signer: address = ecrecover(digest, unsafe_add(vs >> 255, 27), r, sig_s)
                 if signer == empty(address):
                     raise self._explain_bad_signature(r, sig_s)
-                if signing & 4 == 0:
-                    signer_a = convert(signer, uint256)
+                if code == v3records.CODE_WITHDRAW:
+                    account: uint256 = 0
+                    amount: uint256 = 0
+                    nonce: uint256 = 0
+                    account, amount, nonce = v3records.get_withdrawal(w0, w1)
+                    # the account's owner (its L2 address: deposits bind it) signs its withdrawals
+                    assert signer == self.account_owner[account], concat("segment ", uint2str(i), ", slot ", uint2str(k), ": withdrawal not signed by the account's owner")
+                    self.withdrawable[account] += amount
+                    self._serve_forced(account, amount, nonce)
                 else:
-                    signer_b = convert(signer, uint256)
-                if signing & 3 == 2:
-                    r = extract32(data, unsafe_add(at, v3params.SIGNATURE_BYTES), output_type=uint256)
-                    vs = extract32(data, unsafe_add(at, v3params.SIGNATURE_BYTES + 32), output_type=uint256)
-                    sig_s = vs & S_MASK
-                    assert sig_s <= SECP256K1_HALF_N, "signature: s out of range (EIP-2 requires s <= n/2)"
-                    signer = ecrecover(digest, unsafe_add(vs >> 255, 27), r, sig_s)
-                    if signer == empty(address):
-                        raise self._explain_bad_signature(r, sig_s)
-                    if signing & 8 == 0:
-                        signer_a = convert(signer, uint256)
-                    else:
-                        signer_b = convert(signer, uint256)
-                    at = unsafe_add(at, 2 * v3params.SIGNATURE_BYTES)
-                else:
-                    at = unsafe_add(at, v3params.SIGNATURE_BYTES)
-                    if code == v3records.CODE_WITHDRAW:
-                        account: uint256 = 0
-                        amount: uint256 = 0
-                        nonce: uint256 = 0
-                        account, amount, nonce = v3records.get_withdrawal(w0, w1)
-                        self.withdrawable[account] += amount
-                        self._serve_forced(account, amount, nonce)
-                    elif code == v3records.CODE_REGISTER_KEY:
-                        # the account's address signs its L2 key (the circuit proves the record's
-                        # address is the account's): no signer word
-                        assert signer_a == v3records.get_registered_address(w0, w1), concat("segment ", uint2str(i), ", slot ", uint2str(k), ": key registration not signed by the account's address")
-                        signer_a = 0
-                    elif code == v3records.CODE_SETTLE_EXPIRED and v3records.is_self_settlement(w0, w1):
-                        # a settlement by its own account signs for window A (else B)
-                        signer_a = signer_b
-                        signer_b = 0
-            # c_j += rho_i x_ij for the slot's four words: one row read and written (a quarter of the
-            # array bounds checks of four element updates)
-            row: uint256[4] = slot_sums[k]
+                    # the account's address signs its L2 key (the circuit proves the record's
+                    # address is the account's)
+                    assert convert(signer, uint256) == v3records.get_registered_address(w0, w1), concat("segment ", uint2str(i), ", slot ", uint2str(k), ": key registration not signed by the account's address")
+            # c_j += rho_i x_ij for the slot's two words: one row read and written
+            row: uint256[2] = slot_sums[k]
             slot_sums[k] = [
                 uint256_addmod(row[0], uint256_mulmod(rho, rec0, R), R),
                 uint256_addmod(row[1], uint256_mulmod(rho, rec1, R), R),
-                uint256_addmod(row[2], uint256_mulmod(rho, signer_a, R), R),
-                uint256_addmod(row[3], uint256_mulmod(rho, signer_b, R), R),
             ]
         n_transactions += n_tx
     # the data ends with the 32 zero bytes that keep every read in bounds, and nothing else
     assert at + 32 == len(data) and extract32(data, at, output_type=uint256) == 0, "settlement data: its length does not match its segments"
     for k: uint256 in range(v3params.N_SLOTS):
-        for c: uint256 in range(4):
-            combined[SLOTS_AT + 4 * k + c] = slot_sums[k][c]
+        combined[SLOTS_AT + 2 * k] = slot_sums[k][0]
+        combined[SLOTS_AT + 2 * k + 1] = slot_sums[k][1]
     end: uint256 = queue_at + n_deposits
     # the batch's deposits are the L1 queue's next ones, in order, as deposited
     assert end <= self.deposit_count and queue_hash == self.deposit_hashes[end], "deposits do not match the L1 queue"

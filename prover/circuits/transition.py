@@ -2,8 +2,7 @@
 
 Public inputs (docs/v3.md, in allocation order): batch number, segment index, the state root
 before and after the segment, the oracle section's words (`verifier.oracle_section`), then per
-slot its two record words (`verifier.pubdata`) and two signer words (the addresses that signed for
-account windows A and B, 0 where none signs). Everything else is witness.
+slot its two record words (`verifier.pubdata`). Everything else is witness, the L2 signatures too.
 
 What the circuit proves:
 - open: `Poseidon(accounts_root, markets_hash, globals_hash) == root before`, hashing the markets
@@ -20,12 +19,18 @@ What the circuit proves:
   (`prover.circuits.tree`), A then B; the markets table takes the open-interest delta, the globals
   their deltas; at most `max_positions` positions per account; the record words are the packed
   transaction words, each within its wire bound (so within its record field: nothing carries into
-  a neighbour), and every word the type does not carry is 0; the signer words are the
-  registered addresses of the accounts that sign;
+  a neighbour), and every word the type does not carry is 0;
+- every L2 signature (`synthesize_signatures`): a window that signs with its L2 key (the parties of
+  trades, the sender of a transfer, the liquidator, the sender of a settlement) holds a key
+  (`l2_key_before != 0`), the witnessed public key A has that id (`prover.circuits.eddsa.synthesize_key_id`),
+  and (R8, S) is A's EdDSA-Poseidon signature of `Poseidon(domain_tag, record word 0, record word 1)`
+  (`synthesize_eddsa_verify`; `verifier.l2auth`), the domain tag a constant of the shape;
 - close: the state root of the final accounts root, table and globals `== root after`.
 
-Signatures are checked outside (natively, and by `ecrecover` on chain, which yields the signer
-words); the L1 deposit queue, the oracle signature and the chain of roots likewise.
+The Ethereum signatures are checked outside, by `ecrecover` on chain and natively: a withdrawal's
+by the account's owner (the L1 address it was opened with, which is the leaf's address: deposits
+bind it), a key registration's by the record's address (proven to be the account's); the L1
+deposit queue, the oracle signature and the chain of roots likewise.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from prover.circuits.eddsa import synthesize_eddsa_verify, synthesize_key_id
 from prover.circuits.fast_gadgets import range_check_fast as range_check
 from prover.circuits.layout import SLOT_TYPES, AccountWindow, GlobalsWindow, InstrumentWindow, PositionWindow, SegmentShape, SlotPublic, TxWords
 from prover.circuits.slot import synthesize_slot
@@ -51,11 +57,11 @@ from verifier.oracle_section import (
     get_risk_place,
 )
 from verifier.pubdata import RECORD_BY_TYPE, RECORD_WORDS, TYPE_SHIFT
+from verifier.l2auth import get_domain_tag
 from verifier.state_tree import GENESIS_LIMB_BITS, TreeShape
 from verifier.wire import AMOUNT_BITS, PRICE_BITS, SIZE_BITS, TIMESTAMP_BITS, Genesis
 
-SIGNER_WORDS = 2  # per slot: the addresses that signed for windows A and B
-SLOT_PUBLIC_WORDS = RECORD_WORDS + SIGNER_WORDS
+SLOT_PUBLIC_WORDS = RECORD_WORDS  # a slot's public inputs: its record, nothing else
 HEADER_WORDS = 4  # batch, segment, root before, root after
 POSITION_COUNT_BITS = 7  # max_positions - count in [0, 64]
 
@@ -95,6 +101,7 @@ class TransitionShape:
     maintenance_bps: int
     liquidation_penalty_bps: int
     genesis_limbs: tuple[int, int]  # the genesis hash, (high, low) 128-bit limbs
+    domain_tag: int  # what L2 signatures are bound to (verifier.l2auth.get_domain_tag of the genesis's domain)
 
     @classmethod
     def from_genesis(cls, genesis: Genesis, genesis_hash: bytes, n_slots: int, tree: TreeShape) -> "TransitionShape":
@@ -106,6 +113,7 @@ class TransitionShape:
             tuple(0 if s.kind == "perp" else s.expiry for s in specs), risk.n_scenarios, risk.max_positions,
             risk.maintenance_bps, risk.liquidation_penalty_bps,
             (value >> GENESIS_LIMB_BITS, value & ((1 << GENESIS_LIMB_BITS) - 1)),
+            get_domain_tag(genesis.signing_domain),
         )
 
     @property
@@ -153,6 +161,18 @@ class GlobalsState:
         return [self.fee_pool, self.insurance_fund, self.deposit_count, self.oracle_time, *genesis_limbs]
 
 
+@dataclass(frozen=True)
+class L2SignatureWitness:
+    """A window's L2 signature: the key and (R8, S). A window that does not sign holds the
+    gadget's convention (A = R8 = (0, 1), S = 0)."""
+
+    ax: int = 0
+    ay: int = 1
+    r8x: int = 0
+    r8y: int = 1
+    s: int = 0
+
+
 @dataclass
 class SlotWitness:
     flags: list[int]
@@ -165,6 +185,8 @@ class SlotWitness:
     fee_delta: int = 0
     insurance_delta: int = 0
     open_interest_delta: int = 0
+    signature_a: L2SignatureWitness = field(default_factory=L2SignatureWitness)
+    signature_b: L2SignatureWitness = field(default_factory=L2SignatureWitness)
 
 
 @dataclass
@@ -380,7 +402,7 @@ def synthesize_transition_slot(
     accounts_root: LinearLike, markets: list[MarketVars], g: GlobalsVars,
 ) -> tuple[LinearLike, GlobalsVars]:
     """One slot: v2's rules on private dense windows, the account paths, the table and globals
-    updates, the record and signer words. Returns the new accounts root and globals (the table's
+    updates, the record words and the L2 signatures. Returns the new accounts root and globals (the table's
     open interest is updated in place)."""
     flags = [cs.private(v) for v in w.flags]
     flag = dict(zip(SLOT_TYPES, flags))
@@ -422,18 +444,16 @@ def synthesize_transition_slot(
     )
     slot = SlotPublic(flags, tx, a, b, instrument, globals_window)  # type: ignore[arg-type]
     synthesize_slot(cs, shape.window_shape, slot)
-    with cs.gadget("signers"):
-        same_account = is_zero(cs, cs.as_lc(tx.account_a) - tx.account_b)
-        keeper = mul(cs, settle, 1 - cs.as_lc(same_account))
-        uses_a = sum((cs.as_lc(f) for f in flags), cs.constant(0))
-        uses_b = cs.as_lc(flag["transfer"]) + trade + keeper + liq
-        signs_a = cs.as_lc(flag["withdraw"]) + flag["transfer"] + trade + settle - keeper + liq
-        signs_b = trade + keeper
-        # the signer words are the registered addresses of the signing accounts (the contract's
-        # ecrecover gives them; deposits are authorised by the L1 queue, not a signature)
-        cs.enforce(mul(cs, signs_a, a.address_before), 1, words[RECORD_WORDS])
-        cs.enforce(mul(cs, signs_b, b.address_before), 1, words[RECORD_WORDS + 1])
+    same_account = is_zero(cs, cs.as_lc(tx.account_a) - tx.account_b)
+    keeper = mul(cs, settle, 1 - cs.as_lc(same_account))
+    uses_a = sum((cs.as_lc(f) for f in flags), cs.constant(0))
+    uses_b = cs.as_lc(flag["transfer"]) + trade + keeper + liq
+    # who signs with an L2 key (withdrawals and registrations are Ethereum-signed, checked on L1;
+    # deposits are authorised by the L1 queue)
+    signs_a = cs.as_lc(flag["transfer"]) + trade + settle - keeper + liq
+    signs_b = trade + keeper
     synthesize_record(cs, flag, tx, words[:RECORD_WORDS])
+    synthesize_signatures(cs, shape, words[:RECORD_WORDS], ((a, signs_a, w.signature_a), (b, signs_b, w.signature_b)))
     root = accounts_root
     for window, key, uses, path in ((a, tx.account_a, uses_a, w.path_a), (b, tx.account_b, uses_b, w.path_b)):
         with cs.gadget("account_leaf"):
@@ -453,6 +473,26 @@ def synthesize_transition_slot(
         g.oracle_time,
     )
     return root, new_globals
+
+
+def synthesize_signatures(
+    cs: ConstraintSystem, shape: TransitionShape, record: Sequence[LinearLike],
+    windows: Sequence[tuple[AccountWindow, LinearLike, L2SignatureWitness]],
+) -> None:
+    """Each window that signs (`signs` a bit) signed the slot's message with its account's L2 key:
+    the key has the leaf's id, which is not 0 (no key registered), and the signature verifies."""
+    with cs.gadget("signatures"):
+        message = synthesize_poseidon(cs, [cs.constant(shape.domain_tag), *record])
+        for window, signs, sig in windows:
+            ax, ay, r8x, r8y, s = (cs.private(v) for v in (sig.ax, sig.ay, sig.r8x, sig.r8y, sig.s))
+            with cs.gadget("key_id"):
+                key_id = synthesize_key_id(cs, ax, ay)
+                cs.enforce(signs, cs.as_lc(key_id) - window.l2_key_before, 0)
+                # an account without a key (id 0) signs nothing: signs x key x inverse = signs
+                key = cs.as_lc(window.l2_key_before)
+                inverse = cs.private(pow(key.value, -1, cs.r) if key.value else 0)
+                cs.enforce(mul(cs, signs, key), inverse, signs)
+            synthesize_eddsa_verify(cs, signs, ax, ay, r8x, r8y, s, message)
 
 
 def synthesize_position_count(cs: ConstraintSystem, shape: TransitionShape, window: AccountWindow, uses: LinearLike) -> None:

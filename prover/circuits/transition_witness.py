@@ -16,6 +16,7 @@ from typing import Sequence
 from prover.circuits.layout import AccountWindow, PositionWindow, SLOT_TYPES, TxWords, compute_tx_words, get_slot_accounts, get_slot_instrument
 from prover.circuits.transition import (
     GlobalsState,
+    L2SignatureWitness,
     MarketState,
     SlotWitness,
     TransitionShape,
@@ -24,7 +25,9 @@ from prover.circuits.transition import (
 from rollup.rules import Signers, process_transaction
 from rollup.state import Account, State
 from rollup.state_tree import PoseidonTree
-from verifier.encoding import _get_address_int
+from verifier.encoding import _get_address_int, get_signature_fields, is_l2_signed
+from verifier.l2auth import parse_l2_signature
+from verifier.pubdata import get_signature_windows
 from verifier.oracle_section import build_empty_section, compute_oracle_section, compute_oracle_words
 from verifier.pubdata import compute_record_words
 from verifier.state_tree import compute_state_root, hash_account, hash_fields
@@ -101,17 +104,18 @@ def build_noop_slot_witness(shape: TransitionShape, deposit_count: int) -> SlotW
     return SlotWitness([0] * len(SLOT_TYPES), TxWords(), empty, empty, zero_path, zero_path, deposit_count_after=deposit_count)
 
 
-def compute_signer_words(tx: object, a: AccountWindow, b: AccountWindow) -> tuple[int, int]:
-    """The addresses that sign for windows A and B (0 where none): what ecrecover yields on chain."""
-    kind = tx.type  # type: ignore[attr-defined]
-    keeper = kind == "settle_expired" and tx.sender != tx.account  # type: ignore[attr-defined]
-    signs_a = kind in ("withdraw", "transfer", "perp_trade", "option_trade", "liquidate") or (kind == "settle_expired" and not keeper)
-    signs_b = kind in ("perp_trade", "option_trade") or keeper
-    return (a.address_before if signs_a else 0, b.address_before if signs_b else 0)
+def get_signature_witnesses(tx: object) -> tuple[L2SignatureWitness, L2SignatureWitness]:
+    """The L2 signatures of windows A and B (the gadget's blank where a window signs nothing)."""
+    out = {"a": L2SignatureWitness(), "b": L2SignatureWitness()}
+    if is_l2_signed(type(tx)):
+        for window, name in zip(get_signature_windows(tx), get_signature_fields(type(tx)), strict=True):
+            (ax, ay), sig = parse_l2_signature(getattr(tx, name))
+            out[window] = L2SignatureWitness(ax, ay, *sig.R8, sig.S)
+    return out["a"], out["b"]
 
 
-def compute_slot_witness(state: State, tree: PoseidonTree, tx: object, signers: Signers, shape: TransitionShape) -> tuple[SlotWitness, tuple[int, int]]:
-    """Apply one transaction (state and tree in place); its slot witness and signer words."""
+def compute_slot_witness(state: State, tree: PoseidonTree, tx: object, signers: Signers, shape: TransitionShape) -> SlotWitness:
+    """Apply one transaction (state and tree in place); its slot witness."""
     kind = tx.type  # type: ignore[attr-defined]
     a_id, b_id = get_slot_accounts(tx)
     traded = get_slot_instrument(tx)
@@ -140,14 +144,16 @@ def compute_slot_witness(state: State, tree: PoseidonTree, tx: object, signers: 
         paths.append(tree.get_path(account_id))
         tree.update({account_id: compute_account_leaf_value(state.accounts[account_id], shape)})
     oi_delta = sum(state.instruments[i].open_interest - oi_before[i] for i in shape.table)
-    slot = SlotWitness(
+    signature_a, signature_b = get_signature_witnesses(tx)
+    return SlotWitness(
         [int(kind == name) for name in SLOT_TYPES], compute_tx_words(tx), a, b, paths[0], paths[1],
         deposit_count_after=g_after.deposit_count,
         fee_delta=g_after.fee_pool - g_before.fee_pool,
         insurance_delta=g_after.insurance_fund - g_before.insurance_fund,
         open_interest_delta=oi_delta,
+        signature_a=signature_a,
+        signature_b=signature_b,
     )
-    return slot, compute_signer_words(tx, a, b)
 
 
 def compute_transition_witness(
@@ -180,20 +186,17 @@ def compute_transition_witness(
         if receipt.status != "accepted":
             raise RejectedInSegment(f"oracle_update rejected by the rules: {receipt.reason}")
         section = compute_oracle_section(oracle_update, shape.oracle)
-    slots, signer_words, records = [], [], []
+    slots, records = [], []
     for tx, tx_signers in zip(transactions, signers):
-        slot, words = compute_slot_witness(state, tree, tx, tx_signers, shape)
-        slots.append(slot)
-        signer_words.append(words)
+        slots.append(compute_slot_witness(state, tree, tx, tx_signers, shape))
         records.append(compute_record_words(tx))
     for _ in range(shape.n_slots - len(slots)):
         slots.append(build_noop_slot_witness(shape, state.globals.deposit_count))
-        signer_words.append((0, 0))
         records.append(compute_record_words(None))
     root_after = compute_root(state, tree, shape)
     public = [batch, segment, root_before, root_after, *compute_oracle_words(section, shape.oracle)]
-    for record, words in zip(records, signer_words):
-        public += [*record, *words]
+    for record in records:
+        public += record
     return TransitionWitness(batch, segment, accounts_root, markets, globals_state, section, slots, public)
 
 
