@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 from rollup.cli.main import app
 from rollup.fixtures import WorkloadSpec, generate_workload, write_workload
 from rollup.node import Node
-from rollup.signing import dev_account_key, get_address, unsigned
+from rollup.signing import derive_l2_key, dev_account_key, get_address, sign, unsigned
 from verifier.slots import get_signing_accounts
 from verifier.encoding import compute_signing_digest, get_signature_fields
-from verifier.wire import Genesis
+from verifier.wire import Genesis, RegisterKey, Transfer
 
 runner = CliRunner()
 SEED = 7  # the workload's seed: its accounts' TEST keys are dev_account_key(SEED, id)
@@ -50,12 +50,19 @@ def fails(*args: str, env: dict | None = None, code: str | None = None, one_line
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
-    """A node whose 3 accounts exist (deposits of the TEST keys of seed 7) after the first oracle update."""
+    """A node whose 3 accounts exist (deposits of the TEST keys of seed 7) after the first oracle
+    update, each with its first L2 key registered (nonces 1)."""
     directory = tmp_path_factory.mktemp("tx")
     workload = generate_workload(WorkloadSpec(accounts=3, txs=0, seed=SEED, tree_depth=4), workers=1)
     write_workload(workload, directory / "setup.jsonl", directory / "genesis.json")
     node = Node.init(directory / "node", workload.genesis)
-    assert node.submit(workload.transactions).n_accepted == len(workload.transactions)
+    domain = workload.genesis.signing_domain
+    registrations = [
+        sign(unsigned(RegisterKey, account=i, address=get_address(dev_account_key(SEED, i)), key_id=derive_l2_key(dev_account_key(SEED, i), domain).key_id, nonce=0),
+             [dev_account_key(SEED, i)], domain)
+        for i in range(3)
+    ]
+    assert node.submit(workload.transactions + registrations).n_accepted == len(workload.transactions) + 3
     node.close()
     return directory
 
@@ -100,9 +107,9 @@ def test_transfer_and_withdraw_made_with_rollup_tx_are_executed_by_submit(home, 
 
 
 def test_wallet_signs_the_typed_data_and_the_signature_is_attached(home, genesis):
-    args = ("tx", "transfer", "--from", "2", "--to", "0", "--amount", "1000", "--home", home)
+    args = ("tx", "withdraw", "--account", "2", "--amount", "1000", "--home", home)
     typed = json.loads(run(*args, "--typed-data").stdout)
-    assert set(typed) == {"types", "primaryType", "domain", "message"} and typed["primaryType"] == "Transfer"
+    assert set(typed) == {"types", "primaryType", "domain", "message"} and typed["primaryType"] == "Withdraw"
     assert typed["domain"]["chainId"] == genesis.l1_chain_id and typed["domain"]["verifyingContract"] == genesis.rollup_address
     assert typed["message"]["amount"] == "1000"  # uint256 as a decimal string: no JavaScript precision loss
     # a wallet (eth-account's eth_signTypedData_v4) signs it elsewhere
@@ -111,6 +118,26 @@ def test_wallet_signs_the_typed_data_and_the_signature_is_attached(home, genesis
     by_key = json.loads(run(*args, "--json", env=as_account(2)).stdout)
     assert attached["transaction"] == by_key["transaction"]  # RFC 6979: the same signature either way
     assert attached["tx_hash"] == "0x" + signed.message_hash.hex()
+    # an L2-signed type has no wallet typed data: the L2 key signs it
+    transfer = ("tx", "transfer", "--from", "2", "--to", "0", "--amount", "1000", "--home", home)
+    assert "signed with the account's L2 key" in fails(*transfer, "--typed-data", code="l2_signed")
+
+
+def test_l2_signature_made_elsewhere_is_attached(home, genesis):
+    """--signature on an L2-signed type: A || R8 || S made by the account's L2 key elsewhere."""
+    from verifier.l2auth import compute_l2_message, sign_l2
+
+    args = ("tx", "transfer", "--from", "2", "--to", "0", "--amount", "1000", "--home", home)
+    by_key = json.loads(run(*args, "--json", env=as_account(2)).stdout)
+    tx = unsigned(Transfer, **{k: v for k, v in by_key["transaction"].items() if k not in ("type", "signature")})
+    key = derive_l2_key(dev_account_key(SEED, 2), genesis.signing_domain)
+    signature = sign_l2(key.private, compute_l2_message(tx, genesis.signing_domain))
+    attached = json.loads(run(*args, "--signature", signature, "--json").stdout)
+    assert attached["transaction"] == by_key["transaction"]  # deterministic EdDSA: the same signature
+    # another account's L2 key, and a malformed one
+    other = sign_l2(derive_l2_key(dev_account_key(SEED, 1), genesis.signing_domain).private, compute_l2_message(tx, genesis.signing_domain))
+    assert "made by L2 key" in fails(*args, "--signature", other, code="wrong_signer")
+    assert "--signature: " in fails(*args, "--signature", "0x" + "11" * 160, code="bad_signature")
 
 
 def test_perp_trade_signed_by_both_sides_in_turn_is_executed(home, tmp_path):
@@ -119,8 +146,8 @@ def test_perp_trade_signed_by_both_sides_in_turn_is_executed(home, tmp_path):
     first = json.loads(run(*trade, "--out", out, "--json", env=as_account(0)).stdout)
     assert first["signed"] == ["maker"] and first["unsigned"] == ["taker"]
     assert "the maker has signed already" in fails("tx", "sign", out, "--line", "1", "--home", home, "--side", "maker", env=as_account(0), code="already_signed")
-    # the taker's wallet is shown what the maker signed
-    assert run("tx", "sign", out, "--line", "1", "--home", home, "--typed-data").stdout == run(*trade, "--typed-data").stdout
+    # a trade is signed with L2 keys: no wallet typed data
+    assert "L2 key" in fails("tx", "sign", out, "--line", "1", "--home", home, "--typed-data", code="l2_signed")
     second = json.loads(run("tx", "sign", out, "--line", "1", "--home", home, "--submit", "--json", env=as_account(1)).stdout)
     assert second["signed"] == ["taker"] and second["receipt"]["status"] == "accepted" and second["tx_hash"] == first["tx_hash"]
     assert [p["size"] for p in account(home, 1)["positions"]] == [3]
@@ -135,8 +162,9 @@ def test_invalid_half_signed_trade_cannot_be_submitted_or_tampered_with(home, tm
     run(*trade, "--out", str(out), env=as_account(1))
     line = json.loads(out.read_text())
     out.write_text(json.dumps({**line, "quantity": 20}) + "\n")  # the seller is shown a bigger trade than the buyer signed
-    message = fails("tx", "sign", str(out), "--line", "1", "--home", home, env=as_account(0), code="wrong_signer")
-    assert "the buyer's signature on the line" in message
+    # the buyer's L2 signature does not verify over the bigger trade
+    message = fails("tx", "sign", str(out), "--line", "1", "--home", home, env=as_account(0), code="bad_signature")
+    assert "the buyer's signature on the line is invalid" in message
     assert "--line 2: " in fails("tx", "sign", str(out), "--line", "2", "--home", home, env=as_account(0), code="invalid_line")
 
 
@@ -193,11 +221,11 @@ def test_offline_signing_with_genesis_gives_the_line_the_node_gives(home, templa
     online = run(*args, "--home", home, env=as_account(1)).stdout
     offline = ("--genesis", str(template / "genesis.json"))
     assert "pass --nonce" in fails(*args, *offline, env=as_account(1), code="missing_nonce")
-    assert run(*args, *offline, "--nonce", "0", env=as_account(1)).stdout == online
+    assert run(*args, *offline, "--nonce", "1", env=as_account(1)).stdout == online  # 1: after its key registration
     trade = ("tx", "perp-trade", "--maker", "0", "--taker", "1", "--market", "0", "--size", "1", "--price", "5", *offline)
     assert "--side" in fails(*trade, "--maker-nonce", "0", "--taker-nonce", "0", env=as_account(0), code="invalid_side")
     line = json.loads(run(*trade, "--maker-nonce", "0", "--taker-nonce", "0", "--side", "maker", env=as_account(0)).stdout)
-    assert line["maker_signature"] != "0x" + "00" * 65 and line["taker_signature"] == "0x" + "00" * 65
+    assert line["maker_signature"] != "0x" + "00" * 160 and line["taker_signature"] == "0x" + "00" * 160
 
 
 @pytest.mark.parametrize(
@@ -210,13 +238,15 @@ def test_offline_signing_with_genesis_gives_the_line_the_node_gives(home, templa
 )
 def test_every_type_signs_the_digest_the_node_checks(home, genesis, args):
     from rollup.txfile import TRANSACTION_ADAPTER
-    from verifier.encoding import recover_address
+    from verifier.l2auth import compute_l2_message, verify_l2_signature
 
     made = json.loads(run("tx", *args, "--home", home, "--json", env=as_account(0)).stdout)
     tx = TRANSACTION_ADAPTER.validate_python(made["transaction"])
     assert made["tx_hash"] == "0x" + compute_signing_digest(tx, genesis.signing_domain).hex()
     first = getattr(tx, get_signature_fields(type(tx))[0])
-    assert recover_address(compute_signing_digest(tx, genesis.signing_domain), first) == get_address(dev_account_key(SEED, 0))
+    # signed by the L2 key account 0 registered, over the transaction's record
+    key_id = verify_l2_signature(compute_l2_message(tx, genesis.signing_domain), first)
+    assert key_id == derive_l2_key(dev_account_key(SEED, 0), genesis.signing_domain).key_id
 
 
 def test_party_table_agrees_with_the_verifier():

@@ -44,9 +44,10 @@ from rollup.parallel import (
 )
 from rollup.planner import plan_batch
 from rollup.rules import process_transaction
-from rollup.signing import dev_account_key, get_address, sign, unsigned
+from rollup.signing import derive_l2_key, dev_account_key, get_address, sign, unsigned
+from verifier.encoding import is_l2_signed
 from rollup.state import State
-from verifier.wire import Deposit, OracleUpdate, PerpTrade, Transfer, Withdraw
+from verifier.wire import Deposit, OracleUpdate, PerpTrade, RegisterKey, Transfer, Withdraw
 
 EXAMPLES = int(os.environ.get("ROLLUP_PARALLEL_EXAMPLES", "500"))
 RICH_MIX = {
@@ -173,7 +174,7 @@ def test_the_pool_covers_the_hard_cases(pool):
         accepted |= {r.type for r in receipts if r.status == "accepted"}
         rejected += sum(r.status == "rejected" for r in receipts)
         groups.append(plan_batch(pooled.transactions, 2).n_groups)
-    assert accepted == {"deposit", "withdraw", "transfer", "perp_trade", "option_trade", "liquidate", "settle_expired", "oracle_update"}
+    assert accepted == {"deposit", "withdraw", "transfer", "perp_trade", "option_trade", "liquidate", "settle_expired", "register_key", "oracle_update"}
     assert rejected > 50
     assert max(groups) > 20 and min(groups) < max(groups)
 
@@ -207,8 +208,26 @@ class Signer:
     def address(self, account: int) -> str:
         return get_address(self.key(account))
 
-    def sign(self, tx, *accounts: int):
-        return sign(tx, [self.key(a) for a in accounts], self.chain_id)
+    def sign(self, tx, *accounts: int, state: State | None = None):
+        """Sign as the accounts' wallets: their Ethereum keys, or for L2-signed types the L2 key
+        each account holds in `state` (its first key if it holds none: a key the rules refuse)."""
+        if not is_l2_signed(type(tx)):
+            return sign(tx, [self.key(a) for a in accounts], self.chain_id)
+        return sign(tx, [self.l2_key(a, state) for a in accounts], self.chain_id)
+
+    def l2_key(self, account: int, state: State | None):
+        held = state.accounts[account].l2_key if state is not None and account in state.accounts else 0
+        for index in range(16):  # the workload rotates keys a few times at most
+            key = derive_l2_key(self.key(account), self.chain_id, index)
+            if key.key_id == held:
+                return key
+        return derive_l2_key(self.key(account), self.chain_id, 0)
+
+    def register(self, account: int, nonce: int):
+        """The account's first L2 key registration, signed by its address."""
+        key = derive_l2_key(self.key(account), self.chain_id, 0)
+        tx = unsigned(RegisterKey, account=account, address=self.address(account), key_id=key.key_id, nonce=nonce)
+        return sign(tx, [self.key(account)], self.chain_id)
 
 
 def get_after_setup(pooled: Pooled) -> tuple[State, int]:
@@ -228,31 +247,39 @@ def test_adversarial_batch(pool):
     market = 0
     mark = pre.instruments[market].mark
     acc = pre.accounts
+
+    def n(account: int) -> int:
+        return acc[account].nonce + 1  # after its registration, the batch's first transactions
+
+    def l2(tx, *accounts):
+        return sign(tx, [derive_l2_key(signer.key(x), signer.chain_id, 0) for x in accounts], signer.chain_id)
+
     oracle_updates = [tx for tx in pooled.transactions[setup:] if isinstance(tx, OracleUpdate)]
     batch = [
+        # the five register their L2 keys (nobody has one right after the setup)
+        *(signer.register(x, acc[x].nonce) for x in (a, b, c, d, e)),
         # a trade, then the taker withdraws everything but 1 micro-USD ...
-        signer.sign(unsigned(PerpTrade, maker=b, taker=a, market=market, size=1, price=mark, fee=0,
-                             maker_nonce=acc[b].nonce, taker_nonce=acc[a].nonce), b, a),
-        signer.sign(unsigned(Withdraw, account=c, amount=acc[c].collateral - 1, nonce=acc[c].nonce), c),
+        l2(unsigned(PerpTrade, maker=b, taker=a, market=market, size=1, price=mark, fee=0, maker_nonce=n(b), taker_nonce=n(a)), b, a),
+        signer.sign(unsigned(Withdraw, account=c, amount=acc[c].collateral - 1, nonce=n(c)), c),
         # ... so this trade of c's is rejected for margin: it depends on the withdrawal (same group)
-        signer.sign(unsigned(PerpTrade, maker=a, taker=c, market=market, size=10, price=mark, fee=0,
-                             maker_nonce=acc[a].nonce + 1, taker_nonce=acc[c].nonce + 1), a, c),
+        l2(unsigned(PerpTrade, maker=a, taker=c, market=market, size=10, price=mark, fee=0, maker_nonce=n(a) + 1, taker_nonce=n(c) + 1), a, c),
         # a deposit out of order (skips an id): rejected
         unsigned(Deposit, deposit_id=count + 1, account=new, address=signer.address(new), amount=10**9),
         # a trade naming an account before the deposit that creates it: rejected (unknown account)
-        signer.sign(unsigned(PerpTrade, maker=d, taker=new, market=market, size=1, price=mark, fee=0,
-                             maker_nonce=acc[d].nonce, taker_nonce=0), d, new),
+        l2(unsigned(PerpTrade, maker=d, taker=new, market=market, size=1, price=mark, fee=0, maker_nonce=n(d), taker_nonce=0), d, new),
         # the deposits in order, to two new accounts that land in different groups
         unsigned(Deposit, deposit_id=count, account=new, address=signer.address(new), amount=10**11),
         unsigned(Deposit, deposit_id=count + 1, account=other, address=signer.address(other), amount=10**9),
         # a deposit to an existing account from the wrong address: rejected
         unsigned(Deposit, deposit_id=count + 2, account=e, address=signer.address(new), amount=1),
-        # now the same trade is accepted, and a transfer reaches the new account
-        signer.sign(unsigned(PerpTrade, maker=d, taker=new, market=market, size=1, price=mark, fee=0,
-                             maker_nonce=acc[d].nonce, taker_nonce=0), d, new),
-        signer.sign(unsigned(Transfer, sender=e, recipient=new, amount=1, nonce=acc[e].nonce), e),
+        # the new account's trade before it registers an L2 key: rejected (no key)
+        l2(unsigned(PerpTrade, maker=d, taker=new, market=market, size=1, price=mark, fee=0, maker_nonce=n(d), taker_nonce=0), d, new),
+        # it registers, and now the trade is accepted, and a transfer reaches the new account
+        signer.register(new, 0),
+        l2(unsigned(PerpTrade, maker=d, taker=new, market=market, size=1, price=mark, fee=0, maker_nonce=n(d), taker_nonce=1), d, new),
+        l2(unsigned(Transfer, sender=e, recipient=new, amount=1, nonce=n(e)), e),
         # a replayed transfer: rejected (nonce)
-        signer.sign(unsigned(Transfer, sender=e, recipient=new, amount=1, nonce=acc[e].nonce), e),
+        l2(unsigned(Transfer, sender=e, recipient=new, amount=1, nonce=n(e)), e),
         # the workload's later oracle updates (the crash, the settlements) in the middle of the batch
         *oracle_updates[:3],
         unsigned(Deposit, deposit_id=count + 2, account=e, address=signer.address(e), amount=5),
@@ -261,8 +288,8 @@ def test_adversarial_batch(pool):
     checks = check_signatures(batch, pooled.genesis.signing_domain)
     expected = run_sequential(pre, batch, checks)
     statuses = [r.status for r in expected[1]]
-    assert statuses[:11] == ["accepted", "accepted", "rejected", "rejected", "rejected", "accepted", "accepted",
-                             "rejected", "accepted", "accepted", "rejected"]
+    assert statuses[:18] == ["accepted"] * 5 + ["accepted", "accepted", "rejected", "rejected", "rejected", "accepted", "accepted",
+                                                "rejected", "rejected", "accepted", "accepted", "accepted", "rejected"]
     plan = plan_batch(batch, 2)
     assert plan.n_groups >= 3
     for partitions in (1, 2, 3, 4):
@@ -314,8 +341,9 @@ def replace_signature(tx, signer: Signer):
     """The same transaction with its first signature made by another key (any transaction type)."""
     fields = {k: v for k, v in tx.model_dump().items()}
     first = next(name for name in fields if name.endswith("signature"))
+    stranger = derive_l2_key(signer.key(99), signer.chain_id, 0) if is_l2_signed(type(tx)) else signer.key(99)
     resigned = sign(unsigned(type(tx), **{k: v for k, v in fields.items() if not k.endswith("signature")}),
-                    [signer.key(99)] * sum(k.endswith("signature") for k in fields), signer.chain_id)
+                    [stranger] * sum(k.endswith("signature") for k in fields), signer.chain_id)
     return tx.model_copy(update={first: getattr(resigned, first)})
 
 

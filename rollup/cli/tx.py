@@ -5,9 +5,11 @@ option-trade, liquidate, settle-expired (deposits come from the L1 queue: `rollu
 The signing domain (L1 chain id, Rollup contract) comes from the node's genesis (`--home`), or
 from `--genesis FILE` to sign offline; nonces from the node's state, else `--nonce`.
 
-A trade has two signers who sign the same digest: the first writes the line with their signature
+A trade has two signers who sign the same message: the first writes the line with their signature
 (`--out FILE`), the second adds theirs with `rollup tx sign FILE --line N`. Every signature is
-checked before it is written: it must recover to the party's registered address.
+checked before it is written: a withdrawal's must recover to the party's registered address; the
+other types are signed with the party's L2 key (derived from the wallet key the CLI is given, the
+one the account registered: `rollup key register`), which must be the account's registered key.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from rollup.cli.keys import (
 )
 from rollup.cli.node import HomeOption, JsonOption
 from rollup.node import resolve_home
-from rollup.signing import PLACEHOLDER_SIGNATURE, get_address, sign_digest, unsigned
+from rollup.signing import PLACEHOLDER_L2_SIGNATURE, PLACEHOLDER_SIGNATURE, L2Key, derive_l2_key, get_address, sign_digest, unsigned
+from verifier.l2auth import compute_l2_message, sign_l2, verify_l2_signature
 from rollup.units import USD, USD_DECIMALS
 from verifier.encoding import (
     InvalidSignature,
@@ -52,11 +55,26 @@ from verifier.encoding import (
     compute_signing_digest,
     decode_account_leaf,
     get_typed_data,
+    is_l2_signed,
     recover_address,
 )
-from verifier.wire import Genesis, Liquidate, OptionTrade, PerpTrade, RegisterKey, SettleExpired, Signature, Transfer, WireModel, Withdraw
+from verifier.wire import (
+    Genesis,
+    L2Signature,
+    Liquidate,
+    OptionTrade,
+    PerpTrade,
+    RegisterKey,
+    SettleExpired,
+    Signature,
+    Transfer,
+    WireModel,
+    Withdraw,
+)
 
 SIGNATURE_ADAPTER: TypeAdapter = TypeAdapter(Signature)  # the wire's own check: 65 bytes of 0x-hex
+L2_SIGNATURE_ADAPTER: TypeAdapter = TypeAdapter(L2Signature)  # 160 bytes of 0x-hex
+MAX_KEY_INDEX = 16  # key indexes searched for the one an account registered (rotations)
 
 app = typer.Typer(
     help="Build, sign and send one transaction: transfer, withdraw, perp-trade, option-trade, liquidate, settle-expired; "
@@ -258,14 +276,21 @@ def check_references(kind: TxKind, tx: WireModel, chain: Chain) -> None:
 
 def get_wallet_typed_data(tx: WireModel, genesis: Genesis) -> dict[str, Any]:
     """eth_signTypedData_v4's parameter: integers of the message as decimal strings (JavaScript
-    numbers lose precision above 2**53; wallets and eth-account read uint256/int256 strings)."""
+    numbers lose precision above 2**53; wallets and eth-account read uint256/int256 strings).
+    UserError for an L2-signed type: a wallet signs EIP-712, not with an L2 key."""
+    if is_l2_signed(type(tx)):
+        raise UserError(
+            f"a {tx.type} is signed with the account's L2 key, not by a wallet: give the wallet key (--key, --keystore, "
+            "-i) the L2 key derives from, or an L2 signature made elsewhere (--signature)",
+            code="l2_signed",
+        )
     data = get_typed_data(tx, genesis.signing_domain)
     data["message"] = {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in data["message"].items()}
     return data
 
 
 def is_signed(tx: WireModel, party: Party) -> bool:
-    return getattr(tx, party.signature_field) != PLACEHOLDER_SIGNATURE
+    return getattr(tx, party.signature_field) not in (PLACEHOLDER_SIGNATURE, PLACEHOLDER_L2_SIGNATURE)
 
 
 def choose_parties(kind: TxKind, tx: WireModel, chain: Chain, side: str | None, signer: str) -> list[Party]:
@@ -303,17 +328,51 @@ def describe_party(tx: WireModel, party: Party, chain: Chain) -> str:
     return f"account {account} (the {party.side})" + (f" belongs to {leaf.address}" if leaf is not None else "")
 
 
-def check_signer(tx: WireModel, party: Party, chain: Chain, signer: str, what: str) -> None:
-    """With a node, the signer is the party's registered address (the rules check it again)."""
+def check_signer(tx: WireModel, party: Party, chain: Chain, signer: str | int, what: str) -> None:
+    """With a node, the signer is the party's registered address, or for an L2-signed type its
+    registered L2 key id (the rules check it again)."""
     leaf = chain.get_account(getattr(tx, party.account_field))
-    if leaf is not None and leaf.address != signer:
+    if leaf is None:
+        return
+    if isinstance(signer, int):
+        # an L2 signature is the account's registered key's
+        if leaf.l2_key == 0:
+            raise UserError(f"account {getattr(tx, party.account_field)} has no L2 key: register one first (rollup key register)", code="no_l2_key")
+        if leaf.l2_key != signer:
+            raise UserError(
+                f"{what} is made by L2 key {signer:#x}, but {describe_party(tx, party, chain)} with L2 key {leaf.l2_key:#x}: the node would reject it",
+                code="wrong_signer",
+            )
+        return
+    if leaf.address != signer:
         raise UserError(f"{what} is {signer}'s, but {describe_party(tx, party, chain)}: the node would reject it", code="wrong_signer")
+
+
+def find_l2_key(key: bytes, tx: WireModel, party: Party, chain: Chain) -> L2Key:
+    """The L2 key the wallet key derives that the party's account registered (its first key offline)."""
+    domain = chain.genesis.signing_domain
+    leaf = chain.get_account(getattr(tx, party.account_field))
+    if leaf is None:
+        return derive_l2_key(key, domain, 0)
+    # only a registered key signs
+    if leaf.l2_key == 0:
+        raise UserError(f"account {getattr(tx, party.account_field)} has no L2 key: register one first (rollup key register)", code="no_l2_key")
+    for index in range(MAX_KEY_INDEX):
+        derived = derive_l2_key(key, domain, index)
+        if derived.key_id == leaf.l2_key:
+            return derived
+    raise UserError(
+        f"account {getattr(tx, party.account_field)}'s L2 key ({leaf.l2_key:#x}) is not one this wallet key derives (indexes 0-{MAX_KEY_INDEX - 1})",
+        code="wrong_signer",
+    )
 
 
 def add_signatures(tx: WireModel, chain: Chain, source: KeySource, signature: str | None, side: str | None) -> tuple[WireModel, list[str]]:
     """`tx` with the signer's signature on its parties' fields (a key's, or --signature checked by
     recovery); returns it and the sides signed."""
     kind = get_kind(tx)
+    if is_l2_signed(kind.model):
+        return add_l2_signatures(tx, chain, source, signature, side)
     digest = compute_signing_digest(tx, chain.genesis.signing_domain)
     if signature is not None:
         # one signer at a time
@@ -337,15 +396,58 @@ def add_signatures(tx: WireModel, chain: Chain, source: KeySource, signature: st
     return tx.model_copy(update={p.signature_field: value for p in parties}), [p.side for p in parties]
 
 
+def add_l2_signatures(tx: WireModel, chain: Chain, source: KeySource, signature: str | None, side: str | None) -> tuple[WireModel, list[str]]:
+    """`add_signatures` for an L2-signed type: the wallet key's address picks the parties, and the
+    L2 key it derives (the one the account registered) signs; or --signature, an L2 signature made
+    elsewhere (A || R8 || S), checked by verification."""
+    kind = get_kind(tx)
+    message = compute_l2_message(tx, chain.genesis.signing_domain)
+    if signature is not None:
+        # one signer at a time
+        if source.keystore or source.key or source.interactive:
+            raise UserError("--signature is a signature made elsewhere: give it or a key source, not both", code="usage_error")
+        try:
+            value = L2_SIGNATURE_ADAPTER.validate_python(signature)
+            key_id = verify_l2_signature(message, value)
+        except (ValidationError, InvalidSignature) as exc:
+            text = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+            raise UserError(f"--signature: {text}", code="bad_signature") from None
+        parties = choose_l2_parties(kind, tx, chain, side, key_id)
+        for party in parties:
+            check_signer(tx, party, chain, key_id, "the signature")
+        return tx.model_copy(update={p.signature_field: value for p in parties}), [p.side for p in parties]
+    key = load_private_key(source)
+    parties = choose_parties(kind, tx, chain, side, get_address(key))
+    update = {}
+    for party in parties:
+        l2_key = find_l2_key(key, tx, party, chain)
+        update[party.signature_field] = sign_l2(l2_key.private, message)
+    return tx.model_copy(update=update), [p.side for p in parties]
+
+
+def choose_l2_parties(kind: TxKind, tx: WireModel, chain: Chain, side: str | None, key_id: int) -> list[Party]:
+    """The unsigned parties an L2 signature made elsewhere signs for: --side, the one party, or
+    (a trade, with a node) those whose account registered its key."""
+    if side is not None or len(kind.parties) == 1 or chain.store is None:
+        return choose_parties(kind, tx, chain, side, "")
+    mine = [p for p in kind.parties if not is_signed(tx, p) and getattr(chain.get_account(getattr(tx, p.account_field)), "l2_key", 0) == key_id]
+    if not mine:
+        raise UserError(f"L2 key {key_id:#x} signs for no unsigned side of this {tx.type}", code="wrong_signer")
+    return mine
+
+
 def check_existing_signatures(tx: WireModel, chain: Chain) -> None:
     """The signatures a line already holds recover to their parties (a tampered or misplaced line
     is refused before anyone adds to it)."""
     kind = get_kind(tx)
+    l2 = is_l2_signed(kind.model)
     digest = compute_signing_digest(tx, chain.genesis.signing_domain)
+    message = compute_l2_message(tx, chain.genesis.signing_domain) if l2 else 0
     for party in kind.parties:
         if is_signed(tx, party):
             try:
-                signer = recover_address(digest, getattr(tx, party.signature_field))
+                value = getattr(tx, party.signature_field)
+                signer: str | int = verify_l2_signature(message, value) if l2 else recover_address(digest, value)
             except InvalidSignature as exc:
                 raise UserError(f"the {party.side}'s signature on the line is invalid: {exc}", code="bad_signature") from None
             check_signer(tx, party, chain, signer, f"the {party.side}'s signature on the line")
