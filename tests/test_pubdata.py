@@ -22,6 +22,7 @@ from verifier.pubdata import (
 from verifier.wire import ACCOUNT_ID_BITS, AMOUNT_BITS, NONCE_BITS, PRICE_BITS, SIZE_BITS, TRANSACTION_TYPES
 
 SIG = "0x" + "11" * 65
+L2SIG = "0x" + "11" * 160  # the L2-signed types' signature fields
 accounts = st.integers(0, 2**ACCOUNT_ID_BITS - 1)
 amounts = st.integers(1, 2**AMOUNT_BITS - 1)
 fees = st.integers(0, 2**AMOUNT_BITS - 1)
@@ -35,21 +36,21 @@ addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
 transactions = st.one_of(
     st.builds(lambda a, m, ad, i: TRANSACTION_TYPES["deposit"](deposit_id=i, account=a, amount=m, address=ad), accounts, amounts, addresses, nonces),
     st.builds(lambda a, m, n: TRANSACTION_TYPES["withdraw"](account=a, amount=m, nonce=n, signature=SIG), accounts, amounts, nonces),
-    st.builds(lambda a, b, m, n: TRANSACTION_TYPES["transfer"](sender=a, recipient=b, amount=m, nonce=n, signature=SIG), accounts, accounts, amounts, nonces),
+    st.builds(lambda a, b, m, n: TRANSACTION_TYPES["transfer"](sender=a, recipient=b, amount=m, nonce=n, signature=L2SIG), accounts, accounts, amounts, nonces),
     st.builds(
         lambda a, b, i, s, p, f, n1, n2: TRANSACTION_TYPES["perp_trade"](
-            taker=a, maker=b, market=i, size=s, price=p, fee=f, taker_nonce=n1, maker_nonce=n2, taker_signature=SIG, maker_signature=SIG
+            taker=a, maker=b, market=i, size=s, price=p, fee=f, taker_nonce=n1, maker_nonce=n2, taker_signature=L2SIG, maker_signature=L2SIG
         ),
         accounts, accounts, instruments, sizes, prices, fees, nonces, nonces,
     ),
     st.builds(
         lambda a, b, i, q, p, f, n1, n2: TRANSACTION_TYPES["option_trade"](
-            buyer=a, seller=b, series=i, quantity=q, premium=p, fee=f, buyer_nonce=n1, seller_nonce=n2, buyer_signature=SIG, seller_signature=SIG
+            buyer=a, seller=b, series=i, quantity=q, premium=p, fee=f, buyer_nonce=n1, seller_nonce=n2, buyer_signature=L2SIG, seller_signature=L2SIG
         ),
         accounts, accounts, instruments, quantities, st.integers(0, 2**PRICE_BITS - 1), fees, nonces, nonces,
     ),
-    st.builds(lambda a, b, i, n: TRANSACTION_TYPES["settle_expired"](sender=a, account=b, series=i, nonce=n, signature=SIG), accounts, accounts, instruments, nonces),
-    st.builds(lambda a, b, i, s, n: TRANSACTION_TYPES["liquidate"](liquidator=a, account=b, instrument=i, size=s, nonce=n, signature=SIG), accounts, accounts, instruments, sizes, nonces),
+    st.builds(lambda a, b, i, n: TRANSACTION_TYPES["settle_expired"](sender=a, account=b, series=i, nonce=n, signature=L2SIG), accounts, accounts, instruments, nonces),
+    st.builds(lambda a, b, i, s, n: TRANSACTION_TYPES["liquidate"](liquidator=a, account=b, instrument=i, size=s, nonce=n, signature=L2SIG), accounts, accounts, instruments, sizes, nonces),
 )
 
 
@@ -130,7 +131,7 @@ def test_invalid_unknown_code():
 
 
 def test_invalid_truncated_record():
-    tx = TRANSACTION_TYPES["transfer"](sender=1, recipient=2, amount=3, nonce=0, signature=SIG)
+    tx = TRANSACTION_TYPES["transfer"](sender=1, recipient=2, amount=3, nonce=0, signature=L2SIG)
     with pytest.raises(MalformedRecord, match="needs 21 bytes, 20 left"):
         decode_record(encode_record(tx)[:-1])
 

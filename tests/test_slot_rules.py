@@ -504,7 +504,7 @@ def test_range_check_fast_builds_the_reference_constraints():
 
 # --- settlement of expired series ------------------------------------------------------------------
 
-DUMMY_SIGNATURE = "0x" + "00" * 65
+DUMMY_SIGNATURE = "0x" + "00" * 160  # the L2-signed types built here (the slot rules see no signature)
 
 
 @pytest.mark.parametrize("settlement", [0, 1_000_000, 10**12])
