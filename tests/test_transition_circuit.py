@@ -136,16 +136,16 @@ def test_public_inputs_are_the_published_data(proven):
         assert w.public[4 : 4 + n_oracle] == compute_oracle_words(compute_oracle_section(oracle, shape.oracle), shape.oracle)
         slots = w.public[4 + n_oracle :]
         for k, (tx, _) in enumerate(seg["txs"]):
-            assert tuple(slots[4 * k : 4 * k + 2]) == compute_record_words(tx)
-            assert decode_record_words(slots[4 * k : 4 * k + 2])["type"] == tx.type
+            assert tuple(slots[2 * k : 2 * k + 2]) == compute_record_words(tx)  # a slot's only public words
+            assert decode_record_words(slots[2 * k : 2 * k + 2])["type"] == tx.type
 
 
-@pytest.mark.parametrize("word", ["root_before", "root_after", "record", "signer", "oracle"])
+@pytest.mark.parametrize("word", ["root_before", "root_after", "record", "record_second", "oracle"])
 def test_invalid_public_input_changed(proven, word):
     shape, out, _, _ = proven
     seg, w = next((s, w) for s, w in out if s["oracle"] and s["txs"])
     n_oracle = shape.oracle.n_words
-    index = {"root_before": 2, "root_after": 3, "oracle": 4 + 1, "record": 4 + n_oracle, "signer": 4 + n_oracle + 2}[word]
+    index = {"root_before": 2, "root_after": 3, "oracle": 4 + 1, "record": 4 + n_oracle, "record_second": 4 + n_oracle + 1}[word]
     public = list(w.public)
     public[index] += 1
     w.public = public

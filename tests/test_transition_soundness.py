@@ -13,25 +13,30 @@ section), so only a rule can refuse it.
   the one the roots apply. A regression for the fix in `synthesize_record`.
 - the others: candidates the circuit refuses, kept as the most instructive (an unused window
   moving open interest, an option position's cost, a deposit re-creating an existing account, a
-  deposit's signer word, an unlisted oracle value, a key beyond the tree aliasing one inside it).
+  an unlisted oracle value, a key beyond the tree aliasing one inside it).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 from eth_utils import to_checksum_address
 
 import prover.circuits.transition_witness as transition_witness
 from prover.circuits.layout import SLOT_TYPES
-from prover.circuits.transition import SLOT_PUBLIC_WORDS, TransitionShape, TransitionWitness, build_transition_circuit
-from prover.circuits.transition_witness import compute_transition_witness
+from prover.circuits.transition import SLOT_PUBLIC_WORDS, L2SignatureWitness, TransitionShape, TransitionWitness, build_transition_circuit
+from prover.circuits.transition_witness import compute_account_leaf_value, compute_transition_witness
 from prover.r1cs import UnsatisfiedConstraint, WitnessError
 from rollup.genesis import default_genesis
 from rollup.state import State
 from rollup.state_tree import PoseidonTree
-from verifier.encoding import compute_genesis_hash
+from verifier.eddsa import prv2pub
+from verifier.encoding import compute_genesis_hash, get_signature_fields, is_l2_signed
+from verifier.babyjubjub import SUBORDER
+from verifier.l2auth import parse_l2_signature, compute_key_id, compute_l2_message, compute_tx_message, get_domain_tag, sign_l2
+from verifier.slots import get_signing_accounts
 from verifier.oracle_section import compute_oracle_words
 from verifier.pubdata import RECORD_BY_TYPE, TYPE_SHIFT, MalformedRecord, decode_record_words
 from verifier.state_tree import TreeShape, compute_path_root, compute_state_root, hash_account, hash_fields
@@ -51,7 +56,10 @@ from verifier.wire import (
 )
 
 TREE = TreeShape(depth=2, arity=4)  # 16 accounts
-SIG = "0x" + "00" * 65  # signatures are checked outside the circuit: the rules get the signers
+SIG = "0x" + "00" * 65  # Ethereum signatures are checked outside the circuit: the rules get the signers
+L2SIG = "0x" + "00" * 160  # a placeholder `_replay` replaces by the parties' L2 signatures
+L2_KEYS = [bytes([i + 1]) * 32 for i in range(3)]  # the accounts' L2 private keys (EdDSA-Poseidon)
+KEY_IDS = [compute_key_id(prv2pub(k)) for k in L2_KEYS]
 ORACLE = to_checksum_address("0x" + "0a" * 20)
 OWNERS = [to_checksum_address("0x" + f"{i + 1:02x}" * 20) for i in range(3)]
 GENESIS = default_genesis(ORACLE, n_perps=1, n_series=1, risk=RiskParameters(n_scenarios=3, max_positions=2))
@@ -75,8 +83,10 @@ def _oracle(timestamp: int, previous: int, settle: int | None = None) -> OracleU
                         settlements=settlements, signature=SIG)
 
 
-def _signers(tx) -> list[str]:
-    """What signature recovery gives the rules (honest signers)."""
+def _signers(tx) -> list:
+    """What the signature pass gives the rules (honest signers): key ids for L2 signatures."""
+    if is_l2_signed(type(tx)):
+        return [KEY_IDS[account] for account, _ in get_signing_accounts(tx)]
     owner = {
         "deposit": lambda: [],  # the L1 queue entry authorises a deposit
         "withdraw": lambda: [OWNERS[tx.account]],
@@ -89,15 +99,35 @@ def _signers(tx) -> list[str]:
     return owner[tx.type]()
 
 
+def _sign(tx):
+    """An L2-signed transaction with the placeholders replaced by its parties' L2 signatures."""
+    if not is_l2_signed(type(tx)):
+        return tx
+    try:
+        message = compute_l2_message(tx, GENESIS.signing_domain)
+    except MalformedRecord:  # a word past its bound: the parties sign the words it packs into
+        message = compute_tx_message(get_domain_tag(GENESIS.signing_domain), _pack_unchecked(tx))
+    names = get_signature_fields(type(tx))
+    return tx.model_copy(update={n: sign_l2(L2_KEYS[account], message) for n, (account, _) in zip(names, get_signing_accounts(tx))})
+
+
 def _replay(segments) -> list[TransitionWitness]:
     """Witnesses of segments (oracle update or None, transactions), applied from genesis; every
-    transaction must be accepted by the native rules (the witness builder refuses others)."""
+    transaction must be accepted by the native rules (the witness builder refuses others). L2
+    signatures are made here; an account holds its L2 key (`KEY_IDS`) from the segment after the
+    one that created it on, set in the state and tree directly (a registration without its nonce,
+    so the tests' nonces stay those of a fresh account)."""
     state, tree = State.from_genesis(GENESIS), PoseidonTree(TREE)
     out = []
     for index, (oracle, txs) in enumerate(segments):
+        txs = [_sign(tx) for tx in txs]
         out.append(compute_transition_witness(
             state, tree, SHAPE, 1, index, oracle, [ORACLE] if oracle else None, txs, [_signers(tx) for tx in txs]
         ))
+        for account_id, account in state.accounts.items():
+            if account.l2_key == 0:
+                account.l2_key = KEY_IDS[account_id]
+                tree.update({account_id: compute_account_leaf_value(account, SHAPE)})
     return out
 
 
@@ -159,7 +189,7 @@ def _refused(w: TransitionWitness) -> str:
 
 def test_honest_segment_and_claimed_root():
     trade = OptionTrade(buyer=0, seller=1, series=SERIES, quantity=5, premium=1, fee=2, buyer_nonce=0, seller_nonce=0,
-                        buyer_signature=SIG, seller_signature=SIG)
+                        buyer_signature=L2SIG, seller_signature=L2SIG)
     w = _replay([*OPENING, (None, [trade])])[-1]
     assert _claim_root_after(w) == w.public[3]
     _check(w)
@@ -175,18 +205,18 @@ def _past_the_bound(kind: str):
     if kind == "transfer":
         # 2^64 collateral in the sender's account takes two deposits (each below 2^64)
         opening = [*OPENING, (None, [_deposit(3, 0, 2**AMOUNT_BITS - FUNDS)])]
-        tx = Transfer.model_construct(sender=0, recipient=2, amount=2**AMOUNT_BITS, nonce=0, signature=SIG)
+        tx = Transfer.model_construct(sender=0, recipient=2, amount=2**AMOUNT_BITS, nonce=0, signature=L2SIG)
     elif kind == "deposit":
         opening = OPENING
         tx = _deposit(3, 2, 2**AMOUNT_BITS)
     elif kind == "perp_trade":
         opening = OPENING
         tx = PerpTrade.model_construct(maker=1, taker=0, market=PERP, size=2**SIZE_BITS, price=1, fee=0, maker_nonce=0,
-                                       taker_nonce=0, maker_signature=SIG, taker_signature=SIG)
+                                       taker_nonce=0, maker_signature=L2SIG, taker_signature=L2SIG)
     else:
         opening = OPENING
         tx = OptionTrade.model_construct(buyer=0, seller=1, series=SERIES, quantity=2**SIZE_BITS, premium=0, fee=0,
-                                         buyer_nonce=0, seller_nonce=0, buyer_signature=SIG, seller_signature=SIG)
+                                         buyer_nonce=0, seller_nonce=0, buyer_signature=L2SIG, seller_signature=L2SIG)
     return [*opening, (None, [tx])], tx
 
 
@@ -215,8 +245,8 @@ def test_invalid_unused_window_moves_open_interest():
     # a holder settling its own position uses window A only; window B's fields are private and
     # unused, but a matched position there would add to the series' open interest if allowed
     trade = OptionTrade(buyer=0, seller=1, series=SERIES, quantity=5, premium=1, fee=0, buyer_nonce=0, seller_nonce=0,
-                        buyer_signature=SIG, seller_signature=SIG)
-    settle = SettleExpired(sender=0, account=0, series=SERIES, nonce=1, signature=SIG)
+                        buyer_signature=L2SIG, seller_signature=L2SIG)
+    settle = SettleExpired(sender=0, account=0, series=SERIES, nonce=1, signature=L2SIG)
     w = _replay([*OPENING, (None, [trade]), (_oracle(EXPIRY, T0 + 60, settle=3), []), (None, [settle])])[-1]
     slot = w.slots[0]
     series = slot.b.positions[SHAPE.table.index(SERIES)]
@@ -230,7 +260,7 @@ def test_invalid_option_position_with_a_cost():
     # an option position's cost and funding stay 0 (its value is size x mark): a cost would be
     # P&L out of thin air at the next realisation, so it is refused where it would be written
     trade = OptionTrade(buyer=0, seller=1, series=SERIES, quantity=5, premium=1, fee=0, buyer_nonce=0, seller_nonce=0,
-                        buyer_signature=SIG, seller_signature=SIG)
+                        buyer_signature=L2SIG, seller_signature=L2SIG)
     w = _replay([*OPENING, (None, [trade])])[-1]
     position = w.slots[0].a.positions[SHAPE.table.index(SERIES)]
     position.cost_after = -10**9
@@ -242,7 +272,7 @@ def test_invalid_deposit_recreates_an_existing_account():
     # a deposit may create its account: claiming the account did not exist would wipe its short
     # position and debts and start it over with the deposit alone (and nonce 0: old signatures replay)
     trade = PerpTrade(maker=1, taker=0, market=PERP, size=-9, price=1, fee=0, maker_nonce=0, taker_nonce=0,
-                      maker_signature=SIG, taker_signature=SIG)
+                      maker_signature=L2SIG, taker_signature=L2SIG)
     w = _replay([*OPENING, (None, [trade]), (None, [_deposit(3, 0, 5)])])[-1]
     a = w.slots[0].a
     assert a.exists_before and a.positions[0].size_after == -9
@@ -251,15 +281,8 @@ def test_invalid_deposit_recreates_an_existing_account():
     for p in a.positions:
         p.size_before = p.cost_before = p.funding_before = p.size_after = p.cost_after = p.funding_after = 0
     w.public[3] = _claim_root_after(w)
-    assert "leaf_update" in _refused(w)
-
-
-def test_invalid_deposit_signer_word():
-    # deposits are authorised by the L1 queue: their signer words are 0, so a slot cannot pose as
-    # signed by the depositor
-    w = _replay([(None, [_deposit(0, 0)])])[-1]
-    w.public[-SLOT_PUBLIC_WORDS + 2] = int(OWNERS[0], 16)
-    assert "signers" in _refused(w)
+    # refused where the leaf's fields must be 0 (its registered key is not) or on its path
+    assert any(gadget in _refused(w) for gadget in ("leaf_update", "account_leaf"))
 
 
 def test_invalid_oracle_value_not_listed():
@@ -290,14 +313,14 @@ def _registration(account: int = 0, nonce: int = 0) -> RegisterKey:
 
 def _republish(w: TransitionWitness, tx) -> None:
     """The slot's record words as the circuit packs `tx`'s words, and the root the witness gives."""
-    w.public[-SLOT_PUBLIC_WORDS : -SLOT_PUBLIC_WORDS + 2] = _pack_unchecked(tx)
+    w.public[-SLOT_PUBLIC_WORDS:] = _pack_unchecked(tx)
     w.public[3] = _claim_root_after(w)
 
 
 def test_registration_sets_the_key():
     w = _replay([*OPENING, (None, [_registration()])])[-1]
     a = w.slots[0].a
-    assert (a.l2_key_before, a.l2_key_after, a.nonce_after) == (0, KEY_ID, 1)
+    assert (a.l2_key_before, a.l2_key_after, a.nonce_after) == (KEY_IDS[0], KEY_ID, 1)  # a rotation
     _check(w)
     assert w.public[3] == _claim_root_after(w)
 
@@ -305,7 +328,7 @@ def test_registration_sets_the_key():
 def test_invalid_key_changed_without_registration():
     # only a registration writes a key: a transfer that also swaps the sender's key would let the
     # prover sign for the account from then on
-    transfer = Transfer(sender=0, recipient=1, amount=5, nonce=0, signature=SIG)
+    transfer = Transfer(sender=0, recipient=1, amount=5, nonce=0, signature=L2SIG)
     w = _replay([*OPENING, (None, [transfer])])[-1]
     w.slots[0].a.l2_key_after = KEY_ID
     w.public[3] = _claim_root_after(w)
@@ -332,3 +355,39 @@ def test_invalid_registration_of_the_id_zero():
     w.slots[0].a.l2_key_after = 0
     _republish(w, _registration().model_copy(update={"key_id": 0}))
     assert "key_registration" in _refused(w)
+
+
+# --- L2 signatures --------------------------------------------------------------------------------
+
+
+def _transfer_witness() -> TransitionWitness:
+    return _replay([*OPENING, (None, [Transfer(sender=0, recipient=1, amount=5, nonce=0, signature=L2SIG)])])[-1]
+
+
+def test_l2_signature_is_checked_in_the_slot():
+    w = _transfer_witness()
+    assert w.slots[0].signature_a.ax != 0 and w.slots[0].signature_b == L2SignatureWitness()  # B (the recipient) signs nothing
+    _check(w)
+
+
+def test_invalid_l2_signature_s():
+    w = _transfer_witness()
+    sig = w.slots[0].signature_a
+    w.slots[0].signature_a = dataclasses.replace(sig, s=(sig.s + 1) % SUBORDER)
+    assert "signatures" in _refused(w)
+
+
+def test_invalid_l2_signature_by_another_key():
+    # a valid signature of the same record by the recipient's key: not the sender's registered key
+    w = _transfer_witness()
+    tx = Transfer(sender=0, recipient=1, amount=5, nonce=0, signature=L2SIG)
+    (ax, ay), sig = parse_l2_signature(sign_l2(L2_KEYS[1], compute_l2_message(tx, GENESIS.signing_domain)))
+    w.slots[0].signature_a = L2SignatureWitness(ax, ay, *sig.R8, sig.S)
+    assert "key_id" in _refused(w)
+
+
+def test_invalid_l2_signature_dropped():
+    # the blank a non-signing window holds, in the sender's window
+    w = _transfer_witness()
+    w.slots[0].signature_a = L2SignatureWitness()
+    assert "signatures" in _refused(w)
