@@ -141,9 +141,10 @@ SIGNATURE_FUNCTIONS = {"_recover", "_recover_compact", "_explain_bad_signature",
 MSM_FUNCTIONS = {"_compute_vk_sum", "_get_ic", "_ec_add", "_ec_mul", "_scale"}
 # statements of RollupV3.settle, by their first words: the combination of inputs (Fiat-Shamir
 # weights, c_j += rho_i x_ij) and the signature checks (reading signatures, ecrecover, windows)
-COMBINATION_MARKS = ("combined[", "rho: uint256", "rhos.append", "sum_rho =", "seed: bytes32", "combined: uint256", "slot_sums", "row: uint256[4]",
-                     "uint256_addmod(row[", "]", "for c: uint256 in range(4):")
-SIGNATURE_BLOCKS = (("# both sides of a trade sign one digest", "if code == v3records.CODE_WITHDRAW:"), ("signer: address = self._recover_compact(", "at += v3params.SIGNATURE_BYTES"))
+COMBINATION_MARKS = ("combined[", "rho: uint256", "rhos.append", "sum_rho =", "seed: bytes32", "combined: uint256", "slot_sums", "row: uint256[2]",
+                     "uint256_addmod(row[", "]")
+# the withdrawals' and registrations' ecrecover (L2 signatures are verified in the proofs), the oracle's
+SIGNATURE_BLOCKS = (("digest: bytes32 = keccak256(concat(digest_prefix", "if code == v3records.CODE_WITHDRAW:"), ("signer: address = self._recover_compact(", "at += v3params.SIGNATURE_BYTES"))
 
 
 def read_cache(cache: Path) -> tuple[dict, list]:

@@ -15,11 +15,13 @@ from typing import Any, Callable, Sequence
 
 from rollup.fixtures import WorkloadSpec, generate_workload
 from rollup.signing import dev_account_key, sign_digest
+from verifier.l2auth import check_signers
 from verifier.encoding import (
     compute_signing_digest,
     compute_signing_digest_reference,
     get_signature_fields,
     recover_address,
+    is_l2_signed,
     recover_signers,
 )
 
@@ -58,10 +60,13 @@ def bench_primitives(quick: bool) -> dict[str, Any]:
     for tx in txs:
         by_type.setdefault(tx.type, []).append(tx)
     digests = {id(tx): compute_signing_digest(tx, domain) for tx in txs}
-    pairs = [(digests[id(tx)], getattr(tx, name)) for tx in txs for name in get_signature_fields(type(tx))]
+    ethereum = [tx for tx in txs if not is_l2_signed(type(tx))]  # recovered; the others' L2 signatures are verified
+    l2_signed = [tx for tx in txs if is_l2_signed(type(tx))]
+    pairs = [(digests[id(tx)], getattr(tx, name)) for tx in ethereum for name in get_signature_fields(type(tx))]
     key = dev_account_key(1, 0)
     reference_sample = txs[:: max(1, len(txs) // (300 if quick else 1_000))]
-    jobs = [(digests[id(tx)], tuple(getattr(tx, n) for n in get_signature_fields(type(tx)))) for tx in txs]
+    jobs = [(digests[id(tx)], tuple(getattr(tx, n) for n in get_signature_fields(type(tx)))) for tx in ethereum]
+    l2_signatures = sum(len(get_signature_fields(type(tx))) for tx in l2_signed)
     return {
         "transactions": len(txs),
         "signatures": len(pairs),
@@ -71,7 +76,10 @@ def bench_primitives(quick: bool) -> dict[str, Any]:
             t: measure(lambda tx: compute_signing_digest(tx, domain), items) for t, items in sorted(by_type.items())
         },
         "recover_per_s_coincurve": measure(lambda p: recover_address(*p), pairs),
-        "recover_signers_tx_per_s_with_digest": measure(lambda tx: recover_signers(tx, domain), txs),
+        "recover_signers_tx_per_s_with_digest": measure(lambda tx: recover_signers(tx, domain), ethereum),
+        "l2_signed_transactions": len(l2_signed),
+        "l2_check_signers_tx_per_s": measure(lambda tx: check_signers(tx, domain), l2_signed),
+        "l2_signatures_per_transaction": round(l2_signatures / max(1, len(l2_signed)), 3),
         "recover_per_s_pool_2_wall": measure_pool_recovery(jobs, 2),
         "sign_per_s_coincurve": measure(lambda p: sign_digest(key, p[0]), pairs),
     }

@@ -50,7 +50,8 @@ def world(tmp_path_factory) -> dict[str, Any]:
     """A node at genesis, its keys, and the rollup deployed on the embedded L1 in HOME/l1."""
     root = tmp_path_factory.mktemp("l1")
     workload = generate_workload(WorkloadSpec(accounts=2, perps=1, series=1, txs=1, seed=SEED, tree_depth=2), workers=1)
-    assert [tx.type for tx in workload.transactions] == ["deposit", "deposit", "oracle_update", "option_trade"]
+    # each trader registers its L2 key before its first L2 signature
+    assert [tx.type for tx in workload.transactions] == ["deposit", "deposit", "oracle_update", "register_key", "register_key", "option_trade"]
     (root / "genesis.json").write_text(workload.genesis.model_dump_json())
     home = root / "home"
     run("init", "--home", str(home), "--genesis", str(root / "genesis.json"), "--max-batch-txs", "8", "--json")
@@ -124,10 +125,11 @@ def settled(world) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def pending(world, settled) -> dict[str, Any]:
-    """Batch 2 (an oracle update and an option trade) and batch 3 (a withdrawal), proven, not settled."""
+    """Batch 2 (an oracle update, two key registrations and an option trade) and batch 3 (a transfer,
+    a withdrawal and a key registration), proven, not settled."""
     home, workload, root = world["home"], world["workload"], world["root"]
     run_json("submit", str(write_lines(root / "b2.jsonl", workload.transactions[2:])), "--home", str(home), "--executor", "serial")
-    account = workload.transactions[3].buyer
+    account = workload.transactions[-1].buyer
     address = next(tx.address for tx in workload.transactions[:2] if tx.account == account)
     # a transfer and a withdrawal made with the CLI alone, signed from the environment's key
     other = next(tx.account for tx in workload.transactions[:2] if tx.account != account)
@@ -166,7 +168,7 @@ def test_deposit_trade_settle_withdraw(world, pending):
     assert l1.balance(address) - before == WITHDRAWN * 10**6
     # the L2 side paid it out of the account
     account_info = run_json("account", str(account), "--home", str(home))
-    assert account_info["nonce"] == 4
+    assert account_info["nonce"] == 5  # registration, trade, transfer, withdrawal, registration
     # the settled registration bound the key the wallet derives
     env = {"ROLLUP_PRIVATE_KEY": "0x" + world["keys"][address].hex()}
     derived = run_json("key", "derive", "--home", str(home), env=env)
@@ -186,10 +188,10 @@ def test_escape_hatch_commands(world, pending):
         pytest.skip("needs the end-to-end test's settled batches")
     key = "0x" + world["keys"][address].hex()
     forced = run_json("l1", "force-withdraw", "--account", str(account), "--amount", "1", "--key", key, "--home", str(home))
-    assert forced["nonce"] == 4 and forced["deadline_batch"] == 3 + 3  # DEFAULT_FORCED_DELAY_BATCHES
+    assert forced["nonce"] == 5 and forced["deadline_batch"] == 3 + 3  # DEFAULT_FORCED_DELAY_BATCHES
     out = world["root"] / "forced.jsonl"
     listed = run_json("l1", "forced", "--out", str(out), "--home", str(home))
-    assert listed["pending"] == [{"request_id": forced["request_id"], "account": account, "amount": 1, "nonce": 4}]
+    assert listed["pending"] == [{"request_id": forced["request_id"], "account": account, "amount": 1, "nonce": 5}]
     assert Withdraw.model_validate_json(out.read_text()).model_dump() == forced["l2_transaction"]
     # not overdue, nothing to exit
     assert "nothing pending is overdue" in run("l1", "freeze", "--home", str(home), code=1)

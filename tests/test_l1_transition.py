@@ -222,14 +222,17 @@ def test_invalid_root_chain(run, l1, dep):
 
 
 def test_invalid_skipped_batch(run, dep):
-    # batch 2 on a contract still at genesis: its root before is not the stored one
+    # batch 2 on a contract still at genesis: its root before is not the stored one (and the
+    # contract has no owner for the accounts whose withdrawals it carries, as nobody opened them)
     l1 = L1.embedded()
     fresh = deploy_v3(l1, dep.shape, run.batches[1].vk, run.genesis, run.genesis_root)
-    assert _reason(l1, fresh, run.batches[1].batch, run.batches[1].proofs) == "the proofs do not verify for the public inputs rebuilt from the data"
+    reason = _reason(l1, fresh, run.batches[1].batch, run.batches[1].proofs)
+    assert reason == "the proofs do not verify for the public inputs rebuilt from the data" or reason.endswith(
+        "withdrawal not signed by the account's owner"), reason
 
 
 def test_invalid_record_word_changed(run, l1, dep):
-    # a trade's price: the record word changes, so does the digest and thus the recovered signers
+    # a trade's price: the record word changes (the L2 signatures were verified in the proof, over the old one)
     files = run.batches[1]
 
     def edit(data):
@@ -240,14 +243,25 @@ def test_invalid_record_word_changed(run, l1, dep):
 
 
 def test_invalid_wrong_signature(run, l1, dep):
-    # a maker's signature replaced by another valid signature (another signer)
+    # a withdrawal's signature replaced by another valid signature (the oracle's, over its update)
     files = run.batches[1]
 
     def edit(data):
-        trades = [t for s in data["segments"] for t in s["transactions"] if t["type"] == "perp_trade"]
-        trades[0]["maker_signature"] = trades[1]["maker_signature"] if trades[1]["maker_signature"] != trades[0]["maker_signature"] else trades[1]["taker_signature"]
+        withdrawal = next(t for s in data["segments"] for t in s["transactions"] if t["type"] == "withdraw")
+        withdrawal["signature"] = next(s["oracle_update"] for s in data["segments"] if s["oracle_update"])["signature"]
 
-    assert _reason(l1, dep, _changed(files.batch, edit), files.proofs) == "the proofs do not verify for the public inputs rebuilt from the data"
+    assert _reason(l1, dep, _changed(files.batch, edit), files.proofs).endswith("withdrawal not signed by the account's owner")
+
+
+def test_l2_signed_records_carry_no_signature(run):
+    # trades, transfers, liquidations, settlements: their L2 signatures were verified in the proof
+    files = run.batches[1]
+    _, data = encode_settlement(files.batch, files.proofs)
+    trades = [t for s in files.batch.segments for t in s.transactions if t.type == "perp_trade"]
+    assert trades
+    for trade in trades:
+        for signature in (trade.maker_signature, trade.taker_signature):
+            assert bytes.fromhex(signature[2:])[64:96] not in data  # R8.x of the L2 signature
 
 
 def _compact_signature_at(data: bytes, signature: str) -> int:
@@ -259,25 +273,25 @@ def _compact_signature_at(data: bytes, signature: str) -> int:
     return at
 
 
-def _first_trade(batch: PublishedTransition):
-    return next(t for s in batch.segments for t in s.transactions if t.type == "perp_trade")
+def _first_withdrawal(batch: PublishedTransition):
+    return next(t for s in batch.segments for t in s.transactions if t.type == "withdraw")
 
 
 def test_invalid_malleable_signature(run, l1, dep):
     files = run.batches[1]
 
     def edit(data):
-        trade = next(t for s in data["segments"] for t in s["transactions"] if t["type"] == "perp_trade")
-        raw = bytes.fromhex(trade["taker_signature"][2:])
+        withdrawal = next(t for s in data["segments"] for t in s["transactions"] if t["type"] == "withdraw")
+        raw = bytes.fromhex(withdrawal["signature"][2:])
         s = SECPK1_N - int.from_bytes(raw[32:64], "big")
-        trade["taker_signature"] = "0x" + (raw[:32] + s.to_bytes(32, "big") + bytes([55 - raw[64]])).hex()
+        withdrawal["signature"] = "0x" + (raw[:32] + s.to_bytes(32, "big") + bytes([55 - raw[64]])).hex()
 
     # the malleable twin (n - s, the other v) has no EIP-2098 form: the client refuses it, as the verifier does
     with pytest.raises(InvalidSignature, match="s out of range"):
         encode_settlement(_changed(files.batch, edit), files.proofs)
     # on chain, an s above n/2 that the compact form can carry is refused (EIP-2)
     proofs, data = encode_settlement(files.batch, files.proofs)
-    at = _compact_signature_at(data, _first_trade(files.batch).taker_signature) + 32
+    at = _compact_signature_at(data, _first_withdrawal(files.batch).signature) + 32
     vs = int.from_bytes(data[at : at + 32], "big") & ~((1 << 255) - 1) | (SECPK1_N // 2 + 1)
     high = data[:at] + vs.to_bytes(32, "big") + data[at + 32 :]
     assert _reason(l1, dep, files.batch, files.proofs, data=high) == "signature: s out of range (EIP-2 requires s <= n/2)"
@@ -287,34 +301,34 @@ def test_invalid_signature_parity_flipped(run, l1, dep):
     # EIP-2098's top bit of s is v - 27: the other parity recovers another key (or none)
     files = run.batches[1]
     proofs, data = encode_settlement(files.batch, files.proofs)
-    at = _compact_signature_at(data, _first_trade(files.batch).maker_signature) + 32
+    at = _compact_signature_at(data, _first_withdrawal(files.batch).signature) + 32
     flipped = data[:at] + bytes([data[at] ^ 0x80]) + data[at + 1 :]
-    assert _reason(l1, dep, files.batch, files.proofs, data=flipped) in (
-        "the proofs do not verify for the public inputs rebuilt from the data", "signature: no public key recovers from it")
+    reason = _reason(l1, dep, files.batch, files.proofs, data=flipped)
+    assert reason == "signature: no public key recovers from it" or reason.endswith("withdrawal not signed by the account's owner"), reason
 
 
 def test_invalid_signature_r_out_of_range(run, l1, dep):
     # the precompile refuses r = 0; the contract says why
     files = run.batches[1]
     proofs, data = encode_settlement(files.batch, files.proofs)
-    at = _compact_signature_at(data, _first_trade(files.batch).maker_signature)
+    at = _compact_signature_at(data, _first_withdrawal(files.batch).signature)
     zero_r = data[:at] + bytes(32) + data[at + 32 :]
     assert _reason(l1, dep, files.batch, files.proofs, data=zero_r) == "signature: r out of range"
 
 
 def test_invalid_missing_signature(run, l1, dep):
-    # the first trade's second signature left out: the data no longer parses as its segments
+    # the first withdrawal's signature left out: the data no longer parses as its segments
     files = run.batches[1]
     proofs, data = encode_settlement(files.batch, files.proofs)
-    trade = _first_trade(files.batch)
-    at = _compact_signature_at(data, trade.taker_signature)
+    at = _compact_signature_at(data, _first_withdrawal(files.batch).signature)
     cut = data[:at] + data[at + 64 :]
     reason = _reason(l1, dep, files.batch, files.proofs, data=cut)
     # the next bytes are read as the missing signature (refused by the EIP-2 check or the
     # precompile, or recovering a key that is not the signer's), or the data runs short
     assert reason in ("signature: s out of range (EIP-2 requires s <= n/2)", "signature: no public key recovers from it",
-                      "the proofs do not verify for the public inputs rebuilt from the data",
-                      "settlement data: its length does not match its segments"), reason
+                      "the proofs do not verify for the public inputs rebuilt from the data", "signature: r out of range",
+                      "unknown record type", "settlement data: its length does not match its segments") or reason.endswith(
+                      ("withdrawal not signed by the account's owner", "unknown record type")), reason
 
 
 def test_invalid_oracle_not_signed_by_the_oracle(run, l1, dep):

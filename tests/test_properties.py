@@ -44,6 +44,7 @@ from verifier.wire import (
 EXAMPLES = int(os.environ.get("ROLLUP_PROPERTY_EXAMPLES", "150"))
 USD = 1_000_000
 SIG = "0x" + "22" * 65
+L2SIG = "0x" + "22" * 160  # the L2-signed types: the rules get key ids (draw_l2_signer)
 
 
 def addr(n: int) -> str:
@@ -84,6 +85,11 @@ def make_oracle_update(
     )
 
 
+def key_id(account_id: int) -> int:
+    """The (fake) L2 key id account `account_id` registered."""
+    return 0xC0DE0000 + account_id
+
+
 def make_start_state() -> tuple[State, int]:
     """Accounts 1..5 funded by deposits and a first oracle update; returns (state, total deposits)."""
     state = State.from_genesis(GENESIS)
@@ -92,6 +98,7 @@ def make_start_state() -> tuple[State, int]:
         amount = (200 + 150 * index) * USD
         tx = Deposit(deposit_id=index, account=account_id, address=addr(account_id), amount=amount)
         assert process_transaction(state, tx, []).status == "accepted"
+        state.accounts[account_id].l2_key = key_id(account_id)  # registered (directly: nonces stay 0)
         total += amount
     update = make_oracle_update(GENESIS.genesis_time + 1, BASE_MARKS, {}, {}, GENESIS.genesis_time)
     assert process_transaction(state, update, [ORACLE]).status == "accepted"
@@ -120,6 +127,14 @@ def draw_signer(data, state: State, account_id: int) -> str | None:
     return data.draw(st.sampled_from([correct] * 8 + [STRANGER, None]))
 
 
+def draw_l2_signer(data, state: State, account_id: int) -> int | None:
+    """The key id the signature pass gives: mostly the account's registered key, sometimes another
+    key or an invalid signature (an account created during the run has no key: refused)."""
+    account = state.accounts.get(account_id)
+    correct = account.l2_key if account and account.l2_key else key_id(account_id)
+    return data.draw(st.sampled_from([correct] * 8 + [key_id(0xBAD), None]))
+
+
 def draw_price(data, state: State, instrument_id: int) -> int:
     mark = state.instruments[instrument_id].mark or BASE_MARKS[instrument_id]
     return max(1, mark + mark * data.draw(st.integers(-15, 15)) // 100)
@@ -145,8 +160,8 @@ def draw_withdraw(data, state: State):
 def draw_transfer(data, state: State):
     sender, recipient = draw_account(data), draw_account(data)
     amount = data.draw(st.integers(1, 600)) * USD // 2
-    tx = Transfer(sender=sender, recipient=recipient, amount=amount, nonce=draw_nonce(data, state, sender), signature=SIG)
-    return tx, [draw_signer(data, state, sender)]
+    tx = Transfer(sender=sender, recipient=recipient, amount=amount, nonce=draw_nonce(data, state, sender), signature=L2SIG)
+    return tx, [draw_l2_signer(data, state, sender)]
 
 
 def draw_perp_trade(data, state: State):
@@ -157,9 +172,9 @@ def draw_perp_trade(data, state: State):
         size=data.draw(st.integers(-40, 40)), price=draw_price(data, state, market),
         fee=data.draw(st.sampled_from([0, 10_000, 500_000])),
         maker_nonce=draw_nonce(data, state, maker), taker_nonce=draw_nonce(data, state, taker),
-        maker_signature=SIG, taker_signature=SIG,
+        maker_signature=L2SIG, taker_signature=L2SIG,
     )
-    return tx, [draw_signer(data, state, maker), draw_signer(data, state, taker)]
+    return tx, [draw_l2_signer(data, state, maker), draw_l2_signer(data, state, taker)]
 
 
 def draw_option_trade(data, state: State):
@@ -170,9 +185,9 @@ def draw_option_trade(data, state: State):
         quantity=data.draw(st.integers(1, 60)), premium=draw_price(data, state, series),
         fee=data.draw(st.sampled_from([0, 10_000])),
         buyer_nonce=draw_nonce(data, state, buyer), seller_nonce=draw_nonce(data, state, seller),
-        buyer_signature=SIG, seller_signature=SIG,
+        buyer_signature=L2SIG, seller_signature=L2SIG,
     )
-    return tx, [draw_signer(data, state, buyer), draw_signer(data, state, seller)]
+    return tx, [draw_l2_signer(data, state, buyer), draw_l2_signer(data, state, seller)]
 
 
 def draw_holder(data, state: State, instruments: list[int]) -> int:
@@ -203,8 +218,8 @@ def draw_liquidate(data, state: State):
             instrument = data.draw(st.sampled_from(PERPS + SERIES))
             size = data.draw(st.integers(-5, 5))
     tx = Liquidate(liquidator=liquidator, account=account_id, instrument=instrument, size=size,
-                   nonce=draw_nonce(data, state, liquidator), signature=SIG)
-    return tx, [draw_signer(data, state, liquidator)]
+                   nonce=draw_nonce(data, state, liquidator), signature=L2SIG)
+    return tx, [draw_l2_signer(data, state, liquidator)]
 
 
 def draw_settle(data, state: State):
@@ -213,8 +228,8 @@ def draw_settle(data, state: State):
     held = sorted(set(settled) & set(state.accounts[account_id].positions)) if account_id in state.accounts else []
     series = data.draw(st.sampled_from(held)) if held and data.draw(st.integers(0, 3)) else data.draw(st.sampled_from(SERIES + [PERPS[1]]))
     tx = SettleExpired(sender=sender, account=account_id, series=series,
-                       nonce=draw_nonce(data, state, sender), signature=SIG)
-    return tx, [draw_signer(data, state, sender)]
+                       nonce=draw_nonce(data, state, sender), signature=L2SIG)
+    return tx, [draw_l2_signer(data, state, sender)]
 
 
 def draw_oracle_update(data, state: State):

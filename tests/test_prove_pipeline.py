@@ -29,6 +29,7 @@ from verifier.snarkjs import load_verifying_key, parse_proof, read_json
 from verifier.wire import Genesis
 
 runner = CliRunner()
+SEGMENTS = 5  # of the proving node's batch 1 (see test_prove_end_to_end_in_parallel_workers)
 
 
 def run(*args: str, code: int = 0) -> str:
@@ -48,7 +49,7 @@ def proving_home(tmp_path_factory):
     home = root / "home"
     run("init", "--home", str(home), "--genesis", str(root / "genesis.json"), "--json")
     out = json.loads(run("submit", str(root / "txs.jsonl"), "--home", str(home), "--executor", "serial", "--json"))
-    assert out["accepted"] == len(workload.transactions) == 4
+    assert out["accepted"] == len(workload.transactions) == 4 + workload.summary["registrations"]  # + first L2 key registrations
     setup = json.loads(run("setup", "--slots", "1", "--home", str(home), "--json"))
     assert setup["cached"] is False and setup["n_slots"] == 1
     return home, setup
@@ -133,8 +134,9 @@ def test_setup_backend_option(home):
 
 def test_prove_end_to_end_in_parallel_workers(home):
     out = json.loads(run("prove", "--home", str(home), "--workers", "2", "--json"))
-    # three segments: a deposit each, then the oracle update (its section) with the trade
-    assert out["proven"] == 3 and out["batches"]["1"]["segments"] == 3 and out["batches"]["1"]["proven"] == 3
+    # five 1-slot segments: two deposits, the traders' two L2 key registrations and the trade (the
+    # oracle update rides in a segment's section)
+    assert out["proven"] == SEGMENTS and out["batches"]["1"]["segments"] == SEGMENTS and out["batches"]["1"]["proven"] == SEGMENTS
     assert out["executor"] == {"kind": "process", "workers": 2, "cluster": None}
     vk, items = get_published_items(home)
     assert batch_verify(vk, items, random.Random(1))
@@ -179,7 +181,7 @@ def test_prove_resumes_at_the_first_unproven_segment(home):
     finally:
         store.close()
     out = json.loads(run("prove", "1", "--home", str(home), "--executor", "serial", "--json"))
-    assert out["proven"] == 1 and out["already_proven"] == 2 and out["batches"]["1"]["proven"] == 3
+    assert out["proven"] == SEGMENTS - 2 and out["already_proven"] == 2 and out["batches"]["1"]["proven"] == SEGMENTS
     store = Store.open(home)
     try:
         rows = get_proofs(store, 1)
@@ -232,8 +234,8 @@ def test_prove_killed_mid_run_resumes_with_the_stored_proofs(home):
         survived = len(get_proofs(store, 1))
     finally:
         store.close()
-    assert 1 <= survived < 3
+    assert 1 <= survived < SEGMENTS
     out = json.loads(run("prove", "--home", str(home), "--executor", "serial", "--json"))
-    assert out["proven"] == 3 - survived and out["already_proven"] == survived
+    assert out["proven"] == SEGMENTS - survived and out["already_proven"] == survived
     vk, items = get_published_items(home)
     assert batch_verify(vk, items)

@@ -20,7 +20,7 @@ from verifier.snarkjs import compute_vk_hash
 from verifier.encoding import compute_genesis_hash
 from rollup.replay import PublicSegment, replay_public_data
 from verifier.oracle_section import OracleShape, compute_oracle_section, compute_oracle_words
-from verifier.pubdata import compute_signer_words, encode_record
+from verifier.pubdata import compute_record_words, encode_record
 from verifier.snarkjs import format_verifying_key
 from verifier.state_tree import TreeShape
 from verifier.transition import (
@@ -83,13 +83,13 @@ def test_batch_verifies(published, tmp_path):
     assert _verify(read_transition(tmp_path / "pub")).new_root == report.new_root
 
 
-def test_signer_words_are_the_recovered_signers(published):
-    # the witness's signer words (registered addresses) equal what ecrecover gives from signatures
+def test_slot_public_inputs_are_the_records_alone(published):
+    # a slot's public inputs are its record's two words: no signer, no signature (verified in the proof)
     files, batch = published
     for seg, w in zip(batch.segments, batch.witnesses):
-        base = 4 + (len(w.public) - 4 - 4 * N_SLOTS)
-        for k, (tx, signers) in enumerate(zip(seg.transactions, seg.signers)):
-            assert tuple(w.public[base + 4 * k + 2 : base + 4 * k + 4]) == compute_signer_words(tx, signers if tx.type != "deposit" else ())
+        base = len(w.public) - 2 * N_SLOTS
+        for k, tx in enumerate(seg.transactions):
+            assert tuple(w.public[base + 2 * k : base + 2 * k + 2]) == compute_record_words(tx)
 
 
 def test_invalid_unpinned_wrong_key(published):
@@ -105,13 +105,13 @@ def test_invalid_other_chain(published):
 
 
 def test_invalid_transaction_changed(published):
-    # a trade's price: the record changes, so do its signers (the signature is over the old one)
+    # a trade's price: the record changes, and the parties' L2 signatures (over the old record) do not verify
     files, _ = published
     data = files.batch.model_dump()
     seg = next(s for s in data["segments"] if any(t["type"] == "perp_trade" for t in s["transactions"]))
     trade = next(t for t in seg["transactions"] if t["type"] == "perp_trade")
     trade["price"] += 1
-    assert _reason(PublishedFiles(PublishedTransition.model_validate(data), files.vk, files.proofs, files.public)) == "proof_invalid"
+    assert _reason(PublishedFiles(PublishedTransition.model_validate(data), files.vk, files.proofs, files.public)) == "bad_signature"
 
 
 def test_invalid_root_after_changed(published):
