@@ -47,7 +47,7 @@ from verifier.encoding import (
     is_l2_signed,
     recover_address_bytes,
 )
-from verifier.l2auth import check_signers, compute_tx_message, get_domain_tag, verify_l2_signature
+from verifier.l2auth import check_signers, compute_tx_message, get_domain_tag, verify_l2_signatures
 from verifier.pubdata import compute_record_words
 from verifier.state_tree import get_tree_shape
 from verifier.wire import Genesis, LeafDiff, Receipt, StateDiff
@@ -254,15 +254,24 @@ def check_signature_chunk(tag: int, jobs: Sequence[tuple[bytes, tuple[str, ...],
     address from loading the state: a worker's cache starts cold in every new pool, and filling
     it cost each worker about a tenth of its recovery time."""
     results: list[tuple[SignerValues | None, str | None]] = []
+    l2_items: list[tuple[int, str]] = []  # (message, signature) of every L2 signature, in job order
     for digest, signatures, words in jobs:
+        if words is not None:
+            message = compute_tx_message(tag, words)
+            l2_items += [(message, s) for s in signatures]
+            results.append((None, None))  # filled below
+            continue
         try:
-            if words is None:
-                results.append((tuple(recover_address_bytes(digest, s) for s in signatures), None))
-            else:
-                message = compute_tx_message(tag, words)
-                results.append((tuple(verify_l2_signature(message, s) for s in signatures), None))
+            results.append((tuple(recover_address_bytes(digest, s) for s in signatures), None))
         except InvalidSignature as exc:
             results.append((None, f"invalid signature: {exc}"))
+    # the L2 signatures checked together (batch verification), then handed back to their jobs
+    answers = iter(verify_l2_signatures(l2_items))
+    for index, (_, signatures, words) in enumerate(jobs):
+        if words is not None:
+            values = [next(answers) for _ in signatures]
+            refused = next((v for v in values if v.__class__ is str), None)
+            results[index] = (None, f"invalid signature: {refused}") if refused is not None else (tuple(values), None)
     return results
 
 

@@ -1,8 +1,8 @@
 """`rollup setup` and `rollup prove` end to end: real keys, real proofs, real SQLite, real processes.
 
 One node home is set up once per session (a 1-slot segment circuit: the setup costs several
-seconds) with a committed batch of four transactions (two deposits, an oracle update, an option
-trade); every test proves in its own copy of that home.
+seconds) with a committed batch of four transactions (two deposits, an oracle update, a
+withdrawal); every test proves in its own copy of that home.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from verifier.snarkjs import load_verifying_key, parse_proof, read_json
 from verifier.wire import Genesis
 
 runner = CliRunner()
-SEGMENTS = 5  # of the proving node's batch 1 (see test_prove_end_to_end_in_parallel_workers)
+SEGMENTS = 3  # of the proving node's batch 1 (see test_prove_end_to_end_in_parallel_workers)
 
 
 def run(*args: str, code: int = 0) -> str:
@@ -43,13 +43,14 @@ def run(*args: str, code: int = 0) -> str:
 def proving_home(tmp_path_factory):
     """A node with one committed batch and 1-slot segment keys (made once)."""
     root = tmp_path_factory.mktemp("proving")
-    workload = generate_workload(WorkloadSpec(accounts=2, perps=1, series=1, txs=1, seed=3, tree_depth=2), workers=1)
+    # a withdrawal (Ethereum-signed, no L2 key to register): three 1-slot segments, the pipeline's subject
+    workload = generate_workload(WorkloadSpec(accounts=2, perps=1, series=1, txs=1, seed=3, tree_depth=2, mix={"withdraw": 1}), workers=1)
     (root / "genesis.json").write_text(workload.genesis.model_dump_json())
     (root / "txs.jsonl").write_text("".join(tx.model_dump_json() + "\n" for tx in workload.transactions))
     home = root / "home"
     run("init", "--home", str(home), "--genesis", str(root / "genesis.json"), "--json")
     out = json.loads(run("submit", str(root / "txs.jsonl"), "--home", str(home), "--executor", "serial", "--json"))
-    assert out["accepted"] == len(workload.transactions) == 4 + workload.summary["registrations"]  # + first L2 key registrations
+    assert out["accepted"] == len(workload.transactions) == 4
     setup = json.loads(run("setup", "--slots", "1", "--home", str(home), "--json"))
     assert setup["cached"] is False and setup["n_slots"] == 1
     return home, setup
@@ -134,8 +135,7 @@ def test_setup_backend_option(home):
 
 def test_prove_end_to_end_in_parallel_workers(home):
     out = json.loads(run("prove", "--home", str(home), "--workers", "2", "--json"))
-    # five 1-slot segments: two deposits, the traders' two L2 key registrations and the trade (the
-    # oracle update rides in a segment's section)
+    # three segments: a deposit each, then the oracle update (its section) with the withdrawal
     assert out["proven"] == SEGMENTS and out["batches"]["1"]["segments"] == SEGMENTS and out["batches"]["1"]["proven"] == SEGMENTS
     assert out["executor"] == {"kind": "process", "workers": 2, "cluster": None}
     vk, items = get_published_items(home)

@@ -12,7 +12,7 @@ from eth_keys.constants import SECPK1_N, SECPK1_P
 
 from rollup.signing import SigningError, derive_l2_key, dev_account_key, dev_oracle_key, get_address, sign, sign_digest, unsigned
 from verifier.babyjubjub import SUBORDER
-from verifier.l2auth import check_signers, encode_l2_signature, parse_l2_signature
+from verifier.l2auth import check_signers, compute_l2_message, encode_l2_signature, parse_l2_signature, verify_l2_signature, verify_l2_signatures
 from verifier.encoding import (
     InvalidSignature,
     compute_checksum_address,
@@ -328,3 +328,61 @@ def test_invalid_key_count() -> None:
 @given(st.binary(min_size=20, max_size=20))
 def test_checksum_address_equals_eth_utils(raw: bytes) -> None:
     assert compute_checksum_address(raw) == to_checksum_address(raw)
+
+
+# --- many L2 signatures at once (the node's signature pass) -----------------------------------------
+
+
+def _tampered_l2_items() -> list[tuple[int, str]]:
+    """(message, signature) of every L2 sample, with a wrong message, a wrong S, a malformed key
+    (the neutral point), an off-curve R8 and S + l mixed in."""
+    items = []
+    for name in L2_TYPES:
+        tx = make_signed(name)
+        message = compute_l2_message(tx, DOMAIN)
+        items += [(message, getattr(tx, f)) for f in get_signature_fields(type(tx))]
+    words = _l2_words(items[0][1])
+    items += [
+        (items[0][0] + 1, items[0][1]),
+        (items[0][0], _l2_join([*words[:4], (words[4] + 1) % SUBORDER])),
+        (items[0][0], _l2_join([0, 1, *words[2:]])),
+        (items[0][0], _l2_join([*words[:3], words[3] + 1, words[4]])),
+        (items[0][0], _l2_join([*words[:4], words[4] + SUBORDER])),
+    ]
+    return items
+
+
+def _one_by_one(items) -> list:
+    out = []
+    for message, signature in items:
+        try:
+            out.append(verify_l2_signature(message, signature))
+        except InvalidSignature as exc:
+            out.append(str(exc))
+    return out
+
+
+@pytest.mark.parametrize("subset", ["all", "valid_only", "one"])
+def test_batch_l2_check_equals_one_by_one(subset: str) -> None:
+    items = _tampered_l2_items()
+    items = {"all": items, "valid_only": items[: len(L2_TYPES) + 2], "one": items[:1]}[subset]
+    assert verify_l2_signatures(items) == _one_by_one(items)
+
+
+def test_parallel_signature_pass_equals_the_sequential_one() -> None:
+    """The node's chunked pass (L2 signatures batch-verified per chunk) gives exactly the checks
+    of `check_signers` one transaction at a time, errors included."""
+    from rollup.executors import SerialExecutor
+    from rollup.node import check_signatures
+
+    txs = [make_signed(name) for name in sorted(SAMPLES)]
+    bad = make_signed("perp_trade")
+    words = _l2_words(bad.taker_signature)
+    txs += [
+        bad.model_copy(update={"taker_signature": _l2_join([*words[:4], (words[4] + 1) % SUBORDER])}),
+        bad.model_copy(update={"maker_signature": _l2_join([0, 1, *words[2:]])}),
+        bad.model_copy(update={"size": 5}),
+    ]
+    sequential = check_signatures(txs, DOMAIN)
+    assert check_signatures(txs, DOMAIN, SerialExecutor()) == sequential
+    assert [c.error is None for c in sequential[-3:]] == [False, False, False]
