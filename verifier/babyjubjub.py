@@ -20,7 +20,7 @@ when x > (p - 1) / 2.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from py_ecc.optimized_bn128 import curve_order
@@ -208,6 +208,21 @@ class ReferenceBabyJub:
         """s * Base8 - e * Q == r (the verification equation, rearranged)."""
         return self.mul_sub_base(s, table, e) == r
 
+    def msm(self, points: Sequence[Point], scalars: Sequence[int]) -> Point:
+        """sum scalars[i] * points[i], one multiplication at a time."""
+        acc = IDENTITY
+        for p, e in zip(points, scalars, strict=True):
+            acc = self.add(acc, self.mul(p, e))
+        return acc
+
+    def batch_equals(self, s: int, keys: Sequence[tuple[Any, int]], points: Sequence[Point], scalars: Sequence[int]) -> bool:
+        """s * Base8 - sum e_k * Q_k == sum z_i * R_i, for `keys` (table from precompute(Q_k), e_k)
+        and `points` R_i with `scalars` z_i: a batch of verification equations in one."""
+        left = self.mul_base(s)
+        for table, e in keys:
+            left = self.add(left, neg(self.mul(table, e)))
+        return left == self.msm(points, scalars)
+
 
 # ---- fast: extended coordinates ----
 
@@ -361,6 +376,166 @@ def _window_mul(p: Point, e: int) -> Ext:
     return acc
 
 
+# ---- subgroup membership by one exponentiation (fast) ----
+# E(F_p) = Z/8 x Z/l with 8 | p - 1, so the reduced Tate pairing with a point T of order 8,
+# t(P) = f(P)^((p-1)/8) where div(f) = 8(T) - 8(O), maps E onto the 8th roots of unity with
+# kernel 8E = the prime-order subgroup: P is in the subgroup iff t(P) == 1 (one exponentiation
+# instead of l * P). f is built by Miller's algorithm on the Montgomery form
+# v^2 = u^3 + A_M u^2 + u (B_M = 4 / (a - d) = 1 here), u = (1 + y) / (1 - y), v = u / x:
+#     f = l_T^4 * l_2T^2 / ((u - u_2T)^4 * u)
+# (l_Q the tangent at Q; the tangent at 4T, of order 2, is the vertical u = 0). Its zeros and poles
+# are the points of order dividing 8, which are answered by lookup. In Edwards coordinates with
+# U = 1 + y, W = 1 - y every factor becomes a polynomial over a power of (W x), W or U, and an 8th
+# power vanishes in t, so t(P) == 1 iff ((L1 M)^2 L2 x)^2 (U W)^7 is an 8th power, with
+# L_Q = U - v_Q W x - lambda_Q (U x - u_Q W x) and M = U - u_2T W. _check_constants tests that t
+# is a homomorphism onto the 8th roots with the subgroup as kernel.
+
+
+def _small_order_points() -> list[Point]:
+    t8 = _ext_to_affine(_window_mul(GENERATOR, SUBORDER))  # a generator of E[8]
+    pts = [IDENTITY]
+    for _ in range(7):
+        pts.append(_ref_add(pts[-1], t8))
+    return pts
+
+
+SMALL_ORDER: tuple[Point, ...] = tuple(_small_order_points())  # k * T8, k = 0..7
+_SMALL_ORDER_SET = frozenset(SMALL_ORDER)
+_A_M = 2 * (A + D) * _inv(A - D) % P
+_B_M = 4 * _inv(A - D) % P
+
+
+def _tangent(q: Point) -> tuple[int, int, int]:
+    """(u, v, slope of the tangent) of the Montgomery image of Edwards point q (x, y != 0, 1)."""
+    u = (1 + q[1]) * _inv(1 - q[1]) % P
+    v = u * _inv(q[0]) % P
+    slope = (3 * u * u + 2 * _A_M * u + 1) * _inv(2 * _B_M * v) % P
+    return u, v, slope
+
+
+_TATE_T = tuple(_mpz(c) for c in _tangent(SMALL_ORDER[1]))
+_TATE_2T = tuple(_mpz(c) for c in _tangent(SMALL_ORDER[2]))
+_TATE_EXP = (P - 1) // 8
+_powmod: Callable[[Any, int, Any], Any] = gmpy2.powmod if gmpy2 is not None else pow
+
+
+def _tate8(p: Point) -> Any:
+    """t(p), an 8th root of unity (p on the curve, not of small order)."""
+    x, y = _mpz(p[0]), _mpz(p[1])
+    u, w = 1 + y, 1 - y
+    wx = w * x % _P
+    ux = u * x % _P
+    u1, v1, s1 = _TATE_T
+    u2, v2, s2 = _TATE_2T
+    l1 = u - v1 * wx - s1 * (ux - u1 * wx)
+    l2 = u - v2 * wx - s2 * (ux - u2 * wx)
+    m = u - u2 * w
+    k = l1 * m % _P
+    k = k * k % _P * l2 % _P * x % _P
+    uw = u * w % _P
+    uw2 = uw * uw % _P
+    uw7 = uw2 * uw2 % _P * uw2 % _P * uw % _P
+    return _powmod(k * k % _P * uw7 % _P, _TATE_EXP, _P)
+
+
+def is_in_subgroup(p: Point) -> bool:
+    """p (on the curve) is in the prime-order subgroup: one exponentiation instead of l * p."""
+    if p in _SMALL_ORDER_SET:
+        return p == IDENTITY
+    return _tate8(p) == 1
+
+
+# ---- multi-scalar multiplication (fast): Pippenger's bucket method ----
+
+
+def _ext_equals(p: Ext, q: Ext) -> bool:
+    return (p[0] * q[2] - q[0] * p[2]) % _P == 0 and (p[1] * q[2] - q[1] * p[2]) % _P == 0
+
+
+def pippenger_window(n: int, bits: int) -> int:
+    """The digit width minimising the work of an n-point MSM of `bits`-bit scalars: per window n
+    mixed additions into buckets and 2 full ones per bucket to sum them (a full one costs about
+    1.5 mixed ones: weight 3), plus the doublings between windows."""
+
+    def cost(c: int) -> int:
+        windows = -(-(bits + 1) // c)
+        return windows * (n + 3 * (1 << (c - 1))) + windows * c
+
+    return min(range(2, 17), key=cost)
+
+
+def _pippenger(points: Sequence[Point], scalars: Sequence[int], window: int | None = None) -> Ext:
+    """sum scalars[i] * points[i] (affine points on the curve, scalars >= 0) by the bucket method
+    with signed digits in [-2^(c-1), 2^(c-1)): half the buckets of unsigned ones."""
+    n = len(points)
+    if n == 0:
+        return _EXT_IDENTITY
+    bits = max(1, max(e.bit_length() for e in scalars))
+    c = window or pippenger_window(n, bits)
+    half, mask = 1 << (c - 1), (1 << c) - 1
+    # signed recoding without carries: with H = half * sum_k 2^(c*k), z + H has unsigned digits
+    # u_k and z = sum_k (u_k - half) * 2^(c*k); enough windows that z + H fits
+    windows = -(-(bits + 1) // c)
+    while True:
+        offset = half * (((1 << (c * windows)) - 1) // mask)
+        if max(scalars) + offset < 1 << (c * windows):
+            break
+        windows += 1
+    shifted = [e + offset for e in scalars]
+    p, a_coef = _P, _A
+    # each point as (x, y, 2dxy) for an addition into a bucket, negated too, and extended for the
+    # first point of a bucket (saves an addition to the identity)
+    niels, first = [], []
+    for pt in points:
+        x, y = _mpz(pt[0]), _mpz(pt[1])
+        xy = x * y % p
+        niels.append(((x, y, _D2 * xy % p), (-x, y, -_D2 * xy % p)))
+        first.append(((x, y, _mpz(1), xy), (-x, y, _mpz(1), -xy)))
+    # digit u -> (bucket, negated): bucket |u - half|, the negated point when u < half
+    route = [(abs(u - half), 1 if u < half else 0) for u in range(mask + 1)]
+    result: Ext | None = None
+    for k in range(windows - 1, -1, -1):
+        if result is not None:
+            for _ in range(c):
+                result = _ext_double(result)
+        shift = c * k
+        buckets: list[Ext | None] = [None] * (half + 1)
+        for i in range(n):
+            b, sign = route[(shifted[i] >> shift) & mask]
+            if not b:
+                continue
+            acc = buckets[b]
+            if acc is None:
+                buckets[b] = first[i][sign]
+                continue
+            x2, y2, t2 = niels[i][sign]
+            x1, y1, z1, t1 = acc
+            # add-2008-hwcd, Z2 = 1, 2*d*T2 precomputed, as FixedBaseTable.mul
+            a = x1 * x2
+            bb = y1 * y2
+            cc = t1 * t2 % p
+            d = z1 + z1
+            ee = (x1 * y2 + y1 * x2) % p
+            ee += ee
+            f = d - cc
+            g = d + cc
+            h = (bb - a_coef * a) % p
+            h += h
+            buckets[b] = (ee * f % p, g * h % p, f * g % p, ee * h % p)
+        # sum_j j * bucket_j as running sums from the top
+        running: Ext | None = None
+        total: Ext | None = None
+        for j in range(half, 0, -1):
+            bj = buckets[j]
+            if bj is not None:
+                running = bj if running is None else _ext_add(running, bj)
+            if running is not None:
+                total = running if total is None else _ext_add(total, running)
+        if total is not None:
+            result = total if result is None else _ext_add(result, total)
+    return result if result is not None else _EXT_IDENTITY
+
+
 class FastBabyJub:
     """Extended coordinates, windowed and table scalar multiplication, gmpy2 when installed."""
 
@@ -392,7 +567,7 @@ class FastBabyJub:
         return _ext_to_affine(self.base_table.mul(e))
 
     def in_subgroup(self, p: Point) -> bool:
-        return is_on_curve(p) and self.mul(p, SUBORDER) == IDENTITY
+        return is_on_curve(p) and is_in_subgroup(p)
 
     def precompute(self, p: Point) -> FixedBaseTable:
         """A table for many multiplications of one point (a public key verifying many signatures)."""
@@ -423,6 +598,27 @@ class FastBabyJub:
         left = base.mul(s) if base.covers(s) else _window_mul(BASE8, s)
         return _ext_add(left, (-q[0], q[1], q[2], -q[3]))
 
+    def msm(self, points: Sequence[Point], scalars: Sequence[int]) -> Point:
+        """sum scalars[i] * points[i] (Pippenger)."""
+        if len(points) != len(scalars):
+            raise ValueError("msm: as many scalars as points")
+        pairs = [(p, e) if e >= 0 else (neg(p), -e) for p, e in zip(points, scalars)]
+        return _ext_to_affine(_pippenger([p for p, _ in pairs], [e for _, e in pairs]))
+
+    def batch_equals(self, s: int, keys: Sequence[tuple[FixedBaseTable, int]], points: Sequence[Point], scalars: Sequence[int]) -> bool:
+        """s * Base8 - sum e_k * Q_k == sum z_i * R_i (ReferenceBabyJub.batch_equals): the keys
+        through their tables into one accumulator, the R_i by Pippenger, compared projectively."""
+        acc = _EXT_IDENTITY
+        for table, e in keys:
+            if table.covers(e):
+                acc = table.mul(e, acc, negate=True)
+            else:
+                q = _window_mul(table.point, e)
+                acc = _ext_add(acc, (-q[0], q[1], q[2], -q[3]))
+        base = self.base_table
+        left = base.mul(s, acc) if base.covers(s) else _ext_add(acc, _window_mul(BASE8, s))
+        return _ext_equals(left, _pippenger(points, scalars))
+
 
 reference = ReferenceBabyJub()
 fast = FastBabyJub()
@@ -447,6 +643,13 @@ def _check_constants() -> None:
         raise ValueError("BabyJubJub constants: Base8 != 8 * Generator")
     if not _ext_equals_affine(_window_mul(BASE8, SUBORDER), IDENTITY):
         raise ValueError("BabyJubJub constants: subOrder * Base8 != identity")
+    # the subgroup test's pairing: a homomorphism with t(Generator) a primitive 8th root of unity,
+    # so its kernel is exactly the subgroup of index 8
+    g = _tate8(GENERATOR)
+    if _tate8(BASE8) != 1 or _powmod(g, 4, _P) != P - 1:
+        raise ValueError("BabyJubJub constants: the order-8 pairing does not separate the subgroup")
+    if _tate8(_ext_to_affine(_ext_add(_to_ext(GENERATOR), _to_ext(BASE8)))) != g:
+        raise ValueError("BabyJubJub constants: the order-8 pairing is not a homomorphism")
 
 
 _check_constants()
