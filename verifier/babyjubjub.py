@@ -194,6 +194,10 @@ class ReferenceBabyJub:
     def in_subgroup(self, p: Point) -> bool:
         return is_on_curve(p) and self.mul(p, SUBORDER) == IDENTITY
 
+    def in_subgroup_on_curve(self, p: Point) -> bool:
+        """in_subgroup for a point already checked to be on the curve."""
+        return self.mul(p, SUBORDER) == IDENTITY
+
     def precompute(self, p: Point) -> Point:
         return p
 
@@ -569,6 +573,10 @@ class FastBabyJub:
     def in_subgroup(self, p: Point) -> bool:
         return is_on_curve(p) and is_in_subgroup(p)
 
+    def in_subgroup_on_curve(self, p: Point) -> bool:
+        """in_subgroup for a point already checked to be on the curve."""
+        return is_in_subgroup(p)
+
     def precompute(self, p: Point) -> FixedBaseTable:
         """A table for many multiplications of one point (a public key verifying many signatures)."""
         return FixedBaseTable(p)
@@ -606,19 +614,28 @@ class FastBabyJub:
         return _ext_to_affine(_pippenger([p for p, _ in pairs], [e for _, e in pairs]))
 
     def batch_equals(self, s: int, keys: Sequence[tuple[FixedBaseTable, int]], points: Sequence[Point], scalars: Sequence[int]) -> bool:
-        """s * Base8 - sum e_k * Q_k == sum z_i * R_i (ReferenceBabyJub.batch_equals): the keys
-        through their tables into one accumulator, the R_i by Pippenger, compared projectively."""
+        """s * Base8 - sum e_k * Q_k == sum z_i * R_i (ReferenceBabyJub.batch_equals), compared
+        projectively, as s * Base8 == sum z_i * R_i + sum e_k * Q_k: each key joins the Pippenger
+        MSM as two points, Q and 2^128 Q (both in its table), with the two 128-bit halves of e_k:
+        the z_i are 128 bits, so no window is added."""
+        pts, scs = list(points), list(scalars)
         acc = _EXT_IDENTITY
         for table, e in keys:
-            if table.covers(e):
-                acc = table.mul(e, acc, negate=True)
+            if table.covers(e) and e.bit_length() <= 2 * _KEY_SPLIT and len(table.rows) > _KEY_SPLIT // table.window:
+                low, high = table.rows[0][0], table.rows[_KEY_SPLIT // table.window][0]
+                pts.append((low[0], low[1]))
+                scs.append(e & ((1 << _KEY_SPLIT) - 1))
+                pts.append((high[0], high[1]))
+                scs.append(e >> _KEY_SPLIT)
             else:
                 q = _window_mul(table.point, e)
                 acc = _ext_add(acc, (-q[0], q[1], q[2], -q[3]))
         base = self.base_table
         left = base.mul(s, acc) if base.covers(s) else _ext_add(acc, _window_mul(BASE8, s))
-        return _ext_equals(left, _pippenger(points, scalars))
+        return _ext_equals(left, _pippenger(pts, scs))
 
+
+_KEY_SPLIT = 128  # a key's scalar in two halves of this many bits (a multiple of the table's window)
 
 reference = ReferenceBabyJub()
 fast = FastBabyJub()

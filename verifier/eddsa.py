@@ -390,7 +390,7 @@ def verify_many(items: Sequence[tuple[Fr, Signature, Point]], curve: Any = bjj.b
         return [_holds(item, curve) for item in prepared]
     answers = [False] * len(prepared)
     # R8 outside the subgroup: False, as verify (and the batch equation would not see it)
-    candidates = [i for i, item in enumerate(prepared) if curve.in_subgroup(item.r8)]
+    candidates = [i for i, item in enumerate(prepared) if curve.in_subgroup_on_curve(item.r8)]
     z = _batch_coefficients(prepared)
     _settle(candidates, prepared, z, answers, curve)
     return answers
