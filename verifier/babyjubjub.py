@@ -11,8 +11,11 @@ Implementations, same API and results (`IMPLEMENTATIONS`; one test suite runs ov
 - `fast`: extended coordinates (X:Y:Z:T), x = X/Z, y = Y/Z, x*y = T/Z (Hisil-Wong-Carter-Dawson
   2008, unified addition: complete here since a is a square and d is not), on gmpy2 integers when
   installed; a 4-bit fixed window for any base, and precomputed tables of signed digits (no
-  doublings at all) for Base8 (8-bit digits) and for any point given to `precompute` (4-bit).
-`babyjub` is the fast one.
+  doublings at all) for Base8 (8-bit digits) and for any point given to `precompute` (4-bit);
+  subgroup membership by an order-8 Tate pairing (one exponentiation, not a multiplication by l);
+  multi-scalar multiplication by Pippenger's bucket method on the isomorphic a = -1 curve.
+`babyjub` is the fast one. `batch_equals` checks a batch of EdDSA verification equations combined
+into one (verifier.eddsa.verify_many).
 
 Packing is circomlibjs's `packPoint`: y in 32 little-endian bytes, the top bit of the last byte set
 when x > (p - 1) / 2.

@@ -14,6 +14,10 @@ points are on the curve; here A must also be in the subgroup and not the identit
 key, then cached), and R8 is in the subgroup whenever the equation holds (S * Base8 and 8hA are).
 `verify` answers False for a well-formed wrong signature and raises InvalidSignature (a
 ValueError) with the reason for malformed input; `check_signature` raises for both.
+`verify_many` gives verify's answers for many signatures by batch verification: one random linear
+combination of their equations (Fiat-Shamir coefficients, one multi-scalar multiplication), every
+R8 tested for the subgroup first so that small-order components cannot cancel, bisection to find
+the bad ones when the combination fails.
 
 Both BabyJubJub implementations (`verifier.babyjubjub.IMPLEMENTATIONS`) run every function here
 (`curve=`); the fast one by default.
@@ -336,7 +340,10 @@ def check_signature(msg: Fr, sig: Signature, a: Point, curve: Any = bjj.babyjub)
 # one. Each sub-batch reuses the z_i: the bound above holds for each equation checked.
 
 BATCH_DOMAIN = b"zk-derivatives-rollup/eddsa-poseidon-batch/v1"
-BATCH_MIN = 2  # fewer signatures: one by one (set by benchmarks/eddsa_bench.py)
+# fewer signatures: one by one. With 100 keys (so distinct ones in small batches) the batch path
+# matched one by one at 16 signatures and was 1.06x at 24, 1.14x at 32 (benchmarks/eddsa_bench.py's
+# batch_path_forced_per_s; repeated keys move the crossover lower)
+BATCH_MIN = 24
 INDIVIDUAL_UP_TO = 2  # a failed sub-batch this small is settled one by one
 
 
