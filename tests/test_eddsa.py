@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import random
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -182,6 +183,12 @@ def make_item(kind: str, i: int, curve) -> tuple[int, E.Signature, B.Point]:
     raise AssertionError(kind)
 
 
+@pytest.fixture
+def batch_always(monkeypatch):
+    """The batch path from 1 signature (verify_many goes one by one below BATCH_MIN)."""
+    monkeypatch.setattr(E, "BATCH_MIN", 1)
+
+
 KINDS = ["valid", "wrong_msg", "wrong_s", "wrong_key", "r8_plus_t2", "torsion1", "torsion2", "torsion4", "r8_small_order"]
 
 
@@ -196,7 +203,7 @@ def test_torsion_signatures_pass_only_the_cofactored_check(curve) -> None:
         assert not E.verify(msg, sig, a, curve)
 
 
-def test_batch_equation_alone_is_blind_to_torsion(curve) -> None:
+def test_batch_equation_alone_is_blind_to_torsion(batch_always, curve) -> None:
     # with coefficients that are multiples of 8 (here forced) the equation accepts the torsion
     # signatures: verify_many refuses them because it tests every R8 for the subgroup first
     items = [make_item(kind, i, curve) for i, kind in enumerate(["valid", "torsion1", "torsion2", "torsion4"])]
@@ -206,7 +213,7 @@ def test_batch_equation_alone_is_blind_to_torsion(curve) -> None:
     assert E.verify_many(items, curve) == [True, False, False, False]
 
 
-def test_verify_many_equals_verify_on_mixes(curve) -> None:
+def test_verify_many_equals_verify_on_mixes(batch_always, curve) -> None:
     rng = random.Random(21)
     kinds = KINDS * 2 + ["valid"] * 6 if curve is B.fast else KINDS + ["valid"] * 2
     rng.shuffle(kinds)
@@ -216,7 +223,7 @@ def test_verify_many_equals_verify_on_mixes(curve) -> None:
     assert E.verify_many(items, curve) == expected
 
 
-def test_verify_many_bisects(curve) -> None:
+def test_verify_many_bisects(batch_always, curve) -> None:
     # one bad item at either end, all bad, all good: bisection lands on exactly the bad ones
     n = 12 if curve is B.fast else 4
     good = [make_item("valid", i, curve) for i in range(n)]
@@ -228,14 +235,14 @@ def test_verify_many_bisects(curve) -> None:
         assert E.verify_many(items, curve) == [i not in bad_at for i in range(n)]
 
 
-def test_verify_many_sizes(curve) -> None:
+def test_verify_many_sizes(batch_always, curve) -> None:
     assert E.verify_many([], curve) == []
     assert E.verify_many([make_item("valid", 0, curve)], curve) == [True]
     assert E.verify_many([make_item("wrong_s", 0, curve)], curve) == [False]
     assert E.verify_many([make_item("torsion4", 0, curve)], curve) == [False]
 
 
-def test_verify_many_raises_as_verify(curve, signed) -> None:
+def test_verify_many_raises_as_verify(batch_always, curve, signed) -> None:
     sig, a = signed
     good = (MSG, sig, a)
     for bad, match in [
@@ -265,7 +272,21 @@ def test_batch_coefficients_are_bound_to_the_batch() -> None:
 @given(st.lists(st.sampled_from(KINDS), max_size=10))
 def test_verify_many_property(kinds) -> None:
     items = [make_item(kind, i, B.fast) for i, kind in enumerate(kinds)]
-    assert E.verify_many(items) == [E.verify(m, s, a) for m, s, a in items]
+    expected = [E.verify(m, s, a) for m, s, a in items]
+    with mock.patch.object(E, "BATCH_MIN", 1):
+        assert E.verify_many(items) == expected
+    assert E.verify_many(items) == expected  # one by one below BATCH_MIN
+
+
+def test_verify_many_default_dispatch() -> None:
+    # from BATCH_MIN on the batch path runs (bisection included) without being forced
+    items = [make_item("valid", i, B.fast) for i in range(E.BATCH_MIN)]
+    items[3] = make_item("torsion2", 3, B.fast)
+    items[-1] = make_item("wrong_key", len(items) - 1, B.fast)
+    with mock.patch.object(E, "_batch_holds", wraps=E._batch_holds) as spy:
+        answers = E.verify_many(items)
+    assert spy.called
+    assert answers == [i not in (3, len(items) - 1) for i in range(len(items))]
 
 
 # ---- wallet-derived keys ----
