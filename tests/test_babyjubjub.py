@@ -128,7 +128,10 @@ def test_pippenger_every_window() -> None:
         expected = B.reference.msm(points, scalars)
         for c in range(2, 10):
             assert B._ext_to_affine(B._pippenger(points, scalars, c)) == expected
-    assert [B.pippenger_window(n, 128) for n in (1, 1024)] == sorted([B.pippenger_window(n, 128) for n in (1, 1024)])
+    # negative scalars (the point negated) and the window growing with the number of points
+    signed = [-e if i % 2 else e for i, e in enumerate(scalars)]
+    assert B._ext_to_affine(B._pippenger(points, signed)) == B.reference.msm(points, signed)
+    assert [B.pippenger_window(n, 128) for n in (1, 64, 1024, 4096)] == sorted(B.pippenger_window(n, 128) for n in (1, 64, 1024, 4096))
 
 
 def test_batch_equals(curve) -> None:

@@ -504,11 +504,14 @@ def pippenger_window(n: int, bits: int) -> int:
 
 
 def _pippenger(points: Sequence[Point], scalars: Sequence[int], window: int | None = None) -> Ext:
-    """sum scalars[i] * points[i] (affine points on the curve, scalars >= 0) by the bucket method
-    with signed digits in [-2^(c-1), 2^(c-1)): half the buckets of unsigned ones."""
+    """sum scalars[i] * points[i] (affine points on the curve) by the bucket method with signed
+    digits in [-2^(c-1), 2^(c-1)): half the buckets of unsigned ones."""
     n = len(points)
     if n == 0:
         return _EXT_IDENTITY
+    if any(e < 0 for e in scalars):
+        pairs = [(pt, e) if e >= 0 else (neg(pt), -e) for pt, e in zip(points, scalars)]
+        points, scalars = [pt for pt, _ in pairs], [e for _, e in pairs]
     bits = max(1, max(e.bit_length() for e in scalars))
     c = window or pippenger_window(n, bits)
     half, mask = 1 << (c - 1), (1 << c) - 1
@@ -645,8 +648,7 @@ class FastBabyJub:
         """sum scalars[i] * points[i] (Pippenger)."""
         if len(points) != len(scalars):
             raise ValueError("msm: as many scalars as points")
-        pairs = [(p, e) if e >= 0 else (neg(p), -e) for p, e in zip(points, scalars)]
-        return _ext_to_affine(_pippenger([p for p, _ in pairs], [e for _, e in pairs]))
+        return _ext_to_affine(_pippenger(points, scalars))
 
     def batch_equals(self, s: int, keys: Sequence[tuple[FixedBaseTable, int]], points: Sequence[Point], scalars: Sequence[int]) -> bool:
         """s * Base8 - sum e_k * Q_k == sum z_i * R_i (ReferenceBabyJub.batch_equals), compared

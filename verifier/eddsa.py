@@ -328,7 +328,7 @@ def check_signature(msg: Fr, sig: Signature, a: Point, curve: Any = bjj.babyjub)
 # z_j can take (distinct mod l) passes, so a batch with a bad signature passes with probability
 # <= 2^-128. That argument needs every R8_i in the subgroup: a small-order part T_i of R8_i would
 # add sum z_i T_i, which is O for half the z_i when T_i has order 2. So each R8_i is tested first
-# (curve.in_subgroup: one exponentiation on the fast curve) and one outside is False at once, as
+# (curve.in_subgroup_on_curve: one exponentiation on the fast curve) and one outside is False at once, as
 # the single verify answers (S * Base8 - e * A is in the subgroup, so it never equals such an R8).
 # The z_i come from SHAKE-128 over the batch (Fiat-Shamir, not a random generator): the answer is
 # a function of the input, the same in every process and every run (a node and an auditor re-running
