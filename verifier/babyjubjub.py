@@ -11,7 +11,8 @@ Implementations, same API and results (`IMPLEMENTATIONS`; one test suite runs ov
 - `fast`: extended coordinates (X:Y:Z:T), x = X/Z, y = Y/Z, x*y = T/Z (Hisil-Wong-Carter-Dawson
   2008, unified addition: complete here since a is a square and d is not), on gmpy2 integers when
   installed; a 4-bit fixed window for any base, and precomputed tables of signed digits (no
-  doublings at all) for Base8 (8-bit digits) and for any point given to `precompute` (4-bit);
+  doublings at all) for Base8 (8-bit digits) and for any point given to `precompute` (4-bit), their
+  additions on the isomorphic a = -1 curve (7 multiplications instead of 10);
   subgroup membership by an order-8 Tate pairing (one exponentiation, not a multiplication by l);
   multi-scalar multiplication by Pippenger's bucket method on the isomorphic a = -1 curve.
 `babyjub` is the fast one. `batch_equals` checks a batch of EdDSA verification equations combined
@@ -235,20 +236,14 @@ class ReferenceBabyJub:
 
 _A = _mpz(A)
 _D = _mpz(D)
-_D2 = _mpz(2 * D)
 _P = _mpz(P)
 Ext = tuple[Any, Any, Any, Any]  # (X, Y, Z, T)
-Niels = tuple[Any, Any, Any]  # (x, y, 2*d*x*y) of an affine point: a mixed addition's second operand
+Niels = tuple[Any, Any, Any]  # (y - x', y + x', 2*d'*x'*y) of an affine point on the a = -1 curve: a mixed addition's second operand
 
 
 def _to_ext(p: Point) -> Ext:
     x, y = _mpz(p[0]), _mpz(p[1])
     return (x, y, _mpz(1), x * y % _P)
-
-
-def _to_niels(p: Point) -> Niels:
-    x, y = _mpz(p[0]), _mpz(p[1])
-    return (x, y, _D2 * x * y % _P)
 
 
 def _ext_add(p: Ext, q: Ext) -> Ext:
@@ -289,8 +284,21 @@ def _ext_equals_affine(p: Ext, q: Point) -> bool:
 _EXT_IDENTITY: Ext = (_mpz(0), _mpz(1), _mpz(1), _mpz(0))
 
 
+# Tables and buckets live on the isomorphic curve -x'^2 + y^2 = 1 + d' x'^2 y^2 (x' = c x,
+# c^2 = -a, d' = -d / a; -1 and a are squares mod p, d' is not, so its formulas stay complete),
+# where a mixed addition of (y - x', y + x', 2 d' x' y) costs 7 multiplications instead of 10
+# (Hisil-Wong-Carter-Dawson 2008, add-2008-hwcd-3 and dbl-2008-hwcd with a = -1).
+_C = _sqrt((-A) % P)
+if _C is None:  # pragma: no cover - the constants check below would fail too
+    raise ValueError("BabyJubJub constants: -a is not a square")
+_C_MPZ = _mpz(_C)
+_C_INV = _mpz(_inv(_C))
+_K_M1 = _mpz(2 * (-D) * _inv(A) % P)  # 2 d'
+_HALF = _mpz(_inv(2))
+
+
 def _batch_to_niels(points: list[Ext]) -> list[Niels]:
-    """Affine (x, y, 2dxy) of many points with one inversion (Montgomery's trick)."""
+    """(y - x', y + x', 2 d' x' y) on the a = -1 curve of many points, one inversion (Montgomery's trick)."""
     prefix, acc = [], _mpz(1)
     for p in points:
         prefix.append(acc)
@@ -301,8 +309,8 @@ def _batch_to_niels(points: list[Ext]) -> list[Niels]:
     for i in range(len(points) - 1, -1, -1):
         zi = inv * prefix[i] % _P
         inv = inv * points[i][2] % _P
-        x, y = points[i][0] * zi % _P, points[i][1] * zi % _P
-        out[i] = (x, y, _D2 * x * y % _P)
+        x, y = _C_MPZ * points[i][0] % _P * zi % _P, points[i][1] * zi % _P
+        out[i] = (y - x, y + x, _K_M1 * x % _P * y % _P)
     return out
 
 
@@ -330,14 +338,20 @@ class FixedBaseTable:
     def covers(self, e: int) -> bool:
         return 0 <= e and e.bit_length() <= self.bits
 
+    def affine_multiple(self, i: int) -> Point:
+        """2^(window * i) * Q, affine (row i's first entry)."""
+        ymx, ypx, _ = self.rows[i][0]
+        return (int((ypx - ymx) * _HALF % _P * _C_INV % _P), int((ypx + ymx) * _HALF % _P))
+
     def mul(self, e: int, acc: Ext = _EXT_IDENTITY, negate: bool = False) -> Ext:
         """acc + e * Q (acc - e * Q with `negate`), e covered by the table."""
         # the mixed addition inlined, on local variables: a verification spends most of its time
         # in this loop, where a call and the tuples cost a tenth of the arithmetic
         w = self.window
         mask, half, full = (1 << w) - 1, 1 << (w - 1), 1 << w
-        p, a_coef = _P, _A
+        p = _P
         x1, y1, z1, t1 = acc
+        x1, t1 = x1 * _C_MPZ % p, t1 * _C_MPZ % p  # onto the a = -1 curve
         for row in self.rows:
             if not e:
                 break
@@ -347,25 +361,19 @@ class FixedBaseTable:
                 j -= full
                 e += 1
             if j:
-                if (j < 0) != negate:
-                    x2, y2, t2 = row[(j if j > 0 else -j) - 1]
-                    x2, t2 = -x2, -t2
+                if (j < 0) != negate:  # the negated entry: x' -> -x' swaps y - x' and y + x'
+                    ypx, ymx, k = row[(j if j > 0 else -j) - 1]
+                    k = -k
                 else:
-                    x2, y2, t2 = row[(j if j > 0 else -j) - 1]
-                # add-2008-hwcd with Z2 = 1 and 2*d*T2 precomputed (the Niels entry), so every
-                # term is doubled: the same point. a and b stay unreduced (one reduction in h)
-                a = x1 * x2
-                b = y1 * y2
-                c = t1 * t2 % p
-                d = z1 + z1
-                ee = (x1 * y2 + y1 * x2) % p
-                ee += ee
-                f = d - c
-                g = d + c
-                h = (b - a_coef * a) % p
-                h += h
+                    ymx, ypx, k = row[(j if j > 0 else -j) - 1]
+                # madd-2008-hwcd-3 (Z2 = 1)
+                aa = (y1 - x1) * ymx % p
+                bb = (y1 + x1) * ypx % p
+                cc = t1 * k % p
+                dd = z1 + z1
+                ee, f, g, h = bb - aa, dd - cc, dd + cc, bb + aa
                 x1, y1, z1, t1 = ee * f % p, g * h % p, f * g % p, ee * h % p
-        return (x1, y1, z1, t1)
+        return (x1 * _C_INV % p, y1, z1, t1 * _C_INV % p)
 
 
 def _window_mul(p: Point, e: int) -> Ext:
@@ -453,16 +461,7 @@ def is_in_subgroup(p: Point) -> bool:
 
 
 # ---- multi-scalar multiplication (fast): Pippenger's bucket method ----
-# The buckets live on the isomorphic curve -x'^2 + y^2 = 1 + d' x'^2 y^2 (x' = c x, c^2 = -a,
-# d' = -d / a; -1 and a are squares mod p, d' is not, so its formulas stay complete), where a
-# mixed addition of (y - x', y + x', 2 d' x' y) costs 7 multiplications instead of 10
-# (Hisil-Wong-Carter-Dawson 2008, add-2008-hwcd-3 and dbl-2008-hwcd with a = -1).
-_C = _sqrt((-A) % P)
-if _C is None:  # pragma: no cover - the constants check below would fail too
-    raise ValueError("BabyJubJub constants: -a is not a square")
-_C_MPZ = _mpz(_C)
-_C_INV = _mpz(_inv(_C))
-_K_M1 = _mpz(2 * (-D) * _inv(A) % P)  # 2 d'
+# The buckets live on the a = -1 curve (above).
 
 
 def _m1_add(p: Ext, q: Ext) -> Ext:
@@ -659,10 +658,9 @@ class FastBabyJub:
         acc = _EXT_IDENTITY
         for table, e in keys:
             if table.covers(e) and e.bit_length() <= 2 * _KEY_SPLIT and len(table.rows) > _KEY_SPLIT // table.window:
-                low, high = table.rows[0][0], table.rows[_KEY_SPLIT // table.window][0]
-                pts.append((low[0], low[1]))
+                pts.append(table.point)
                 scs.append(e & ((1 << _KEY_SPLIT) - 1))
-                pts.append((high[0], high[1]))
+                pts.append(table.affine_multiple(_KEY_SPLIT // table.window))
                 scs.append(e >> _KEY_SPLIT)
             else:
                 q = _window_mul(table.point, e)
