@@ -235,6 +235,17 @@ def test_verify_many_bisects(batch_always, curve) -> None:
         assert E.verify_many(items, curve) == [i not in bad_at for i in range(n)]
 
 
+def test_verify_many_bisection_is_bounded(batch_always) -> None:
+    # a flood of bad signatures: after log2(n) + 1 failed equations the rest goes one by one
+    n = 32
+    kinds = ["wrong_s" if i % 3 else "valid" for i in range(n)]
+    items = [make_item(kind, i, B.fast) for i, kind in enumerate(kinds)]
+    with mock.patch.object(E, "_batch_holds", wraps=E._batch_holds) as spy:
+        answers = E.verify_many(items)
+    assert answers == [kind == "valid" for kind in kinds]
+    assert spy.call_count <= n.bit_length() + 1
+
+
 def test_verify_many_sizes(batch_always, curve) -> None:
     assert E.verify_many([], curve) == []
     assert E.verify_many([make_item("valid", 0, curve)], curve) == [True]
