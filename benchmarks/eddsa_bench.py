@@ -1,6 +1,7 @@
 """EdDSA-Poseidon over BabyJubJub (verifier.eddsa): signatures verified and made per CPU second for each
 curve implementation, with the parts of a verification timed apart, a 2-process pool, and
-coincurve's secp256k1 recovery on the same machine for comparison.
+coincurve's secp256k1 recovery on the same machine for comparison; and batch verification
+(verify_many) at several batch sizes against verify one by one in the same run.
 
 Prints JSON. Rates are per CPU second of the measuring process (`time.process_time`); the pool's is
 per wall second. Usage: `python benchmarks/eddsa_bench.py [--quick]`.
@@ -102,6 +103,96 @@ def bench_curve(curve: Any, quick: bool) -> dict[str, Any]:
     return out
 
 
+BATCH_SIZES = (1, 16, 64, 256, 1024, 4096)
+
+
+def bench_batch(quick: bool) -> dict[str, Any]:
+    """verify_many (fast curve) at each batch size against verify one by one over the same
+    signatures in the same run: 100 keys, all cached, every signature valid; the batch path forced
+    at every size too (verify_many goes one by one below BATCH_MIN); the parts of a batched
+    verification per signature; one bad signature in a batch (bisection), all bad."""
+    total = 1024 if quick else 4096
+    n_keys = 100
+    items = make_signatures(n_keys, total, seed=4)
+    E.clear_key_cache()
+    E.verify_many(items[:n_keys])  # every key checked and its table built
+    individual = rate(lambda t: E.verify(t[0], t[1], t[2]), items)
+    sizes: dict[str, Any] = {}
+    batch_min = E.BATCH_MIN
+    for size in (size for size in BATCH_SIZES if size <= total):
+        chunks = [items[i : i + size] for i in range(0, total, size)]
+        entry = {}
+        for label, minimum in (("verify_many_per_s", batch_min), ("batch_path_forced_per_s", 0)):
+            E.BATCH_MIN = minimum
+            try:
+                started = time.process_time()
+                ok = sum(sum(E.verify_many(chunk)) for chunk in chunks)
+                elapsed = time.process_time() - started
+            finally:
+                E.BATCH_MIN = batch_min
+            if ok != total:
+                raise RuntimeError("a valid signature failed in verify_many")
+            entry[label] = round(total / elapsed, 1)
+        entry["ratio_to_individual"] = round(entry["verify_many_per_s"] / individual, 2)
+        sizes[str(size)] = entry
+    # where a batched verification spends its time, per signature, at the largest size
+    chunk = items[:1024]
+    prepared = [E._prepare(m, s, a, B.fast) for m, s, a in chunk]
+    started = time.process_time()
+    for item in prepared:
+        E.compute_message_hash(item.r8, item.a, 1)
+    poseidon_s = time.process_time() - started
+    started = time.process_time()
+    for m, s, a in chunk:
+        E._check_message(m), E._check_signature_shape(s), E._get_key_table(a, B.fast)
+    checks_s = time.process_time() - started
+    started = time.process_time()
+    for item in prepared:
+        B.fast.in_subgroup_on_curve(item.r8)
+    subgroup_s = time.process_time() - started
+    started = time.process_time()
+    z = E._batch_coefficients(prepared)
+    coefficients_s = time.process_time() - started
+    started = time.process_time()
+    if not E._batch_holds(prepared, z, B.fast):
+        raise RuntimeError("the batch equation failed on valid signatures")
+    equation_s = time.process_time() - started
+    n = len(chunk)
+    parts = {
+        "poseidon_h": poseidon_s,
+        "input_checks_and_key_lookup": checks_s,
+        "r8_subgroup_test": subgroup_s,
+        "fiat_shamir_coefficients": coefficients_s,
+        "batch_equation_msm": equation_s,
+    }
+    bad = list(chunk)
+    m, sig, a = bad[n // 3]
+    bad[n // 3] = (m + 1, sig, a)
+    started = time.process_time()
+    answers = E.verify_many(bad)
+    one_bad_s = time.process_time() - started
+    if answers != [i != n // 3 for i in range(n)]:
+        raise RuntimeError("bisection missed the bad signature")
+    # a flood of bad signatures (every S off by one): the bounded bisection, then one by one
+    flood = [(m, E.Signature(sig.R8, (sig.S + 1) % B.SUBORDER), a) for m, sig, a in chunk]
+    started = time.process_time()
+    answers = E.verify_many(flood)
+    all_bad_s = time.process_time() - started
+    if any(answers):
+        raise RuntimeError("a bad signature verified")
+    return {
+        "signatures_per_size": total,
+        "distinct_keys": n_keys,
+        "batch_min": batch_min,
+        "individual_verify_per_s": individual,
+        "sizes": sizes,
+        f"us_per_signature_at_{n}": {k: round(v / n * 1e6, 1) for k, v in parts.items()},
+        f"one_invalid_in_{n}_verify_many_per_s": round(n / one_bad_s, 1),
+        f"all_invalid_{n}_verify_many_per_s": round(n / all_bad_s, 1),
+        "target_met": max(e["verify_many_per_s"] for e in sizes.values()) >= 10_000,
+    }
+
+
 def bench_reference_points() -> dict[str, Any]:
     rng = random.Random(3)
     msgs = [[rng.randrange(B.P) for _ in range(5)] for _ in range(2_000)]
@@ -135,6 +226,7 @@ def main() -> None:
         "fast_arithmetic": arithmetic,
         "target_verify_per_s_per_core": 10_000,
         "comparison": bench_reference_points(),
+        "batch": bench_batch(args.quick),
         "implementations": {name: bench_curve(curve, args.quick) for name, curve in B.IMPLEMENTATIONS.items()},
     }
     print(json.dumps(result, indent=1))

@@ -95,6 +95,73 @@ def test_subgroup_membership(curve) -> None:
     assert not curve.in_subgroup((1, 2))  # off the curve
 
 
+def test_subgroup_membership_in_every_coset(curve) -> None:
+    # P + k * T8 for a generator T8 of the 8-torsion: in the subgroup only for k = 0 (the fast
+    # curve's pairing test must agree with l * P == O on all eight cosets and on E[8] itself)
+    assert len(set(B.SMALL_ORDER)) == 8 and all(B.reference.mul(t, 8) == B.IDENTITY for t in B.SMALL_ORDER)
+    for k, t in enumerate(B.SMALL_ORDER):
+        assert curve.in_subgroup(t) == (k == 0)
+        for p in random_points(B.fast, 2, 10 + k):
+            q = B.fast.mul_base(B.fast.mul(p, 8)[1] % B.SUBORDER)  # some point of the subgroup
+            assert curve.in_subgroup(B.reference.add(q, t)) == (k == 0)
+            assert curve.in_subgroup_on_curve(B.reference.add(q, t)) == (k == 0)
+
+
+def test_msm(curve) -> None:
+    rng = random.Random(11)
+    # points with small-order parts, scalars of every size, zero and negative
+    points = [B.reference.add(p, B.SMALL_ORDER[i % 8]) for i, p in enumerate(random_points(B.fast, 6, 11))]
+    scalars = [0, 1, -5, rng.randrange(1 << 128), rng.randrange(B.ORDER), (1 << 129) - 1]
+    expected = B.IDENTITY
+    for p, e in zip(points, scalars):
+        expected = B.reference.add(expected, B.reference.mul(p, e))
+    assert curve.msm(points, scalars) == expected
+    assert curve.msm([], []) == B.IDENTITY
+
+
+def test_pippenger_every_window() -> None:
+    rng = random.Random(12)
+    points = random_points(B.fast, 9, 12)
+    for bits in (1, 8, 128, 253):
+        scalars = [rng.randrange(1 << bits) for _ in points]
+        scalars[0] = (1 << bits) - 1  # all-ones digits: the top window's signed recoding
+        expected = B.reference.msm(points, scalars)
+        for c in range(2, 10):
+            assert B._ext_to_affine(B._pippenger(points, scalars, c)) == expected
+    # negative scalars (the point negated) and the window growing with the number of points
+    signed = [-e if i % 2 else e for i, e in enumerate(scalars)]
+    assert B._ext_to_affine(B._pippenger(points, signed)) == B.reference.msm(points, signed)
+    assert [B.pippenger_window(n, 128) for n in (1, 64, 1024, 4096)] == sorted(B.pippenger_window(n, 128) for n in (1, 64, 1024, 4096))
+
+
+def test_batch_equals(curve) -> None:
+    # s * Base8 - sum e_k Q_k == sum z_i R_i built to hold (R_i = r_i Base8, Q_k = w_k Base8), then
+    # broken one term at a time
+    rng = random.Random(13)
+    ws = [rng.randrange(B.SUBORDER) for _ in range(2)]
+    es = [rng.randrange(B.SUBORDER) for _ in ws]
+    r_scalars = [rng.randrange(B.SUBORDER) for _ in range(3)]
+    rs = [B.fast.mul_base(r) for r in r_scalars]
+    keys = [(curve.precompute(B.fast.mul_base(w)), e) for w, e in zip(ws, es)]
+
+    def balancing_s(zs: list[int]) -> int:
+        return (sum(z * r for z, r in zip(zs, r_scalars)) + sum(e * w for e, w in zip(es, ws))) % B.SUBORDER
+
+    zs = [rng.randrange(1 << 128) | 1 for _ in rs]  # odd: see the torsion case below
+    s = balancing_s(zs)
+    assert curve.batch_equals(s, keys, rs, zs)
+    assert not curve.batch_equals((s + 1) % B.SUBORDER, keys, rs, zs)
+    assert not curve.batch_equals(s, [keys[0], (keys[1][0], keys[1][1] + 1)], rs, zs)
+    assert not curve.batch_equals(s, keys, rs, [zs[0] + 2, *zs[1:]])
+    with_torsion = [B.reference.add(rs[0], B.SMALL_ORDER[4]), *rs[1:]]
+    assert not curve.batch_equals(s, keys, with_torsion, zs)
+    # ... but an even z_0 does not see the order-2 part: why eddsa.verify_many tests each R8 first
+    even = [zs[0] + 1, *zs[1:]]
+    assert curve.batch_equals(balancing_s(even), keys, with_torsion, even)
+    # a key scalar past the 2 x 128-bit split takes the table-less path
+    assert curve.batch_equals(s, [(keys[0][0], keys[0][1] + 8 * B.SUBORDER), keys[1]], rs, zs)
+
+
 def test_matches_reference() -> None:
     rng = random.Random(5)
     points = random_points(B.reference, 4, 5)

@@ -3,9 +3,13 @@ BabyJubJub implementations. Agreement with circomlibjs is in test_eddsa_interop.
 
 from __future__ import annotations
 
+import functools
 import random
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
@@ -139,6 +143,161 @@ def test_invalid_packed_signature(signed) -> None:
 def test_verify_many(signed) -> None:
     sig, a = signed
     assert E.verify_many([(MSG, sig, a), (MSG + 1, sig, a)]) == [True, False]
+
+
+# ---- batch verification: verify_many must answer exactly as verify on every input ----
+
+KEYS = [bytes([k]) * 32 for k in range(1, 4)]
+
+
+def sign_with_torsion(prv: bytes, msg: int, t: B.Point, curve) -> E.Signature:
+    """A signer's signature with R8 = r * Base8 + t: S * Base8 - 8h * A = R8 - t, so it passes
+    the cofactored check 8 * (S * Base8 - 8h * A - R8) == O, while verify must refuse it."""
+    s, _ = E._secret(prv)
+    r = random.Random(msg).randrange(1, B.SUBORDER)
+    r8 = curve.add(curve.mul_base(r), t)
+    h = E.compute_message_hash(r8, E.prv2pub(prv, curve), msg)
+    return E.Signature(r8, (r + h * s) % B.SUBORDER)
+
+
+@functools.lru_cache(maxsize=None)
+def make_item(kind: str, i: int, curve) -> tuple[int, E.Signature, B.Point]:
+    """One (msg, sig, key) of a kind; `i` varies the message and the key."""
+    prv = KEYS[i % len(KEYS)]
+    a, msg = E.prv2pub(prv, curve), 1000 + i
+    sig = E.sign(prv, msg, curve)
+    if kind == "valid":
+        return msg, sig, a
+    if kind == "wrong_msg":
+        return msg + 1, sig, a
+    if kind == "wrong_s":
+        return msg, E.Signature(sig.R8, (sig.S + 1) % B.SUBORDER), a
+    if kind == "wrong_key":
+        return msg, sig, E.prv2pub(KEYS[(i + 1) % len(KEYS)], curve)
+    if kind == "r8_plus_t2":  # R8 + T of order 2, h unchanged: outside the subgroup
+        return msg, E.Signature(curve.add(sig.R8, B.SMALL_ORDER[4]), sig.S), a
+    if kind.startswith("torsion"):  # R8 + T signed over: cofactored-valid, T of order 8, 4 or 2
+        return msg, sign_with_torsion(prv, msg, B.SMALL_ORDER[int(kind[-1])], curve), a
+    if kind == "r8_small_order":  # R8 itself of order 8
+        return msg, E.Signature(B.SMALL_ORDER[1], sig.S), a
+    raise AssertionError(kind)
+
+
+@pytest.fixture
+def batch_always(monkeypatch):
+    """The batch path from 1 signature (verify_many goes one by one below BATCH_MIN)."""
+    monkeypatch.setattr(E, "BATCH_MIN", 1)
+
+
+KINDS = ["valid", "wrong_msg", "wrong_s", "wrong_key", "r8_plus_t2", "torsion1", "torsion2", "torsion4", "r8_small_order"]
+
+
+def test_torsion_signatures_pass_only_the_cofactored_check(curve) -> None:
+    # the adversarial inputs the batch must not accept: each satisfies the equation up to a
+    # small-order point, which verify sees and the bare batch equation may not
+    for k in (1, 2, 4):
+        msg, sig, a = make_item(f"torsion{k}", k, curve)
+        h = E.compute_message_hash(sig.R8, a, msg)
+        diff = curve.add(curve.mul_sub_base(sig.S, curve.precompute(a), 8 * h % B.SUBORDER), B.neg(sig.R8))
+        assert diff != B.IDENTITY and curve.mul(diff, 8) == B.IDENTITY
+        assert not E.verify(msg, sig, a, curve)
+
+
+def test_batch_equation_alone_is_blind_to_torsion(batch_always, curve) -> None:
+    # with coefficients that are multiples of 8 (here forced) the equation accepts the torsion
+    # signatures: verify_many refuses them because it tests every R8 for the subgroup first
+    items = [make_item(kind, i, curve) for i, kind in enumerate(["valid", "torsion1", "torsion2", "torsion4"])]
+    prepared = [E._prepare(m, s, a, curve) for m, s, a in items]
+    z = [8 * zi for zi in E._batch_coefficients(prepared)]
+    assert E._batch_holds(prepared, z, curve)
+    assert E.verify_many(items, curve) == [True, False, False, False]
+
+
+def test_verify_many_equals_verify_on_mixes(batch_always, curve) -> None:
+    rng = random.Random(21)
+    kinds = KINDS * 2 + ["valid"] * 6 if curve is B.fast else KINDS + ["valid"] * 2
+    rng.shuffle(kinds)
+    items = [make_item(kind, i, curve) for i, kind in enumerate(kinds)]
+    expected = [E.verify(m, s, a, curve) for m, s, a in items]
+    assert expected == [kind == "valid" for kind in kinds]
+    assert E.verify_many(items, curve) == expected
+
+
+def test_verify_many_bisects(batch_always, curve) -> None:
+    # one bad item at either end, all bad, all good: bisection lands on exactly the bad ones
+    n = 12 if curve is B.fast else 4
+    good = [make_item("valid", i, curve) for i in range(n)]
+    # the batch equation itself holds on valid signatures (no silent fall back to one by one)
+    prepared = [E._prepare(m, s, a, curve) for m, s, a in good]
+    assert E._batch_holds(prepared, E._batch_coefficients(prepared), curve)
+    for bad_at in ([0], [n - 1], list(range(n)), []):
+        items = [make_item("wrong_msg", i, curve) if i in bad_at else good[i] for i in range(n)]
+        assert E.verify_many(items, curve) == [i not in bad_at for i in range(n)]
+
+
+def test_verify_many_bisection_is_bounded(batch_always) -> None:
+    # a flood of bad signatures: after log2(n) + 1 failed equations the rest goes one by one
+    n = 32
+    kinds = ["wrong_s" if i % 3 else "valid" for i in range(n)]
+    items = [make_item(kind, i, B.fast) for i, kind in enumerate(kinds)]
+    with mock.patch.object(E, "_batch_holds", wraps=E._batch_holds) as spy:
+        answers = E.verify_many(items)
+    assert answers == [kind == "valid" for kind in kinds]
+    assert spy.call_count <= n.bit_length() + 1
+
+
+def test_verify_many_sizes(batch_always, curve) -> None:
+    assert E.verify_many([], curve) == []
+    assert E.verify_many([make_item("valid", 0, curve)], curve) == [True]
+    assert E.verify_many([make_item("wrong_s", 0, curve)], curve) == [False]
+    assert E.verify_many([make_item("torsion4", 0, curve)], curve) == [False]
+
+
+def test_verify_many_raises_as_verify(batch_always, curve, signed) -> None:
+    sig, a = signed
+    good = (MSG, sig, a)
+    for bad, match in [
+        ((MSG, E.Signature(sig.R8, sig.S + B.SUBORDER), a), "S is not below the subgroup order"),
+        ((MSG, E.Signature((sig.R8[0], (sig.R8[1] + 1) % B.P), sig.S), a), "R8 is not on BabyJubJub"),
+        ((B.P, sig, a), "not a field element"),
+        ((MSG, sig, B.IDENTITY), "public key is the identity"),
+        ((MSG, sig, B.reference.add(a, ORDER2)), "public key is not in the prime-order subgroup"),
+    ]:
+        with pytest.raises(E.InvalidSignature, match=match):
+            E.verify(*bad, curve)
+        with pytest.raises(E.InvalidSignature, match=match):
+            E.verify_many([good, bad, good], curve)
+
+
+def test_batch_coefficients_are_bound_to_the_batch() -> None:
+    items = [E._prepare(*make_item("valid", i, B.fast), B.fast) for i in range(3)]
+    z = E._batch_coefficients(items)
+    assert z == E._batch_coefficients(items)  # deterministic
+    assert all(0 <= zi < 1 << 128 for zi in z) and len(set(z)) == 3
+    changed = [items[0]._replace(s=items[0].s + 1), *items[1:]]
+    assert all(a != b for a, b in zip(z, E._batch_coefficients(changed)))
+    assert E._batch_coefficients(items[:2]) != z[:2]  # the count is in the transcript
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.lists(st.sampled_from(KINDS), max_size=10))
+def test_verify_many_property(kinds) -> None:
+    items = [make_item(kind, i, B.fast) for i, kind in enumerate(kinds)]
+    expected = [E.verify(m, s, a) for m, s, a in items]
+    with mock.patch.object(E, "BATCH_MIN", 1):
+        assert E.verify_many(items) == expected
+    assert E.verify_many(items) == expected  # one by one below BATCH_MIN
+
+
+def test_verify_many_default_dispatch() -> None:
+    # from BATCH_MIN on the batch path runs (bisection included) without being forced
+    items = [make_item("valid", i, B.fast) for i in range(E.BATCH_MIN)]
+    items[3] = make_item("torsion2", 3, B.fast)
+    items[-1] = make_item("wrong_key", len(items) - 1, B.fast)
+    with mock.patch.object(E, "_batch_holds", wraps=E._batch_holds) as spy:
+        answers = E.verify_many(items)
+    assert spy.called
+    assert answers == [i not in (3, len(items) - 1) for i in range(len(items))]
 
 
 # ---- wallet-derived keys ----

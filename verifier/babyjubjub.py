@@ -11,8 +11,12 @@ Implementations, same API and results (`IMPLEMENTATIONS`; one test suite runs ov
 - `fast`: extended coordinates (X:Y:Z:T), x = X/Z, y = Y/Z, x*y = T/Z (Hisil-Wong-Carter-Dawson
   2008, unified addition: complete here since a is a square and d is not), on gmpy2 integers when
   installed; a 4-bit fixed window for any base, and precomputed tables of signed digits (no
-  doublings at all) for Base8 (8-bit digits) and for any point given to `precompute` (4-bit).
-`babyjub` is the fast one.
+  doublings at all) for Base8 (8-bit digits) and for any point given to `precompute` (4-bit), their
+  additions on the isomorphic a = -1 curve (7 multiplications instead of 10);
+  subgroup membership by an order-8 Tate pairing (one exponentiation, not a multiplication by l);
+  multi-scalar multiplication by Pippenger's bucket method on the isomorphic a = -1 curve.
+`babyjub` is the fast one. `batch_equals` checks a batch of EdDSA verification equations combined
+into one (verifier.eddsa.verify_many).
 
 Packing is circomlibjs's `packPoint`: y in 32 little-endian bytes, the top bit of the last byte set
 when x > (p - 1) / 2.
@@ -20,7 +24,7 @@ when x > (p - 1) / 2.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from py_ecc.optimized_bn128 import curve_order
@@ -194,6 +198,10 @@ class ReferenceBabyJub:
     def in_subgroup(self, p: Point) -> bool:
         return is_on_curve(p) and self.mul(p, SUBORDER) == IDENTITY
 
+    def in_subgroup_on_curve(self, p: Point) -> bool:
+        """in_subgroup for a point already checked to be on the curve."""
+        return self.mul(p, SUBORDER) == IDENTITY
+
     def precompute(self, p: Point) -> Point:
         return p
 
@@ -208,25 +216,34 @@ class ReferenceBabyJub:
         """s * Base8 - e * Q == r (the verification equation, rearranged)."""
         return self.mul_sub_base(s, table, e) == r
 
+    def msm(self, points: Sequence[Point], scalars: Sequence[int]) -> Point:
+        """sum scalars[i] * points[i], one multiplication at a time."""
+        acc = IDENTITY
+        for p, e in zip(points, scalars, strict=True):
+            acc = self.add(acc, self.mul(p, e))
+        return acc
+
+    def batch_equals(self, s: int, keys: Sequence[tuple[Any, int]], points: Sequence[Point], scalars: Sequence[int]) -> bool:
+        """s * Base8 - sum e_k * Q_k == sum z_i * R_i, for `keys` (table from precompute(Q_k), e_k)
+        and `points` R_i with `scalars` z_i: a batch of verification equations in one."""
+        left = self.mul_base(s)
+        for table, e in keys:
+            left = self.add(left, neg(self.mul(table, e)))
+        return left == self.msm(points, scalars)
+
 
 # ---- fast: extended coordinates ----
 
 _A = _mpz(A)
 _D = _mpz(D)
-_D2 = _mpz(2 * D)
 _P = _mpz(P)
 Ext = tuple[Any, Any, Any, Any]  # (X, Y, Z, T)
-Niels = tuple[Any, Any, Any]  # (x, y, 2*d*x*y) of an affine point: a mixed addition's second operand
+Niels = tuple[Any, Any, Any]  # (y - x', y + x', 2*d'*x'*y) of an affine point on the a = -1 curve: a mixed addition's second operand
 
 
 def _to_ext(p: Point) -> Ext:
     x, y = _mpz(p[0]), _mpz(p[1])
     return (x, y, _mpz(1), x * y % _P)
-
-
-def _to_niels(p: Point) -> Niels:
-    x, y = _mpz(p[0]), _mpz(p[1])
-    return (x, y, _D2 * x * y % _P)
 
 
 def _ext_add(p: Ext, q: Ext) -> Ext:
@@ -267,8 +284,21 @@ def _ext_equals_affine(p: Ext, q: Point) -> bool:
 _EXT_IDENTITY: Ext = (_mpz(0), _mpz(1), _mpz(1), _mpz(0))
 
 
+# Tables and buckets live on the isomorphic curve -x'^2 + y^2 = 1 + d' x'^2 y^2 (x' = c x,
+# c^2 = -a, d' = -d / a; -1 and a are squares mod p, d' is not, so its formulas stay complete),
+# where a mixed addition of (y - x', y + x', 2 d' x' y) costs 7 multiplications instead of 10
+# (Hisil-Wong-Carter-Dawson 2008, add-2008-hwcd-3 and dbl-2008-hwcd with a = -1).
+_C = _sqrt((-A) % P)
+if _C is None:  # pragma: no cover - the constants check below would fail too
+    raise ValueError("BabyJubJub constants: -a is not a square")
+_C_MPZ = _mpz(_C)
+_C_INV = _mpz(_inv(_C))
+_K_M1 = _mpz(2 * (-D) * _inv(A) % P)  # 2 d'
+_HALF = _mpz(_inv(2))
+
+
 def _batch_to_niels(points: list[Ext]) -> list[Niels]:
-    """Affine (x, y, 2dxy) of many points with one inversion (Montgomery's trick)."""
+    """(y - x', y + x', 2 d' x' y) on the a = -1 curve of many points, one inversion (Montgomery's trick)."""
     prefix, acc = [], _mpz(1)
     for p in points:
         prefix.append(acc)
@@ -279,8 +309,8 @@ def _batch_to_niels(points: list[Ext]) -> list[Niels]:
     for i in range(len(points) - 1, -1, -1):
         zi = inv * prefix[i] % _P
         inv = inv * points[i][2] % _P
-        x, y = points[i][0] * zi % _P, points[i][1] * zi % _P
-        out[i] = (x, y, _D2 * x * y % _P)
+        x, y = _C_MPZ * points[i][0] % _P * zi % _P, points[i][1] * zi % _P
+        out[i] = (y - x, y + x, _K_M1 * x % _P * y % _P)
     return out
 
 
@@ -308,14 +338,20 @@ class FixedBaseTable:
     def covers(self, e: int) -> bool:
         return 0 <= e and e.bit_length() <= self.bits
 
+    def affine_multiple(self, i: int) -> Point:
+        """2^(window * i) * Q, affine (row i's first entry)."""
+        ymx, ypx, _ = self.rows[i][0]
+        return (int((ypx - ymx) * _HALF % _P * _C_INV % _P), int((ypx + ymx) * _HALF % _P))
+
     def mul(self, e: int, acc: Ext = _EXT_IDENTITY, negate: bool = False) -> Ext:
         """acc + e * Q (acc - e * Q with `negate`), e covered by the table."""
         # the mixed addition inlined, on local variables: a verification spends most of its time
         # in this loop, where a call and the tuples cost a tenth of the arithmetic
         w = self.window
         mask, half, full = (1 << w) - 1, 1 << (w - 1), 1 << w
-        p, a_coef = _P, _A
+        p = _P
         x1, y1, z1, t1 = acc
+        x1, t1 = x1 * _C_MPZ % p, t1 * _C_MPZ % p  # onto the a = -1 curve
         for row in self.rows:
             if not e:
                 break
@@ -325,25 +361,19 @@ class FixedBaseTable:
                 j -= full
                 e += 1
             if j:
-                if (j < 0) != negate:
-                    x2, y2, t2 = row[(j if j > 0 else -j) - 1]
-                    x2, t2 = -x2, -t2
+                if (j < 0) != negate:  # the negated entry: x' -> -x' swaps y - x' and y + x'
+                    ypx, ymx, k = row[(j if j > 0 else -j) - 1]
+                    k = -k
                 else:
-                    x2, y2, t2 = row[(j if j > 0 else -j) - 1]
-                # add-2008-hwcd with Z2 = 1 and 2*d*T2 precomputed (the Niels entry), so every
-                # term is doubled: the same point. a and b stay unreduced (one reduction in h)
-                a = x1 * x2
-                b = y1 * y2
-                c = t1 * t2 % p
-                d = z1 + z1
-                ee = (x1 * y2 + y1 * x2) % p
-                ee += ee
-                f = d - c
-                g = d + c
-                h = (b - a_coef * a) % p
-                h += h
+                    ymx, ypx, k = row[(j if j > 0 else -j) - 1]
+                # madd-2008-hwcd-3 (Z2 = 1)
+                aa = (y1 - x1) * ymx % p
+                bb = (y1 + x1) * ypx % p
+                cc = t1 * k % p
+                dd = z1 + z1
+                ee, f, g, h = bb - aa, dd - cc, dd + cc, bb + aa
                 x1, y1, z1, t1 = ee * f % p, g * h % p, f * g % p, ee * h % p
-        return (x1, y1, z1, t1)
+        return (x1 * _C_INV % p, y1, z1, t1 * _C_INV % p)
 
 
 def _window_mul(p: Point, e: int) -> Ext:
@@ -359,6 +389,192 @@ def _window_mul(p: Point, e: int) -> Ext:
         if j:
             acc = _ext_add(acc, table[j])
     return acc
+
+
+# ---- subgroup membership by one exponentiation (fast) ----
+# E(F_p) = Z/8 x Z/l with 8 | p - 1, so the reduced Tate pairing with a point T of order 8,
+# t(P) = f(P)^((p-1)/8) where div(f) = 8(T) - 8(O), maps E onto the 8th roots of unity with
+# kernel 8E = the prime-order subgroup: P is in the subgroup iff t(P) == 1 (one exponentiation
+# instead of l * P). f is built by Miller's algorithm on the Montgomery form
+# v^2 = u^3 + A_M u^2 + u (B_M = 4 / (a - d) = 1 here), u = (1 + y) / (1 - y), v = u / x:
+#     f = l_T^4 * l_2T^2 / ((u - u_2T)^4 * u)
+# (l_Q the tangent at Q; the tangent at 4T, of order 2, is the vertical u = 0). Its zeros and poles
+# are the points of order dividing 8, which are answered by lookup. In Edwards coordinates with
+# U = 1 + y, W = 1 - y every factor becomes a polynomial over a power of (W x), W or U, and an 8th
+# power vanishes in t, so t(P) == 1 iff ((L1 M)^2 L2 x)^2 (U W)^7 is an 8th power, with
+# L_Q = U - v_Q W x - lambda_Q (U x - u_Q W x) and M = U - u_2T W. _check_constants tests that t
+# is a homomorphism onto the 8th roots with the subgroup as kernel.
+
+
+def _small_order_points() -> list[Point]:
+    t8 = _ext_to_affine(_window_mul(GENERATOR, SUBORDER))  # a generator of E[8]
+    pts = [IDENTITY]
+    for _ in range(7):
+        pts.append(_ref_add(pts[-1], t8))
+    return pts
+
+
+SMALL_ORDER: tuple[Point, ...] = tuple(_small_order_points())  # k * T8, k = 0..7
+_SMALL_ORDER_SET = frozenset(SMALL_ORDER)
+_A_M = 2 * (A + D) * _inv(A - D) % P
+_B_M = 4 * _inv(A - D) % P
+
+
+def _tangent(q: Point) -> tuple[int, int, int]:
+    """(u, v, slope of the tangent) of the Montgomery image of Edwards point q (x, y != 0, 1)."""
+    u = (1 + q[1]) * _inv(1 - q[1]) % P
+    v = u * _inv(q[0]) % P
+    slope = (3 * u * u + 2 * _A_M * u + 1) * _inv(2 * _B_M * v) % P
+    return u, v, slope
+
+
+_TATE_T = tuple(_mpz(c) for c in _tangent(SMALL_ORDER[1]))
+_TATE_2T = tuple(_mpz(c) for c in _tangent(SMALL_ORDER[2]))
+_TATE_EXP = (P - 1) // 8
+_powmod: Callable[[Any, int, Any], Any] = gmpy2.powmod if gmpy2 is not None else pow
+
+
+def _tate8(p: Point) -> Any:
+    """t(p), an 8th root of unity (p on the curve, not of small order)."""
+    x, y = _mpz(p[0]), _mpz(p[1])
+    u, w = 1 + y, 1 - y
+    wx = w * x % _P
+    ux = u * x % _P
+    u1, v1, s1 = _TATE_T
+    u2, v2, s2 = _TATE_2T
+    l1 = u - v1 * wx - s1 * (ux - u1 * wx)
+    l2 = u - v2 * wx - s2 * (ux - u2 * wx)
+    m = u - u2 * w
+    k = l1 * m % _P
+    k = k * k % _P * l2 % _P * x % _P
+    uw = u * w % _P
+    uw2 = uw * uw % _P
+    uw7 = uw2 * uw2 % _P * uw2 % _P * uw % _P
+    return _powmod(k * k % _P * uw7 % _P, _TATE_EXP, _P)
+
+
+def is_in_subgroup(p: Point) -> bool:
+    """p (on the curve) is in the prime-order subgroup: one exponentiation instead of l * p."""
+    if p in _SMALL_ORDER_SET:
+        return p == IDENTITY
+    return _tate8(p) == 1
+
+
+# ---- multi-scalar multiplication (fast): Pippenger's bucket method ----
+# The buckets live on the a = -1 curve (above).
+
+
+def _m1_add(p: Ext, q: Ext) -> Ext:
+    # add-2008-hwcd-3
+    a = (p[1] - p[0]) * (q[1] - q[0]) % _P
+    b = (p[1] + p[0]) * (q[1] + q[0]) % _P
+    c = p[3] * _K_M1 % _P * q[3] % _P
+    d = 2 * p[2] * q[2] % _P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
+
+
+def _m1_double(p: Ext) -> Ext:
+    # dbl-2008-hwcd, a = -1
+    a = p[0] * p[0] % _P
+    b = p[1] * p[1] % _P
+    c = 2 * p[2] * p[2] % _P
+    e = (p[0] + p[1]) * (p[0] + p[1]) - a - b
+    g = b - a
+    f = g - c
+    h = -a - b
+    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
+
+
+def _ext_equals(p: Ext, q: Ext) -> bool:
+    return (p[0] * q[2] - q[0] * p[2]) % _P == 0 and (p[1] * q[2] - q[1] * p[2]) % _P == 0
+
+
+def pippenger_window(n: int, bits: int) -> int:
+    """The digit width minimising the work of an n-point MSM of `bits`-bit scalars: per window n
+    mixed additions into buckets and 2 full ones per bucket to sum them (a full one costs about
+    1.5 mixed ones: weight 3), plus the doublings between windows."""
+
+    def cost(c: int) -> int:
+        windows = -(-(bits + 1) // c)
+        return windows * (n + 3 * (1 << (c - 1))) + windows * c
+
+    return min(range(2, 17), key=cost)
+
+
+def _pippenger(points: Sequence[Point], scalars: Sequence[int], window: int | None = None) -> Ext:
+    """sum scalars[i] * points[i] (affine points on the curve) by the bucket method with signed
+    digits in [-2^(c-1), 2^(c-1)): half the buckets of unsigned ones."""
+    n = len(points)
+    if n == 0:
+        return _EXT_IDENTITY
+    if any(e < 0 for e in scalars):
+        pairs = [(pt, e) if e >= 0 else (neg(pt), -e) for pt, e in zip(points, scalars)]
+        points, scalars = [pt for pt, _ in pairs], [e for _, e in pairs]
+    bits = max(1, max(e.bit_length() for e in scalars))
+    c = window or pippenger_window(n, bits)
+    half, mask = 1 << (c - 1), (1 << c) - 1
+    # signed recoding without carries: with H = half * sum_k 2^(c*k), z + H has unsigned digits
+    # u_k and z = sum_k (u_k - half) * 2^(c*k); enough windows that z + H fits
+    windows = -(-(bits + 1) // c)
+    while True:
+        offset = half * (((1 << (c * windows)) - 1) // mask)
+        if max(scalars) + offset < 1 << (c * windows):
+            break
+        windows += 1
+    shifted = [e + offset for e in scalars]
+    p, one = _P, _mpz(1)
+    # each point on the a = -1 curve as (y - x', y + x', 2 d' x' y) for an addition into a bucket,
+    # negated too (x' -> -x' swaps the first two), and extended for a bucket's first point
+    adds, firsts = [], []
+    for pt in points:
+        x, y = _C_MPZ * pt[0] % p, _mpz(pt[1])
+        xy = x * y % p
+        k = _K_M1 * xy % p
+        ymx, ypx = y - x, y + x
+        adds.append(((ymx, ypx, k), (ypx, ymx, -k)))
+        firsts.append(((x, y, one, xy), (-x, y, one, -xy)))
+    # digit u -> (bucket, negated): bucket |u - half|, the negated point when u < half
+    route = [(abs(u - half), 1 if u < half else 0) for u in range(mask + 1)]
+    result: Ext | None = None
+    for w in range(windows - 1, -1, -1):
+        if result is not None:
+            for _ in range(c):
+                result = _m1_double(result)
+        shift = c * w
+        buckets: list[Ext | None] = [None] * (half + 1)
+        for u_all, add, first in zip(shifted, adds, firsts):
+            b, sign = route[(u_all >> shift) & mask]
+            if not b:
+                continue
+            acc = buckets[b]
+            if acc is None:
+                buckets[b] = first[sign]
+                continue
+            ymx, ypx, k = add[sign]
+            x1, y1, z1, t1 = acc
+            # madd-2008-hwcd-3 (Z2 = 1)
+            aa = (y1 - x1) * ymx % p
+            bb = (y1 + x1) * ypx % p
+            cc = t1 * k % p
+            dd = z1 + z1
+            e, f, g, h = bb - aa, dd - cc, dd + cc, bb + aa
+            buckets[b] = (e * f % p, g * h % p, f * g % p, e * h % p)
+        # sum_j j * bucket_j as running sums from the top
+        running: Ext | None = None
+        total: Ext | None = None
+        for j in range(half, 0, -1):
+            bj = buckets[j]
+            if bj is not None:
+                running = bj if running is None else _m1_add(running, bj)
+            if running is not None:
+                total = running if total is None else _m1_add(total, running)
+        if total is not None:
+            result = total if result is None else _m1_add(result, total)
+    if result is None:
+        return _EXT_IDENTITY
+    # back to the BabyJubJub model: x = x' / c
+    return (result[0] * _C_INV % p, result[1], result[2], result[3] * _C_INV % p)
 
 
 class FastBabyJub:
@@ -392,7 +608,11 @@ class FastBabyJub:
         return _ext_to_affine(self.base_table.mul(e))
 
     def in_subgroup(self, p: Point) -> bool:
-        return is_on_curve(p) and self.mul(p, SUBORDER) == IDENTITY
+        return is_on_curve(p) and is_in_subgroup(p)
+
+    def in_subgroup_on_curve(self, p: Point) -> bool:
+        """in_subgroup for a point already checked to be on the curve."""
+        return is_in_subgroup(p)
 
     def precompute(self, p: Point) -> FixedBaseTable:
         """A table for many multiplications of one point (a public key verifying many signatures)."""
@@ -423,6 +643,34 @@ class FastBabyJub:
         left = base.mul(s) if base.covers(s) else _window_mul(BASE8, s)
         return _ext_add(left, (-q[0], q[1], q[2], -q[3]))
 
+    def msm(self, points: Sequence[Point], scalars: Sequence[int]) -> Point:
+        """sum scalars[i] * points[i] (Pippenger)."""
+        if len(points) != len(scalars):
+            raise ValueError("msm: as many scalars as points")
+        return _ext_to_affine(_pippenger(points, scalars))
+
+    def batch_equals(self, s: int, keys: Sequence[tuple[FixedBaseTable, int]], points: Sequence[Point], scalars: Sequence[int]) -> bool:
+        """s * Base8 - sum e_k * Q_k == sum z_i * R_i (ReferenceBabyJub.batch_equals), compared
+        projectively, as s * Base8 == sum z_i * R_i + sum e_k * Q_k: each key joins the Pippenger
+        MSM as two points, Q and 2^128 Q (both in its table), with the two 128-bit halves of e_k:
+        the z_i are 128 bits, so no window is added."""
+        pts, scs = list(points), list(scalars)
+        acc = _EXT_IDENTITY
+        for table, e in keys:
+            if table.covers(e) and e.bit_length() <= 2 * _KEY_SPLIT and len(table.rows) > _KEY_SPLIT // table.window:
+                pts.append(table.point)
+                scs.append(e & ((1 << _KEY_SPLIT) - 1))
+                pts.append(table.affine_multiple(_KEY_SPLIT // table.window))
+                scs.append(e >> _KEY_SPLIT)
+            else:
+                q = _window_mul(table.point, e)
+                acc = _ext_add(acc, (-q[0], q[1], q[2], -q[3]))
+        base = self.base_table
+        left = base.mul(s, acc) if base.covers(s) else _ext_add(acc, _window_mul(BASE8, s))
+        return _ext_equals(left, _pippenger(pts, scs))
+
+
+_KEY_SPLIT = 128  # a key's scalar in two halves of this many bits (a multiple of the table's window)
 
 reference = ReferenceBabyJub()
 fast = FastBabyJub()
@@ -447,6 +695,13 @@ def _check_constants() -> None:
         raise ValueError("BabyJubJub constants: Base8 != 8 * Generator")
     if not _ext_equals_affine(_window_mul(BASE8, SUBORDER), IDENTITY):
         raise ValueError("BabyJubJub constants: subOrder * Base8 != identity")
+    # the subgroup test's pairing: a homomorphism with t(Generator) a primitive 8th root of unity,
+    # so its kernel is exactly the subgroup of index 8
+    g = _tate8(GENERATOR)
+    if _tate8(BASE8) != 1 or _powmod(g, 4, _P) != P - 1:
+        raise ValueError("BabyJubJub constants: the order-8 pairing does not separate the subgroup")
+    if _tate8(_ext_to_affine(_ext_add(_to_ext(GENERATOR), _to_ext(BASE8)))) != g:
+        raise ValueError("BabyJubJub constants: the order-8 pairing is not a homomorphism")
 
 
 _check_constants()
