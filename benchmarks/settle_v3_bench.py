@@ -24,8 +24,8 @@ installed), and writes the published batches to the cache with the constraints a
 the first `size` trades of batch 2 (its first size/slots segments: a prefix of a batch is a
 batch, as its proofs are per segment) in one transaction, and splits the gas: calldata,
 signatures (ecrecover and the EIP-712 digests), proof check (input combination, MSM, pairing),
-the rest. The split charges every opcode to the Vyper source line it runs (py-evm opcode hooks,
-as benchmarks/settle_profile.py does).
+the rest. The split charges every opcode to the Vyper source line it runs (py-evm opcode hooks:
+`GasProfiler` below).
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -223,6 +225,55 @@ def classify(contract: str, file: str, line: int, texts: dict[str, list[str]]) -
     return "rest"
 
 
+CALLS = {0xF1, 0xF2, 0xF4, 0xFA}  # CALL, CALLCODE, DELEGATECALL, STATICCALL
+
+
+class GasProfiler:
+    """Wraps every opcode of the fork's computation class: exclusive gas per (address, pc)."""
+
+    def __init__(self, computation_class: Any):
+        self.cls = computation_class
+        self.original = dict(computation_class.opcodes)
+        self.by_pc: Counter = Counter()
+        self.by_opcode: Counter = Counter()
+        self.precompiles: Counter = Counter()  # precompile address byte -> gas (inside its CALL's share)
+        self.enabled = False
+
+    def __enter__(self) -> "GasProfiler":
+        wrapped = {code: self._wrap(code, fn) for code, fn in self.original.items()}
+        self.cls.opcodes = wrapped
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cls.opcodes = self.original
+
+    def _wrap(self, code: int, fn: Any) -> Any:
+        profiler = self
+
+        def run(computation: Any) -> None:
+            if not profiler.enabled:
+                return fn(computation=computation)
+            pc = computation.code.program_counter - 1
+            before = computation.get_gas_remaining()
+            children = len(computation.children)
+            try:
+                return fn(computation=computation)
+            finally:
+                used = before - computation.get_gas_remaining()
+                if code in CALLS:
+                    for child in computation.children[children:]:
+                        if child.msg.code:  # a contract: its opcodes are charged where they run
+                            used -= child.get_gas_used()
+                        else:  # a precompile
+                            profiler.precompiles[bytes(child.msg.code_address)[-1]] += child.get_gas_used()
+                key = (computation.msg.storage_address, pc)
+                profiler.by_pc[key] += used
+                profiler.by_opcode[getattr(fn, "mnemonic", hex(code))] += used
+
+        run.mnemonic = getattr(fn, "mnemonic", hex(code))  # type: ignore[attr-defined]
+        return run
+
+
 # RollupV3.settle after the proof check (state root, batch number, deposits consumed unchanged,
 # the event): `run` prints it as final_writes_gas; 8,139 on a proven settlement of trades
 FINAL_WRITES_GAS = 8_139
@@ -235,7 +286,6 @@ def settle_profiled(l1, dep, batch, proofs, n_segments: int, maps, texts, expect
     from eth.vm.forks.prague.computation import PragueComputation
 
     from contracts.transition_client import EIP7825_GAS_CAP, TX_SIZE_LIMIT, encode_settlement, settle
-    from settle_profile import GasProfiler, locate  # noqa: F401 (same machinery as v2's profile)
 
     names = {bytes.fromhex(dep.rollup.address[2:]): "RollupV3", bytes.fromhex(dep.verifier.address[2:]): "TransitionVerifierV3"}
     positions = {name: sorted(pcs) for name, pcs in maps.items()}

@@ -2,7 +2,7 @@
 
 - Constraints of one segment of the default genesis (2 perpetuals, 8 option series, 16 scenarios)
   on the production tree (4-ary, depth 12), split by gadget: per slot (Merkle paths, account leaf
-  hashes, the rules, instrument selection, record and signer words) and per segment (opening and
+  hashes, the rules, instrument selection, record words, L2 signatures) and per segment (opening and
   closing the state root, the oracle section); constraints per trade slot.
 - Native costs in the node: the v3 state root update per touched account (leaf hash + 4-ary
   Poseidon path, batch update), beside v2's keccak tree as measured before its deletion (a cited
@@ -47,7 +47,7 @@ SLOT_PARTS = {
     "account_leaf": "account_leaf_hashes",
     "instrument_select": "instrument_selection",
     "record": "record_words",
-    "signers": "signer_words",
+    "signatures": "l2_signatures",  # per window: key id == leaf key, EdDSA-Poseidon verification; the message hash
 }
 
 

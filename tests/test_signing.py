@@ -383,6 +383,13 @@ def test_parallel_signature_pass_equals_the_sequential_one() -> None:
         bad.model_copy(update={"maker_signature": _l2_join([0, 1, *words[2:]])}),
         bad.model_copy(update={"size": 5}),
     ]
+    one_by_one = []
+    for tx in txs:
+        try:
+            one_by_one.append((check_signers(tx, DOMAIN), None))
+        except InvalidSignature as exc:
+            one_by_one.append((None, f"invalid signature: {exc}"))
     sequential = check_signatures(txs, DOMAIN)
+    assert [(c.signers, c.error) for c in sequential] == one_by_one
     assert check_signatures(txs, DOMAIN, SerialExecutor()) == sequential
     assert [c.error is None for c in sequential[-3:]] == [False, False, False]
