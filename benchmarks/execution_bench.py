@@ -41,6 +41,7 @@ from rollup.oracle_feed import DEFAULT_QUOTES, OracleValues, compute_oracle_valu
 from rollup.risk import MarketSnapshot, UnderlyingQuote
 from rollup.rules import process_batch, process_transaction
 from rollup.state import State, get_equity, get_maintenance_margin
+from verifier.encoding import is_l2_signed
 from rollup.units import USD
 from verifier.wire import (
     Deposit,
@@ -57,6 +58,8 @@ from verifier.wire import (
 )
 
 SIG = "0x" + "00" * 65  # never checked here: execution receives the recovered signers
+L2SIG = "0x" + "00" * 160  # the L2-signed types' (execution receives the verified key ids)
+KEY_ID_BASE = 0x5EED0000  # account i's (fake) L2 key id
 N_MAKERS = 1_000
 N_RISKY = 2_000
 
@@ -103,6 +106,7 @@ class WorkloadBuilder:
         self.state = State.from_genesis(self.genesis)
         self.n_accounts = n_accounts
         self.addresses = [addr(i) for i in range(n_accounts)]
+        self.account_of = {a: i for i, a in enumerate(self.addresses)}
         self.perps = {s.id: s for s in self.genesis.instruments if s.kind == "perp"}
         self.series = {s.id: s for s in self.genesis.instruments if s.kind == "option"}
         self.quotes = dict(DEFAULT_QUOTES)
@@ -112,6 +116,9 @@ class WorkloadBuilder:
         self.statuses: list = []
 
     def emit(self, tx, signers: list) -> bool:
+        if is_l2_signed(type(tx)):
+            # the key id each signing account registered (set at its deposit)
+            signers = [KEY_ID_BASE + self.account_of[a] if isinstance(a, str) else a for a in signers]
         receipt = process_transaction(self.state, tx, signers)
         self.txs.append(tx)
         self.signers.append(signers)
@@ -121,9 +128,10 @@ class WorkloadBuilder:
     # --- transaction makers ---
 
     def deposit(self, account: int, amount: int) -> None:
-        tx = Deposit(deposit_id=self.state.globals.deposit_count, account=account, address=self.addresses[account],
-                     amount=amount, signature=SIG)
-        self.emit(tx, [self.addresses[account]])
+        tx = Deposit(deposit_id=self.state.globals.deposit_count, account=account, address=self.addresses[account], amount=amount)
+        if self.emit(tx, []) and not self.state.accounts[account].l2_key:
+            # its L2 key registered at once, outside the timed transactions (a RegisterKey costs as a withdrawal)
+            self.state.accounts[account].l2_key = KEY_ID_BASE + account
 
     def oracle_update(self, timestamp: int, btc_factor: float = 1.0) -> None:
         rng = self.rng
@@ -151,7 +159,7 @@ class WorkloadBuilder:
         fee = abs(size) * price * 5 // 10_000
         tx = PerpTrade(maker=maker, taker=taker, market=market, size=size, price=price, fee=fee,
                        maker_nonce=self.nonce(maker), taker_nonce=self.nonce(taker),
-                       maker_signature=SIG, taker_signature=SIG)
+                       maker_signature=L2SIG, taker_signature=L2SIG)
         self.emit(tx, [self.addresses[maker], self.addresses[taker]])
 
     def option_trade(self) -> None:
@@ -165,13 +173,13 @@ class WorkloadBuilder:
         quantity = rng.randint(1, 5)
         tx = OptionTrade(buyer=buyer, seller=seller, series=series, quantity=quantity, premium=premium,
                          fee=quantity * 10_000, buyer_nonce=self.nonce(buyer), seller_nonce=self.nonce(seller),
-                         buyer_signature=SIG, seller_signature=SIG)
+                         buyer_signature=L2SIG, seller_signature=L2SIG)
         self.emit(tx, [self.addresses[buyer], self.addresses[seller]])
 
     def transfer(self) -> None:
         sender, recipient = self.regular(), self.regular()
         amount = self.rng.randint(1, 50) * USD
-        tx = Transfer(sender=sender, recipient=recipient, amount=amount, nonce=self.nonce(sender), signature=SIG)
+        tx = Transfer(sender=sender, recipient=recipient, amount=amount, nonce=self.nonce(sender), signature=L2SIG)
         self.emit(tx, [self.addresses[sender]])
 
     def withdraw(self) -> None:
@@ -196,18 +204,18 @@ class WorkloadBuilder:
         maker = self.rng.randrange(N_MAKERS)
         tx = PerpTrade(maker=maker, taker=account, market=btc, size=size, price=instrument.mark, fee=0,
                        maker_nonce=self.nonce(maker), taker_nonce=self.nonce(account),
-                       maker_signature=SIG, taker_signature=SIG)
+                       maker_signature=L2SIG, taker_signature=L2SIG)
         self.emit(tx, [self.addresses[maker], self.addresses[account]])
 
     def liquidate(self, account: int) -> None:
         instrument, position = next(iter(sorted(self.state.accounts[account].positions.items())))
         liquidator = self.rng.randrange(N_MAKERS)
         tx = Liquidate(liquidator=liquidator, account=account, instrument=instrument, size=position.size,
-                       nonce=self.nonce(liquidator), signature=SIG)
+                       nonce=self.nonce(liquidator), signature=L2SIG)
         self.emit(tx, [self.addresses[liquidator]])
 
     def settle(self, account: int, series: int) -> None:
-        tx = SettleExpired(sender=account, account=account, series=series, nonce=self.nonce(account), signature=SIG)
+        tx = SettleExpired(sender=account, account=account, series=series, nonce=self.nonce(account), signature=L2SIG)
         self.emit(tx, [self.addresses[account]])
 
 

@@ -30,7 +30,7 @@ from verifier.wire import Genesis
 
 
 def get_accepted(genesis: Genesis, transactions: Sequence[object]) -> tuple[list[object], list[tuple[str, ...]]]:
-    """The transactions the rules accept from genesis, in order, with their recovered signers."""
+    """The transactions the rules accept from genesis, in order, with their signers (addresses, or L2 key ids)."""
     state = State.from_genesis(genesis)
     txs, signers = [], []
     for tx in transactions:

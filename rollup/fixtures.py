@@ -128,6 +128,7 @@ class Planned:
     signers: tuple[int, ...]  # account index per signature field, ORACLE for the oracle key
     malleate: bool = False  # replace the first signature by its high-s twin (invalid per EIP-2; S + l for L2)
     key_indexes: tuple[int, ...] = ()  # L2-signed types: the L2 key index each signer signs with
+    registered_index: int | None = None  # a registration: the index of the key it registers
 
 
 # --- parameters --------------------------------------------------------------------------------------
@@ -252,6 +253,7 @@ class _Generator:
                 raise FixtureError(f"registering account {account_id}'s L2 key was refused: {receipt.reason}")
             self.registrations += 1
             self.emit(registration, receipt)
+            self.after(registration, True)
         return bool(missing)
 
     def emit(self, planned: Planned, receipt: Receipt) -> None:
@@ -455,10 +457,10 @@ class _Generator:
         return self.make_registration(account_id, self.key_indexes.get(account_id, -1) + 1)
 
     def make_registration(self, account_id: int, index: int) -> Planned:
+        """A registration of the account's key `index` (`after` records it once accepted)."""
         key_id = self.get_l2_key(account_id, index).key_id
-        self.key_indexes[account_id] = index
         tx = unsigned(RegisterKey, account=account_id, address=self.addresses[account_id], key_id=key_id, nonce=self.nonce(account_id))
-        return Planned(tx, (account_id,))
+        return Planned(tx, (account_id,), registered_index=index)
 
     def make_oracle_update(self, hot: bool) -> Planned | None:
         if self.next_oracle >= len(self.oracle_values):
@@ -494,9 +496,9 @@ class _Generator:
         choice = self.rng.choice(options)
         if choice == "wrong_signer":
             impostor = self.pick_account(exclude=signers)
-            return Planned(tx, (impostor, *signers[1:]))
+            return replace(planned, signers=(impostor, *signers[1:]))
         if choice == "malleable_signature":
-            return Planned(tx, signers, malleate=True)
+            return replace(planned, malleate=True)
         if choice == "bad_nonce":
             name = self.rng.choice(nonce_fields)
             fields[name] = min(2**NONCE_BITS - 1, fields[name] + self.rng.choice((1, 2, 5)))
@@ -515,7 +517,7 @@ class _Generator:
             # an older update: it follows one before the last applied
             fields["timestamp"] = self.state.globals.oracle_time
             fields["previous_timestamp"] = self.state.globals.oracle_time - 1
-        return Planned(type(tx).model_validate(fields), signers)
+        return replace(planned, tx=type(tx).model_validate(fields))
 
     # --- slots -----------------------------------------------------------------------------------
 
@@ -550,6 +552,9 @@ class _Generator:
         return in_mix + [k for k in FALLBACK_TYPES if k != kind and k not in in_mix]
 
     def after(self, planned: Planned, accepted: bool) -> None:
+        if planned.tx.type == "register_key" and accepted and planned.registered_index is not None:
+            # the account signs with this key from now on (a refused registration changes nothing)
+            self.key_indexes[planned.tx.account] = planned.registered_index
         if planned.tx.type == "oracle_update":
             self.next_oracle += accepted
             self.scan_due = self.scan_due or accepted

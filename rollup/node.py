@@ -77,8 +77,9 @@ class NodeError(Exception):
 
 @dataclass(frozen=True)
 class SignatureCheck:
-    """Result of the signature pass over one transaction: its hash and recovered signers, or why
-    its signatures are malformed (then the transaction is rejected without executing)."""
+    """Result of the signature pass over one transaction: its hash and signers (recovered addresses,
+    verified L2 key ids), or why its signatures are refused (then the transaction is rejected
+    without executing)."""
 
     tx_hash: str
     signers: tuple[str | int, ...] | None  # addresses (Ethereum signatures) or key ids (L2 signatures)
@@ -578,7 +579,7 @@ class Node:
     def _execute_pipelined(
         self, transactions: Sequence, executor: Executor, progress: Progress | None, timings: dict, batch: "PendingBatch"
     ) -> list[Receipt]:
-        """Sequential execution of each chunk as soon as the workers have recovered its signers.
+        """Sequential execution of each chunk as soon as the workers have checked its signatures.
 
         While the workers still run, this process also does the batch's serial tail work that is
         final after the chunk: it writes the chunk's transactions and receipts to the open database

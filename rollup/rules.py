@@ -576,7 +576,7 @@ PROCESSORS: dict[type, Callable[[State, object, Signers], None]] = {
     OracleUpdate: process_oracle_update,
 }
 
-# Number of signatures (recovered signers) each transaction type carries.
+# Number of signatures (signers: recovered addresses or verified L2 key ids) each transaction type carries.
 SIGNATURE_COUNTS: dict[type, int] = {
     Deposit: 0,  # authorised by its L1 queue entry
     Withdraw: 1,
@@ -600,7 +600,7 @@ def process_transaction(
     # Only the transaction types of verifier.wire exist (a caller bug otherwise).
     if processor is None:
         raise TypeError(f"not a transaction: {type(tx).__name__}")
-    # One recovered signer per signature field (a caller bug otherwise).
+    # One signer per signature field (a caller bug otherwise).
     if len(signers) != SIGNATURE_COUNTS[type(tx)]:
         raise ValueError(f"{type(tx).__name__} has {SIGNATURE_COUNTS[type(tx)]} signatures, got {len(signers)} signers")
     try:

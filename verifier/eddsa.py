@@ -276,6 +276,12 @@ def _get_key_table(a: Any, curve: Any) -> Any:
     return cache.get(a)
 
 
+def check_public_key(a: Any, curve: Any = bjj.babyjub) -> None:
+    """InvalidSignature unless `a` is a key `verify` accepts (on the curve, in the prime-order
+    subgroup, not the identity); cached as `verify` caches it."""
+    _get_key_table(a, curve)
+
+
 def clear_key_cache() -> None:
     """Forget every checked key and its table (benchmarks of first-seen keys; tests)."""
     _KEY_CACHES.clear()

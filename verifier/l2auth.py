@@ -132,13 +132,14 @@ def verify_l2_signatures(items: Sequence[tuple[int, str | bytes]]) -> list[int |
     for i, (message, signature) in enumerate(items):
         try:
             a, sig = parse_l2_signature(signature)
-        except InvalidSignature as exc:
+            eddsa.check_public_key(a)  # a bad key answered alone: it would stop the whole batch
+        except (InvalidSignature, eddsa.InvalidSignature) as exc:
             out[i] = str(exc)
             continue
         parsed.append((i, message, sig, a))
     try:
         valid = eddsa.verify_many([(m, sig, a) for _, m, sig, a in parsed])
-    except eddsa.InvalidSignature:  # a malformed key somewhere (adversarial): one by one, with the reasons
+    except eddsa.InvalidSignature:  # not expected after the checks above: one by one, with the reasons
         valid = None
     for k, (i, message, sig, a) in enumerate(parsed):
         if valid is None:

@@ -12,7 +12,7 @@ A record is a one-byte type code followed by its fields, big-endian, fixed width
 forms, one layout:
 
 - bytes (`encode_record` / `decode_record`): the fields concatenated, what a data-availability
-  consumer reads; 15 to 38 bytes per transaction (a trade: 38).
+  consumer reads; 15 to 60 bytes per transaction (a trade: 38, a key registration: 60).
 - words (`compute_record_words` / `decode_record_words`): the same fields packed greedily into
   `RECORD_WORDS` words of `WORD_BYTES` (31) bytes, a field never split across two words, the first
   field in the most significant bytes. A word is < 2^248 < r, so it is a field element as is. These

@@ -14,7 +14,7 @@ the rules of docs/state-model.md on it, prover/circuits/transition.py ties it to
 
 In circuit v3 these are private: the windows are allocated from the leaves the circuit opens
 against the state root (prover/circuits/transition_witness.py builds them from the native rules'
-run), and only the roots, the records and the signer words are public.
+run), and only the roots, the oracle section and the records are public.
 """
 
 from __future__ import annotations

@@ -95,12 +95,12 @@ SignatureOption = Annotated[
     Optional[str],
     typer.Option(
         "--signature",
-        help="A signature made elsewhere (a wallet's eth_signTypedData_v4 of --typed-data): checked, then attached instead of signing.",
+        help="A signature made elsewhere, checked, then attached instead of signing: a wallet's eth_signTypedData_v4 of --typed-data (withdrawals, key registrations), or an L2 signature A||R8||S, 160 bytes (transfers, trades, liquidations, settlements).",
         show_default=False,
     ),
 ]
 TypedDataOption = Annotated[
-    bool, typer.Option("--typed-data", help="Print the EIP-712 typed data a wallet signs (eth_signTypedData_v4) and stop.")
+    bool, typer.Option("--typed-data", help="Print the EIP-712 typed data a wallet signs (eth_signTypedData_v4) and stop (Ethereum-signed types only: withdrawals, key registrations).")
 ]
 OutOption = Annotated[
     Optional[Path], typer.Option("--out", help="Append the transaction as a JSON line to this file (what `rollup submit` reads).", show_default=False)

@@ -242,7 +242,7 @@ def settle(
     home: HomeOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Settle proven batches on L1, in order, one L1 transaction each: the contract checks the chain of roots, the transactions' signatures (ecrecover over the published records), the deposit queue, and every segment proof in one batched pairing check. Prints the gas used per batch and per transaction."""
+    """Settle proven batches on L1, in order, one L1 transaction each: the contract checks the chain of roots, the Ethereum signatures of withdrawals and key registrations (ecrecover over the published records; the L2 signatures are proven), the deposit queue, and every segment proof in one batched pairing check. Prints the gas used per batch and per transaction."""
     from contracts.transition_client import settle as settle_batch
     from rollup.publish import PublishError, build_published
 

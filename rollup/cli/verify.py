@@ -97,7 +97,8 @@ def verify_command(
     json_output: JsonOption = False,
 ) -> None:
     """Verify a batch from its published data (verifier/transition.py): the previous state opened
-    against the previous root, every signature recovered, every public input rebuilt, all proofs
+    against the previous root, every signature checked (L2 signatures verified, Ethereum ones
+    recovered), every public input rebuilt, all proofs
     in one batched check, the new root rebuilt from the published state after. Exit 0 if valid, 1
     with the reason if not.
 
