@@ -47,7 +47,7 @@ from verifier.encoding import (
     is_l2_signed,
     recover_address_bytes,
 )
-from verifier.l2auth import check_signers, compute_tx_message, get_domain_tag, verify_l2_signatures
+from verifier.l2auth import compute_tx_message, get_domain_tag, verify_l2_signatures
 from verifier.pubdata import compute_record_words
 from verifier.state_tree import get_tree_shape
 from verifier.wire import Genesis, LeafDiff, Receipt, StateDiff

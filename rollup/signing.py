@@ -93,7 +93,7 @@ def sign(tx: T, keys: Sequence["PrivateKey | L2Key"], domain: SigningDomain) -> 
     if len(keys) != len(names):
         raise SigningError(f"{type(tx).__name__} needs {len(names)} key(s) ({', '.join(names)}), got {len(keys)}")
     if is_l2_signed(type(tx)):
-        return sign_l2(tx, keys, domain)
+        return _sign_with_l2_keys(tx, keys, domain)
     # an L2 key cannot make an Ethereum signature
     if any(isinstance(k, L2Key) for k in keys):
         raise SigningError(f"{type(tx).__name__} is signed with Ethereum keys, got an L2 key")
@@ -126,10 +126,11 @@ def derive_l2_key(eth_private_key: PrivateKey, domain: SigningDomain, key_index:
     return L2Key(prv, public, compute_key_id(public))
 
 
-def sign_l2(tx: T, keys: Sequence[Any], domain: SigningDomain) -> T:
-    """`tx` signed with one L2 key per signature field (`sign` for L2-signed types)."""
-    from verifier.l2auth import compute_l2_message, encode_l2_signature
+def _sign_with_l2_keys(tx: T, keys: Sequence[Any], domain: SigningDomain) -> T:
+    """`tx` signed with one L2 key per signature field (`sign` for L2-signed types; the keys'
+    public points are known, so `verifier.l2auth.sign_l2` would recompute them)."""
     from verifier.eddsa import sign as eddsa_sign
+    from verifier.l2auth import compute_l2_message, encode_l2_signature
 
     # an Ethereum key cannot make an L2 signature (a wallet derives its L2 key: derive_l2_key)
     if not all(isinstance(k, L2Key) for k in keys):

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from verifier import babyjubjub as bjj
-from verifier.babyjubjub import BASE8, IDENTITY, P, SUBORDER, InvalidPoint, Point
+from verifier.babyjubjub import IDENTITY, P, SUBORDER, InvalidPoint, Point
 from verifier.poseidon import poseidon
 
 PrivateKey = bytes  # 32 bytes
