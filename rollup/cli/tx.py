@@ -367,6 +367,20 @@ def find_l2_key(key: bytes, tx: WireModel, party: Party, chain: Chain) -> L2Key:
     )
 
 
+def check_signature_option(signature: str, source: KeySource, adapter: TypeAdapter, signer_of: Any) -> tuple[str, Any]:
+    """--signature, made elsewhere: its wire form and its signer (`signer_of`: a recovered address
+    or a verified L2 key id); a UserError says what is wrong with it."""
+    # one signer at a time
+    if source.keystore or source.key or source.interactive:
+        raise UserError("--signature is a signature made elsewhere: give it or a key source, not both", code="usage_error")
+    try:
+        value = adapter.validate_python(signature)
+        return value, signer_of(value)
+    except (ValidationError, InvalidSignature) as exc:
+        message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        raise UserError(f"--signature: {message}", code="bad_signature") from None
+
+
 def add_signatures(tx: WireModel, chain: Chain, source: KeySource, signature: str | None, side: str | None) -> tuple[WireModel, list[str]]:
     """`tx` with the signer's signature on its parties' fields (a key's, or --signature checked by
     recovery); returns it and the sides signed."""
@@ -375,15 +389,7 @@ def add_signatures(tx: WireModel, chain: Chain, source: KeySource, signature: st
         return add_l2_signatures(tx, chain, source, signature, side)
     digest = compute_signing_digest(tx, chain.genesis.signing_domain)
     if signature is not None:
-        # one signer at a time
-        if source.keystore or source.key or source.interactive:
-            raise UserError("--signature is a signature made elsewhere: give it or a key source, not both", code="usage_error")
-        try:
-            value = SIGNATURE_ADAPTER.validate_python(signature)
-            signer = recover_address(digest, value)
-        except (ValidationError, InvalidSignature) as exc:
-            message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-            raise UserError(f"--signature: {message}", code="bad_signature") from None
+        value, signer = check_signature_option(signature, source, SIGNATURE_ADAPTER, lambda v: recover_address(digest, v))
         what = "the signature"
     else:
         key = load_private_key(source)
@@ -403,15 +409,7 @@ def add_l2_signatures(tx: WireModel, chain: Chain, source: KeySource, signature:
     kind = get_kind(tx)
     message = compute_l2_message(tx, chain.genesis.signing_domain)
     if signature is not None:
-        # one signer at a time
-        if source.keystore or source.key or source.interactive:
-            raise UserError("--signature is a signature made elsewhere: give it or a key source, not both", code="usage_error")
-        try:
-            value = L2_SIGNATURE_ADAPTER.validate_python(signature)
-            key_id = verify_l2_signature(message, value)
-        except (ValidationError, InvalidSignature) as exc:
-            text = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-            raise UserError(f"--signature: {text}", code="bad_signature") from None
+        value, key_id = check_signature_option(signature, source, L2_SIGNATURE_ADAPTER, lambda v: verify_l2_signature(message, v))
         parties = choose_l2_parties(kind, tx, chain, side, key_id)
         for party in parties:
             check_signer(tx, party, chain, key_id, "the signature")
