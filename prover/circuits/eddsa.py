@@ -224,13 +224,20 @@ def _montgomery_to_edwards(cs: ConstraintSystem, p: Pt) -> Pt:
     return x, y
 
 
-def _montgomery_add(cs: ConstraintSystem, p: Pt, q: Pt) -> Pt:
-    """p + q for u_p != u_q (3 constraints)."""
+def _chord(cs: ConstraintSystem, p: Pt, q: Pt) -> tuple[_Val, _Val]:
+    """The chord through p and q (u_p != u_q): its slope and the third point's u (2 constraints)."""
     (u1, v1), (u2, v2) = p, q
     lam = _new(cs, _div(v2.value - v1.value, u2.value - u1.value))
     _enforce(cs, lam, u2 - u1, v2 - v1)
     u3 = _new(cs, lam.value * lam.value - MONTGOMERY_A - u1.value - u2.value)
     _enforce(cs, lam, lam, u3 + MONTGOMERY_A + u1 + u2)
+    return lam, u3
+
+
+def _montgomery_add(cs: ConstraintSystem, p: Pt, q: Pt) -> Pt:
+    """p + q for u_p != u_q (3 constraints)."""
+    (u1, v1) = p
+    lam, u3 = _chord(cs, p, q)
     v3 = _new(cs, lam.value * (u1.value - u3.value) - v1.value)
     _enforce(cs, lam, u1 - u3, v3 + v1)
     return u3, v3
@@ -362,11 +369,8 @@ def _fixed_base_mul(cs: ConstraintSystem, bits: Sequence[_Val]) -> Pt:
 
 def _montgomery_double_add(cs: ConstraintSystem, p: Pt, t: Pt) -> Pt:
     """2p + t as (p + t) + p without the middle point's v (5 constraints): u_t != u_p and p + t != -p."""
-    (u1, v1), (u2, v2) = p, t
-    lam = _new(cs, _div(v2.value - v1.value, u2.value - u1.value))
-    _enforce(cs, lam, u2 - u1, v2 - v1)
-    u3 = _new(cs, lam.value * lam.value - MONTGOMERY_A - u1.value - u2.value)
-    _enforce(cs, lam, lam, u3 + MONTGOMERY_A + u1 + u2)
+    (u1, v1) = p
+    lam, u3 = _chord(cs, p, t)
     # the slope from p + t back through p: (v1 - v3) / (u1 - u3) with v3 = lam (u1 - u3) - v1
     lam2 = _new(cs, -lam.value - _div(2 * v1.value, u3.value - u1.value))
     _enforce(cs, lam2 + lam, u3 - u1, v1 * -2)
