@@ -116,12 +116,25 @@ def test_compression_cost() -> None:
     assert first.n_constraints < cs.n_constraints
 
 
-def test_constant_block_costs_less_and_hashes_right() -> None:
-    # a block of constants (the padding block of a 64-byte message) needs no schedule constraints
+def test_constant_padding_block_has_a_free_schedule() -> None:
+    # the padding block of a 64-byte message is all constants: its message schedule folds away
+    message = random.Random(5).randbytes(64)
+    cs, digest = hash_in_circuit(message)
+    assert digest_of(digest) == hashlib.sha256(message).digest()
+    one = ConstraintSystem()
+    synthesize_sha256_compression(one, None, message_bits(one, message))
+    schedule = [name for name in cs.constraint_gadgets if name == "sha256/schedule"]
+    assert len(schedule) == one.constraint_gadgets.count("sha256/schedule") > 0
+
+
+def test_all_constant_message_gives_wires() -> None:
     cs = ConstraintSystem()
     digest = synthesize_sha256(cs, [cs.constant(0)] * 512)
     assert digest_of(digest) == hashlib.sha256(bytes(64)).digest()
+    assert all(len(bit.terms) == 1 and bit.wire < 0 for bit in digest)
     cs.check()
+    tamper(cs, digest[7], 1 - digest[7].value)
+    assert not cs.is_satisfied()
 
 
 def test_invalid_shapes_and_non_bits() -> None:

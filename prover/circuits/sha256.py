@@ -15,7 +15,9 @@ constraint each, one packing constraint). Three savings on top:
   2^32), so T1's five terms are added once; the sum needs 2 carries instead of 3;
 - W[62] and W[63] only enter T1 linearly, so they stay undecomposed sums (T1 takes a fourth carry);
 - the last round's a and e are never decomposed: they go into the final state addition as sums.
-Constants (the IV of a first block, the padding) fold away: a product with a constant bit is linear.
+Constants (the IV of a first block, the padding) fold away: a product with a constant bit is linear,
+and a sum of constants is a constant word, so a block of constants (the padding block that follows
+a message of whole blocks) has a free message schedule.
 
 Witness values are computed with Python ints next to the constraints, and the linear combinations
 are built from term dictionaries (internal wire id -> coefficient), as in prover/circuits/poseidon.py;
@@ -208,6 +210,14 @@ def _add(*addends: Word | _Sum | int) -> _Sum:
     return _Sum([pair for part in parts for pair in part.pairs], sum(p.value for p in parts), sum(p.bound for p in parts))
 
 
+def _reduce_word(cs: ConstraintSystem, total: _Sum) -> Word:
+    """total mod 2^32 as 32 bits; a constant (a sum of constant words: a constant block's
+    schedule) stays a constant, free."""
+    if all(_is_constant(terms) for _, terms in total.pairs):
+        return _constant_word(total.value & 0xFFFFFFFF)
+    return _reduce(cs, total)[0]
+
+
 def _reduce(cs: ConstraintSystem, total: _Sum) -> tuple[Word, list[Variable]]:
     """total mod 2^32 as 32 bits: total decomposed into its result and carry bits (one booleanity
     constraint each, bound.bit_length() of them, and one packing constraint)."""
@@ -271,13 +281,14 @@ def synthesize_sha256_compression(
                 last = t == 63
                 sigma1, ch = _big_sigma1(cs, e), [_ch(cs, *bits) for bits in zip(e, f, g)]
                 e_sum = _add(d, h, sigma1, ch, K[t], schedule[t])
-                new_e = e_sum if last else _reduce(cs, e_sum)[0]
+                new_e = e_sum if last else _reduce_word(cs, e_sum)
                 sigma0, maj = _big_sigma0(cs, a), [_maj(cs, *bits) for bits in zip(a, b, c)]
                 # a = T1 + T2 = (e - d) + T2 = e + (NOT d) + 1 - 2^32 + T2; mod 2^32 the -2^32 vanishes
                 a_sum = _add(new_e, _not(cs.r, d), 1, sigma0, maj)
-                new_a = a_sum if last else _reduce(cs, a_sum)[0]
+                new_a = a_sum if last else _reduce_word(cs, a_sum)
                 a, b, c, d, e, f, g, h = new_a, a, b, c, new_e, e, f, g  # type: ignore[assignment]
         with cs.gadget("output"):
+            # always decomposed, even a constant: the caller gets wires (see _reduce_word)
             out: list[Variable] = []
             for start, word in zip(initial, (a, b, c, d, e, f, g, h)):
                 out.extend(_reduce(cs, _add(start, word))[1])
@@ -290,7 +301,7 @@ def _schedule(cs: ConstraintSystem, block: list[Word]) -> list[Word | _Sum]:
     with cs.gadget("schedule"):
         for t in range(16, 64):
             total = _add(_small_sigma1(cs, w[t - 2]), w[t - 7], _small_sigma0(cs, w[t - 15]), w[t - 16])  # type: ignore[arg-type]
-            w.append(total if t >= 62 else _reduce(cs, total)[0])
+            w.append(total if t >= 62 else _reduce_word(cs, total))
     return w
 
 
