@@ -7,7 +7,9 @@ Prints one JSON object. Run: .venv/bin/python benchmarks/sha256_circuit_bench.py
   block (the second block of a 64-byte message).
 - "message_64_bytes": `synthesize_sha256` over 512 variable bits (2 compressions), the hash of one
   slot in circuit v3; "slot": the same fed by two `word_to_bits(., 248)` record words, plus
-  `pack_bits(., 253)` of the digest (what one slot costs in all).
+  `pack_bits(., 253)` of the digest (what a one-slot message costs in all); "segment": the same
+  for --slots slots hashed as one message (one compression per slot plus one constant padding
+  block), with the constraints per slot it adds over the one-slot message.
 Times: median wall milliseconds to synthesize (constraints and witness values are built together)
 and to check the witness; ms_per_block divides the 64-byte hash's synthesis by its 2 blocks.
 Inputs are random and fresh per sample (their allocation is not timed).
@@ -56,6 +58,7 @@ def measure(prepare: Callable[[ConstraintSystem], Callable[[], object]], samples
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples")
+    parser.add_argument("--slots", type=int, default=4, help="slots of the segment message")
     args = parser.parse_args()
     samples = 3 if args.quick else 9
     rng = random.Random(1)
@@ -80,8 +83,11 @@ def main() -> None:
         message_bits = bits(cs, 512)
         return lambda: synthesize_sha256(cs, message_bits)
 
-    def slot(cs: ConstraintSystem) -> Callable[[], object]:
-        words = [cs.private(rng.randrange(1 << 248)) for _ in range(2)]
+    def slots(n: int) -> Callable[[ConstraintSystem], Callable[[], object]]:
+        return lambda cs: record_hash(cs, 2 * n)
+
+    def record_hash(cs: ConstraintSystem, n_words: int) -> Callable[[], object]:
+        words = [cs.private(rng.randrange(1 << 248)) for _ in range(n_words)]
 
         def run() -> object:
             digest = synthesize_sha256(cs, [bit for word in words for bit in word_to_bits(cs, word, 248)])
@@ -98,8 +104,11 @@ def main() -> None:
         "compression_iv": measure(compression_iv, samples),
         "padding_block": measure(padding_block, samples),
         "message_64_bytes": measure(message, samples),
-        "slot": measure(slot, samples),
+        "slot": measure(slots(1), samples),
+        "segment": {"slots": args.slots, **measure(slots(args.slots), samples)},
     }
+    extra = result["segment"]["constraints"] - result["slot"]["constraints"]
+    result["segment"]["constraints_per_added_slot"] = round(extra / max(args.slots - 1, 1))
     result["ms_per_block"] = round(result["message_64_bytes"]["synthesize_ms_median"] / 2, 1)
     print(json.dumps(result, indent=1))
 
