@@ -26,6 +26,7 @@ going through LinearCombination arithmetic bit by bit would cost several times m
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from math import isqrt
 
@@ -70,6 +71,31 @@ WORD_BITS = 32
 BLOCK_BITS = 512
 STATE_BITS = 256
 MAX_WORD_BITS = 248  # word_to_bits: a record word below 2^248
+
+
+def _compress_native(state: Sequence[int], block: bytes) -> list[int]:
+    """FIPS 180-4's compression on ints: only to check the derived constants when the module loads."""
+    mask = 0xFFFFFFFF
+
+    def rotr(x: int, n: int) -> int:
+        return ((x >> n) | (x << (32 - n))) & mask
+
+    w = [int.from_bytes(block[i : i + 4], "big") for i in range(0, 64, 4)]
+    for t in range(16, 64):
+        s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
+        s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
+        w.append((s1 + w[t - 7] + s0 + w[t - 16]) & mask)
+    a, b, c, d, e, f, g, h = state
+    for t in range(64):
+        t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[t] + w[t]
+        t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))
+        a, b, c, d, e, f, g, h = (t1 + t2) & mask, a, b, c, (d + t1) & mask, e, f, g
+    return [(x + y) & mask for x, y in zip(state, (a, b, c, d, e, f, g, h))]
+
+
+# the empty message is one padding block: 0x80, zeros, a zero length
+if b"".join(x.to_bytes(4, "big") for x in _compress_native(IV, b"\x80" + bytes(63))) != hashlib.sha256(b"").digest():
+    raise RuntimeError("the derived SHA-256 constants do not reproduce hashlib's digest")
 
 
 # --- bits as (terms, value) ---
