@@ -143,8 +143,9 @@ SIGNATURE_FUNCTIONS = {"_recover", "_recover_compact", "_explain_bad_signature",
 MSM_FUNCTIONS = {"_compute_vk_sum", "_get_ic", "_ec_add", "_ec_mul", "_scale"}
 # statements of RollupV3.settle, by their first words: the combination of inputs (Fiat-Shamir
 # weights, c_j += rho_i x_ij) and the signature checks (reading signatures, ecrecover, windows)
-COMBINATION_MARKS = ("combined[", "rho: uint256", "rhos.append", "sum_rho =", "seed: bytes32", "combined: uint256", "slot_sums", "row: uint256[2]",
-                     "uint256_addmod(row[", "]")
+COMBINATION_MARKS = ("combined[", "rho: uint256", "rhos.append", "sum_rho =", "seed: bytes32", "combined: uint256")
+# the segment's record words laid out and hashed (sha256): the one public input they become
+RECORDS_HASH_MARKS = ("records: uint256[", "records[", "records_hash: uint256")
 # the withdrawals' and registrations' ecrecover (L2 signatures are verified in the proofs), the oracle's
 SIGNATURE_BLOCKS = (("digest: bytes32 = keccak256(concat(digest_prefix", "if code == v3records.CODE_WITHDRAW:"), ("signer: address = self._recover_compact(", "at += v3params.SIGNATURE_BYTES"))
 
@@ -204,7 +205,7 @@ def get_function(lines: list[str], line: int) -> str:
 
 
 def classify(contract: str, file: str, line: int, texts: dict[str, list[str]]) -> str:
-    """signatures | proof_check.combination | proof_check.msm | proof_check.pairing | rest."""
+    """signatures | proof_check.combination | proof_check.records_hash | proof_check.msm | proof_check.pairing | rest."""
     lines = texts[file]
     function = get_function(lines, line)
     if contract == "TransitionVerifierV3":
@@ -217,6 +218,8 @@ def classify(contract: str, file: str, line: int, texts: dict[str, list[str]]) -
         text = lines[line - 1].strip()
         if text.startswith(COMBINATION_MARKS):
             return "proof_check.combination"
+        if text.startswith(RECORDS_HASH_MARKS):
+            return "proof_check.records_hash"
         for start, end in SIGNATURE_BLOCKS:
             first = next(k for k, t in enumerate(lines) if t.strip().startswith(start))
             last = next(k for k in range(first + 1, len(lines)) if lines[k].strip().startswith(end))
@@ -343,9 +346,9 @@ def settle_profiled(l1, dep, batch, proofs, n_segments: int, maps, texts, expect
     split = {
         "calldata": calldata_gas,
         "signatures": by_category["signatures"],
-        "proof_check": by_category["proof_check.combination"] + by_category["proof_check.msm"] + by_category["proof_check.pairing"],
+        "proof_check": by_category["proof_check.combination"] + by_category["proof_check.records_hash"] + by_category["proof_check.msm"] + by_category["proof_check.pairing"],
         "rest": result.gas_used - calldata_gas - by_category["signatures"] - by_category["proof_check.combination"]
-        - by_category["proof_check.msm"] - by_category["proof_check.pairing"],
+        - by_category["proof_check.records_hash"] - by_category["proof_check.msm"] - by_category["proof_check.pairing"],
     }
     trades = result.transactions
     row = {
@@ -357,6 +360,7 @@ def settle_profiled(l1, dep, batch, proofs, n_segments: int, maps, texts, expect
         "split_per_trade": {k: round(v / trades) for k, v in split.items()},
         "proof_check_detail": {
             "input_combination": by_category["proof_check.combination"],
+            "records_hash": by_category["proof_check.records_hash"],
             "msm_and_proof_scaling": by_category["proof_check.msm"],
             "pairing_and_pair_assembly": by_category["proof_check.pairing"],
         },

@@ -40,7 +40,7 @@ from verifier.encoding import (
 )
 from verifier.keccak import keccak256
 from verifier.oracle_section import ENTRY_PLACES, FLAG_FUNDING, FLAG_MARK, FLAG_RISK, FLAG_SETTLEMENT, HEADER_PLACES, RISK_FIELD, RISK_PER_WORD, OracleShape, get_risk_place
-from verifier.pubdata import RECORD_WORDS, RECORDS, WORD_BYTES, RecordSpec
+from verifier.pubdata import RECORDS, WORD_BYTES, RecordSpec
 from verifier.state_tree import TreeShape
 from verifier.wire import TRANSACTION_TYPES
 
@@ -66,7 +66,7 @@ class SettlementShape:
 
     @property
     def n_public(self) -> int:
-        return 4 + self.oracle.n_words + RECORD_WORDS * self.n_slots
+        return 4 + self.oracle.n_words + 1  # header, oracle section, records hash
 
     @property
     def max_data(self) -> int:

@@ -149,6 +149,7 @@ class ConstraintSystem:
         self._raw_constraints: list[Constraint] = []
         self._constraint_gadgets: list[str] = []
         self._gadget_stack: list[str] = []
+        self._gadget_name = ""  # "/".join(self._gadget_stack), kept current: every constraint records it
         self._cache: tuple[int, int, list[Constraint], list[Fr]] | None = None
         self.one = Variable(self, ONE_WIRE)
 
@@ -179,8 +180,14 @@ class ConstraintSystem:
     def enforce(self, a: LinearLike, b: LinearLike, c: LinearLike) -> int:
         """Add the constraint a * b = c; returns its index. Values are not checked here (see check)."""
         a_lc, b_lc, c_lc = (self.as_lc(x) for x in (a, b, c))
-        self._raw_constraints.append((dict(a_lc.terms), dict(b_lc.terms), dict(c_lc.terms)))
-        self._constraint_gadgets.append("/".join(self._gadget_stack))
+        return self.enforce_terms(dict(a_lc.terms), dict(b_lc.terms), dict(c_lc.terms))
+
+    def enforce_terms(self, a: LC, b: LC, c: LC) -> int:
+        """`enforce` for gadgets that build term dictionaries themselves (internal wire ids, reduced
+        coefficients, no zero terms): the dictionaries are kept as given, so the caller must not
+        change them afterwards. The same constraint as `enforce` of the same terms."""
+        self._raw_constraints.append((a, b, c))
+        self._constraint_gadgets.append(self._gadget_name)
         return len(self._raw_constraints) - 1
 
     def as_lc(self, x: LinearLike) -> LinearCombination:
@@ -198,10 +205,12 @@ class ConstraintSystem:
     def gadget(self, name: str) -> Iterator[None]:
         """Name the constraints added inside this block (nested names join with '/')."""
         self._gadget_stack.append(name)
+        self._gadget_name = "/".join(self._gadget_stack)
         try:
             yield
         finally:
             self._gadget_stack.pop()
+            self._gadget_name = "/".join(self._gadget_stack)
 
     # --- evaluation ---
     def evaluate(self, terms: LC) -> Fr:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from verifier import pubdata
 from verifier.pubdata import (
+    compute_records_hash,
     MAX_RECORD_BYTES,
     RECORD_BY_TYPE,
     RECORD_WORDS,
@@ -149,6 +152,25 @@ def test_invalid_word_not_a_248_bit_integer():
         decode_record_words([2**248, 0])
     with pytest.raises(MalformedRecord, match="2 words of 31 bytes"):
         decode_record_words([0])
+
+
+def test_records_hash_is_sha256_of_the_slots_words():
+    # 32 bytes big-endian a word, two a slot, slots in order: the bytes the contract hashes
+    tx = TRANSACTION_TYPES["transfer"](sender=1, recipient=2, amount=3, nonce=0, signature=L2SIG)
+    w0, w1 = compute_record_words(tx)
+    message = w0.to_bytes(32, "big") + w1.to_bytes(32, "big") + bytes(64)
+    expected = int.from_bytes(hashlib.sha256(message).digest(), "big") % 2**253
+    assert compute_records_hash([(w0, w1), compute_record_words(None)]) == expected
+    # another order is another commitment; so is the same record in a longer segment
+    assert compute_records_hash([compute_record_words(None), (w0, w1)]) != expected
+    assert compute_records_hash([(w0, w1), (0, 0), (0, 0)]) != expected
+
+
+def test_invalid_records_hash_word():
+    with pytest.raises(MalformedRecord, match="2 words of 31 bytes"):
+        compute_records_hash([(2**248, 0)])
+    with pytest.raises(MalformedRecord, match="2 words of 31 bytes"):
+        compute_records_hash([(1, 2, 3)])
 
 
 def test_oracle_update_has_no_slot_record():

@@ -22,7 +22,7 @@ from rollup.state_tree import PoseidonTree
 from verifier.encoding import compute_genesis_hash
 from verifier.l2auth import check_signers
 from verifier.oracle_section import FLAG_SETTLEMENT, compute_oracle_section, compute_oracle_words
-from verifier.pubdata import compute_record_words, decode_record_words
+from verifier.pubdata import compute_record_words, compute_records_hash, decode_record_words
 from verifier.state_tree import TreeShape, compute_account_hash, compute_root_reference
 from rollup.state_codec import get_state_leaves
 from verifier.encoding import decode_leaf, decode_key
@@ -134,18 +134,19 @@ def test_public_inputs_are_the_published_data(proven):
     for seg, w in out:
         oracle = seg["oracle"][0] if seg["oracle"] else None
         assert w.public[4 : 4 + n_oracle] == compute_oracle_words(compute_oracle_section(oracle, shape.oracle), shape.oracle)
-        slots = w.public[4 + n_oracle :]
-        for k, (tx, _) in enumerate(seg["txs"]):
-            assert tuple(slots[2 * k : 2 * k + 2]) == compute_record_words(tx)  # a slot's only public words
-            assert decode_record_words(slots[2 * k : 2 * k + 2])["type"] == tx.type
+        # the records: one hash of every slot's words, no-op slots padding the segment
+        records = [compute_record_words(tx) for tx, _ in seg["txs"]]
+        assert [decode_record_words(r)["type"] for r in records] == [tx.type for tx, _ in seg["txs"]]
+        records += [compute_record_words(None)] * (shape.n_slots - len(records))
+        assert w.public[4 + n_oracle :] == [compute_records_hash(records)]
 
 
-@pytest.mark.parametrize("word", ["root_before", "root_after", "record", "record_second", "oracle"])
+@pytest.mark.parametrize("word", ["root_before", "root_after", "records_hash", "oracle"])
 def test_invalid_public_input_changed(proven, word):
     shape, out, _, _ = proven
     seg, w = next((s, w) for s, w in out if s["oracle"] and s["txs"])
     n_oracle = shape.oracle.n_words
-    index = {"root_before": 2, "root_after": 3, "oracle": 4 + 1, "record": 4 + n_oracle, "record_second": 4 + n_oracle + 1}[word]
+    index = {"root_before": 2, "root_after": 3, "oracle": 4 + 1, "records_hash": 4 + n_oracle}[word]
     public = list(w.public)
     public[index] += 1
     w.public = public

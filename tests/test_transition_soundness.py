@@ -19,6 +19,7 @@ section), so only a rule can refuse it.
 from __future__ import annotations
 
 import copy
+import hashlib
 import dataclasses
 
 import pytest
@@ -26,7 +27,7 @@ from eth_utils import to_checksum_address
 
 import prover.circuits.transition_witness as transition_witness
 from prover.circuits.layout import SLOT_TYPES
-from prover.circuits.transition import SLOT_PUBLIC_WORDS, L2SignatureWitness, TransitionShape, TransitionWitness, build_transition_circuit
+from prover.circuits.transition import L2SignatureWitness, TransitionShape, TransitionWitness, build_transition_circuit
 from prover.circuits.transition_witness import compute_account_leaf_value, compute_transition_witness
 from prover.r1cs import UnsatisfiedConstraint, WitnessError
 from rollup.genesis import default_genesis
@@ -38,7 +39,7 @@ from verifier.babyjubjub import SUBORDER
 from verifier.l2auth import parse_l2_signature, compute_key_id, compute_l2_message, compute_tx_message, get_domain_tag, sign_l2
 from verifier.slots import get_signing_accounts
 from verifier.oracle_section import compute_oracle_words
-from verifier.pubdata import RECORD_BY_TYPE, TYPE_SHIFT, MalformedRecord, decode_record_words
+from verifier.pubdata import RECORD_BY_TYPE, RECORDS_HASH_BITS, TYPE_SHIFT, MalformedRecord, decode_record_words
 from verifier.state_tree import TreeShape, compute_path_root, compute_state_root, hash_account, hash_fields
 from verifier.wire import (
     AMOUNT_BITS,
@@ -148,6 +149,12 @@ def _pack_unchecked(tx) -> tuple[int, ...]:
     return tuple(words)
 
 
+def _hash_unchecked(records) -> int:
+    """The records hash of words as given (no width check): what a malicious prover publishes."""
+    digest = hashlib.sha256(b"".join(word.to_bytes(32, "big") for words in records for word in words)).digest()
+    return int.from_bytes(digest, "big") & ((1 << RECORDS_HASH_BITS) - 1)
+
+
 def _claim_root_after(w: TransitionWitness) -> int:
     """The "after" root the circuit computes from this witness (a segment without an oracle
     update): the used windows' leaves after, on their paths, the open-interest and globals deltas."""
@@ -224,9 +231,10 @@ def _past_the_bound(kind: str):
 def test_invalid_transaction_word_at_the_top_of_wire_range(kind, monkeypatch):
     # a malicious prover publishes the words its transaction words pack into
     monkeypatch.setattr(transition_witness, "compute_record_words", _pack_unchecked)
+    monkeypatch.setattr(transition_witness, "compute_records_hash", _hash_unchecked)
     segments, tx = _past_the_bound(kind)
     w = _replay(segments)[-1]
-    record = w.public[-SLOT_PUBLIC_WORDS:][:2]
+    record = _pack_unchecked(tx)
     # what it would gain: the published record is not the transaction the roots apply (the value
     # carries into the field above: a transfer of 0 to recipient 3, a deposit of 0 to account 3,
     # a trade of -2^31 contracts of instrument 1), or no record at all
@@ -298,7 +306,8 @@ def test_invalid_key_beyond_the_tree():
     # bits above the tree's are 0 (the deposit's path is account 1's, which it would overwrite)
     w = _replay([(None, [_deposit(0, 0)]), (None, [_deposit(1, 1)])])[-1]
     w.slots[0].tx.account_a += TREE.capacity
-    w.public[-SLOT_PUBLIC_WORDS] += TREE.capacity << RECORD_BY_TYPE["deposit"].get_places()[0].shift
+    w0, w1 = _pack_unchecked(_deposit(1, 1))
+    w.public[-1] = _hash_unchecked([(w0 + (TREE.capacity << RECORD_BY_TYPE["deposit"].get_places()[0].shift), w1)])
     assert "does not fit in 4 bits" in _refused(w)
 
 
@@ -313,7 +322,7 @@ def _registration(account: int = 0, nonce: int = 0) -> RegisterKey:
 
 def _republish(w: TransitionWitness, tx) -> None:
     """The slot's record words as the circuit packs `tx`'s words, and the root the witness gives."""
-    w.public[-SLOT_PUBLIC_WORDS:] = _pack_unchecked(tx)
+    w.public[-1] = _hash_unchecked([_pack_unchecked(tx)])
     w.public[3] = _claim_root_after(w)
 
 

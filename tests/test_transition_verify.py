@@ -20,7 +20,7 @@ from verifier.snarkjs import compute_vk_hash
 from verifier.encoding import compute_genesis_hash
 from rollup.replay import PublicSegment, replay_public_data
 from verifier.oracle_section import OracleShape, compute_oracle_section, compute_oracle_words
-from verifier.pubdata import compute_record_words, encode_record
+from verifier.pubdata import compute_record_words, compute_records_hash, encode_record
 from verifier.snarkjs import format_verifying_key
 from verifier.state_tree import TreeShape
 from verifier.transition import (
@@ -83,13 +83,14 @@ def test_batch_verifies(published, tmp_path):
     assert _verify(read_transition(tmp_path / "pub")).new_root == report.new_root
 
 
-def test_slot_public_inputs_are_the_records_alone(published):
-    # a slot's public inputs are its record's two words: no signer, no signature (verified in the proof)
+def test_records_public_input_is_the_records_alone(published):
+    # a segment's last public input is the hash of its records' words: no signer, no signature
+    # (verified in the proof); no-op slots pad it
     files, batch = published
     for seg, w in zip(batch.segments, batch.witnesses):
-        base = len(w.public) - 2 * N_SLOTS
-        for k, tx in enumerate(seg.transactions):
-            assert tuple(w.public[base + 2 * k : base + 2 * k + 2]) == compute_record_words(tx)
+        records = [compute_record_words(tx) for tx in seg.transactions]
+        records += [compute_record_words(None)] * (N_SLOTS - len(records))
+        assert w.public[-1] == compute_records_hash(records)
 
 
 def test_invalid_unpinned_wrong_key(published):

@@ -2,9 +2,10 @@
 
 The public data is the rollup's data availability: from genesis and the records of every
 settled batch, in order, anyone can replay the rules and rebuild the whole state (and its root)
-without the node. It is also what the circuit proves: a slot's two public words are a linear
-function of the transaction words it executed, so the proof binds the state transition to exactly
-these records. Signatures are not public data: L2 signatures are verified inside the proof, and
+without the node. It is also what the circuit proves: a slot's two record words are a linear
+function of the transaction words it executed, and a segment's records are committed in one
+public input (`compute_records_hash`, sha256 proven inside the circuit), so the proof binds the
+state transition to exactly these records. Signatures are not public data: L2 signatures are verified inside the proof, and
 the few Ethereum signatures L1 checks itself (withdrawals, key registrations) travel beside the
 records in the settlement's calldata.
 
@@ -15,8 +16,9 @@ forms, one layout:
   consumer reads; 15 to 60 bytes per transaction (a trade: 38, a key registration: 60).
 - words (`compute_record_words` / `decode_record_words`): the same fields packed greedily into
   `RECORD_WORDS` words of `WORD_BYTES` (31) bytes, a field never split across two words, the first
-  field in the most significant bytes. A word is < 2^248 < r, so it is a field element as is. These
-  are the slot's public inputs; a no-op slot's words are 0.
+  field in the most significant bytes. A word is < 2^248 < r, so it is a field element as is. A
+  no-op slot's words are 0. A segment's words, every slot's two as 32-byte big-endian integers
+  (64 bytes, one sha256 block, a slot), hash to its one public input (`compute_records_hash`).
 
 Signed values are stored with an offset (`value + 2^(bits-1)`) so every packed field is a
 non-negative integer of its width. Deposits carry no id (the L1 queue is consumed in order, the
@@ -27,8 +29,9 @@ them (`verifier.oracle_section`).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from verifier.wire import (
     ACCOUNT_ID_BITS,
@@ -43,6 +46,7 @@ from verifier.wire import (
 WORD_BYTES = 31  # a 248-bit word is always < r (BN254's scalar field has 254 bits)
 RECORD_WORDS = 2  # public words per slot: every record fits
 MAX_RECORD_BYTES = WORD_BYTES * RECORD_WORDS
+RECORDS_HASH_BITS = 253  # the low bits of the digest: always below r, so a field element as is
 
 
 class MalformedRecord(ValueError):
@@ -271,6 +275,21 @@ def compute_record_words(tx: Any | None) -> tuple[int, ...]:
     for place in spec.get_places():
         words[place.word] |= _get_value(tx, place.field) << place.shift
     return tuple(words)
+
+
+def compute_records_hash(records: Sequence[Sequence[int]]) -> int:
+    """A segment's records as one field element: the low 253 bits of sha256 over every slot's words,
+    each as 32 bytes big-endian (a slot is 64 bytes; no-op slots are zeros). The circuit proves this
+    hash of its record words, and the contract computes it with the sha256 precompile over the words
+    it rebuilds from calldata, so a whole segment costs one public input."""
+    out = bytearray()
+    for words in records:
+        # a slot has exactly RECORD_WORDS words, each < 2^248 (what the circuit decomposes)
+        if len(words) != RECORD_WORDS or any(w.__class__ is not int or not 0 <= w < 1 << (8 * WORD_BYTES) for w in words):
+            raise MalformedRecord(f"a slot's record is {RECORD_WORDS} words of {WORD_BYTES} bytes, got {tuple(words)!r:.120}")
+        for word in words:
+            out += word.to_bytes(32, "big")
+    return int.from_bytes(hashlib.sha256(out).digest(), "big") & ((1 << RECORDS_HASH_BITS) - 1)
 
 
 def decode_record_words(words: tuple[int, ...] | list[int]) -> dict[str, Any] | None:

@@ -18,7 +18,8 @@ proofs and the key are snarkjs JSON beside it.
    registration's to the address its record names (the circuit proves it is the account's);
 4. every public input rebuilt (`compute_transition_inputs`): batch number, segment index, the
    chain of roots from the previous root through each segment's published root after, the oracle
-   section's words and each slot's two record words; all proofs in one batched pairing check;
+   section's words and the hash of the segment's record words (`verifier.pubdata.compute_records_hash`);
+   all proofs in one batched pairing check;
 5. the aggregate root rebuilt natively: the accounts after on the same multiproof, the markets and
    globals after, must give the last segment's root, which must be the published new root; the
    published accounts must be exactly the accounts the records touch.
@@ -48,7 +49,7 @@ from verifier.encoding import (
 from verifier.groth16 import MalformedInput, PreparedVerifyingKey, batch_verify, prepare_verifying_key, verify_proof
 from verifier.oracle_section import OracleShape, compute_oracle_section, compute_oracle_words
 from verifier.l2auth import check_signers
-from verifier.pubdata import RECORD_BY_TYPE, compute_record_words
+from verifier.pubdata import RECORD_BY_TYPE, compute_record_words, compute_records_hash
 from verifier.slots import get_slot_accounts
 from verifier.snarkjs import parse_proof, parse_public_inputs, parse_verifying_key
 from verifier.state_tree import (
@@ -65,7 +66,7 @@ from verifier.state_tree import (
 from verifier.wire import Bytes32, Genesis, HexBytes, OracleUpdate, Transaction, WireModel
 
 FORMAT_VERSION = 3
-SLOT_PUBLIC_WORDS = 2  # the slot's two record words (signatures are verified inside the proof or on L1)
+RECORDS_HASH_WORDS = 1  # the segment's records, hashed (signatures are verified inside the proof or on L1)
 HEADER_WORDS = 4  # batch, segment, root before, root after
 
 REASONS: dict[str, str] = {
@@ -300,7 +301,7 @@ def compute_transition_inputs(batch: PublishedTransition, prev_root: int) -> lis
         except ValueError as exc:
             raise VerificationError("shape_mismatch", f"{where}: oracle update: {exc}") from None
         root_after = from_field_hex(segment.root_after, f"{where}'s root after")
-        words = [batch.batch, index, root, root_after, *oracle_words]
+        records = []
         for k in range(batch.n_slots):
             if k < len(segment.transactions):
                 tx = segment.transactions[k]
@@ -308,10 +309,10 @@ def compute_transition_inputs(batch: PublishedTransition, prev_root: int) -> lis
                     check_signatures(tx, genesis.signing_domain, owners)
                 except (InvalidSignature, ValueError) as exc:
                     raise VerificationError("bad_signature", f"{where}, slot {k}: {exc}") from None
-                words += compute_record_words(tx)
+                records.append(compute_record_words(tx))
             else:
-                words += compute_record_words(None)
-        inputs.append(words)
+                records.append(compute_record_words(None))
+        inputs.append([batch.batch, index, root, root_after, *oracle_words, compute_records_hash(records)])
         root = root_after
     return inputs
 
@@ -328,7 +329,7 @@ def check_key(vk_json: Mapping[str, Any], batch: PublishedTransition, pinned_vk_
     except MalformedInput as exc:
         raise VerificationError("malformed_key", str(exc)) from None
     table = get_instrument_table(s.id for s in batch.genesis.instruments)
-    expected = HEADER_WORDS + OracleShape(table, batch.genesis.risk.n_scenarios).n_words + SLOT_PUBLIC_WORDS * batch.n_slots
+    expected = HEADER_WORDS + OracleShape(table, batch.genesis.risk.n_scenarios).n_words + RECORDS_HASH_WORDS
     # the key is the transition circuit's of this shape
     if pvk.vk.n_public != expected:
         raise VerificationError("shape_mismatch", f"the key has {pvk.vk.n_public} public inputs, a {batch.n_slots}-slot segment {expected}")

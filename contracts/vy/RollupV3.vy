@@ -30,8 +30,10 @@
 
         Public inputs per segment (verifier/transition.py, compute_transition_inputs): batch,
         segment index, root before, root after, the oracle section's ORACLE_WORDS words (zeros,
-        supplied here, when the segment has no update), then per slot its two record words (zeros
-        for an empty slot).
+        supplied here, when the segment has no update), then the records hash: the low 253 bits
+        of sha256 over every slot's two record words, 32 bytes each (zeros for an empty slot),
+        which the circuit proves over the same words (verifier/pubdata.py, compute_records_hash).
+        One public input per segment, whatever its slot count: the MSM does not grow with it.
 
         `data`, per segment: root after (32 bytes), oracle flag (1), transaction count (1); if the
         flag is 1, the oracle section's words (32 bytes each) and the oracle's signature; then per
@@ -65,7 +67,8 @@ R: constant(uint256) = v3params.BN254_R
 UNIT_WEI: constant(uint256) = 10**6  # one collateral unit (1e-6 USD) is 1e6 wei of the L1 coin
 ACCOUNT_ID_LIMIT: constant(uint256) = v3params.TREE_ARITY ** v3params.TREE_DEPTH  # ids the tree addresses
 PATH_WORDS: constant(uint256) = v3params.TREE_DEPTH * (v3params.TREE_ARITY - 1)
-SLOTS_AT: constant(uint256) = 4 + v3params.ORACLE_WORDS  # the first slot's public input
+RECORDS_AT: constant(uint256) = 4 + v3params.ORACLE_WORDS  # the records hash's public input
+RECORDS_HASH_MASK: constant(uint256) = 2**253 - 1  # its low 253 bits: a field element
 WEIGHT_SHIFT: constant(uint256) = 128  # rho_i: the top 128 bits of a keccak word
 
 # secp256k1's group order n (checked against eth_keys.constants.SECPK1_N by the tests)
@@ -395,7 +398,6 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
     # are fixed only after every input and every proof is
     seed: bytes32 = keccak256(abi_encode(batch, root, keccak256(data), keccak256(abi_encode(proofs))))
     combined: uint256[v3params.N_PUBLIC] = empty(uint256[v3params.N_PUBLIC])
-    slot_sums: uint256[2][v3params.N_SLOTS] = empty(uint256[2][v3params.N_SLOTS])  # the slots' columns of combined
     rhos: DynArray[uint256, v3params.MAX_SEGMENTS] = []
     sum_rho: uint256 = 0
     queue_at: uint256 = self.deposits_consumed
@@ -440,6 +442,8 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
             at += v3params.SIGNATURE_BYTES
             # prices come from the oracle key fixed at deployment
             assert signer == ORACLE, concat("segment ", uint2str(i), ": oracle update not signed by the oracle")
+        # the segment's record words, as the circuit hashes them (empty slots stay 0)
+        records: uint256[2 * v3params.N_SLOTS] = empty(uint256[2 * v3params.N_SLOTS])
         # the hot loop: every offset below stays under MAX_DATA (extract32 checks each read against
         # len(data)), so its arithmetic is unchecked
         for k: uint256 in range(n_tx, bound=v3params.N_SLOTS):
@@ -494,18 +498,13 @@ def settle(proofs: DynArray[uint256[8], v3params.MAX_SEGMENTS], data: Bytes[v3pa
                     # the account's address signs its L2 key (the circuit proves the record's
                     # address is the account's)
                     assert convert(signer, uint256) == v3records.get_registered_address(w0, w1), concat("segment ", uint2str(i), ", slot ", uint2str(k), ": key registration not signed by the account's address")
-            # c_j += rho_i x_ij for the slot's two words: one row read and written
-            row: uint256[2] = slot_sums[k]
-            slot_sums[k] = [
-                uint256_addmod(row[0], uint256_mulmod(rho, rec0, R), R),
-                uint256_addmod(row[1], uint256_mulmod(rho, rec1, R), R),
-            ]
+            records[unsafe_add(k, k)] = rec0
+            records[unsafe_add(unsafe_add(k, k), 1)] = rec1
+        records_hash: uint256 = convert(sha256(abi_encode(records)), uint256) & RECORDS_HASH_MASK
+        combined[RECORDS_AT] = uint256_addmod(combined[RECORDS_AT], uint256_mulmod(rho, records_hash, R), R)
         n_transactions += n_tx
     # the data ends with the 32 zero bytes that keep every read in bounds, and nothing else
     assert at + 32 == len(data) and extract32(data, at, output_type=uint256) == 0, "settlement data: its length does not match its segments"
-    for k: uint256 in range(v3params.N_SLOTS):
-        combined[SLOTS_AT + 2 * k] = slot_sums[k][0]
-        combined[SLOTS_AT + 2 * k + 1] = slot_sums[k][1]
     end: uint256 = queue_at + n_deposits
     # the batch's deposits are the L1 queue's next ones, in order, as deposited
     assert end <= self.deposit_count and queue_hash == self.deposit_hashes[end], "deposits do not match the L1 queue"

@@ -10,7 +10,7 @@ one suite over both and compare the constraint systems.
 from __future__ import annotations
 
 from prover.gadgets import to_signed
-from prover.r1cs import ONE_WIRE, ConstraintSystem, LinearCombination, LinearLike, WitnessError
+from prover.r1cs import ONE_WIRE, ConstraintSystem, LinearLike, WitnessError
 
 
 def range_check_fast(cs: ConstraintSystem, x: LinearLike, n_bits: int) -> None:
@@ -24,13 +24,12 @@ def range_check_fast(cs: ConstraintSystem, x: LinearLike, n_bits: int) -> None:
     if value >> n_bits:
         raise WitnessError(f"value {to_signed(cs, value)} does not fit in {n_bits} bits (must be in [0, 2^{n_bits}))")
     minus_one = cs.r - 1
-    zero = LinearCombination(cs, {})
     packed: dict[int, int] = {}
     with cs.gadget("range_check"):
         with cs.gadget("boolean"):
             for i in range(n_bits):
                 bit = cs.private((value >> i) & 1)
                 # bit * (1 - bit) = 0
-                cs.enforce(bit, LinearCombination(cs, {ONE_WIRE: 1, bit.wire: minus_one}), zero)
+                cs.enforce_terms({bit.wire: 1}, {ONE_WIRE: 1, bit.wire: minus_one}, {})
                 packed[bit.wire] = 1 << i
-        cs.enforce(LinearCombination(cs, packed), 1, target)
+        cs.enforce_terms(packed, {ONE_WIRE: 1}, dict(target.terms))

@@ -127,7 +127,7 @@ def _combine(r: int, pairs: Sequence[tuple[int, Terms]], constant: int = 0) -> T
 def _product(cs: ConstraintSystem, x: Terms, y: Terms, value: int) -> Terms:
     """A new wire constrained to x * y (value given, as an integer)."""
     wire = cs.private(value)
-    cs.enforce(LinearCombination(cs, x), LinearCombination(cs, y), wire)
+    cs.enforce_terms(x, y, {wire.wire: 1})
     return {wire.wire: 1}
 
 
@@ -250,17 +250,16 @@ def _reduce(cs: ConstraintSystem, total: _Sum) -> tuple[Word, list[Variable]]:
     r = cs.r
     n_bits = max(total.bound.bit_length(), WORD_BITS)
     value = total.value
-    zero = LinearCombination(cs, {})
     packed: Terms = {}
     low: list[Variable] = []
     for i in range(n_bits):
         bit = cs.private((value >> i) & 1)
         # bit * (1 - bit) = 0
-        cs.enforce(bit, LinearCombination(cs, {ONE_WIRE: 1, bit.wire: r - 1}), zero)
+        cs.enforce_terms({bit.wire: 1}, {ONE_WIRE: 1, bit.wire: r - 1}, {})
         packed[bit.wire] = 1 << i
         if i < WORD_BITS:
             low.append(bit)
-    cs.enforce(LinearCombination(cs, packed), 1, LinearCombination(cs, _combine(r, total.pairs)))
+    cs.enforce_terms(packed, {ONE_WIRE: 1}, _combine(r, total.pairs))
     low.reverse()
     return [({bit.wire: 1}, (value >> (WORD_BITS - 1 - i)) & 1) for i, bit in enumerate(low)], low
 
@@ -363,16 +362,15 @@ def word_to_bits(cs: ConstraintSystem, word: LinearLike, n_bits: int) -> list[Li
     if value >> n_bits:
         raise WitnessError(f"value {value} does not fit in {n_bits} bits (must be in [0, 2^{n_bits}))")
     r = cs.r
-    zero = LinearCombination(cs, {})
     packed: Terms = {}
     bits: list[LinearCombination] = []
     with cs.gadget("word_to_bits"):
         for i in range(n_bits):
             bit = cs.private((value >> i) & 1)
-            cs.enforce(bit, LinearCombination(cs, {ONE_WIRE: 1, bit.wire: r - 1}), zero)
+            cs.enforce_terms({bit.wire: 1}, {ONE_WIRE: 1, bit.wire: r - 1}, {})
             packed[bit.wire] = 1 << i
             bits.append(bit)
-        cs.enforce(LinearCombination(cs, packed), 1, target)
+        cs.enforce_terms(packed, {ONE_WIRE: 1}, dict(target.terms))
     bits.reverse()
     return [cs.constant(0) for _ in range(STATE_BITS - n_bits)] + bits
 

@@ -1,8 +1,10 @@
 """Circuit v3: a segment's state transition, `root before -> root after`, with compact public data.
 
 Public inputs (docs/v3.md, in allocation order): batch number, segment index, the state root
-before and after the segment, the oracle section's words (`verifier.oracle_section`), then per
-slot its two record words (`verifier.pubdata`). Everything else is witness, the L2 signatures too.
+before and after the segment, the oracle section's words (`verifier.oracle_section`), then the
+hash of the segment's records (`verifier.pubdata.compute_records_hash`: the low 253 bits of
+sha256 over every slot's two record words). Everything else is witness, the record words and the
+L2 signatures too.
 
 What the circuit proves:
 - open: `Poseidon(accounts_root, markets_hash, globals_hash) == root before`, hashing the markets
@@ -20,6 +22,9 @@ What the circuit proves:
   their deltas; at most `max_positions` positions per account; the record words are the packed
   transaction words, each within its wire bound (so within its record field: nothing carries into
   a neighbour), and every word the type does not carry is 0;
+- the records hash: every slot's two record words (proven below 2^248, so their 32-byte encodings
+  are the ones the contract hashes), 64 bytes a slot, hashed with sha256 (`prover.circuits.sha256`,
+  one compression a slot and one for the padding), its low 253 bits the public input;
 - every L2 signature (`synthesize_signatures`): a window that signs with its L2 key (the parties of
   trades, the sender of a transfer, the liquidator, the sender of a settlement) holds a key
   (`l2_key_before != 0`), the witnessed public key A has that id (`prover.circuits.eddsa.synthesize_key_id`),
@@ -41,6 +46,7 @@ from typing import Sequence
 from prover.circuits.eddsa import synthesize_eddsa_verify, synthesize_key_id
 from prover.circuits.fast_gadgets import range_check_fast as range_check
 from prover.circuits.layout import SLOT_TYPES, AccountWindow, GlobalsWindow, InstrumentWindow, PositionWindow, SegmentShape, SlotPublic, TxWords
+from prover.circuits.sha256 import pack_bits, synthesize_sha256, word_to_bits
 from prover.circuits.slot import synthesize_slot
 from prover.circuits.tree import synthesize_hash_fields, synthesize_leaf_update
 from prover.circuits.poseidon import synthesize_poseidon
@@ -56,13 +62,13 @@ from verifier.oracle_section import (
     OracleShape,
     get_risk_place,
 )
-from verifier.pubdata import RECORD_BY_TYPE, RECORD_WORDS, TYPE_SHIFT
+from verifier.pubdata import RECORD_BY_TYPE, RECORD_WORDS, RECORDS_HASH_BITS, TYPE_SHIFT, WORD_BYTES
 from verifier.l2auth import get_domain_tag
 from verifier.state_tree import GENESIS_LIMB_BITS, TreeShape
 from verifier.wire import AMOUNT_BITS, PRICE_BITS, SIZE_BITS, TIMESTAMP_BITS, Genesis
 
-SLOT_PUBLIC_WORDS = RECORD_WORDS  # a slot's public inputs: its record, nothing else
 HEADER_WORDS = 4  # batch, segment, root before, root after
+RECORDS_HASH_WORDS = 1  # the segment's records: one hash, whatever the slot count
 POSITION_COUNT_BITS = 7  # max_positions - count in [0, 64]
 
 # Which transaction word carries which record field, per type (the record's names are the wire's).
@@ -126,7 +132,7 @@ class TransitionShape:
         return OracleShape(self.table, self.n_scenarios)
 
     def count_public_inputs(self) -> int:
-        return HEADER_WORDS + self.oracle.n_words + SLOT_PUBLIC_WORDS * self.n_slots
+        return HEADER_WORDS + self.oracle.n_words + RECORDS_HASH_WORDS
 
 
 # --- Witness (plain ints; the witness builder fills it from the native rules) ---------------------
@@ -296,7 +302,7 @@ def synthesize_transition(cs: ConstraintSystem, shape: TransitionShape, w: Trans
     root_before, root_after = public[2], public[3]
     n_oracle = shape.oracle.n_words
     oracle_words = public[HEADER_WORDS : HEADER_WORDS + n_oracle]
-    slot_words = public[HEADER_WORDS + n_oracle :]
+    (records_hash,) = public[HEADER_WORDS + n_oracle :]
 
     accounts_root: LinearLike = cs.private(w.accounts_root)
     markets = allocate_markets(cs, w.markets)
@@ -306,10 +312,15 @@ def synthesize_transition(cs: ConstraintSystem, shape: TransitionShape, w: Trans
         cs.enforce(compute_state_root_gadget(cs, shape, accounts_root, markets, g), 1, root_before)
     with cs.gadget("oracle_section"):
         markets, g = synthesize_oracle_section(cs, shape, w.oracle, oracle_words, markets, g)
+    records: list[LinearCombination] = []
     for index, slot in enumerate(w.slots):
         with cs.gadget(f"slot{index}"):
-            words = slot_words[index * SLOT_PUBLIC_WORDS : (index + 1) * SLOT_PUBLIC_WORDS]
-            accounts_root, g = synthesize_transition_slot(cs, shape, slot, words, accounts_root, markets, g)
+            accounts_root, g, words = synthesize_transition_slot(cs, shape, slot, accounts_root, markets, g)
+            records += words
+    with cs.gadget("records_hash"):
+        # each word's 32-byte big-endian encoding (the proof that it is below 2^248 makes it unique)
+        bits = [bit for word in records for bit in word_to_bits(cs, word, 8 * WORD_BYTES)]
+        cs.enforce(pack_bits(cs, synthesize_sha256(cs, bits), RECORDS_HASH_BITS), 1, records_hash)
     with cs.gadget("close"):
         # the "after" root commits to the state the slots left
         cs.enforce(compute_state_root_gadget(cs, shape, accounts_root, markets, g), 1, root_after)
@@ -398,12 +409,12 @@ def synthesize_oracle_section(
 
 
 def synthesize_transition_slot(
-    cs: ConstraintSystem, shape: TransitionShape, w: SlotWitness, words: Sequence[Variable],
-    accounts_root: LinearLike, markets: list[MarketVars], g: GlobalsVars,
-) -> tuple[LinearLike, GlobalsVars]:
+    cs: ConstraintSystem, shape: TransitionShape, w: SlotWitness, accounts_root: LinearLike,
+    markets: list[MarketVars], g: GlobalsVars,
+) -> tuple[LinearLike, GlobalsVars, list[LinearCombination]]:
     """One slot: v2's rules on private dense windows, the account paths, the table and globals
-    updates, the record words and the L2 signatures. Returns the new accounts root and globals (the table's
-    open interest is updated in place)."""
+    updates, the record words and the L2 signatures. Returns the new accounts root and globals (the
+    table's open interest is updated in place) and the slot's record words."""
     flags = [cs.private(v) for v in w.flags]
     flag = dict(zip(SLOT_TYPES, flags))
     # oracle updates travel in the segment's oracle section, never in a slot
@@ -452,8 +463,8 @@ def synthesize_transition_slot(
     # deposits are authorised by the L1 queue)
     signs_a = cs.as_lc(flag["transfer"]) + trade + settle - keeper + liq
     signs_b = trade + keeper
-    synthesize_record(cs, flag, tx, words[:RECORD_WORDS])
-    synthesize_signatures(cs, shape, words[:RECORD_WORDS], ((a, signs_a, w.signature_a), (b, signs_b, w.signature_b)))
+    words = synthesize_record(cs, flag, tx)
+    synthesize_signatures(cs, shape, words, ((a, signs_a, w.signature_a), (b, signs_b, w.signature_b)))
     root = accounts_root
     for window, key, uses, path in ((a, tx.account_a, uses_a, w.path_a), (b, tx.account_b, uses_b, w.path_b)):
         with cs.gadget("account_leaf"):
@@ -472,7 +483,7 @@ def synthesize_transition_slot(
         globals_window.deposit_count_after,
         g.oracle_time,
     )
-    return root, new_globals
+    return root, new_globals, words
 
 
 def synthesize_signatures(
@@ -506,9 +517,10 @@ def synthesize_position_count(cs: ConstraintSystem, shape: TransitionShape, wind
         range_check(cs, mul(cs, uses, shape.max_positions - count), POSITION_COUNT_BITS)
 
 
-def synthesize_record(cs: ConstraintSystem, flag: dict[str, Variable], tx: TxWords, words: Sequence[Variable]) -> None:
-    """The record words are the transaction words packed as `verifier.pubdata` packs them, and
-    every transaction word the slot's type does not carry is 0 (one record, one transaction)."""
+def synthesize_record(cs: ConstraintSystem, flag: dict[str, Variable], tx: TxWords) -> list[LinearCombination]:
+    """The record words: the transaction words packed as `verifier.pubdata` packs them (returned,
+    linear in them), and every transaction word the slot's type does not carry is 0 (one record,
+    one transaction)."""
     with cs.gadget("record"):
         packed = [cs.constant(0) for _ in range(RECORD_WORDS)]
         used: dict[str, LinearCombination] = {name: cs.constant(0) for name in TxWords.__dataclass_fields__}
@@ -524,13 +536,12 @@ def synthesize_record(cs: ConstraintSystem, flag: dict[str, Variable], tx: TxWor
                     packed[k] = packed[k] + mul(cs, flag[kind], _pack(cs, parts[k]))
             for name in list(mapping.values()) + list(UNPUBLISHED_TX_WORDS.get(kind, ())):
                 used[name] = used[name] + flag[kind]
-        for k in range(RECORD_WORDS):
-            cs.enforce(packed[k], 1, words[k])
         synthesize_quantity_top(cs, flag, tx.quantity)
         for name, uses in used.items():
             cs.enforce(1 - uses, getattr(tx, name), 0)
         # a settlement publishes one nonce: both nonce words carry it
         cs.enforce(flag["settle_expired"], cs.as_lc(tx.nonce_b) - tx.nonce_a, 0)
+    return packed
 
 
 def synthesize_quantity_top(cs: ConstraintSystem, flag: dict[str, Variable], quantity: LinearLike) -> None:

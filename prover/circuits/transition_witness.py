@@ -27,9 +27,8 @@ from rollup.state import Account, State
 from rollup.state_tree import PoseidonTree
 from verifier.encoding import _get_address_int, get_signature_fields, is_l2_signed
 from verifier.l2auth import parse_l2_signature
-from verifier.pubdata import get_signature_windows
 from verifier.oracle_section import build_empty_section, compute_oracle_section, compute_oracle_words
-from verifier.pubdata import compute_record_words
+from verifier.pubdata import compute_record_words, compute_records_hash, get_signature_windows
 from verifier.state_tree import compute_state_root, hash_account, hash_fields
 
 
@@ -194,9 +193,7 @@ def compute_transition_witness(
         slots.append(build_noop_slot_witness(shape, state.globals.deposit_count))
         records.append(compute_record_words(None))
     root_after = compute_root(state, tree, shape)
-    public = [batch, segment, root_before, root_after, *compute_oracle_words(section, shape.oracle)]
-    for record in records:
-        public += record
+    public = [batch, segment, root_before, root_after, *compute_oracle_words(section, shape.oracle), compute_records_hash(records)]
     return TransitionWitness(batch, segment, accounts_root, markets, globals_state, section, slots, public)
 
 
