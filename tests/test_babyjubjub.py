@@ -69,10 +69,12 @@ def test_orders(curve) -> None:
     assert curve.mul(ORDER2, 2) == B.IDENTITY
 
 
-def test_mul_base_and_precomputed_tables(curve) -> None:
+@pytest.mark.parametrize("key", ["table", "point"])
+def test_mul_base_and_precomputed_tables(curve, key) -> None:
+    # a key's table, or the key itself (what verifier.eddsa passes for a key seen a few times)
     rng = random.Random(4)
     q = random_points(curve, 1, 4)[0]
-    table = curve.precompute(q)
+    table = curve.precompute(q) if key == "table" else q
     # all-ones scalars carry into the tables' extra row; 2^260 is past them (the windowed path)
     ones = (1 << B.SUBORDER.bit_length()) - 1
     scalars = [0, 1, 15, 16, B.SUBORDER - 1, ones, rng.randrange(B.SUBORDER), rng.randrange(1 << 260)]
@@ -128,6 +130,16 @@ def test_pippenger_every_window() -> None:
         expected = B.reference.msm(points, scalars)
         for c in range(2, 10):
             assert B._ext_to_affine(B._pippenger(points, scalars, c)) == expected
+    # scalars of mixed lengths (an EdDSA batch: 128-bit coefficients, full-size key scalars, 0):
+    # each point joins only the windows its scalar reaches
+    mixed = [rng.randrange(1 << 128), rng.randrange(B.SUBORDER), 0, 1, (1 << 128) - 1, rng.randrange(1 << 260),
+             rng.randrange(1 << 64), B.SUBORDER - 1, (1 << 253) - 1]
+    expected = B.reference.msm(points, mixed)
+    for c in (None, *range(2, 10)):
+        assert B._ext_to_affine(B._pippenger(points, mixed, c)) == expected
+    assert B._ext_to_affine(B._pippenger(points[:1], [0])) == B.IDENTITY
+    # the window's cost model: a few long scalars among many short ones add windows only they pay
+    assert B._pippenger_cost({128: 1024, 253: 100}, 8) == 17 * 1024 + 32 * 100 + 32 * (3 * 128 + 8)
     # negative scalars (the point negated) and the window growing with the number of points
     signed = [-e if i % 2 else e for i, e in enumerate(scalars)]
     assert B._ext_to_affine(B._pippenger(points, signed)) == B.reference.msm(points, signed)
@@ -143,6 +155,7 @@ def test_batch_equals(curve) -> None:
     r_scalars = [rng.randrange(B.SUBORDER) for _ in range(3)]
     rs = [B.fast.mul_base(r) for r in r_scalars]
     keys = [(curve.precompute(B.fast.mul_base(w)), e) for w, e in zip(ws, es)]
+    plain = [(B.fast.mul_base(w), e) for w, e in zip(ws, es)]  # keys as points, no table
 
     def balancing_s(zs: list[int]) -> int:
         return (sum(z * r for z, r in zip(zs, r_scalars)) + sum(e * w for e, w in zip(es, ws))) % B.SUBORDER
@@ -160,6 +173,12 @@ def test_batch_equals(curve) -> None:
     assert curve.batch_equals(balancing_s(even), keys, with_torsion, even)
     # a key scalar past the 2 x 128-bit split takes the table-less path
     assert curve.batch_equals(s, [(keys[0][0], keys[0][1] + 8 * B.SUBORDER), keys[1]], rs, zs)
+    # keys given as points join the MSM with their whole scalar, alone or beside tables
+    for mix in (plain, [keys[0], plain[1]], [plain[0], keys[1]]):
+        assert curve.batch_equals(s, mix, rs, zs)
+        assert not curve.batch_equals(s, [mix[0], (mix[1][0], mix[1][1] + 1)], rs, zs)
+        assert not curve.batch_equals(s, mix, with_torsion, zs)
+    assert curve.batch_equals(s, [(plain[0][0], plain[0][1] + 8 * B.SUBORDER), plain[1]], rs, zs)
 
 
 def test_matches_reference() -> None:
