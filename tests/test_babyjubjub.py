@@ -109,6 +109,37 @@ def test_subgroup_membership_in_every_coset(curve) -> None:
             assert curve.in_subgroup_on_curve(B.reference.add(q, t)) == (k == 0)
 
 
+def test_all_in_subgroup(curve, monkeypatch) -> None:
+    # the batch test (random subset products, from SUBGROUP_BATCH_MIN points; lowered here) and the
+    # reference's one by one agree: any point outside the subgroup, anywhere, fails the batch
+    monkeypatch.setattr(B, "SUBGROUP_BATCH_MIN", 8)
+    good = [B.fast.mul_base(random.Random(14).randrange(1, B.SUBORDER) + k) for k in range(13)]
+    assert curve.all_in_subgroup_on_curve(good, b"seed")
+    assert curve.all_in_subgroup_on_curve([*good, B.IDENTITY], b"seed")
+    assert curve.all_in_subgroup_on_curve(good[:3], b"seed")  # below the minimum: one by one
+    for k in range(1, 8):
+        for at in (0, 6, 12):
+            bad = list(good)
+            bad[at] = B.reference.add(good[at], B.SMALL_ORDER[k])
+            assert not curve.all_in_subgroup_on_curve(bad, b"seed")
+        assert not curve.all_in_subgroup_on_curve([*good, B.SMALL_ORDER[k]], b"seed")
+    # two order-2 parts cancel in every subset holding both: only subsets holding one see them
+    pair = list(good)
+    pair[2], pair[9] = (B.reference.add(pair[i], ORDER2) for i in (2, 9))
+    assert not curve.all_in_subgroup_on_curve(pair, b"seed")
+
+
+def test_subgroup_batch_round_is_a_coin(monkeypatch) -> None:
+    # one round alone catches an order-2 part for about half the seeds (the subset holds the point
+    # or not): what SUBGROUP_ROUNDS = 128 rounds turn into a 2^-128 bound
+    monkeypatch.setattr(B, "SUBGROUP_BATCH_MIN", 8)
+    monkeypatch.setattr(B, "SUBGROUP_ROUNDS", 1)
+    points = [B.fast.mul_base(k + 2) for k in range(12)]
+    points[5] = B.reference.add(points[5], ORDER2)
+    passed = sum(B.are_in_subgroup(points, bytes([seed])) for seed in range(64))
+    assert 16 <= passed <= 48
+
+
 def test_msm(curve) -> None:
     rng = random.Random(11)
     # points with small-order parts, scalars of every size, zero and negative

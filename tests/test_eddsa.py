@@ -192,8 +192,10 @@ def make_item(kind: str, i: int, curve) -> tuple[int, E.Signature, B.Point]:
 
 @pytest.fixture
 def batch_always(monkeypatch):
-    """The batch path from 1 signature (verify_many goes one by one below BATCH_MIN)."""
+    """The batch path from 1 signature (verify_many goes one by one below BATCH_MIN), the R8
+    tested for the subgroup together from 2 (one by one below SUBGROUP_BATCH_MIN)."""
     monkeypatch.setattr(E, "BATCH_MIN", 1)
+    monkeypatch.setattr(B, "SUBGROUP_BATCH_MIN", 2)
 
 
 KINDS = ["valid", "wrong_msg", "wrong_s", "wrong_key", "r8_plus_t2", "torsion1", "torsion2", "torsion4", "r8_small_order"]
@@ -243,14 +245,31 @@ def test_verify_many_bisects(batch_always, curve) -> None:
 
 
 def test_verify_many_bisection_is_bounded(batch_always) -> None:
-    # a flood of bad signatures: after log2(n) + 1 failed equations the rest goes one by one
+    # a flood of bad signatures: once the failed equations have covered BISECT_WORK * n signatures
+    # the rest goes one by one
     n = 32
     kinds = ["wrong_s" if i % 3 else "valid" for i in range(n)]
     items = [make_item(kind, i, B.fast) for i, kind in enumerate(kinds)]
-    with mock.patch.object(E, "_batch_holds", wraps=E._batch_holds) as spy:
+    failed_sizes = []
+
+    def spy(batch, z, curve):
+        holds = original(batch, z, curve)
+        failed_sizes.extend([] if holds else [len(batch)])
+        return holds
+
+    original = E._batch_holds
+    with mock.patch.object(E, "_batch_holds", spy):
         answers = E.verify_many(items)
-    assert answers == [kind == "valid" for kind in kinds]
-    assert spy.call_count <= n.bit_length() + 1
+        assert answers == [kind == "valid" for kind in kinds]
+        assert 0 < sum(failed_sizes) <= E.BISECT_WORK * n
+        # sparse bad signatures are all found by bisection, one by one only at its bottom (each
+        # bad one: the two smallest groups, the one holding it and the one beside it)
+        failed_sizes.clear()
+        kinds = ["wrong_s" if i in (3, 17, 30) else "valid" for i in range(n)]
+        items = [make_item(kind, i, B.fast) for i, kind in enumerate(kinds)]
+        with mock.patch.object(E, "_holds", wraps=E._holds) as single:
+            assert E.verify_many(items) == [kind == "valid" for kind in kinds]
+        assert single.call_count <= 3 * 2 * E.INDIVIDUAL_UP_TO and sum(failed_sizes) <= E.BISECT_WORK * n
 
 
 def test_verify_many_sizes(batch_always, curve) -> None:
@@ -305,6 +324,27 @@ def test_verify_many_default_dispatch() -> None:
         answers = E.verify_many(items)
     assert spy.called
     assert answers == [i not in (3, len(items) - 1) for i in range(len(items))]
+
+
+def test_verify_many_large_batch() -> None:
+    # from SUBGROUP_BATCH_MIN signatures the R8 are tested together: an R8 with an order-2 part
+    # (and a signature made over R8 + T of order 4) make it fail, and they are found one by one
+    n = B.SUBGROUP_BATCH_MIN + 8
+    bad = {7: "r8_plus_t2", n - 1: "torsion2", 100: "wrong_s"}
+    items = [make_item(bad.get(i, "valid"), i, B.fast) for i in range(n)]
+    batch_answers = []
+
+    def spy(points, seed):
+        batch_answers.append(original(points, seed))
+        return batch_answers[-1]
+
+    original = B.are_in_subgroup
+    with mock.patch.object(B, "are_in_subgroup", spy):
+        assert E.verify_many(items) == [i not in bad for i in range(n)]
+        assert E.verify_many(items[: n - 1]) == [i not in bad for i in range(n - 1)]
+        good = [it for i, it in enumerate(items) if i not in bad]
+        assert E.verify_many(good) == [True] * len(good)
+    assert batch_answers == [False, False, True]
 
 
 # ---- the key cache: checked keys remembered, tables for frequent keys only ----

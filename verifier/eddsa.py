@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 from verifier import babyjubjub as bjj
 from verifier.babyjubjub import IDENTITY, P, SUBORDER, InvalidPoint, Point
-from verifier.poseidon import poseidon
+from verifier.poseidon import get_unchecked_hash, poseidon
 
 PrivateKey = bytes  # 32 bytes
 Fr = int
@@ -345,13 +345,19 @@ class _Prepared(NamedTuple):
     h: Fr
 
 
+_hash5 = get_unchecked_hash(5)
+
+
 def _prepare(msg: Fr, sig: Signature, a: Point, curve: Any) -> _Prepared:
     _check_message(msg)
     _check_signature_shape(sig)
     table = _get_key_table(a, curve)
-    h = compute_message_hash(sig.R8, a, msg)
+    r8 = sig.R8
+    # compute_message_hash, its inputs checked above (int(): a key found in the cache may be a
+    # tuple of another number type equal to the checked one)
+    h = _hash5((r8[0], r8[1], int(a[0]), int(a[1]), msg))
     # A is in the subgroup of order l (checked), so 8h * A = (8h mod l) * A: a scalar the key's table covers
-    return _Prepared(sig.R8, sig.S, a, table, 8 * h % SUBORDER, h)
+    return _Prepared(r8, sig.S, a, table, 8 * h % SUBORDER, h)
 
 
 def _holds(item: _Prepared, curve: Any) -> bool:
@@ -390,8 +396,15 @@ def check_signature(msg: Fr, sig: Signature, a: Point, curve: Any = bjj.babyjub)
 # each h_i (the Poseidon hash binds R8_i, A_i and the message) and S_i.
 # A failed batch is bisected: a half that passes is all valid; when the left half passes, the right
 # half is known to fail without checking it; groups of INDIVIDUAL_UP_TO or fewer are checked one by
-# one, and so is everything left once log2(n) + 1 equations have failed. Each sub-batch reuses the
-# z_i: the bound above holds for each equation checked.
+# one, and so is everything left once the failed equations have covered BISECT_WORK * n signatures.
+# Each sub-batch reuses the z_i: the bound above holds for each equation checked.
+# The budget is work, not a count of failed equations: k bad signatures spread over a batch fail
+# every equation down to groups of about n / k (about n * log2(k) signatures' worth) and then
+# about 2n more, while a signature costs a batch equation about a tenth of its own verification
+# (a plain key: a windowed multiplication). With a budget of log2(n) + 1 failed equations, 43 bad
+# signatures among 30,000 (benchmarks/pipeline_bench.py's 1% invalid transactions) sent nearly
+# all of them one by one. A flood of bad signatures costs at most BISECT_WORK MSMs over the batch
+# more than one by one.
 
 BATCH_DOMAIN = b"zk-derivatives-rollup/eddsa-poseidon-batch/v1"
 # fewer signatures: one by one. With 100 keys (so distinct ones in small batches) the batch path
@@ -399,15 +412,23 @@ BATCH_DOMAIN = b"zk-derivatives-rollup/eddsa-poseidon-batch/v1"
 # batch_path_forced_per_s; repeated keys move the crossover lower)
 BATCH_MIN = 24
 INDIVIDUAL_UP_TO = 2  # a failed sub-batch this small is settled one by one
+BISECT_WORK = 8  # failed batch equations may cover this many times the batch's signatures
 
 
-def _batch_coefficients(items: Sequence[_Prepared]) -> list[int]:
-    """z_i, 128 bits each, from SHAKE-128 over (domain, n, h_i and S_i of every item)."""
+def _batch_challenge(items: Sequence[_Prepared]) -> tuple[list[int], bytes]:
+    """z_i, 128 bits each, and a 32-byte seed for the subgroup test of the R8_i, from SHAKE-128
+    over (domain, n, h_i and S_i of every item): h_i binds R8_i."""
     transcript = hashlib.shake_128(BATCH_DOMAIN + len(items).to_bytes(8, "big"))
     for item in items:
         transcript.update(item.h.to_bytes(32, "big") + item.s.to_bytes(32, "big"))
-    stream = transcript.digest(16 * len(items))
-    return [int.from_bytes(stream[16 * i : 16 * i + 16], "big") for i in range(len(items))]
+    n = len(items)
+    stream = transcript.digest(16 * n + 32)
+    return [int.from_bytes(stream[16 * i : 16 * i + 16], "big") for i in range(n)], stream[16 * n :]
+
+
+def _batch_coefficients(items: Sequence[_Prepared]) -> list[int]:
+    """The z_i of `_batch_challenge`."""
+    return _batch_challenge(items)[0]
 
 
 def _batch_holds(items: Sequence[_Prepared], z: Sequence[int], curve: Any) -> bool:
@@ -427,8 +448,9 @@ def _batch_holds(items: Sequence[_Prepared], z: Sequence[int], curve: Any) -> bo
 
 def _settle(idx: list[int], items: Sequence[_Prepared], z: Sequence[int], answers: list[bool], curve: Any, budget: list[int], failed: bool = False) -> bool:
     """Fill answers[i] for i in idx (`failed`: their batch equation is known not to hold); True iff
-    all valid. Every failed equation spends one of budget[0]; with none left, one by one."""
-    if len(idx) <= INDIVIDUAL_UP_TO or budget[0] <= 0:
+    all valid. A failed equation over g signatures spends g of budget[0]; one by one when the
+    budget cannot pay for the group's."""
+    if len(idx) <= INDIVIDUAL_UP_TO or budget[0] < len(idx):
         for i in idx:
             answers[i] = _holds(items[i], curve)
         return all(answers[i] for i in idx)
@@ -437,7 +459,7 @@ def _settle(idx: list[int], items: Sequence[_Prepared], z: Sequence[int], answer
             for i in idx:
                 answers[i] = True
             return True
-        budget[0] -= 1
+        budget[0] -= len(idx)
     mid = len(idx) // 2
     left_valid = _settle(idx[:mid], items, z, answers, curve, budget)
     # the whole failed and the left half sums to O: the right half cannot
@@ -453,13 +475,14 @@ def verify_many(items: Sequence[tuple[Fr, Signature, Point]], curve: Any = bjj.b
     if len(prepared) < BATCH_MIN:
         return [_holds(item, curve) for item in prepared]
     answers = [False] * len(prepared)
-    # R8 outside the subgroup: False, as verify (and the batch equation would not see it)
-    candidates = [i for i, item in enumerate(prepared) if curve.in_subgroup_on_curve(item.r8)]
-    z = _batch_coefficients(prepared)
-    # enough failed equations to bisect down to one bad signature; more bad ones than that (a flood
-    # of invalid signatures) are checked one by one, so they cost at most about two batch MSMs more
-    # than verify would, instead of one MSM per bisection level
-    budget = [len(candidates).bit_length() + 1]
+    z, seed = _batch_challenge(prepared)
+    # R8 outside the subgroup: False, as verify (and the batch equation would not see it); all of
+    # them tested at once first (a large batch: random subset products), one by one if that fails
+    if curve.all_in_subgroup_on_curve([item.r8 for item in prepared], seed):
+        candidates = list(range(len(prepared)))
+    else:
+        candidates = [i for i, item in enumerate(prepared) if curve.in_subgroup_on_curve(item.r8)]
+    budget = [BISECT_WORK * len(candidates)]  # see BISECT_WORK
     _settle(candidates, prepared, z, answers, curve, budget)
     return answers
 
