@@ -242,13 +242,15 @@ class _KeyCache:
     precomputed tables of the frequent ones.
 
     A fast table costs about 200 KB and 2.9 ms to build (benchmarks/eddsa_bench.py), and saves
-    about 0.3 ms per single verification over a plain windowed multiplication; in a batch a key
-    without a table is one more point of the MSM. So a key gets a table only once it is frequent:
-    seen TABLE_AFTER times, where every sighting's weight halves each AGE_EVERY sightings of any
+    about 0.3 ms per single verification over a plain windowed multiplication. In a batch it
+    saves next to nothing: there a key is one point of the MSM with its whole scalar, or with a
+    table two points with 128-bit halves, about the same work. So a key gets a table only once it
+    is frequent, and only when a single verification asks for it (`build`): seen TABLE_AFTER
+    times, batches included, where every sighting's weight halves each AGE_EVERY sightings of any
     key (a key needs a share of about TABLE_AFTER / (2 * AGE_EVERY) of the traffic, roughly one
     signature in a thousand, to keep earning one). With 10,000 accounts signing alike no key is
     frequent and none pays for a table that would be evicted before it paid back: building a
-    table per first-seen key made the signature pass 10x slower than verifying plainly.
+    table per first-seen key made the node's signature pass about 10x slower.
     At most `max_tables` tables, least recently used out first (its key must earn it again); at
     most `max_keys` checked keys (about 300 bytes each), oldest out first."""
 
@@ -280,9 +282,9 @@ class _KeyCache:
             self.seen.pop(next(iter(self.seen)))  # oldest first
         self.seen[a] = [0, self.sightings // self.AGE_EVERY]
 
-    def get(self, a: Any) -> Any:
+    def get(self, a: Any, build: bool = True) -> Any:
         """What verification multiplies the (checked) key by, counting the sighting: its table
-        when it has one or has just become frequent, otherwise the point itself."""
+        when it has one or (with `build`) has just become frequent, otherwise the point itself."""
         table = self.tables.get(a)
         if table is not None:
             self.sightings += 1
@@ -297,7 +299,7 @@ class _KeyCache:
         self.sightings += 1
         age = self.sightings // self.AGE_EVERY
         weight = (entry[0] >> min(age - entry[1], 64)) + 1
-        if weight < self.TABLE_AFTER:
+        if weight < self.TABLE_AFTER or not build:
             entry[0], entry[1] = weight, age
             return a
         table = self.curve.precompute(a)
@@ -318,9 +320,9 @@ def _get_key_cache(curve: Any) -> _KeyCache:
     return cache
 
 
-def _get_key_table(a: Any, curve: Any) -> Any:
+def _get_key_table(a: Any, curve: Any, build: bool = True) -> Any:
     """The key's table or the key itself (`_KeyCache.get`), after the key's checks."""
-    return _get_key_cache(curve).get(a)
+    return _get_key_cache(curve).get(a, build)
 
 
 def check_public_key(a: Any, curve: Any = bjj.babyjub) -> None:
@@ -348,10 +350,10 @@ class _Prepared(NamedTuple):
 _hash5 = get_unchecked_hash(5)
 
 
-def _prepare(msg: Fr, sig: Signature, a: Point, curve: Any) -> _Prepared:
+def _prepare(msg: Fr, sig: Signature, a: Point, curve: Any, build: bool = True) -> _Prepared:
     _check_message(msg)
     _check_signature_shape(sig)
-    table = _get_key_table(a, curve)
+    table = _get_key_table(a, curve, build)  # no table built for a batch: see _KeyCache
     r8 = sig.R8
     # compute_message_hash, its inputs checked above (int(): a key found in the cache may be a
     # tuple of another number type equal to the checked one)
@@ -386,9 +388,11 @@ def check_signature(msg: Fr, sig: Signature, a: Point, curve: Any = bjj.babyjub)
 # i.e. sum z_i X_i == O: if some X_j != O, whatever the other z_i, at most one of the 2^128 values
 # z_j can take (distinct mod l) passes, so a batch with a bad signature passes with probability
 # <= 2^-128. That argument needs every R8_i in the subgroup: a small-order part T_i of R8_i would
-# add sum z_i T_i, which is O for half the z_i when T_i has order 2. So each R8_i is tested first
-# (curve.in_subgroup_on_curve: one exponentiation on the fast curve) and one outside is False at once, as
-# the single verify answers (S * Base8 - e * A is in the subgroup, so it never equals such an R8).
+# add sum z_i T_i, which is O for half the z_i when T_i has order 2. So the R8_i are tested first,
+# all together (curve.all_in_subgroup_on_curve: on the fast curve, from 256 of them, 128 random
+# subset products, each one exponentiation, wrong with probability <= 2^-128; its seed comes with
+# the z_i), then, if that fails, one by one; one outside is False at once, as the single verify
+# answers (S * Base8 - e * A is in the subgroup, so it never equals such an R8).
 # The z_i come from SHAKE-128 over the batch (Fiat-Shamir, not a random generator): the answer is
 # a function of the input, the same in every process and every run (a node and an auditor re-running
 # a batch agree, tests are reproducible), and an adversary choosing signatures to fool the batch
@@ -396,15 +400,8 @@ def check_signature(msg: Fr, sig: Signature, a: Point, curve: Any = bjj.babyjub)
 # each h_i (the Poseidon hash binds R8_i, A_i and the message) and S_i.
 # A failed batch is bisected: a half that passes is all valid; when the left half passes, the right
 # half is known to fail without checking it; groups of INDIVIDUAL_UP_TO or fewer are checked one by
-# one, and so is everything left once the failed equations have covered BISECT_WORK * n signatures.
-# Each sub-batch reuses the z_i: the bound above holds for each equation checked.
-# The budget is work, not a count of failed equations: k bad signatures spread over a batch fail
-# every equation down to groups of about n / k (about n * log2(k) signatures' worth) and then
-# about 2n more, while a signature costs a batch equation about a tenth of its own verification
-# (a plain key: a windowed multiplication). With a budget of log2(n) + 1 failed equations, 43 bad
-# signatures among 30,000 (benchmarks/pipeline_bench.py's 1% invalid transactions) sent nearly
-# all of them one by one. A flood of bad signatures costs at most BISECT_WORK MSMs over the batch
-# more than one by one.
+# one, and so is everything left once log2(n) + 1 equations have failed. Each sub-batch reuses the
+# z_i: the bound above holds for each equation checked.
 
 BATCH_DOMAIN = b"zk-derivatives-rollup/eddsa-poseidon-batch/v1"
 # fewer signatures: one by one. With 100 keys (so distinct ones in small batches) the batch path
@@ -412,7 +409,6 @@ BATCH_DOMAIN = b"zk-derivatives-rollup/eddsa-poseidon-batch/v1"
 # batch_path_forced_per_s; repeated keys move the crossover lower)
 BATCH_MIN = 24
 INDIVIDUAL_UP_TO = 2  # a failed sub-batch this small is settled one by one
-BISECT_WORK = 8  # failed batch equations may cover this many times the batch's signatures
 
 
 def _batch_challenge(items: Sequence[_Prepared]) -> tuple[list[int], bytes]:
@@ -448,9 +444,8 @@ def _batch_holds(items: Sequence[_Prepared], z: Sequence[int], curve: Any) -> bo
 
 def _settle(idx: list[int], items: Sequence[_Prepared], z: Sequence[int], answers: list[bool], curve: Any, budget: list[int], failed: bool = False) -> bool:
     """Fill answers[i] for i in idx (`failed`: their batch equation is known not to hold); True iff
-    all valid. A failed equation over g signatures spends g of budget[0]; one by one when the
-    budget cannot pay for the group's."""
-    if len(idx) <= INDIVIDUAL_UP_TO or budget[0] < len(idx):
+    all valid. Every failed equation spends one of budget[0]; with none left, one by one."""
+    if len(idx) <= INDIVIDUAL_UP_TO or budget[0] <= 0:
         for i in idx:
             answers[i] = _holds(items[i], curve)
         return all(answers[i] for i in idx)
@@ -459,7 +454,7 @@ def _settle(idx: list[int], items: Sequence[_Prepared], z: Sequence[int], answer
             for i in idx:
                 answers[i] = True
             return True
-        budget[0] -= len(idx)
+        budget[0] -= 1
     mid = len(idx) // 2
     left_valid = _settle(idx[:mid], items, z, answers, curve, budget)
     # the whole failed and the left half sums to O: the right half cannot
@@ -471,8 +466,9 @@ def verify_many(items: Sequence[tuple[Fr, Signature, Point]], curve: Any = bjj.b
     """verify() over many (msg, sig, key): one answer each, in order, the same as verify's (up to
     a 2^-128 chance per batch equation, see above), by batch verification. Malformed input raises
     InvalidSignature as verify does, for the first such item."""
-    prepared = [_prepare(m, s, a, curve) for m, s, a in items]
-    if len(prepared) < BATCH_MIN:
+    batch = len(items) >= BATCH_MIN
+    prepared = [_prepare(m, s, a, curve, not batch) for m, s, a in items]
+    if not batch:
         return [_holds(item, curve) for item in prepared]
     answers = [False] * len(prepared)
     z, seed = _batch_challenge(prepared)
@@ -482,7 +478,10 @@ def verify_many(items: Sequence[tuple[Fr, Signature, Point]], curve: Any = bjj.b
         candidates = list(range(len(prepared)))
     else:
         candidates = [i for i, item in enumerate(prepared) if curve.in_subgroup_on_curve(item.r8)]
-    budget = [BISECT_WORK * len(candidates)]  # see BISECT_WORK
+    # enough failed equations to bisect down to one bad signature; more bad ones than that (a flood
+    # of invalid signatures) are checked one by one, so they cost at most about two batch MSMs more
+    # than verify would, instead of one MSM per bisection level
+    budget = [len(candidates).bit_length() + 1]
     _settle(candidates, prepared, z, answers, curve, budget)
     return answers
 
