@@ -238,16 +238,20 @@ def main() -> None:
         arithmetic = "gmpy2"
     except ImportError:
         arithmetic = "python ints"
+    load_before = [round(x, 2) for x in os.getloadavg()]
     result = {
         "benchmark": "eddsa",
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "load_average_before": load_before,
         "fast_arithmetic": arithmetic,
         "target_verify_per_s_per_core": 10_000,
         "comparison": bench_reference_points(),
         "batch": bench_batch(args.quick),
         "implementations": {name: bench_curve(curve, args.quick) for name, curve in B.IMPLEMENTATIONS.items()},
     }
+    # other users of the machine slow every rate down (the Rust Poseidon most): read them with it
+    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))
 
 

@@ -515,10 +515,10 @@ def are_in_subgroup(points: Sequence[Point], seed: bytes) -> bool:
     rounds = SUBGROUP_ROUNDS
     coins = hashlib.shake_128(_SUBGROUP_DOMAIN + seed).digest(rounds * len(tables))
     # all rounds advance together, a group at a time: each table is read while it is in the cache
-    # (round by round, a large batch's tables were read from memory: twice the time at 30k points)
+    # (round by round, every round would read a large batch's tables from memory)
     accs = [one] * rounds
-    for g, table in enumerate(tables):
-        accs = [acc * table[byte] % p_mod for acc, byte in zip(accs, coins[g * rounds : (g + 1) * rounds])]
+    for i, table in enumerate(tables):
+        accs = [acc * table[byte] % p_mod for acc, byte in zip(accs, coins[i * rounds : (i + 1) * rounds])]
     return all(_powmod(acc, _TATE_EXP, p_mod) == 1 for acc in accs)
 
 
