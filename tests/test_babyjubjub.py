@@ -69,10 +69,12 @@ def test_orders(curve) -> None:
     assert curve.mul(ORDER2, 2) == B.IDENTITY
 
 
-def test_mul_base_and_precomputed_tables(curve) -> None:
+@pytest.mark.parametrize("key", ["table", "point"])
+def test_mul_base_and_precomputed_tables(curve, key) -> None:
+    # a key's table, or the key itself (what verifier.eddsa passes for a key seen a few times)
     rng = random.Random(4)
     q = random_points(curve, 1, 4)[0]
-    table = curve.precompute(q)
+    table = curve.precompute(q) if key == "table" else q
     # all-ones scalars carry into the tables' extra row; 2^260 is past them (the windowed path)
     ones = (1 << B.SUBORDER.bit_length()) - 1
     scalars = [0, 1, 15, 16, B.SUBORDER - 1, ones, rng.randrange(B.SUBORDER), rng.randrange(1 << 260)]
@@ -107,6 +109,37 @@ def test_subgroup_membership_in_every_coset(curve) -> None:
             assert curve.in_subgroup_on_curve(B.reference.add(q, t)) == (k == 0)
 
 
+def test_all_in_subgroup(curve, monkeypatch) -> None:
+    # the batch test (random subset products, from SUBGROUP_BATCH_MIN points; lowered here) and the
+    # reference's one by one agree: any point outside the subgroup, anywhere, fails the batch
+    monkeypatch.setattr(B, "SUBGROUP_BATCH_MIN", 8)
+    good = [B.fast.mul_base(random.Random(14).randrange(1, B.SUBORDER) + k) for k in range(13)]
+    assert curve.all_in_subgroup_on_curve(good, b"seed")
+    assert curve.all_in_subgroup_on_curve([*good, B.IDENTITY], b"seed")
+    assert curve.all_in_subgroup_on_curve(good[:3], b"seed")  # below the minimum: one by one
+    for k in range(1, 8):
+        for at in (0, 6, 12):
+            bad = list(good)
+            bad[at] = B.reference.add(good[at], B.SMALL_ORDER[k])
+            assert not curve.all_in_subgroup_on_curve(bad, b"seed")
+        assert not curve.all_in_subgroup_on_curve([*good, B.SMALL_ORDER[k]], b"seed")
+    # two order-2 parts cancel in every subset holding both: only subsets holding one see them
+    pair = list(good)
+    pair[2], pair[9] = (B.reference.add(pair[i], ORDER2) for i in (2, 9))
+    assert not curve.all_in_subgroup_on_curve(pair, b"seed")
+
+
+def test_subgroup_batch_round_is_a_coin(monkeypatch) -> None:
+    # one round alone catches an order-2 part for about half the seeds (the subset holds the point
+    # or not): what SUBGROUP_ROUNDS = 128 rounds turn into a 2^-128 bound
+    monkeypatch.setattr(B, "SUBGROUP_BATCH_MIN", 8)
+    monkeypatch.setattr(B, "SUBGROUP_ROUNDS", 1)
+    points = [B.fast.mul_base(k + 2) for k in range(12)]
+    points[5] = B.reference.add(points[5], ORDER2)
+    passed = sum(B.are_in_subgroup(points, bytes([seed])) for seed in range(64))
+    assert 16 <= passed <= 48
+
+
 def test_msm(curve) -> None:
     rng = random.Random(11)
     # points with small-order parts, scalars of every size, zero and negative
@@ -128,6 +161,16 @@ def test_pippenger_every_window() -> None:
         expected = B.reference.msm(points, scalars)
         for c in range(2, 10):
             assert B._ext_to_affine(B._pippenger(points, scalars, c)) == expected
+    # scalars of mixed lengths (an EdDSA batch: 128-bit coefficients, full-size key scalars, 0):
+    # each point joins only the windows its scalar reaches
+    mixed = [rng.randrange(1 << 128), rng.randrange(B.SUBORDER), 0, 1, (1 << 128) - 1, rng.randrange(1 << 260),
+             rng.randrange(1 << 64), B.SUBORDER - 1, (1 << 253) - 1]
+    expected = B.reference.msm(points, mixed)
+    for c in (None, *range(2, 10)):
+        assert B._ext_to_affine(B._pippenger(points, mixed, c)) == expected
+    assert B._ext_to_affine(B._pippenger(points[:1], [0])) == B.IDENTITY
+    # the window's cost model: a few long scalars among many short ones add windows only they pay
+    assert B._pippenger_cost({128: 1024, 253: 100}, 8) == 17 * 1024 + 32 * 100 + 32 * (3 * 128 + 8)
     # negative scalars (the point negated) and the window growing with the number of points
     signed = [-e if i % 2 else e for i, e in enumerate(scalars)]
     assert B._ext_to_affine(B._pippenger(points, signed)) == B.reference.msm(points, signed)
@@ -143,6 +186,7 @@ def test_batch_equals(curve) -> None:
     r_scalars = [rng.randrange(B.SUBORDER) for _ in range(3)]
     rs = [B.fast.mul_base(r) for r in r_scalars]
     keys = [(curve.precompute(B.fast.mul_base(w)), e) for w, e in zip(ws, es)]
+    plain = [(B.fast.mul_base(w), e) for w, e in zip(ws, es)]  # keys as points, no table
 
     def balancing_s(zs: list[int]) -> int:
         return (sum(z * r for z, r in zip(zs, r_scalars)) + sum(e * w for e, w in zip(es, ws))) % B.SUBORDER
@@ -160,6 +204,12 @@ def test_batch_equals(curve) -> None:
     assert curve.batch_equals(balancing_s(even), keys, with_torsion, even)
     # a key scalar past the 2 x 128-bit split takes the table-less path
     assert curve.batch_equals(s, [(keys[0][0], keys[0][1] + 8 * B.SUBORDER), keys[1]], rs, zs)
+    # keys given as points join the MSM with their whole scalar, alone or beside tables
+    for mix in (plain, [keys[0], plain[1]], [plain[0], keys[1]]):
+        assert curve.batch_equals(s, mix, rs, zs)
+        assert not curve.batch_equals(s, [mix[0], (mix[1][0], mix[1][1] + 1)], rs, zs)
+        assert not curve.batch_equals(s, mix, with_torsion, zs)
+    assert curve.batch_equals(s, [(plain[0][0], plain[0][1] + 8 * B.SUBORDER), plain[1]], rs, zs)
 
 
 def test_matches_reference() -> None:

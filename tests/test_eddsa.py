@@ -18,15 +18,22 @@ from verifier import eddsa as E
 from verifier.wire import SigningDomain
 
 IMPLS = list(B.IMPLEMENTATIONS.values())
+# (curve, key path): every key with a table from its first sighting, or never one (a plain
+# multiplication, a plain point of the batch MSM); the reference's "table" is the point itself
+CURVES = [(B.reference, "table"), (B.fast, "table"), (B.fast, "plain")]
 ORDER2 = (0, B.P - 1)
 DOMAIN = SigningDomain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
 PRV = bytes(range(32))
 MSG = 0x1234567890ABCDEF
 
 
-@pytest.fixture(params=IMPLS, ids=[c.name for c in IMPLS])
-def curve(request):
-    return request.param
+@pytest.fixture(params=CURVES, ids=[f"{c.name}-{path}" for c, path in CURVES])
+def curve(request, monkeypatch):
+    impl, path = request.param
+    monkeypatch.setattr(E._KeyCache, "TABLE_AFTER", 1 if path == "table" else 1 << 62)
+    E.clear_key_cache()
+    yield impl
+    E.clear_key_cache()
 
 
 @pytest.fixture
@@ -185,8 +192,10 @@ def make_item(kind: str, i: int, curve) -> tuple[int, E.Signature, B.Point]:
 
 @pytest.fixture
 def batch_always(monkeypatch):
-    """The batch path from 1 signature (verify_many goes one by one below BATCH_MIN)."""
+    """The batch path from 1 signature (verify_many goes one by one below BATCH_MIN), the R8
+    tested for the subgroup together from 2 (one by one below SUBGROUP_BATCH_MIN)."""
     monkeypatch.setattr(E, "BATCH_MIN", 1)
+    monkeypatch.setattr(B, "SUBGROUP_BATCH_MIN", 2)
 
 
 KINDS = ["valid", "wrong_msg", "wrong_s", "wrong_key", "r8_plus_t2", "torsion1", "torsion2", "torsion4", "r8_small_order"]
@@ -298,6 +307,166 @@ def test_verify_many_default_dispatch() -> None:
         answers = E.verify_many(items)
     assert spy.called
     assert answers == [i not in (3, len(items) - 1) for i in range(len(items))]
+
+
+def test_verify_many_large_batch() -> None:
+    # from SUBGROUP_BATCH_MIN signatures the R8 are tested together: an R8 with an order-2 part
+    # (and a signature made over R8 + T of order 4) make it fail, and they are found one by one
+    n = B.SUBGROUP_BATCH_MIN + 8
+    bad = {7: "r8_plus_t2", n - 1: "torsion2", 100: "wrong_s"}
+    items = [make_item(bad.get(i, "valid"), i, B.fast) for i in range(n)]
+    batch_answers = []
+
+    def spy(points, seed):
+        batch_answers.append(original(points, seed))
+        return batch_answers[-1]
+
+    original = B.are_in_subgroup
+    with mock.patch.object(B, "are_in_subgroup", spy):
+        assert E.verify_many(items) == [i not in bad for i in range(n)]
+        assert E.verify_many(items[: n - 1]) == [i not in bad for i in range(n - 1)]
+        good = [it for i, it in enumerate(items) if i not in bad]
+        assert E.verify_many(good) == [True] * len(good)
+    assert batch_answers == [False, False, True]
+
+
+# ---- the key cache: checked keys remembered, tables for frequent keys only ----
+
+
+@functools.lru_cache(maxsize=None)
+def distinct_signers(n: int) -> list[tuple[bytes, B.Point]]:
+    return [(k, E.prv2pub(k)) for k in (random.Random(f"key {i}").randbytes(32) for i in range(n))]
+
+
+def signed_by_distinct_keys(n: int, bad: dict[int, str] | None = None) -> list[tuple[int, E.Signature, B.Point]]:
+    """One valid signature per key of n distinct keys (fast curve: the same as the reference's),
+    item i spoiled as bad[i] says."""
+    items = []
+    for i, (prv, a) in enumerate(distinct_signers(n)):
+        msg = 7000 + i
+        sig = E.sign(prv, msg)
+        kind = (bad or {}).get(i)
+        if kind == "wrong_msg":
+            msg += 1
+        elif kind == "r8_plus_t2":
+            sig = E.Signature(B.reference.add(sig.R8, B.SMALL_ORDER[4]), sig.S)
+        elif kind == "key_off_subgroup":
+            a = B.reference.add(a, ORDER2)
+        items.append((msg, sig, a))
+    return items
+
+
+def test_verify_many_distinct_keys(batch_always, curve) -> None:
+    # every key first seen in the batch: with tables (one built per key) or as plain MSM points;
+    # the answers are verify's, the bad ones found by bisection
+    n = 40 if curve is B.fast else 5
+    bad = {1: "wrong_msg", n - 2: "r8_plus_t2"}
+    items = signed_by_distinct_keys(n, bad)
+    expected = [i not in bad for i in range(n)]
+    assert E.verify_many(items, curve) == expected
+    cache = E._KEY_CACHES[curve.name]
+    assert set(cache.seen) == {a for _, _, a in items} and not cache.tables  # a batch builds none
+    assert E.verify_many(items, curve) == expected  # keys known now
+    assert [E.verify(m, s, a, curve) for m, s, a in items] == expected
+    # single verifications build the tables of frequent keys (all, on this path): the batch uses them
+    assert len(cache.tables) == (0 if E._KeyCache.TABLE_AFTER > 1 else n)
+    assert E.verify_many(items, curve) == expected
+
+
+def test_bad_key_among_many(batch_always, curve) -> None:
+    # a key outside the subgroup among many first-seen keys: verify_many raises verify's error,
+    # the bad key is not remembered, and the good ones still verify
+    n = 30 if curve is B.fast else 4
+    items = signed_by_distinct_keys(n, {n // 2: "key_off_subgroup"})
+    with pytest.raises(E.InvalidSignature, match="public key is not in the prime-order subgroup"):
+        E.verify(*items[n // 2], curve)
+    with pytest.raises(E.InvalidSignature, match="public key is not in the prime-order subgroup"):
+        E.verify_many(items, curve)
+    cache = E._KEY_CACHES[curve.name]
+    assert items[n // 2][2] not in cache.seen and items[n // 2][2] not in cache.tables
+    good = items[: n // 2] + items[n // 2 + 1 :]
+    assert E.verify_many(good, curve) == [True] * len(good)
+    with pytest.raises(E.InvalidSignature, match="public key is not in the prime-order subgroup"):
+        E.check_public_key(items[n // 2][2], curve)
+
+
+def test_l2_batch_with_many_keys_and_a_bad_one() -> None:
+    # the node's path: a bad key is answered alone, every other key id comes back
+    from verifier import l2auth
+
+    E.clear_key_cache()
+    n = 30
+    items = signed_by_distinct_keys(n, {3: "key_off_subgroup", 9: "wrong_msg"})
+    wire = [(m, l2auth.encode_l2_signature(a, s)) for m, s, a in items]
+    answers = l2auth.verify_l2_signatures(wire)
+    for i, answer in enumerate(answers):
+        if i == 3:
+            assert answer == "public key is not in the prime-order subgroup"
+        elif i == 9:
+            assert answer == l2auth.MISMATCH
+        else:
+            assert answer == l2auth.compute_key_id(items[i][2])
+    assert not E._KEY_CACHES["fast"].tables  # 30 keys seen once each: no table built
+
+
+def test_key_becomes_frequent() -> None:
+    # a key gets its table on its TABLE_AFTER-th sighting; verification answers alike before and after
+    E.clear_key_cache()
+    (prv, a), = distinct_signers(1)
+    cache = E._get_key_cache(B.fast)
+    for i in range(E._KeyCache.TABLE_AFTER + 2):
+        sig = E.sign(prv, i)
+        assert E.verify(i, sig, a) and not E.verify(i + 1, sig, a)
+        has_table = a in cache.tables
+        # two verifications per round: the table comes with the TABLE_AFTER-th
+        assert has_table == (2 * i + 2 >= E._KeyCache.TABLE_AFTER)
+        if has_table:
+            assert isinstance(cache.tables[a], B.FixedBaseTable)
+    # sightings in a batch count, but build no table (it would not speed the batch up): the next
+    # single verification does
+    E.clear_key_cache()
+    cache = E._get_key_cache(B.fast)
+    items = [(i, E.sign(prv, i), a) for i in range(E.BATCH_MIN)]
+    assert E.verify_many(items) == [True] * len(items) and a not in cache.tables
+    assert E.verify(*items[0]) and a in cache.tables
+    E.clear_key_cache()
+
+
+def test_key_cache_ages_and_evicts(monkeypatch) -> None:
+    # weights halve every AGE_EVERY sightings: a key seen steadily but rarely never gets a
+    # table; tables are evicted least recently used first and must be earned again; checked keys
+    # are bounded, oldest out first
+    monkeypatch.setattr(E._KeyCache, "TABLE_AFTER", 4)
+    monkeypatch.setattr(E._KeyCache, "AGE_EVERY", 16)
+    keys = [B.fast.mul_base(k) for k in range(2, 40)]
+    cache = E._KeyCache(B.fast, max_tables=2, max_keys=20)
+
+    def sightings_to_table(key: B.Point) -> int:
+        for n in range(1, 20):
+            if cache.get(key) != key:
+                return n
+        raise AssertionError("no table")
+
+    rare, crowd = keys[0], keys[1:17]
+    for _ in range(8):  # the rare key once in every 17 sightings: its weight stays below 4
+        assert cache.get(rare) == rare
+        for k in crowd:
+            assert cache.get(k) == k
+    assert not cache.tables
+    hot = keys[17]
+    # 4 sightings in a row, or up to 6 when the weights halve in between (3 -> 1)
+    assert 4 <= sightings_to_table(hot) <= 6
+    assert isinstance(cache.get(hot), B.FixedBaseTable)
+    for k in keys[18:20]:  # two more keys earn tables: `hot`, used least recently, goes
+        sightings_to_table(k)
+    assert set(cache.tables) == set(keys[18:20])
+    assert 4 <= sightings_to_table(hot) <= 6  # earned again
+    for k in keys[20:22]:
+        cache.get(k)
+    assert len(cache.seen) == 20 and rare not in cache.seen  # the oldest checked key dropped
+    assert cache.get(rare) == rare  # checked again on its next sighting
+    with pytest.raises(E.InvalidSignature, match="public key is the identity"):
+        cache.get(B.IDENTITY)
 
 
 # ---- wallet-derived keys ----

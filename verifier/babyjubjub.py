@@ -14,7 +14,10 @@ Implementations, same API and results (`IMPLEMENTATIONS`; one test suite runs ov
   doublings at all) for Base8 (8-bit digits) and for any point given to `precompute` (4-bit), their
   additions on the isomorphic a = -1 curve (7 multiplications instead of 10);
   subgroup membership by an order-8 Tate pairing (one exponentiation, not a multiplication by l);
-  multi-scalar multiplication by Pippenger's bucket method on the isomorphic a = -1 curve.
+  multi-scalar multiplication by Pippenger's bucket method on the isomorphic a = -1 curve, each
+  point joining only the windows its scalar reaches.
+Wherever a precomputed table of a point Q is taken, Q itself is accepted too (the reference's
+`precompute` returns Q): a key seen a few times is not worth its table (verifier.eddsa).
 `babyjub` is the fast one. `batch_equals` checks a batch of EdDSA verification equations combined
 into one (verifier.eddsa.verify_many).
 
@@ -24,7 +27,9 @@ when x > (p - 1) / 2.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import Any
 
 from py_ecc.optimized_bn128 import curve_order
@@ -201,6 +206,10 @@ class ReferenceBabyJub:
     def in_subgroup_on_curve(self, p: Point) -> bool:
         """in_subgroup for a point already checked to be on the curve."""
         return self.mul(p, SUBORDER) == IDENTITY
+
+    def all_in_subgroup_on_curve(self, points: Sequence[Point], seed: bytes) -> bool:
+        """Every point (each on the curve) in the subgroup; `seed` as the fast curve's (unused)."""
+        return all(self.in_subgroup_on_curve(p) for p in points)
 
     def precompute(self, p: Point) -> Point:
         return p
@@ -434,8 +443,9 @@ _TATE_EXP = (P - 1) // 8
 _powmod: Callable[[Any, int, Any], Any] = gmpy2.powmod if gmpy2 is not None else pow
 
 
-def _tate8(p: Point) -> Any:
-    """t(p), an 8th root of unity (p on the curve, not of small order)."""
+def _tate8_base(p: Point) -> Any:
+    """k(p) with t(p) = k(p)^((p-1)/8) (p on the curve, not of small order): p is in the subgroup
+    iff k(p) is an 8th power, and k is multiplicative up to 8th powers (t is a homomorphism)."""
     x, y = _mpz(p[0]), _mpz(p[1])
     u, w = 1 + y, 1 - y
     wx = w * x % _P
@@ -450,7 +460,12 @@ def _tate8(p: Point) -> Any:
     uw = u * w % _P
     uw2 = uw * uw % _P
     uw7 = uw2 * uw2 % _P * uw2 % _P * uw % _P
-    return _powmod(k * k % _P * uw7 % _P, _TATE_EXP, _P)
+    return k * k % _P * uw7 % _P
+
+
+def _tate8(p: Point) -> Any:
+    """t(p), an 8th root of unity (p on the curve, not of small order)."""
+    return _powmod(_tate8_base(p), _TATE_EXP, _P)
 
 
 def is_in_subgroup(p: Point) -> bool:
@@ -458,6 +473,53 @@ def is_in_subgroup(p: Point) -> bool:
     if p in _SMALL_ORDER_SET:
         return p == IDENTITY
     return _tate8(p) == 1
+
+
+# Many points at once: t maps E onto mu_8 with the subgroup as kernel, so for a random subset of
+# the points, prod_{i in subset} k(p_i) is an 8th power when all are in the subgroup, and when
+# some p_j is not, it fails to be one for at least one of the two choices (p_j in the subset or
+# not): with SUBGROUP_ROUNDS independent random subsets a batch with a point outside the
+# subgroup passes with probability <= 2^-SUBGROUP_ROUNDS. (No random linear combination does
+# better per exponentiation: an order-2 component is seen by only half of any coefficients.)
+# Each round costs one exponentiation and one multiplication per SUBSET_GROUP points: the subset
+# products of each group of points are tabulated once (2^g - 1 multiplications) and a round picks
+# one entry per group with one random byte. For n points: 128 exponentiations and about
+# n * (2^g / g + 128 / g) multiplications instead of n exponentiations, so from about 200 points on.
+SUBGROUP_ROUNDS = 128
+SUBSET_GROUP = 6
+SUBGROUP_BATCH_MIN = 256
+_SUBGROUP_DOMAIN = b"zk-derivatives-rollup/babyjubjub-subgroup-batch/v1"
+
+
+def are_in_subgroup(points: Sequence[Point], seed: bytes) -> bool:
+    """Every point (each on the curve) is in the prime-order subgroup: exactly (one exponentiation
+    each) below SUBGROUP_BATCH_MIN points, else by random subset products, wrong with probability
+    <= 2^-128. `seed` must bind the points (Fiat-Shamir: the caller's transcript of them); the
+    subsets are SHAKE-128 of it."""
+    if len(points) < SUBGROUP_BATCH_MIN:
+        return all(is_in_subgroup(p) for p in points)
+    bases = []
+    for p in points:
+        if p in _SMALL_ORDER_SET:
+            if p != IDENTITY:
+                return False
+            continue
+        bases.append(_tate8_base(p))
+    g, p_mod, one = SUBSET_GROUP, _P, _mpz(1)
+    tables = []
+    for start in range(0, len(bases), g):
+        table = [one]
+        for k in bases[start : start + g]:
+            table += [x * k % p_mod for x in table]
+        tables.append(table * (256 // len(table)))  # indexed by a whole byte: its low bits choose
+    rounds = SUBGROUP_ROUNDS
+    coins = hashlib.shake_128(_SUBGROUP_DOMAIN + seed).digest(rounds * len(tables))
+    # all rounds advance together, a group at a time: each table is read while it is in the cache
+    # (round by round, every round would read a large batch's tables from memory)
+    accs = [one] * rounds
+    for i, table in enumerate(tables):
+        accs = [acc * table[byte] % p_mod for acc, byte in zip(accs, coins[i * rounds : (i + 1) * rounds])]
+    return all(_powmod(acc, _TATE_EXP, p_mod) == 1 for acc in accs)
 
 
 # ---- multi-scalar multiplication (fast): Pippenger's bucket method ----
@@ -490,60 +552,83 @@ def _ext_equals(p: Ext, q: Ext) -> bool:
     return (p[0] * q[2] - q[0] * p[2]) % _P == 0 and (p[1] * q[2] - q[1] * p[2]) % _P == 0
 
 
-def pippenger_window(n: int, bits: int) -> int:
-    """The digit width minimising the work of an n-point MSM of `bits`-bit scalars: per window n
-    mixed additions into buckets and 2 full ones per bucket to sum them (a full one costs about
-    1.5 mixed ones: weight 3), plus the doublings between windows."""
+def _pippenger_cost(bit_counts: dict[int, int], c: int) -> int:
+    # per window, a mixed addition per point whose scalar reaches it and 2 full ones per bucket to
+    # sum them (a full one costs about 1.5 mixed ones: weight 3), plus the doublings between windows
+    windows = {bits: -(-(bits + 1) // c) for bits in bit_counts}
+    return sum(w * bit_counts[bits] for bits, w in windows.items()) + max(windows.values()) * (3 * (1 << (c - 1)) + c)
 
-    def cost(c: int) -> int:
-        windows = -(-(bits + 1) // c)
-        return windows * (n + 3 * (1 << (c - 1))) + windows * c
 
-    return min(range(2, 17), key=cost)
+def pippenger_window(n: int, bits: int | dict[int, int]) -> int:
+    """The digit width minimising the work of an MSM of n points with `bits`-bit scalars, or of
+    scalars of several lengths (`bits` maps a bit length to how many scalars have it; n unused)."""
+    bit_counts = {bits: n} if isinstance(bits, int) else bits
+    return min(range(2, 17), key=lambda c: _pippenger_cost(bit_counts, c))
 
 
 def _pippenger(points: Sequence[Point], scalars: Sequence[int], window: int | None = None) -> Ext:
     """sum scalars[i] * points[i] (affine points on the curve) by the bucket method with signed
-    digits in [-2^(c-1), 2^(c-1)): half the buckets of unsigned ones."""
+    digits in [-2^(c-1), 2^(c-1)): half the buckets of unsigned ones. Scalars may differ in
+    length (an EdDSA batch: 128-bit coefficients and full-size key scalars): a point joins only
+    the windows its scalar reaches, so short scalars do not pay for the long ones' windows."""
     n = len(points)
     if n == 0:
         return _EXT_IDENTITY
     if any(e < 0 for e in scalars):
         pairs = [(pt, e) if e >= 0 else (neg(pt), -e) for pt, e in zip(points, scalars)]
         points, scalars = [pt for pt, _ in pairs], [e for _, e in pairs]
-    bits = max(1, max(e.bit_length() for e in scalars))
-    c = window or pippenger_window(n, bits)
+    lengths = [max(1, e.bit_length()) for e in scalars]
+    bit_counts: dict[int, int] = {}
+    for bits in lengths:
+        bit_counts[bits] = bit_counts.get(bits, 0) + 1
+    c = window or pippenger_window(n, bit_counts)
     half, mask = 1 << (c - 1), (1 << c) - 1
-    # signed recoding without carries: with H = half * sum_k 2^(c*k), z + H has unsigned digits
-    # u_k and z = sum_k (u_k - half) * 2^(c*k); enough windows that z + H fits
-    windows = -(-(bits + 1) // c)
-    while True:
-        offset = half * (((1 << (c * windows)) - 1) // mask)
-        if max(scalars) + offset < 1 << (c * windows):
-            break
-        windows += 1
-    shifted = [e + offset for e in scalars]
+    # signed recoding without carries: with H = half * sum_{k < W} 2^(c*k), z + H has W unsigned
+    # digits u_k and z = sum_k (u_k - half) * 2^(c*k); per scalar, the fewest windows W for which
+    # z + H fits in W digits
+    offsets: dict[int, int] = {}
+
+    def offset(windows: int) -> int:
+        h = offsets.get(windows)
+        if h is None:
+            h = offsets[windows] = half * (((1 << (c * windows)) - 1) // mask)
+        return h
+
+    prepared = []
+    for pt, e, bits in zip(points, scalars, lengths):
+        windows = -(-(bits + 1) // c)
+        while e + offset(windows) >= 1 << (c * windows):
+            windows += 1
+        prepared.append((windows, e + offset(windows), pt))
+    prepared.sort(key=lambda t: -t[0])  # the points of window w: a prefix
+    windows_total = prepared[0][0]
+    reach = [0] * windows_total  # reach[w]: how many points have a digit in window w
+    for windows, _, _ in prepared:
+        reach[windows - 1] += 1
+    for w in range(windows_total - 2, -1, -1):
+        reach[w] += reach[w + 1]
     p, one = _P, _mpz(1)
     # each point on the a = -1 curve as (y - x', y + x', 2 d' x' y) for an addition into a bucket,
     # negated too (x' -> -x' swaps the first two), and extended for a bucket's first point
-    adds, firsts = [], []
-    for pt in points:
+    shifted, adds, firsts = [], [], []
+    for _, u_all, pt in prepared:
         x, y = _C_MPZ * pt[0] % p, _mpz(pt[1])
         xy = x * y % p
         k = _K_M1 * xy % p
         ymx, ypx = y - x, y + x
+        shifted.append(u_all)
         adds.append(((ymx, ypx, k), (ypx, ymx, -k)))
         firsts.append(((x, y, one, xy), (-x, y, one, -xy)))
     # digit u -> (bucket, negated): bucket |u - half|, the negated point when u < half
     route = [(abs(u - half), 1 if u < half else 0) for u in range(mask + 1)]
     result: Ext | None = None
-    for w in range(windows - 1, -1, -1):
+    for w in range(windows_total - 1, -1, -1):
         if result is not None:
             for _ in range(c):
                 result = _m1_double(result)
         shift = c * w
         buckets: list[Ext | None] = [None] * (half + 1)
-        for u_all, add, first in zip(shifted, adds, firsts):
+        for u_all, add, first in zip(islice(shifted, reach[w]), adds, firsts):
             b, sign = route[(u_all >> shift) & mask]
             if not b:
                 continue
@@ -559,7 +644,7 @@ def _pippenger(points: Sequence[Point], scalars: Sequence[int], window: int | No
             cc = t1 * k % p
             dd = z1 + z1
             e, f, g, h = bb - aa, dd - cc, dd + cc, bb + aa
-            buckets[b] = (e * f % p, g * h % p, f * g % p, e * h % p)
+            buckets[b] = (e * f, g * h, f * g % p, e * h % p)  # X, Y unreduced: reduced in the next products
         # sum_j j * bucket_j as running sums from the top
         running: Ext | None = None
         total: Ext | None = None
@@ -614,34 +699,43 @@ class FastBabyJub:
         """in_subgroup for a point already checked to be on the curve."""
         return is_in_subgroup(p)
 
+    def all_in_subgroup_on_curve(self, points: Sequence[Point], seed: bytes) -> bool:
+        """Every point (each on the curve) in the subgroup (`are_in_subgroup`: from
+        SUBGROUP_BATCH_MIN points on, up to 2^-128, with subsets drawn from `seed`)."""
+        return are_in_subgroup(points, seed)
+
     def precompute(self, p: Point) -> FixedBaseTable:
-        """A table for many multiplications of one point (a public key verifying many signatures)."""
+        """A table for many multiplications of one point (a public key verifying many signatures).
+        Every method taking a table takes the point itself as well (`Key`): a plain windowed
+        multiplication for it, which is cheaper than building a table for a point used a few times."""
         return FixedBaseTable(p)
 
-    def mul_precomputed(self, table: FixedBaseTable, e: int) -> Point:
+    def mul_precomputed(self, table: Key, e: int) -> Point:
         return _ext_to_affine(self._mul_table(table, e))
 
-    def _mul_table(self, table: FixedBaseTable, e: int) -> Ext:
+    def _mul_table(self, table: Key, e: int) -> Ext:
+        if table.__class__ is not FixedBaseTable:
+            return _window_mul(table, e)
         if table.covers(e):
             return table.mul(e)
         return _window_mul(table.point, e)
 
-    def mul_sub_base(self, s: int, table: FixedBaseTable, e: int) -> Point:
-        """s * Base8 - e * Q, where `table` came from precompute(Q)."""
+    def mul_sub_base(self, s: int, table: Key, e: int) -> Point:
+        """s * Base8 - e * Q, where `table` came from precompute(Q) or is Q."""
         return _ext_to_affine(self._sub_base(s, table, e))
 
-    def sub_base_equals(self, s: int, table: FixedBaseTable, e: int, r: Point) -> bool:
+    def sub_base_equals(self, s: int, table: Key, e: int, r: Point) -> bool:
         """s * Base8 - e * Q == r, without leaving projective coordinates."""
         return _ext_equals_affine(self._sub_base(s, table, e), r)
 
-    def _sub_base(self, s: int, table: FixedBaseTable, e: int) -> Ext:
+    def _sub_base(self, s: int, table: Key, e: int) -> Ext:
         base = self.base_table
-        if table.covers(e) and base.covers(s):
+        if table.__class__ is FixedBaseTable and table.covers(e) and base.covers(s):
             # one accumulator through both tables: no separate negation and final addition
             return base.mul(s, table.mul(e, negate=True))
         q = self._mul_table(table, e)
-        left = base.mul(s) if base.covers(s) else _window_mul(BASE8, s)
-        return _ext_add(left, (-q[0], q[1], q[2], -q[3]))
+        minus_q = (-q[0], q[1], q[2], -q[3])
+        return base.mul(s, minus_q) if base.covers(s) else _ext_add(_window_mul(BASE8, s), minus_q)
 
     def msm(self, points: Sequence[Point], scalars: Sequence[int]) -> Point:
         """sum scalars[i] * points[i] (Pippenger)."""
@@ -649,15 +743,20 @@ class FastBabyJub:
             raise ValueError("msm: as many scalars as points")
         return _ext_to_affine(_pippenger(points, scalars))
 
-    def batch_equals(self, s: int, keys: Sequence[tuple[FixedBaseTable, int]], points: Sequence[Point], scalars: Sequence[int]) -> bool:
+    def batch_equals(self, s: int, keys: Sequence[tuple[Key, int]], points: Sequence[Point], scalars: Sequence[int]) -> bool:
         """s * Base8 - sum e_k * Q_k == sum z_i * R_i (ReferenceBabyJub.batch_equals), compared
-        projectively, as s * Base8 == sum z_i * R_i + sum e_k * Q_k: each key joins the Pippenger
-        MSM as two points, Q and 2^128 Q (both in its table), with the two 128-bit halves of e_k:
-        the z_i are 128 bits, so no window is added."""
+        projectively, as s * Base8 == sum z_i * R_i + sum e_k * Q_k, in one Pippenger MSM. A key
+        with a table joins it as two points, Q and 2^128 Q (both in its table), with the two 128-bit
+        halves of e_k: the z_i are 128 bits, so no window is added. A key given as a point joins as
+        itself with the whole e_k: it alone reaches the upper windows (no 2^128 Q without 128
+        doublings), still far cheaper than a multiplication of its own."""
         pts, scs = list(points), list(scalars)
         acc = _EXT_IDENTITY
         for table, e in keys:
-            if table.covers(e) and e.bit_length() <= 2 * _KEY_SPLIT and len(table.rows) > _KEY_SPLIT // table.window:
+            if table.__class__ is not FixedBaseTable:
+                pts.append(table)
+                scs.append(e)
+            elif table.covers(e) and e.bit_length() <= 2 * _KEY_SPLIT and len(table.rows) > _KEY_SPLIT // table.window:
                 pts.append(table.point)
                 scs.append(e & ((1 << _KEY_SPLIT) - 1))
                 pts.append(table.affine_multiple(_KEY_SPLIT // table.window))
@@ -671,6 +770,7 @@ class FastBabyJub:
 
 
 _KEY_SPLIT = 128  # a key's scalar in two halves of this many bits (a multiple of the table's window)
+Key = FixedBaseTable | Point  # what the fast curve multiplies a key by: its table, or the point alone
 
 reference = ReferenceBabyJub()
 fast = FastBabyJub()

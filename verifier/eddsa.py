@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 from verifier import babyjubjub as bjj
 from verifier.babyjubjub import IDENTITY, P, SUBORDER, InvalidPoint, Point
-from verifier.poseidon import poseidon
+from verifier.poseidon import get_unchecked_hash, poseidon
 
 PrivateKey = bytes  # 32 bytes
 Fr = int
@@ -238,19 +238,38 @@ def _check_signature_shape(sig: Any) -> None:
 
 
 class _KeyCache:
-    """Public keys already checked (on the curve, in the subgroup, not the identity), with the
-    precomputed table each verification multiplies: a sequencer sees the same keys again and again.
-    A fast table is about 200 KB (benchmarks/eddsa_bench.py measures it): 256 keys, oldest out first."""
+    """Public keys already checked (on the curve, in the subgroup, not the identity), and the
+    precomputed tables of the frequent ones.
 
-    def __init__(self, curve: Any, maxsize: int = 256) -> None:
+    A fast table costs about 200 KB and 2.9 ms to build (benchmarks/eddsa_bench.py), and saves
+    about 0.3 ms per single verification over a plain windowed multiplication. In a batch it
+    saves next to nothing: there a key is one point of the MSM with its whole scalar, or with a
+    table two points with 128-bit halves, about the same work. So a key gets a table only once it
+    is frequent, and only when a single verification asks for it (`build`): seen TABLE_AFTER
+    times, batches included, where every sighting's weight halves each AGE_EVERY sightings of any
+    key (a key needs a share of about TABLE_AFTER / (2 * AGE_EVERY) of the traffic, roughly one
+    signature in a thousand, to keep earning one). With 10,000 accounts signing alike no key is
+    frequent and none pays for a table that would be evicted before it paid back: building a
+    table per first-seen key made the node's signature pass about 10x slower.
+    At most `max_tables` tables, least recently used out first (its key must earn it again); at
+    most `max_keys` checked keys (about 300 bytes each), oldest out first."""
+
+    TABLE_AFTER = 8
+    AGE_EVERY = 4096
+
+    def __init__(self, curve: Any, max_tables: int = 256, max_keys: int = 1 << 16) -> None:
         self.curve = curve
-        self.maxsize = maxsize
+        self.max_tables = max_tables
+        self.max_keys = max_keys
         self.tables: dict[Point, Any] = {}
+        # key -> [weight, the age it was last updated at]: the weight decays lazily, on a lookup
+        self.seen: dict[Point, list[int]] = {}
+        self.sightings = 0
 
-    def get(self, a: Any) -> Any:
-        table = self.tables.get(a)
-        if table is not None:
-            return table
+    def check(self, a: Any) -> None:
+        """InvalidSignature unless `a` is a valid key; remembered once checked."""
+        if a in self.seen or a in self.tables:
+            return
         try:
             bjj.check_point(a, "public key")
         except InvalidPoint as e:
@@ -259,27 +278,57 @@ class _KeyCache:
             raise InvalidSignature("public key is the identity")
         if not self.curve.in_subgroup(a):
             raise InvalidSignature("public key is not in the prime-order subgroup")
+        if len(self.seen) >= self.max_keys:
+            self.seen.pop(next(iter(self.seen)))  # oldest first
+        self.seen[a] = [0, self.sightings // self.AGE_EVERY]
+
+    def get(self, a: Any, build: bool = True) -> Any:
+        """What verification multiplies the (checked) key by, counting the sighting: its table
+        when it has one or (with `build`) has just become frequent, otherwise the point itself."""
+        table = self.tables.get(a)
+        if table is not None:
+            self.sightings += 1
+            if len(self.tables) > 1:  # most recently used last
+                del self.tables[a]
+                self.tables[a] = table
+            return table
+        self.check(a)
+        entry = self.seen.get(a)
+        if entry is None:  # checked, then dropped as the oldest of max_keys: checked again, cheap
+            entry = self.seen[a] = [0, self.sightings // self.AGE_EVERY]
+        self.sightings += 1
+        age = self.sightings // self.AGE_EVERY
+        weight = (entry[0] >> min(age - entry[1], 64)) + 1
+        if weight < self.TABLE_AFTER or not build:
+            entry[0], entry[1] = weight, age
+            return a
         table = self.curve.precompute(a)
-        if len(self.tables) >= self.maxsize:
-            self.tables.pop(next(iter(self.tables)))  # oldest first
+        if len(self.tables) >= self.max_tables:
+            self.tables.pop(next(iter(self.tables)))  # least recently used
         self.tables[a] = table
+        entry[0], entry[1] = 0, age  # earned again from nothing after an eviction
         return table
 
 
 _KEY_CACHES: dict[str, _KeyCache] = {}
 
 
-def _get_key_table(a: Any, curve: Any) -> Any:
+def _get_key_cache(curve: Any) -> _KeyCache:
     cache = _KEY_CACHES.get(curve.name)
     if cache is None:
         cache = _KEY_CACHES[curve.name] = _KeyCache(curve)
-    return cache.get(a)
+    return cache
+
+
+def _get_key_table(a: Any, curve: Any, build: bool = True) -> Any:
+    """The key's table or the key itself (`_KeyCache.get`), after the key's checks."""
+    return _get_key_cache(curve).get(a, build)
 
 
 def check_public_key(a: Any, curve: Any = bjj.babyjub) -> None:
     """InvalidSignature unless `a` is a key `verify` accepts (on the curve, in the prime-order
-    subgroup, not the identity); cached as `verify` caches it."""
-    _get_key_table(a, curve)
+    subgroup, not the identity); remembered as `verify` remembers it."""
+    _get_key_cache(curve).check(a)
 
 
 def clear_key_cache() -> None:
@@ -293,18 +342,24 @@ class _Prepared(NamedTuple):
     r8: Point
     s: int
     a: Point
-    table: Any  # the key's, from curve.precompute
+    table: Any  # the key's table (curve.precompute) or the key itself
     e: int  # 8 * h mod l
     h: Fr
 
 
-def _prepare(msg: Fr, sig: Signature, a: Point, curve: Any) -> _Prepared:
+_hash5 = get_unchecked_hash(5)
+
+
+def _prepare(msg: Fr, sig: Signature, a: Point, curve: Any, build: bool = True) -> _Prepared:
     _check_message(msg)
     _check_signature_shape(sig)
-    table = _get_key_table(a, curve)
-    h = compute_message_hash(sig.R8, a, msg)
+    table = _get_key_table(a, curve, build)  # no table built for a batch: see _KeyCache
+    r8 = sig.R8
+    # compute_message_hash, its inputs checked above (int(): a key found in the cache may be a
+    # tuple of another number type equal to the checked one)
+    h = _hash5((r8[0], r8[1], int(a[0]), int(a[1]), msg))
     # A is in the subgroup of order l (checked), so 8h * A = (8h mod l) * A: a scalar the key's table covers
-    return _Prepared(sig.R8, sig.S, a, table, 8 * h % SUBORDER, h)
+    return _Prepared(r8, sig.S, a, table, 8 * h % SUBORDER, h)
 
 
 def _holds(item: _Prepared, curve: Any) -> bool:
@@ -333,9 +388,11 @@ def check_signature(msg: Fr, sig: Signature, a: Point, curve: Any = bjj.babyjub)
 # i.e. sum z_i X_i == O: if some X_j != O, whatever the other z_i, at most one of the 2^128 values
 # z_j can take (distinct mod l) passes, so a batch with a bad signature passes with probability
 # <= 2^-128. That argument needs every R8_i in the subgroup: a small-order part T_i of R8_i would
-# add sum z_i T_i, which is O for half the z_i when T_i has order 2. So each R8_i is tested first
-# (curve.in_subgroup_on_curve: one exponentiation on the fast curve) and one outside is False at once, as
-# the single verify answers (S * Base8 - e * A is in the subgroup, so it never equals such an R8).
+# add sum z_i T_i, which is O for half the z_i when T_i has order 2. So the R8_i are tested first,
+# all together (curve.all_in_subgroup_on_curve: on the fast curve, from 256 of them, 128 random
+# subset products, each one exponentiation, wrong with probability <= 2^-128; its seed comes with
+# the z_i), then, if that fails, one by one; one outside is False at once, as the single verify
+# answers (S * Base8 - e * A is in the subgroup, so it never equals such an R8).
 # The z_i come from SHAKE-128 over the batch (Fiat-Shamir, not a random generator): the answer is
 # a function of the input, the same in every process and every run (a node and an auditor re-running
 # a batch agree, tests are reproducible), and an adversary choosing signatures to fool the batch
@@ -354,13 +411,20 @@ BATCH_MIN = 24
 INDIVIDUAL_UP_TO = 2  # a failed sub-batch this small is settled one by one
 
 
-def _batch_coefficients(items: Sequence[_Prepared]) -> list[int]:
-    """z_i, 128 bits each, from SHAKE-128 over (domain, n, h_i and S_i of every item)."""
+def _batch_challenge(items: Sequence[_Prepared]) -> tuple[list[int], bytes]:
+    """z_i, 128 bits each, and a 32-byte seed for the subgroup test of the R8_i, from SHAKE-128
+    over (domain, n, h_i and S_i of every item): h_i binds R8_i."""
     transcript = hashlib.shake_128(BATCH_DOMAIN + len(items).to_bytes(8, "big"))
     for item in items:
         transcript.update(item.h.to_bytes(32, "big") + item.s.to_bytes(32, "big"))
-    stream = transcript.digest(16 * len(items))
-    return [int.from_bytes(stream[16 * i : 16 * i + 16], "big") for i in range(len(items))]
+    n = len(items)
+    stream = transcript.digest(16 * n + 32)
+    return [int.from_bytes(stream[16 * i : 16 * i + 16], "big") for i in range(n)], stream[16 * n :]
+
+
+def _batch_coefficients(items: Sequence[_Prepared]) -> list[int]:
+    """The z_i of `_batch_challenge`."""
+    return _batch_challenge(items)[0]
 
 
 def _batch_holds(items: Sequence[_Prepared], z: Sequence[int], curve: Any) -> bool:
@@ -402,13 +466,18 @@ def verify_many(items: Sequence[tuple[Fr, Signature, Point]], curve: Any = bjj.b
     """verify() over many (msg, sig, key): one answer each, in order, the same as verify's (up to
     a 2^-128 chance per batch equation, see above), by batch verification. Malformed input raises
     InvalidSignature as verify does, for the first such item."""
-    prepared = [_prepare(m, s, a, curve) for m, s, a in items]
-    if len(prepared) < BATCH_MIN:
+    batch = len(items) >= BATCH_MIN
+    prepared = [_prepare(m, s, a, curve, not batch) for m, s, a in items]
+    if not batch:
         return [_holds(item, curve) for item in prepared]
     answers = [False] * len(prepared)
-    # R8 outside the subgroup: False, as verify (and the batch equation would not see it)
-    candidates = [i for i, item in enumerate(prepared) if curve.in_subgroup_on_curve(item.r8)]
-    z = _batch_coefficients(prepared)
+    z, seed = _batch_challenge(prepared)
+    # R8 outside the subgroup: False, as verify (and the batch equation would not see it); all of
+    # them tested at once first (a large batch: random subset products), one by one if that fails
+    if curve.all_in_subgroup_on_curve([item.r8 for item in prepared], seed):
+        candidates = list(range(len(prepared)))
+    else:
+        candidates = [i for i, item in enumerate(prepared) if curve.in_subgroup_on_curve(item.r8)]
     # enough failed equations to bisect down to one bad signature; more bad ones than that (a flood
     # of invalid signatures) are checked one by one, so they cost at most about two batch MSMs more
     # than verify would, instead of one MSM per bisection level
