@@ -78,6 +78,8 @@ def count_constraints(cs, n_slots: int) -> dict:
         "per_segment": {k: v for k, v in totals.items() if k != "slot"},
         "per_trade_slot": sum(per_slot.values()),
         "per_trade_slot_by_gadget": per_slot,
+        # the records hash is one gadget of the segment: a compression per slot and the padding block
+        "per_trade_slot_with_records_hash": sum(per_slot.values()) + totals["records_hash"] // n_slots,
     }
 
 
