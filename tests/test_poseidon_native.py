@@ -119,6 +119,7 @@ def test_init_refuses_a_bad_modulus_and_keeps_its_tables(modulus) -> None:
         (lambda w: w.__setitem__(2, (*w[2][:6], w[2][6][:3])), "t=4: P is not a 4x4 matrix"),
         (lambda w: w.__setitem__(0, (2, 8, 56, (P.R, *w[0][3][1:]), *w[0][4:])), r"Poseidon C 0 = \d+ is not a field element"),
         (lambda w: w.__setitem__(0, (2, 7, 56, *w[0][3:])), "t=2, n_rounds_f=7, n_rounds_p=56 is not a width"),
+        (lambda w: w.__setitem__(3, list(w[3])), r"width 3 must be a tuple \(t, n_rounds_f, n_rounds_p, C, S, M, P\), got list"),
     ],
 )
 def test_init_refuses_bad_tables_and_keeps_the_old_ones(tamper, message: str) -> None:

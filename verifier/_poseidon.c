@@ -503,7 +503,12 @@ static PyObject *py_init(PyObject *self, PyObject *args) {
     for (Py_ssize_t k = 0; k < n; k++) {
         int t, n_f, n_p;
         PyObject *c, *s, *m, *pm;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, k), "iiiOOOO:init width", &t, &n_f, &n_p, &c, &s, &m, &pm)) goto fail_seq;
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, k);
+        if (!PyTuple_Check(item)) {
+            PyErr_Format(PyExc_ValueError, "width %zd must be a tuple (t, n_rounds_f, n_rounds_p, C, S, M, P), got %s", k, Py_TYPE(item)->tp_name);
+            goto fail_seq;
+        }
+        if (!PyArg_ParseTuple(item, "iiiOOOO:init width", &t, &n_f, &n_p, &c, &s, &m, &pm)) goto fail_seq;
         /* the widths circomlib defines, each once, with halves of full rounds around the partial ones */
         if (t < 2 || t > MAX_T || F.w[t].t != 0 || n_f < 2 || n_f % 2 != 0 || n_p < 0) {
             PyErr_Format(PyExc_ValueError, "width %zd: t=%d, n_rounds_f=%d, n_rounds_p=%d is not a width this module takes", k, t, n_f, n_p);
