@@ -1,9 +1,9 @@
 """Poseidon benchmark: R1CS constraints, native time per implementation, EVM gas, and Merkle path costs per arity.
 
 Prints one JSON object. Run: .venv/bin/python benchmarks/poseidon_bench.py [--quick]
-- "per_arity": for 1, 2, 3, 4, 5, 6, 8, 9, 10, 12 and 16 inputs (light-poseidon stops at 12): constraints of `synthesize_poseidon`, median
+- "per_arity": for 1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 14 and 16 inputs (light-poseidon stops at 12): constraints of `synthesize_poseidon`, median
   microseconds per hash of every implementation in `verifier.poseidon.IMPLEMENTATIONS` (and of the
-  default `poseidon`), and gas of circomlibjs's contract on py-evm (transaction gas, and the
+  default `poseidon`, and of `poseidon_many` per hash in batches of 256), and gas of circomlibjs's contract on py-evm (transaction gas, and the
   execution part: the transaction less 21,000 and the calldata's 4 / 16 gas per zero / non-zero byte).
 - "tree": one proof of membership in a tree of 2^24 leaves for arities 2, 4, 8, 16: constraints of
   the path circuit (the index as 24 bits, then per level: the k children as wires, `select_child`
@@ -31,7 +31,8 @@ from prover.circuits.poseidon import select_child, synthesize_poseidon
 from prover.r1cs import ConstraintSystem
 from verifier import poseidon as P
 
-ARITIES = (1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 16)  # around light's crossover with gmpy2 too
+ARITIES = (1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 14, 16)  # around light's crossover with gmpy2 too; 14 and 16: the leaves' chunks
+MANY_BATCH = 256
 TREE_LEAVES_LOG2 = 24
 TREE_SHAPES = ((2, 24), (4, 12), (8, 8), (16, 6))  # arity, depth: arity ** depth == 2 ** 24
 WORD_BYTES = 32
@@ -57,6 +58,8 @@ def measure_native(n: int, samples: int, target: float) -> dict[str, float]:
     inputs = [rng.randrange(P.R) for _ in range(n)]
     result = {name: measure_us(lambda fn=fn: fn(inputs), samples, target) for name, fn in P.IMPLEMENTATIONS.items() if n in P.ARITIES[name]}
     result["poseidon (default)"] = measure_us(lambda: P.poseidon(inputs), samples, target)
+    batch = [[rng.randrange(P.R) for _ in range(n)] for _ in range(MANY_BATCH)]
+    result[f"poseidon_many (per hash, {MANY_BATCH} at once)"] = measure_us(lambda: P.poseidon_many(batch), samples, target) / MANY_BATCH
     if n == 2:
         result["poseidon2"] = measure_us(lambda: P.poseidon2(*inputs), samples, target)
     return result
@@ -153,6 +156,7 @@ def main() -> None:
     args = parser.parse_args()
     samples, target = (3, 0.02) if args.quick else (9, 0.1)
 
+    load_before = [round(x, 2) for x in os.getloadavg()]  # the machine is shared: a loaded one is slower
     l1 = L1.embedded()
     evm_arities = get_evm_arities()
     per_arity = {}
@@ -181,6 +185,7 @@ def main() -> None:
 
     print(json.dumps({
         "benchmark": "poseidon",
+        "load_average_before": load_before,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "implementations": list(P.IMPLEMENTATIONS),
@@ -189,6 +194,7 @@ def main() -> None:
         "per_arity": per_arity,
         "tree_leaves_log2": TREE_LEAVES_LOG2,
         "tree": tree,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }, indent=1))
 
 

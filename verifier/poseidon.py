@@ -18,10 +18,14 @@ Implementations, same API and results (`IMPLEMENTATIONS`; tests run one suite ov
   about 3x faster than on Python ints.
 - `poseidon_light` (PyPI's light-poseidon 0.1.1, module `light_poseidon_python`): its Rust
   hasher (the textbook permutation, arkworks field arithmetic); 1 to 12 inputs.
+- `poseidon_native` (the optional C extension `verifier._poseidon`, built by setup.py): the
+  optimized algorithm in C, Montgomery arithmetic on 4x64-bit limbs, every constant passed in from
+  here by `init`; 1.6x (2 inputs) to 3.7x (12) faster than light-poseidon, 3x gmpy2 at 14 and 16.
 
-`poseidon` is the fastest installed for each input count (`FASTEST_BY_ARITY`: light for 1..9
-inputs, gmpy2 for 10..16, unrolled without gmpy2); `poseidon2(left, right)` is the two-input hash
-on that path (the Merkle tree's node hash).
+`poseidon` is the fastest installed for each input count (`FASTEST_BY_ARITY`: native for every
+count when the extension is built; without it light for 1..9 inputs, gmpy2 for 10..16, unrolled
+without gmpy2); `poseidon2(left, right)` is the two-input hash on that path (the Merkle tree's node
+hash) and `poseidon_many(batch)` hashes a list of input sequences (one call into C for all).
 Inputs must be ints in [0, r) (r = py_ecc's curve_order): anything else raises ValueError.
 """
 
@@ -402,6 +406,27 @@ def poseidon_light(inputs: Sequence[int]) -> Fr:
     return fn(inputs)
 
 
+# ---- native: verifier/_poseidon.c ----
+# Optional: setup.py builds it when a C compiler is there; without it every other path still runs.
+# init hands it the modulus and the optimized form's tables checked above (it types no constant).
+try:
+    from verifier import _poseidon as _native
+except ImportError:  # pragma: no cover - depends on the build
+    _native = None
+if _native is not None:
+    _native.init(R, [(p.t, p.n_rounds_f, p.n_rounds_p, p.C_opt, p.S, p.M_opt, p.P) for p in PARAMS.values()])
+
+
+def poseidon_native(inputs: Sequence[int]) -> Fr:
+    """Poseidon of 1..16 field elements: the optimized algorithm in C (verifier._poseidon)."""
+    # this backend exists only where the extension was built
+    if _native is None:
+        raise RuntimeError("poseidon_native needs the C extension verifier._poseidon: reinstall with a C compiler (pip install -e .)")
+    check_inputs(inputs)
+    # the extension takes lists and tuples only (it checks the inputs again, with the same messages)
+    return _native.hash(inputs if type(inputs) in _PLAIN_SEQUENCES else tuple(inputs))
+
+
 # ---- the registry and the fast defaults ----
 
 IMPLEMENTATIONS: dict[str, Callable[[Sequence[int]], Fr]] = {
@@ -413,46 +438,71 @@ if _UNROLLED_GMPY2 is not None:
     IMPLEMENTATIONS["gmpy2"] = poseidon_gmpy2
 if _LightHasher is not None:
     IMPLEMENTATIONS["light"] = poseidon_light
+if _native is not None:
+    IMPLEMENTATIONS["native"] = poseidon_native
 
 ALL_ARITIES = tuple(range(1, MAX_INPUTS + 1))
 LIGHT_ARITIES = tuple(range(1, LIGHT_MAX_INPUTS + 1))
 # the input counts each implementation takes (the others raise ValueError)
 ARITIES: dict[str, tuple[int, ...]] = {name: LIGHT_ARITIES if name == "light" else ALL_ARITIES for name in IMPLEMENTATIONS}
 
-# benchmarks/poseidon_bench.py: light-poseidon's permutation mixes with the dense matrix in every
-# round, so its cost grows faster with the width than gmpy2's sparse partial rounds: light is
-# 1.5-2x faster for 1..5 inputs, about 1.3x at 6 and 7, 1.1x at 8 and 9, even or slower from 10 on
-# (without gmpy2, the Python-int code is 3x slower still and light wins at every width it has)
+# benchmarks/poseidon_bench.py: the native extension is the fastest at every input count (1.6x
+# light-poseidon for 2 inputs, 2.1x for 5, 3.7x for 12: light's permutation mixes with the dense
+# matrix in every round; 3x gmpy2 for 14 and 16, where light has no constants). Without it: light's cost grows faster with the width than
+# gmpy2's sparse partial rounds, so light is 1.5-2x faster for 1..5 inputs, about 1.3x at 6 and 7,
+# 1.1x at 8 and 9, even or slower from 10 on (without gmpy2, the Python-int code is 3x slower still
+# and light wins at every width it has)
 LIGHT_FASTEST_UP_TO = 9 if _UNROLLED_GMPY2 is not None else LIGHT_MAX_INPUTS
 
 _FASTEST = _UNROLLED_GMPY2 or _UNROLLED_INT
 FASTEST_NAME = "gmpy2" if _UNROLLED_GMPY2 is not None else "unrolled"  # for the input counts light does not win
+
+
+def _get_fastest_name(n: int) -> str:
+    if _native is not None:
+        return "native"
+    return "light" if n in _LIGHT and n <= LIGHT_FASTEST_UP_TO else FASTEST_NAME
+
+
 # per input count: the implementation `poseidon` runs
-FASTEST_BY_ARITY: dict[int, str] = {
-    n: "light" if n in _LIGHT and n <= LIGHT_FASTEST_UP_TO else FASTEST_NAME for n in ALL_ARITIES
-}
+FASTEST_BY_ARITY: dict[int, str] = {n: _get_fastest_name(n) for n in ALL_ARITIES}
 FASTEST_PAIR_NAME = FASTEST_BY_ARITY[2]  # for 2 inputs
-# the light hashes `poseidon` runs; the other widths compile on first use (all of them at import
-# would cost a quarter of a second in every process)
-_LIGHT_DEFAULT = {n: fn for n, fn in _LIGHT.items() if FASTEST_BY_ARITY[n] == "light"}
+# the unchecked hash `poseidon` runs per input count where it is native or light; the other widths
+# compile on first use (all of them at import would cost a quarter of a second in every process)
+_DEFAULT: dict[int, Callable[[Sequence[int]], Fr]] = {
+    n: _native.hash if name == "native" else _LIGHT[n]
+    for n, name in FASTEST_BY_ARITY.items()
+    if name in ("native", "light")
+}
 
 
 def poseidon(inputs: Sequence[int]) -> Fr:
     """Poseidon of 1..16 field elements (circomlib's): the fastest implementation installed."""
     check_inputs(inputs)
-    fn = _LIGHT_DEFAULT.get(len(inputs)) or _FASTEST.get(len(inputs))
-    return fn(inputs)
+    fn = _DEFAULT.get(len(inputs)) or _FASTEST.get(len(inputs))
+    # the extension takes lists and tuples only
+    return fn(inputs if type(inputs) in _PLAIN_SEQUENCES else tuple(inputs))
 
 
-_pair = _LIGHT_DEFAULT.get(2) or _FASTEST.get(2)
+def poseidon_many(batch: Sequence[Sequence[int]]) -> list[Fr]:
+    """`poseidon` of each input sequence in `batch`, in order; with the extension, one call for all."""
+    for inputs in batch:
+        check_inputs(inputs)
+    if _native is not None:
+        return _native.hash_many([inputs if type(inputs) in _PLAIN_SEQUENCES else tuple(inputs) for inputs in batch])
+    return [poseidon(inputs) for inputs in batch]
+
+
+_pair = _DEFAULT.get(2) or _FASTEST.get(2)
 
 
 def get_unchecked_hash(n_inputs: int) -> Callable[[Sequence[int]], Fr]:
     """`poseidon` of n_inputs field elements without the input checks, for callers whose inputs
     are field elements by construction (EdDSA verification checks every coordinate first): the
-    checks cost about 1.5% of a 5-input hash. Wrong inputs give a wrong hash or an error."""
+    checks cost about 1.5% of a 5-input hash. Takes a list or tuple; wrong inputs give a wrong
+    hash or an error (the native one checks them itself)."""
     get_params(n_inputs)  # 1..16
-    return _LIGHT_DEFAULT.get(n_inputs) or _FASTEST.get(n_inputs)
+    return _DEFAULT.get(n_inputs) or _FASTEST.get(n_inputs)
 
 
 def poseidon2(left: int, right: int) -> Fr:
