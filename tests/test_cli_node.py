@@ -103,12 +103,17 @@ def test_risk_shows_greeks_and_margin(files, node_home):
     assert "--vol" in run("risk", "0", "--home", node_home, "--vol", "-1", code=1).output
 
 
+def test_invalid_demo_options(tmp_path):
+    assert "--proof-slots must be >= 1, got 0" in run("demo", "--home", str(tmp_path), "--proof-slots", "0", code=1).output
+    assert "--workers must be >= 0, got -1" in run("demo", "--home", str(tmp_path), "--workers", "-1", code=1).output
+
+
 def test_demo_runs_end_to_end(tmp_path):
-    out = json.loads(run("demo", "--home", str(tmp_path), "--accounts", "30", "--txs", "200", "--proof-txs", "6", "--json").output)
+    out = json.loads(run("demo", "--home", str(tmp_path), "--accounts", "30", "--txs", "200", "--proof-txs", "6", "--proof-slots", "2", "--json").output)
     assert out["accepted"] > 0 and out["new_root"].startswith("0x") and out["new_root"] != out["prev_root"]
     assert out["workers"] == 2 and out["parallel_equals_sequential"] is True
     proof = out["proof"]
-    assert proof["valid"] is True and proof["segments"] >= 1 and proof["transactions"] >= 6
+    assert proof["valid"] is True and proof["segments"] >= 1 and proof["transactions"] >= 6 and proof["slots"] == 2
     # what was proven was settled: the L1's root is the proven node's
     settled = proof["settlement"]
     assert settled["gas_used"] > 0
@@ -117,5 +122,5 @@ def test_demo_runs_end_to_end(tmp_path):
     status = json.loads(run("status", "--home", out["folder"] + "/node", "--json").output)
     assert status["root"] == out["new_root"]
     # a second run reuses the cached keys
-    again = json.loads(run("demo", "--home", str(tmp_path), "--accounts", "30", "--txs", "50", "--proof-txs", "6", "--json").output)
+    again = json.loads(run("demo", "--home", str(tmp_path), "--accounts", "30", "--txs", "50", "--proof-txs", "6", "--proof-slots", "2", "--json").output)
     assert again["proof"]["setup_cached"] is True and again["proof"]["vk_hash"] == out["proof"]["vk_hash"]

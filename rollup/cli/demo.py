@@ -32,6 +32,7 @@ def demo(
     workers: Annotated[int, typer.Option(help="Worker processes for the batch (0: sequential only).")] = 2,
     prove: Annotated[bool, typer.Option("--prove/--no-prove", help="Also prove, verify and settle a small rollup (circuit v3, Groth16, the embedded L1).")] = True,
     proof_txs: Annotated[int, typer.Option("--proof-txs", help="Mixed transactions of the proven rollup, after its deposits.")] = 64,
+    proof_slots: Annotated[int, typer.Option("--proof-slots", help="Slots per proven segment (the circuit's size: about 50k constraints a slot).")] = 8,
     json_output: JsonOption = False,
 ) -> None:
     """Create a node in HOME/demo (replacing an earlier demo), generate a signed workload, execute
@@ -40,6 +41,9 @@ def demo(
     # a worker count is a count
     if workers < 0:
         raise UserError(f"--workers must be >= 0, got {workers}")
+    # a segment holds at least one transaction
+    if proof_slots < 1:
+        raise UserError(f"--proof-slots must be >= 1, got {proof_slots}")
     folder = resolve_home(home) / "demo"
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -86,7 +90,7 @@ def demo(
         }
     finally:
         node.close()
-    proof = run_proof_demo(folder, resolve_home(home) / "demo-keys", seed, workers, json_output, proof_txs) if prove else None
+    proof = run_proof_demo(folder, resolve_home(home) / "demo-keys", seed, workers, json_output, proof_txs, proof_slots) if prove else None
     summary = batch_summary(result)
     out = {
         "folder": str(folder),
@@ -135,13 +139,12 @@ def demo(
     console.print(f"next: rollup status --home {folder / 'node'}")
 
 
-PROOF_DEMO_SLOTS = 8  # transactions per segment (the demo's keys are cached across runs)
 PROOF_DEMO_ACCOUNTS = 8
 PROOF_DEMO_TREE_DEPTH = 2  # 16 accounts: a 4-ary tree of depth 2 (paths are most of a slot's constraints)
 PROOF_DEMO_MAX_BATCH = 128
 
 
-def run_proof_demo(folder: Path, key_cache: Path, seed: int, workers: int, quiet: bool, n_txs: int) -> dict:
+def run_proof_demo(folder: Path, key_cache: Path, seed: int, workers: int, quiet: bool, n_txs: int, slots: int) -> dict:
     """A small rollup (8 accounts, a perpetual and an option series) through the whole circuit-v3
     pipeline: its deposits and `n_txs` mixed transactions executed, the setup (keys cached in
     `key_cache` across demo runs), every segment proven on `workers` processes, each batch
@@ -164,8 +167,8 @@ def run_proof_demo(folder: Path, key_cache: Path, seed: int, workers: int, quiet
     store = Store.open(home)
     try:
         t0 = time.perf_counter()
-        cached = restore_keys(key_cache, home)
-        setup = run_setup(home, store, PROOF_DEMO_SLOTS)
+        cached = restore_keys(key_cache, home, slots)
+        setup = run_setup(home, store, slots)
         if not setup.cached:
             save_keys(key_cache, home)
         timings["setup_s"] = time.perf_counter() - t0
@@ -196,7 +199,7 @@ def run_proof_demo(folder: Path, key_cache: Path, seed: int, workers: int, quiet
         "transactions": accepted,
         "batches": len(batches),
         "segments": segments,
-        "slots": PROOF_DEMO_SLOTS,
+        "slots": slots,
         "setup_cached": cached and setup.cached,
         "vk_hash": setup.vk_hash,
         "valid": valid,
@@ -281,7 +284,7 @@ def save_keys(cache: Path, home: Path) -> None:
     (cache / "settings.json").write_text(json.dumps(settings))
 
 
-def restore_keys(cache: Path, home: Path) -> bool:
+def restore_keys(cache: Path, home: Path, slots: int) -> bool:
     """Put cached keys in place if they were made for this genesis and segment size; `rollup
     prove` verifies every proof before storing it, so a wrong key fails loudly, never silently."""
     from prover.circuits import CIRCUIT_VERSION
@@ -294,7 +297,7 @@ def restore_keys(cache: Path, home: Path) -> bool:
     settings = json.loads(settings_path.read_text())
     store = Store.open(home)
     try:
-        if settings.pop("genesis") != store.get_meta("genesis") or settings[META_SETUP_SLOTS] != str(PROOF_DEMO_SLOTS):
+        if settings.pop("genesis") != store.get_meta("genesis") or settings[META_SETUP_SLOTS] != str(slots):
             return False
         # keys of this circuit version only
         if settings.get(META_CIRCUIT_VERSION) != CIRCUIT_VERSION:
@@ -304,7 +307,7 @@ def restore_keys(cache: Path, home: Path) -> bool:
             shutil.copyfile(cache / path.name, path)
         for key, value in settings.items():
             set_meta(store, key, value)
-        set_meta(store, META_SEGMENT_SLOTS, str(PROOF_DEMO_SLOTS))
+        set_meta(store, META_SEGMENT_SLOTS, str(slots))
     finally:
         store.close()
     return True
