@@ -41,6 +41,7 @@ from verifier.encoding import (
 from verifier.keccak import keccak256
 from verifier.oracle_section import ENTRY_PLACES, FLAG_FUNDING, FLAG_MARK, FLAG_RISK, FLAG_SETTLEMENT, HEADER_PLACES, RISK_FIELD, RISK_PER_WORD, OracleShape, get_risk_place
 from verifier.pubdata import RECORDS, WORD_BYTES, RecordSpec
+from verifier.transition import HEADER_WORDS, RECORDS_HASH_WORDS
 from verifier.state_tree import TreeShape
 from verifier.wire import TRANSACTION_TYPES
 
@@ -66,7 +67,7 @@ class SettlementShape:
 
     @property
     def n_public(self) -> int:
-        return 4 + self.oracle.n_words + 1  # header, oracle section, records hash
+        return HEADER_WORDS + self.oracle.n_words + RECORDS_HASH_WORDS
 
     @property
     def max_data(self) -> int:

@@ -217,7 +217,7 @@ def test_batch_equation_alone_is_blind_to_torsion(batch_always, curve) -> None:
     # signatures: verify_many refuses them because it tests every R8 for the subgroup first
     items = [make_item(kind, i, curve) for i, kind in enumerate(["valid", "torsion1", "torsion2", "torsion4"])]
     prepared = [E._prepare(m, s, a, curve) for m, s, a in items]
-    z = [8 * zi for zi in E._batch_coefficients(prepared)]
+    z = [8 * zi for zi in E._batch_challenge(prepared)[0]]
     assert E._batch_holds(prepared, z, curve)
     assert E.verify_many(items, curve) == [True, False, False, False]
 
@@ -238,7 +238,7 @@ def test_verify_many_bisects(batch_always, curve) -> None:
     good = [make_item("valid", i, curve) for i in range(n)]
     # the batch equation itself holds on valid signatures (no silent fall back to one by one)
     prepared = [E._prepare(m, s, a, curve) for m, s, a in good]
-    assert E._batch_holds(prepared, E._batch_coefficients(prepared), curve)
+    assert E._batch_holds(prepared, E._batch_challenge(prepared)[0], curve)
     for bad_at in ([0], [n - 1], list(range(n)), []):
         items = [make_item("wrong_msg", i, curve) if i in bad_at else good[i] for i in range(n)]
         assert E.verify_many(items, curve) == [i not in bad_at for i in range(n)]
@@ -280,12 +280,12 @@ def test_verify_many_raises_as_verify(batch_always, curve, signed) -> None:
 
 def test_batch_coefficients_are_bound_to_the_batch() -> None:
     items = [E._prepare(*make_item("valid", i, B.fast), B.fast) for i in range(3)]
-    z = E._batch_coefficients(items)
-    assert z == E._batch_coefficients(items)  # deterministic
+    z = E._batch_challenge(items)[0]
+    assert z == E._batch_challenge(items)[0]  # deterministic
     assert all(0 <= zi < 1 << 128 for zi in z) and len(set(z)) == 3
     changed = [items[0]._replace(s=items[0].s + 1), *items[1:]]
-    assert all(a != b for a, b in zip(z, E._batch_coefficients(changed)))
-    assert E._batch_coefficients(items[:2]) != z[:2]  # the count is in the transcript
+    assert all(a != b for a, b in zip(z, E._batch_challenge(changed)[0]))
+    assert E._batch_challenge(items[:2])[0] != z[:2]  # the count is in the transcript
 
 
 @settings(max_examples=12, deadline=None)

@@ -422,11 +422,6 @@ def _batch_challenge(items: Sequence[_Prepared]) -> tuple[list[int], bytes]:
     return [int.from_bytes(stream[16 * i : 16 * i + 16], "big") for i in range(n)], stream[16 * n :]
 
 
-def _batch_coefficients(items: Sequence[_Prepared]) -> list[int]:
-    """The z_i of `_batch_challenge`."""
-    return _batch_challenge(items)[0]
-
-
 def _batch_holds(items: Sequence[_Prepared], z: Sequence[int], curve: Any) -> bool:
     """The combined equation over `items` with coefficients `z` (every R8 in the subgroup)."""
     s_total = 0

@@ -66,8 +66,8 @@ from verifier.state_tree import (
 from verifier.wire import Bytes32, Genesis, HexBytes, OracleUpdate, Transaction, WireModel
 
 FORMAT_VERSION = 3
-RECORDS_HASH_WORDS = 1  # the segment's records, hashed (signatures are verified inside the proof or on L1)
 HEADER_WORDS = 4  # batch, segment, root before, root after
+RECORDS_HASH_WORDS = 1  # the segment's records, hashed, whatever the slot count (signatures are verified inside the proof or on L1)
 
 REASONS: dict[str, str] = {
     "malformed": "a published file is missing or does not parse",

@@ -65,10 +65,9 @@ from verifier.oracle_section import (
 from verifier.pubdata import RECORD_BY_TYPE, RECORD_WORDS, RECORDS_HASH_BITS, TYPE_SHIFT, WORD_BYTES
 from verifier.l2auth import get_domain_tag
 from verifier.state_tree import GENESIS_LIMB_BITS, TreeShape
+from verifier.transition import HEADER_WORDS, RECORDS_HASH_WORDS  # the public inputs' layout, one definition
 from verifier.wire import AMOUNT_BITS, PRICE_BITS, SIZE_BITS, TIMESTAMP_BITS, Genesis
 
-HEADER_WORDS = 4  # batch, segment, root before, root after
-RECORDS_HASH_WORDS = 1  # the segment's records: one hash, whatever the slot count
 POSITION_COUNT_BITS = 7  # max_positions - count in [0, 64]
 
 # Which transaction word carries which record field, per type (the record's names are the wire's).
