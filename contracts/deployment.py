@@ -38,7 +38,7 @@ class Deployment:
     verifier: str
     poseidon3: str
     poseidon4: str
-    poseidon5: str
+    poseidon6: str
     n_slots: int
     max_segments: int
     max_slots: int
@@ -169,7 +169,7 @@ def open_contracts(l1: L1, deployment: Deployment, genesis: Genesis) -> Any:
         at(deployment.verifier, compile_v3("TransitionVerifierV3", shape).abi),
         at(deployment.poseidon3, get_poseidon_contract(3).abi),
         at(deployment.poseidon4, get_poseidon_contract(4).abi),
-        at(deployment.poseidon5, get_poseidon_contract(5).abi),
+        at(deployment.poseidon6, get_poseidon_contract(6).abi),
     )
 
 
@@ -177,6 +177,6 @@ def record_deployment(contracts: Any, vk_hash: str, genesis_root: int, gas: dict
     """The record of a fresh deployment (`contracts.transition_client.deploy_v3`'s result)."""
     shape = contracts.shape
     return Deployment(
-        contracts.rollup.address, contracts.verifier.address, contracts.poseidon3.address, contracts.poseidon4.address, contracts.poseidon5.address,
+        contracts.rollup.address, contracts.verifier.address, contracts.poseidon3.address, contracts.poseidon4.address, contracts.poseidon6.address,
         shape.n_slots, shape.max_segments, shape.max_slots, vk_hash, "0x" + genesis_root.to_bytes(32, "big").hex(), gas or {},
     )

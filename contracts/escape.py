@@ -106,7 +106,7 @@ def dismiss_forced_withdrawal(l1: L1, rollup: Any, opening: Any, sender: str | N
     (`rollup.state_tree.AccountOpening`; an absent account opens to the empty leaf). Raises
     `L1Revert` ("... is valid: settle it") if the L2 would accept it."""
     exists = opening.fields is not None
-    fields = list(opening.fields) if exists else [0, 0, 0, 0, 0]
+    fields = list(opening.fields) if exists else [0, 0, 0, 0, 0, 0]
     call = rollup.functions.dismiss_forced_withdrawal(exists, *fields, *_opening_args(opening))
     receipt = l1.send(call, "dismiss a forced withdrawal", sender=sender, gas=ESCAPE_GAS)
     event = rollup.events.ForcedWithdrawalDismissed().process_receipt(receipt)[0]["args"]

@@ -47,7 +47,7 @@ class V3Deployment:
     verifier: Contract
     poseidon3: Contract
     poseidon4: Contract
-    poseidon5: Contract
+    poseidon6: Contract
 
 
 def get_settlement_shape(batch: PublishedTransition, **bounds: int) -> SettlementShape:
@@ -91,12 +91,12 @@ def deploy_v3(
     verifier = l1.deploy(compile_v3("TransitionVerifierV3", shape), key.alpha1, key.beta2, key.gamma2, key.delta2, chunks, gas=DEPLOY_GAS)
     poseidon3 = deploy_poseidon(l1, 3)
     poseidon4 = deploy_poseidon(l1, 4)
-    poseidon5 = deploy_poseidon(l1, 5)
+    poseidon6 = deploy_poseidon(l1, 6)
     l1.send(
-        rollup.functions.initialize(verifier.address, poseidon3.address, poseidon4.address, poseidon5.address),
+        rollup.functions.initialize(verifier.address, poseidon3.address, poseidon4.address, poseidon6.address),
         "bind the verifier and Poseidon", gas=200_000,
     )
-    return V3Deployment(shape, rollup, verifier, poseidon3, poseidon4, poseidon5)
+    return V3Deployment(shape, rollup, verifier, poseidon3, poseidon4, poseidon6)
 
 
 # --- settlement data -------------------------------------------------------------------------------
@@ -217,6 +217,6 @@ def claim_withdrawal(l1: L1, deployment: V3Deployment, account: int, sender: str
 
 
 def get_exit_args(account: int, leaf_fields: Sequence[int], path: Sequence[Sequence[int]], markets_hash: int, globals_hash: int) -> list[Any]:
-    """RollupV3.exit's arguments: the leaf's (address, collateral, nonce, l2_key, positions_hash), the path
+    """RollupV3.exit's arguments: the leaf's (address, collateral, nonce, l2_key, positions_hash, orders_hash), the path
     flattened level by level (verifier.state_tree's order), the markets and globals hashes."""
     return [account, *leaf_fields, [s for level in path for s in level], markets_hash, globals_hash]

@@ -1,7 +1,7 @@
 """The matching engine: one book per market of the genesis, and the admission of signed messages.
 
-`admit` turns a signed message into a command (signature by the account's address, genesis and
-clock checks: `InvalidOrder` with the reason otherwise); `MatchingEngine.process` runs a command
+`admit` turns a signed message into a command (signature by the account's registered L2 key,
+genesis and clock checks: `InvalidOrder` with the reason otherwise); `MatchingEngine.process` runs a command
 through its book(s) and returns the records. A cancel-all goes to every book, in instrument
 order: that order is part of the output, which parallel matching reproduces
 (exchange/parallel.py).
@@ -110,10 +110,11 @@ def to_command(message: Message, genesis: Genesis, now_ms: int) -> Command:
     raise InvalidOrder(f"not an order message: {type(message).__name__}")
 
 
-def admit(message: Message, genesis: Genesis, account_address: str, now_ms: int) -> Command:
-    """Check a signed message (signed by `account_address`, the account's address in the state;
-    valid for the genesis at `now_ms`) and return its command; InvalidOrder says what is wrong."""
-    check_signer(message, genesis.signing_domain, account_address)
+def admit(message: Message, genesis: Genesis, account_key_id: int, now_ms: int) -> Command:
+    """Check a signed message (signed by the L2 key whose id is `account_key_id`, the account's in
+    the state; valid for the genesis at `now_ms`) and return its command; InvalidOrder says what
+    is wrong."""
+    check_signer(message, genesis.signing_domain, account_key_id)
     if isinstance(message, Order):
         check_order(message, genesis, now_ms)
     elif isinstance(message, Cancel):
@@ -121,13 +122,13 @@ def admit(message: Message, genesis: Genesis, account_address: str, now_ms: int)
     return to_command(message, genesis, now_ms)
 
 
-def admit_all(messages: Sequence[Message], genesis: Genesis, addresses: dict[int, str], now_ms: int) -> list[Command]:
-    """`admit` each message; an account absent from `addresses` is refused."""
+def admit_all(messages: Sequence[Message], genesis: Genesis, key_ids: dict[int, int], now_ms: int) -> list[Command]:
+    """`admit` each message; an account absent from `key_ids` (account -> its L2 key id) is refused."""
     commands = []
     for message in messages:
-        address = addresses.get(message.account)
+        key_id = key_ids.get(message.account)
         # only an existing account can trade
-        if address is None:
+        if key_id is None:
             raise InvalidOrder(f"account {message.account} does not exist")
-        commands.append(admit(message, genesis, address, now_ms))
+        commands.append(admit(message, genesis, key_id, now_ms))
     return commands

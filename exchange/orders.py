@@ -1,100 +1,76 @@
-"""Signed order messages (Order, Cancel, CancelAll): wire models, EIP-712 digests, checks.
+"""Signed order messages (Order, Cancel, CancelAll): wire models, L2-key signatures, checks.
 
 Integer units as everywhere in the rollup (rollup/units.py): `size` in whole contracts, `price`
-in micro-USD per contract, `expiry` in unix seconds (0: never). An order's id is its EIP-712
-digest (the signature is not part of it), as an order hash is in 0x, Loopring and StarkEx: the
-same signed order submitted twice is one order, and the future `Fill` transaction tracks filled
-amounts per id.
+in micro-USD per contract, `expiry` in unix seconds (0: never), `max_fee` in micro-USD per
+contract the order pays when it takes. `Order` is `verifier.wire.Order`: a `Fill` transaction
+carries the two orders it matched, and the rules and the circuit check each order's signature,
+limits, expiry and filled amount (docs/exchange.md, "Fills").
 
-The EIP-712 domain is the rollup's own (`verifier.encoding.compute_domain_separator`: name,
-version, the L1 chain id and the Rollup contract of the genesis), so an order signed for one
-deployment is void on any other; the struct types are listed here, explicitly, because a wallet
-shows them to the person signing (`get_typed_data` is what it receives). `Cancel` names its
-order by id (`bytes32`), which the transaction encoder of verifier/encoding.py has no type for:
-digests are computed here, and the tests check them against eth-account's `encode_typed_data`.
+Every message is signed with the account's L2 key (EdDSA-Poseidon on BabyJubJub,
+docs/l2keys.md), as StarkEx orders are signed with Stark keys: the circuit verifies signatures
+cheaply only in that scheme. A wallet signs one EIP-712 message, the key registration
+(`RegisterKey`), and derives its L2 key from a signature (`rollup.signing.derive_l2_key`), so
+`sign_message` accepts either the L2 key or the wallet's Ethereum key it derives from. What a
+key signs is Poseidon(domain tag, two words) (`verifier.l2auth`): an order's fields packed as a
+record is (`verifier.pubdata.ORDER_SPEC`, under a code no transaction record uses), so an order
+signed for one deployment is void on any other, and an order's id is that message (as an order
+hash is in 0x, Loopring and StarkEx: the same signed order submitted twice is one order). A
+cancel signs its account and market under a code of its own and the order id; a cancel-all its
+account and nonce.
 
 Cancel-all follows 0x's `cancelOrdersUpTo`: `CancelAll(account, nonce)` cancels every open order
 of the account whose nonce is below `nonce`, on every market, and voids any such order arriving
 later. Replaying it changes nothing, so it needs no nonce of its own; clients use increasing
 order nonces (milliseconds since the epoch, as Hyperliquid does) to make it mean "everything so
-far".
+far". Cancels are the sequencer's promise, not a rule: the state keeps filled amounts, not
+cancellations, so an order's expiry is what bounds it on chain (as in StarkEx and dYdX).
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from eth_hash.auto import keccak
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator
 
-from verifier.encoding import (
-    DOMAIN_NAME,
-    DOMAIN_TYPE,
-    DOMAIN_VERSION,
-    InvalidSignature,
-    compute_domain_separator,
-    get_eip712_types,
-    recover_address,
-)
+from verifier.encoding import InvalidSignature
+from verifier.l2auth import compute_order_message, compute_tx_message, get_domain_tag, sign_l2, verify_l2_signature
+from verifier.poseidon import R
+from verifier.pubdata import TYPE_SHIFT, RecordField, get_places
 from verifier.wire import (
+    GTC,
+    IOC,
+    ORDER_NONCE_BITS,
+    POST_ONLY,
     AccountId,
     Bytes32,
     Genesis,
     InstrumentId,
+    L2Signature,
     OptionSeriesSpec,
-    Price,
-    Quantity,
-    Signature,
+    Order,
+    OrderNonce,
     SigningDomain,
-    Timestamp,
     WireModel,
+    ACCOUNT_ID_BITS,
+    INSTRUMENT_ID_BITS,
 )
 
-# --- time in force ---------------------------------------------------------------------------------
+__all__ = ["GTC", "IOC", "POST_ONLY", "Order", "Cancel", "CancelAll", "InvalidOrder", "Message", "MESSAGE_TYPES"]
 
-GTC = 0  # rests until filled, cancelled or expired
-IOC = 1  # fills what it can at once; the rest is cancelled
-POST_ONLY = 2  # rests without taking: refused if it would cross the book
-TIME_IN_FORCE_NAMES = {GTC: "GTC", IOC: "IOC", POST_ONLY: "post-only"}
-
-CLIENT_ID_BITS = 64
-ORDER_NONCE_BITS = 64  # wide enough for millisecond timestamps
 MS_PER_SECOND = 1_000
 
-
-def _check_time_in_force(value: int) -> int:
-    if value not in TIME_IN_FORCE_NAMES:
-        choices = ", ".join(f"{code} ({name})" for code, name in TIME_IN_FORCE_NAMES.items())
-        raise ValueError(f"time_in_force must be one of {choices}, got {value}")
-    return value
-
-
-TimeInForce = Annotated[int, Field(ge=0, description="0 GTC, 1 IOC, 2 post-only"), AfterValidator(_check_time_in_force)]
-ClientId = Annotated[int, Field(ge=0, lt=2**CLIENT_ID_BITS, description="the client's own id for the order")]
-OrderNonce = Annotated[int, Field(ge=0, lt=2**ORDER_NONCE_BITS, description="makes the order unique; CancelAll voids lower ones")]
-OrderId = str  # 0x + 64 hex: the order's EIP-712 digest
+OrderId = str  # 0x + 64 hex: the order's signed message (a field element)
 
 
 class InvalidOrder(ValueError):
     """An order, cancel or cancel-all that cannot be accepted; the message says why."""
 
 
-class Order(WireModel):
-    """A limit order on one market (a perpetual or an option series of the genesis): buy
-    (`is_buy`) or sell `size` contracts at `price` or better."""
-
-    type: Literal["order"] = "order"
-    account: AccountId
-    instrument: InstrumentId
-    is_buy: bool
-    size: Quantity
-    price: Price  # the limit: micro-USD per contract
-    time_in_force: TimeInForce
-    expiry: Timestamp  # unix seconds; the order never fills at or after it; 0: no expiry
-    client_id: ClientId
-    nonce: OrderNonce
-    signature: Signature
+def _check_order_id(value: str) -> str:
+    # an id is an order's signed message: a field element
+    if int(value, 16) >= R:
+        raise ValueError("order_id is not an order's id: it must be below the BN254 scalar field's modulus")
+    return value
 
 
 class Cancel(WireModel):
@@ -103,8 +79,8 @@ class Cancel(WireModel):
     type: Literal["cancel"] = "cancel"
     account: AccountId
     instrument: InstrumentId
-    order_id: Bytes32
-    signature: Signature
+    order_id: Annotated[Bytes32, AfterValidator(_check_order_id)]
+    signature: L2Signature
 
 
 class CancelAll(WireModel):
@@ -114,127 +90,70 @@ class CancelAll(WireModel):
     type: Literal["cancel_all"] = "cancel_all"
     account: AccountId
     nonce: OrderNonce
-    signature: Signature
+    signature: L2Signature
 
 
 Message = Order | Cancel | CancelAll
 MESSAGE_TYPES: dict[str, type[WireModel]] = {m.model_fields["type"].default: m for m in (Order, Cancel, CancelAll)}
 
-# --- EIP-712 ---------------------------------------------------------------------------------------
+# --- what a key signs ------------------------------------------------------------------------------
 
-# What a wallet shows: one struct per message, every field but `type` and `signature`.
-EIP712_TYPES: dict[str, list[dict[str, str]]] = {
-    "Order": [
-        {"name": "account", "type": "uint256"},
-        {"name": "instrument", "type": "uint256"},
-        {"name": "is_buy", "type": "bool"},
-        {"name": "size", "type": "uint256"},
-        {"name": "price", "type": "uint256"},
-        {"name": "time_in_force", "type": "uint256"},
-        {"name": "expiry", "type": "uint256"},
-        {"name": "client_id", "type": "uint256"},
-        {"name": "nonce", "type": "uint256"},
-    ],
-    "Cancel": [
-        {"name": "account", "type": "uint256"},
-        {"name": "instrument", "type": "uint256"},
-        {"name": "order_id", "type": "bytes32"},
-    ],
-    "CancelAll": [
-        {"name": "account", "type": "uint256"},
-        {"name": "nonce", "type": "uint256"},
-    ],
-}
-
-_ENCODERS = {
-    "uint256": lambda value: value.to_bytes(32, "big"),
-    "bool": lambda value: (1 if value else 0).to_bytes(32, "big"),
-    "bytes32": lambda value: bytes.fromhex(value[2:]),
-}
+CANCEL_CODE = 0x81  # beside the order's 0x80: no transaction record uses either
+CANCEL_ALL_CODE = 0x82
+_CANCEL_PLACES = get_places((RecordField("account", ACCOUNT_ID_BITS), RecordField("instrument", INSTRUMENT_ID_BITS)), reserved=1)
+_CANCEL_ALL_PLACES = get_places((RecordField("account", ACCOUNT_ID_BITS), RecordField("nonce", ORDER_NONCE_BITS)), reserved=1)
 
 
-def _check_eip712_types() -> None:
-    """Checked on import: each struct lists exactly the model's signed fields, in order, and where
-    the transaction encoder of verifier/encoding.py can type a struct, it agrees with this table."""
-    for model in MESSAGE_TYPES.values():
-        signed = [name for name in model.model_fields if name not in ("type", "signature")]
-        listed = [field["name"] for field in EIP712_TYPES[model.__name__]]
-        # the table and the model must not drift apart
-        if signed != listed:
-            raise TypeError(f"EIP712_TYPES[{model.__name__!r}] lists {listed}, the model signs {signed}")
-        if all(field["type"] != "bytes32" for field in EIP712_TYPES[model.__name__]):
-            derived = get_eip712_types(model)[model.__name__]
-            if derived != EIP712_TYPES[model.__name__]:
-                raise TypeError(f"EIP712_TYPES[{model.__name__!r}] disagrees with verifier.encoding: {derived}")
+def _pack(code: int, places, message: WireModel) -> int:
+    word = code << TYPE_SHIFT
+    for place in places:
+        word |= getattr(message, place.field.name) << place.shift
+    return word
 
 
-_check_eip712_types()
-
-
-@functools.cache
-def _get_type_hash(name: str) -> bytes:
-    fields = ",".join(f"{f['type']} {f['name']}" for f in EIP712_TYPES[name])
-    return keccak(f"{name}({fields})".encode())
-
-
-@functools.cache
-def _get_encoders(name: str) -> tuple[tuple[str, Any], ...]:
-    return tuple((f["name"], _ENCODERS[f["type"]]) for f in EIP712_TYPES[name])
-
-
-def compute_message_digest(message: Message, domain: SigningDomain) -> bytes:
-    """The EIP-712 digest of an order, cancel or cancel-all: what its owner signs."""
-    name = type(message).__name__
-    struct = keccak(_get_type_hash(name) + b"".join(encode(getattr(message, f)) for f, encode in _get_encoders(name)))
-    return keccak(b"\x19\x01" + compute_domain_separator(domain) + struct)
+def compute_message(message: Message, domain: SigningDomain) -> int:
+    """The field element the account's L2 key signs for an order, cancel or cancel-all."""
+    if isinstance(message, Order):
+        return compute_order_message(message, domain)
+    tag = get_domain_tag(domain)
+    if isinstance(message, Cancel):
+        return compute_tx_message(tag, (_pack(CANCEL_CODE, _CANCEL_PLACES, message), int(message.order_id, 16)))
+    return compute_tx_message(tag, (_pack(CANCEL_ALL_CODE, _CANCEL_ALL_PLACES, message), 0))
 
 
 def compute_order_id(order: Order, domain: SigningDomain) -> OrderId:
-    """An order's id: its EIP-712 digest as 0x-hex."""
-    return "0x" + compute_message_digest(order, domain).hex()
+    """An order's id: its signed message as 0x-hex (32 bytes)."""
+    return f"0x{compute_order_message(order, domain):064x}"
 
 
-def get_typed_data(message: Message, domain: SigningDomain) -> dict[str, Any]:
-    """The full EIP-712 message a wallet signs (eth-account's `full_message` format)."""
-    name = type(message).__name__
-    return {
-        "types": {"EIP712Domain": DOMAIN_TYPE, name: EIP712_TYPES[name]},
-        "primaryType": name,
-        "domain": {
-            "name": DOMAIN_NAME,
-            "version": DOMAIN_VERSION,
-            "chainId": domain.l1_chain_id,
-            "verifyingContract": domain.verifying_contract,
-        },
-        "message": {f["name"]: getattr(message, f["name"]) for f in EIP712_TYPES[name]},
-    }
+def sign_message(message: Message, key: object, domain: SigningDomain) -> Message:
+    """`message` signed with an L2 key (`rollup.signing.L2Key`), or, given a wallet's Ethereum
+    private key (32 bytes), with the L2 key it derives (index 0: `rollup.signing.derive_l2_key`)."""
+    from rollup.signing import L2Key, derive_l2_key  # node-side signing; the checks below need only verifier
+
+    private = key.private if isinstance(key, L2Key) else derive_l2_key(key, domain, 0).private  # type: ignore[arg-type]
+    return message.model_copy(update={"signature": sign_l2(private, compute_message(message, domain))})
 
 
-def sign_message(message: Message, private_key: bytes, domain: SigningDomain) -> Message:
-    """`message` with its signature made by `private_key` (RFC 6979, low s: what eth-account's
-    `sign_typed_data` gives for the same key and typed data)."""
-    from rollup.signing import sign_digest  # node-side signing; the checks below need only verifier
-
-    return message.model_copy(update={"signature": sign_digest(private_key, compute_message_digest(message, domain))})
-
-
-def recover_signer(message: Message, domain: SigningDomain) -> str:
-    """The checksummed address that signed `message`, or InvalidOrder if the signature is malformed."""
+def recover_signer(message: Message, domain: SigningDomain) -> int:
+    """The id of the L2 key that signed `message`, or InvalidOrder if the signature does not verify."""
     try:
-        return recover_address(compute_message_digest(message, domain), message.signature)
+        return verify_l2_signature(compute_message(message, domain), message.signature)
     except InvalidSignature as exc:
-        raise InvalidOrder(f"invalid signature: {exc}") from None
+        what = message.type.replace("_", "-")
+        raise InvalidOrder(f"invalid signature: {str(exc).replace('the transaction', f'the {what}')}") from None
 
 
-def check_signer(message: Message, domain: SigningDomain, account_address: str) -> None:
-    """The message must be signed by the key of its account (`account_address`, from the state)."""
+def check_signer(message: Message, domain: SigningDomain, account_key_id: int) -> None:
+    """The message must be signed by its account's registered L2 key (`account_key_id`, from the state)."""
+    what = f"{message.type.replace('_', '-')} for account {message.account}"
+    # only an account with a key can sign (a wallet registers one first: rollup key register)
+    if not account_key_id:
+        raise InvalidOrder(f"{what}: the account has no L2 key registered (rollup key register)")
     signer = recover_signer(message, domain)
     # only the account's own key may place or cancel its orders
-    if signer.lower() != account_address.lower():
-        raise InvalidOrder(
-            f"{message.type.replace('_', '-')} for account {message.account} is signed by {signer}, "
-            f"not by the account's address {account_address}"
-        )
+    if signer != account_key_id:
+        raise InvalidOrder(f"{what} is signed by L2 key id {signer:#x}, not by the account's key id {account_key_id:#x}")
 
 
 # --- checks against the genesis and the clock -------------------------------------------------------

@@ -47,8 +47,7 @@ from verifier.encoding import (
     is_l2_signed,
     recover_address_bytes,
 )
-from verifier.l2auth import compute_tx_message, get_domain_tag, verify_l2_signatures
-from verifier.pubdata import compute_record_words
+from verifier.l2auth import compute_signed_words, compute_tx_message, get_domain_tag, verify_l2_signatures
 from verifier.state_tree import get_tree_shape
 from verifier.wire import Genesis, LeafDiff, Receipt, StateDiff
 
@@ -229,10 +228,10 @@ def pack_signature_jobs(chunk: Sequence, digests: Sequence[bytes], tag: int) -> 
     return pickle.dumps((tag, build_signature_jobs(chunk, digests)), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def build_signature_jobs(chunk: Sequence, digests: Sequence[bytes]) -> list[tuple[bytes, tuple[str, ...], tuple[int, ...] | None]]:
-    """(digest, signatures, record words for L2 signatures or None) per transaction."""
+def build_signature_jobs(chunk: Sequence, digests: Sequence[bytes]) -> list[tuple[bytes, tuple[str, ...], tuple[tuple[int, ...], ...] | None]]:
+    """(digest, signatures, for L2 signatures the words each signs, else None) per transaction."""
     return [
-        (d, tuple(getattr(tx, n) for n in get_signature_fields(type(tx))), compute_record_words(tx) if is_l2_signed(type(tx)) else None)
+        (d, tuple(getattr(tx, n) for n in get_signature_fields(type(tx))), compute_signed_words(tx) if is_l2_signed(type(tx)) else None)
         for d, tx in zip(digests, chunk)
     ]
 
@@ -251,8 +250,8 @@ def check_packed_signature_chunk(data: bytes) -> bytes:
 SignerValues = tuple["bytes | int", ...]
 
 
-def check_signature_chunk(tag: int, jobs: Sequence[tuple[bytes, tuple[str, ...], Sequence[int] | None]]) -> list[tuple[SignerValues | None, str | None]]:
-    """Runs on a worker: (signers, None) or (None, why) per (digest, signatures, record words) job,
+def check_signature_chunk(tag: int, jobs: Sequence[tuple[bytes, tuple[str, ...], Sequence[Sequence[int]] | None]]) -> list[tuple[SignerValues | None, str | None]]:
+    """Runs on a worker: (signers, None) or (None, why) per (digest, signatures, signed words) job,
     as `check_signers` would give for the transaction but with Ethereum signers as their 20
     address bytes. The checksums are left to the coordinator, whose cache holds every account's
     address from loading the state: a worker's cache starts cold in every new pool, and filling
@@ -261,8 +260,7 @@ def check_signature_chunk(tag: int, jobs: Sequence[tuple[bytes, tuple[str, ...],
     l2_items: list[tuple[int, str]] = []  # (message, signature) of every L2 signature, in job order
     for digest, signatures, words in jobs:
         if words is not None:
-            message = compute_tx_message(tag, words)
-            l2_items += [(message, s) for s in signatures]
+            l2_items += [(compute_tx_message(tag, w), s) for w, s in zip(words, signatures)]
             results.append((None, None))  # filled below
             continue
         try:

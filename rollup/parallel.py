@@ -188,12 +188,13 @@ def encode_account(account: Account) -> tuple:
         account.nonce,
         [(i, p.size, p.cost, p.funding) for i, p in account.positions.items()],
         account.l2_key,
+        account.orders,
     )
 
 
 def decode_account(row: tuple) -> Account:
-    address, collateral, nonce, positions, l2_key = row
-    return Account(address, collateral, nonce, {i: Position(size, cost, funding) for i, size, cost, funding in positions}, l2_key)
+    address, collateral, nonce, positions, l2_key, orders = row
+    return Account(address, collateral, nonce, {i: Position(size, cost, funding) for i, size, cost, funding in positions}, l2_key, dict(orders))
 
 
 def encode_instrument(instrument: Instrument) -> tuple:

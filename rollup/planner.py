@@ -30,6 +30,7 @@ import numpy as np
 
 from verifier.wire import (
     Deposit,
+    Fill,
     Liquidate,
     OptionTrade,
     OracleUpdate,
@@ -55,6 +56,7 @@ DEFAULT_COSTS: dict[str, float] = {
     "deposit": 7.0,
     "register_key": 8.0,  # not measured yet: assumed as a withdrawal (one account, a nonce and a word)
     "oracle_update": 30.0,  # replayed by every partition
+    "fill": 25.0,  # not measured yet: assumed as an option trade (a trade and two order slots)
 }
 HOT_ACCOUNTS_SHOWN = 5
 
@@ -73,6 +75,7 @@ ACCOUNT_FIELDS: dict[type, tuple[str, ...]] = {
     SettleExpired: ("sender", "account"),
     RegisterKey: ("account",),
     OracleUpdate: (),
+    Fill: ("taker", "maker"),
 }
 INSTRUMENT_FIELD: dict[type, str | None] = {
     Deposit: None,
@@ -84,6 +87,7 @@ INSTRUMENT_FIELD: dict[type, str | None] = {
     SettleExpired: "series",
     RegisterKey: None,
     OracleUpdate: None,
+    Fill: "instrument",
 }
 HOT_FIELDS: dict[type, tuple[str, ...]] = {
     Deposit: (DEPOSIT_COUNT,),
@@ -95,6 +99,7 @@ HOT_FIELDS: dict[type, tuple[str, ...]] = {
     SettleExpired: (INSURANCE_FUND,),  # only when the fund covers a shortfall
     RegisterKey: (),
     OracleUpdate: (),
+    Fill: (FEE_POOL,),
 }
 
 

@@ -42,7 +42,9 @@ from rollup.state import (
 )
 from rollup.units import BPS, format_usd
 from verifier.wire import (
+    ORDER_SLOTS,
     Deposit,
+    Fill,
     Liquidate,
     OptionTrade,
     OracleUpdate,
@@ -289,10 +291,12 @@ def process_trade_sides(
     size: int,
     cost: Amount,
     fee: Amount,
+    uses_nonces: bool = True,
 ) -> None:
     """Both sides of a trade, after the transaction's own checks: `first` gets `+size` at `+cost`,
-    `second` gets `-size` at `-cost`, each with its collateral change; the fee goes to the pool.
-    Checks both sides first (in that order), then writes."""
+    `second` gets `-size` at `-cost`, each with its collateral change; the fee goes to the pool;
+    both nonces move (not for a fill: orders carry their own). Checks both sides first (in that
+    order), then writes."""
     (first_id, first_account, first_cash), (second_id, second_account, second_cash) = first, second
     first_collateral, first_positions, first_oi, first_risk_up = compute_position_change(
         first_account, instrument_id, instrument, size, cost, first_cash
@@ -306,10 +310,11 @@ def process_trade_sides(
 
     first_account.collateral = first_collateral
     first_account.positions = first_positions
-    first_account.nonce += 1
     second_account.collateral = second_collateral
     second_account.positions = second_positions
-    second_account.nonce += 1
+    if uses_nonces:
+        first_account.nonce += 1
+        second_account.nonce += 1
     instrument.open_interest += first_oi + second_oi
     state.globals.fee_pool += fee
     touched = state.touched
@@ -374,6 +379,80 @@ def process_option_trade(state: State, tx: OptionTrade, signers: Signers) -> Non
     process_trade_sides(
         state, tx.series, series, (tx.buyer, buyer, -premium - tx.fee), (tx.seller, seller, premium), tx.quantity, 0, tx.fee
     )
+
+
+def get_order_filled(account_id: AccountId, account: Account, nonce: int) -> int:
+    """Contracts already filled of the account's order with `nonce`: its slot (nonce %
+    ORDER_SLOTS) holds them if it holds that order, none if it holds an earlier one (or nothing).
+    A slot holding a later order means this one can never fill again (it was replaced)."""
+    slot = nonce % ORDER_SLOTS
+    held = account.orders.get(slot)
+    if held is None or held[0] < nonce:
+        return 0
+    # an order whose slot a later order took can no longer fill
+    if held[0] > nonce:
+        raise InvalidTransaction(
+            f"order {nonce} of account {account_id} can no longer fill: its slot {slot} holds the later order {held[0]}"
+        )
+    return held[1]
+
+
+def process_fill(state: State, tx: Fill, signers: Signers) -> None:
+    instrument = get_instrument(state, tx.instrument)  # the instrument exists
+    # Expired series only settle; they no longer trade.
+    if not instrument.is_perp and state.globals.oracle_time >= instrument.spec.expiry:
+        raise InvalidTransaction(f"series {tx.instrument} has expired: it can only be settled")
+    # The instrument has an oracle mark and risk array.
+    check_tradable(tx.instrument, instrument)
+    # Two distinct accounts trade.
+    if tx.maker == tx.taker:
+        raise InvalidTransaction(f"self-trade: maker and taker are both account {tx.maker}")
+    # A fill moves at least one contract.
+    if tx.size == 0:
+        raise InvalidTransaction("zero size: a fill must move at least one contract")
+    taker = get_account(state, tx.taker)  # the taker exists
+    maker = get_account(state, tx.maker)  # the maker exists
+    # Each side signed its order (signature fields in order: taker, maker).
+    check_l2_signer(tx.taker, taker, signers[0])
+    check_l2_signer(tx.maker, maker, signers[1])
+    now = state.globals.oracle_time
+    quantity = abs(tx.size)
+    for side in ("taker", "maker"):
+        expiry = getattr(tx, f"{side}_expiry")
+        # An order never fills once the L2 clock (the oracle time) reaches its expiry.
+        if expiry != 0 and now >= expiry:
+            raise InvalidTransaction(f"the {side}'s order expired at {expiry} (oracle time {now})")
+    buyer, seller = ("taker", "maker") if tx.size > 0 else ("maker", "taker")
+    # The price is within both limits: at most the buyer's, at least the seller's.
+    if tx.price > getattr(tx, f"{buyer}_limit"):
+        raise InvalidTransaction(f"price {tx.price} is above the buyer's ({buyer}'s) limit {getattr(tx, f'{buyer}_limit')}")
+    if tx.price < getattr(tx, f"{seller}_limit"):
+        raise InvalidTransaction(f"price {tx.price} is below the seller's ({seller}'s) limit {getattr(tx, f'{seller}_limit')}")
+    # The taker pays at most its order's fee per contract.
+    if tx.fee > tx.taker_max_fee * quantity:
+        raise InvalidTransaction(f"fee {tx.fee} is above the taker's cap of {tx.taker_max_fee} per contract x {quantity}")
+    filled = {}
+    for side, account_id, account in (("taker", tx.taker, taker), ("maker", tx.maker, maker)):
+        nonce, size = getattr(tx, f"{side}_nonce"), getattr(tx, f"{side}_order_size")
+        filled[side] = get_order_filled(account_id, account, nonce) + quantity
+        # No order fills beyond its size.
+        if filled[side] > size:
+            raise InvalidTransaction(
+                f"the {side}'s order {nonce} would fill {filled[side]} of its {size} contracts"
+            )
+    notional = tx.size * tx.price
+    if instrument.is_perp:
+        # As a perpetual trade: the taker gets +size at cost +notional and pays the fee.
+        cash_taker, cash_maker, cost = -tx.fee, 0, notional
+    else:
+        # As an option trade: the buyer pays the premium (the taker's notional is signed).
+        cash_taker, cash_maker, cost = -notional - tx.fee, notional, 0
+    process_trade_sides(
+        state, tx.instrument, instrument, (tx.taker, taker, cash_taker), (tx.maker, maker, cash_maker), tx.size, cost, tx.fee,
+        uses_nonces=False,
+    )
+    taker.orders[tx.taker_nonce % ORDER_SLOTS] = (tx.taker_nonce, filled["taker"])
+    maker.orders[tx.maker_nonce % ORDER_SLOTS] = (tx.maker_nonce, filled["maker"])
 
 
 def process_liquidate(state: State, tx: Liquidate, signers: Signers) -> None:
@@ -574,6 +653,7 @@ PROCESSORS: dict[type, Callable[[State, object, Signers], None]] = {
     SettleExpired: process_settle_expired,
     RegisterKey: process_register_key,
     OracleUpdate: process_oracle_update,
+    Fill: process_fill,
 }
 
 # Number of signatures (signers: recovered addresses or verified L2 key ids) each transaction type carries.
@@ -587,6 +667,7 @@ SIGNATURE_COUNTS: dict[type, int] = {
     SettleExpired: 1,
     RegisterKey: 1,  # the account's Ethereum address
     OracleUpdate: 1,
+    Fill: 2,  # the taker's and the maker's L2 keys, each over its order
 }
 
 ZERO_HASH = "0x" + "00" * 32

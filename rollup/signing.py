@@ -130,11 +130,11 @@ def _sign_with_l2_keys(tx: T, keys: Sequence[Any], domain: SigningDomain) -> T:
     """`tx` signed with one L2 key per signature field (`sign` for L2-signed types; the keys'
     public points are known, so `verifier.l2auth.sign_l2` would recompute them)."""
     from verifier.eddsa import sign as eddsa_sign
-    from verifier.l2auth import compute_l2_message, encode_l2_signature
+    from verifier.l2auth import compute_l2_messages, encode_l2_signature
 
     # an Ethereum key cannot make an L2 signature (a wallet derives its L2 key: derive_l2_key)
     if not all(isinstance(k, L2Key) for k in keys):
         raise SigningError(f"{type(tx).__name__} is signed with L2 keys (derive_l2_key), got an Ethereum key")
-    message = compute_l2_message(tx, domain)
+    messages = compute_l2_messages(tx, domain)
     names = get_signature_fields(type(tx))
-    return tx.model_copy(update={n: encode_l2_signature(k.public, eddsa_sign(k.private, message)) for n, k in zip(names, keys)})
+    return tx.model_copy(update={n: encode_l2_signature(k.public, eddsa_sign(k.private, m)) for n, k, m in zip(names, keys, messages)})

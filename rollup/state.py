@@ -52,10 +52,12 @@ class Account:
     nonce: int
     positions: dict[InstrumentId, Position] = field(default_factory=dict)
     l2_key: int = 0  # the registered L2 key's id (verifier/l2auth.py), 0 before a registration
+    # order slot (nonce % ORDER_SLOTS) -> (order nonce, contracts filled) of the orders it filled
+    orders: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def copy(self) -> "Account":
-        # Positions are immutable: copying the dict is a deep copy.
-        return Account(self.address, self.collateral, self.nonce, dict(self.positions), self.l2_key)
+        # Positions and slot values are immutable: copying the dicts is a deep copy.
+        return Account(self.address, self.collateral, self.nonce, dict(self.positions), self.l2_key, dict(self.orders))
 
 
 @dataclass(slots=True)

@@ -33,7 +33,8 @@ from verifier.wire import Genesis
 
 def encode_account(account: Account) -> bytes:
     positions = sorted((i, p.size, p.cost, p.funding) for i, p in account.positions.items())
-    return encode_account_leaf(account.address, account.collateral, account.nonce, positions, account.l2_key)
+    orders = sorted((slot, nonce, filled) for slot, (nonce, filled) in account.orders.items())
+    return encode_account_leaf(account.address, account.collateral, account.nonce, positions, account.l2_key, orders)
 
 
 def encode_instrument(instrument: Instrument) -> bytes:
@@ -77,7 +78,8 @@ def get_state_leaves(state: State) -> dict[int, bytes]:
 
 def get_account(leaf: AccountLeaf) -> Account:
     positions = {p.instrument: Position(p.size, p.cost, p.funding) for p in leaf.positions}
-    return Account(leaf.address, leaf.collateral, leaf.nonce, positions, leaf.l2_key)
+    orders = {o.slot: (o.nonce, o.filled) for o in leaf.orders}
+    return Account(leaf.address, leaf.collateral, leaf.nonce, positions, leaf.l2_key, orders)
 
 
 def apply_instrument_leaf(instrument: Instrument, leaf: InstrumentLeaf) -> None:

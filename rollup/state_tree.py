@@ -224,7 +224,7 @@ class AccountOpening:
     (per level the arity - 1 siblings), and the markets and globals hashes beside the accounts root."""
 
     account: int
-    fields: tuple[int, int, int, int, int] | None  # address, collateral, nonce, L2 key id, positions hash
+    fields: tuple[int, int, int, int, int, int] | None  # address, collateral, nonce, L2 key id, positions hash, orders hash
     path: Path
     markets_hash: Fr
     globals_hash: Fr
@@ -236,9 +236,9 @@ def get_account_opening(commitment: StateCommitment, account: int, leaf: bytes) 
     root = commitment.root  # fills the cached hashes
     fields = None
     if leaf:
-        header, positions = compute_account_fields(decode_account_leaf(leaf), commitment.table)
+        header, positions, orders = compute_account_fields(decode_account_leaf(leaf), commitment.table)
         address, collateral, nonce, l2_key = header
-        fields = (address, collateral, nonce, l2_key, hash_fields(positions) if positions else 0)  # as hash_account
+        fields = (address, collateral, nonce, l2_key, hash_fields(positions) if positions else 0, hash_fields(orders))  # as hash_account
     path = commitment.accounts.get_path(account)
     return AccountOpening(account, fields, path, commitment._markets_hash, commitment._globals_hash, root)  # type: ignore[arg-type]
 

@@ -57,11 +57,11 @@ def open_service(home: Path, clock: Callable[[], int] = get_wall_clock_ms, book:
         node.close()
         raise
 
-    def get_address(account: int) -> str | None:
+    def get_key_id(account: int) -> int | None:
         acct = node.state.accounts.get(account)
-        return None if acct is None else acct.address
+        return None if acct is None else acct.l2_key
 
-    sequencer = Sequencer(node.genesis, journal, get_address, clock, book)
+    sequencer = Sequencer(node.genesis, journal, get_key_id, clock, book)
     try:
         replayed = sequencer.replay()
     except Exception:
@@ -132,7 +132,7 @@ def create_app(home: Path | None = None, service: Service | None = None, clock: 
 
     @app.post("/orders", status_code=201, summary="Place a signed limit order")
     async def place_order(request: Request, order: Annotated[Order, Body()]) -> dict[str, Any]:
-        """Admits the order (signature by the account's address, instrument, expiry), matches it and
+        """Admits the order (signature by the account's L2 key, instrument, expiry), matches it and
         journals it before answering. The book's own decisions (a post-only order that would cross, a
         nonce below the account's cancel-all) are the order's status `rejected`, not HTTP errors."""
         sequencer = get_sequencer(request)

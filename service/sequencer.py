@@ -121,20 +121,21 @@ def delta_to_json(delta: BookDelta) -> dict[str, Any]:
 
 class Sequencer:
     """A matching engine for the markets of `genesis`, its journal and its views.
-    `get_address(account)` is the account's address in the rollup state (None: no such account)."""
+    `get_key_id(account)` is the account's registered L2 key id in the rollup state (0: none yet;
+    None: no such account)."""
 
     def __init__(
         self,
         genesis: Genesis,
         journal: Journal,
-        get_address: Callable[[int], str | None],
+        get_key_id: Callable[[int], int | None],
         clock: Callable[[], int] = get_wall_clock_ms,
         book: str = "fast",
     ):
         self.genesis = genesis
         self.domain = genesis.signing_domain
         self.journal = journal
-        self.get_address = get_address
+        self.get_key_id = get_key_id
         self.clock = clock
         self.engine = MatchingEngine.from_genesis(genesis, book)
         self.names = {spec.id: spec.name for spec in genesis.instruments}
@@ -175,14 +176,14 @@ class Sequencer:
         # after a failed journal write the books are ahead of the journal: accept nothing more
         if self.failed is not None:
             raise ServiceError(f"the sequencer stopped accepting: {self.failed}", 503, "unavailable")
-        address = self.get_address(message.account)
+        key_id = self.get_key_id(message.account)
         # only an existing account can place or cancel orders
-        if address is None:
+        if key_id is None:
             raise ServiceError(f"account {message.account} does not exist (no deposit has created it)", 404, "unknown_account")
         self._check_known(message)
         now = max(self.clock(), self.time_ms)  # the books refuse a clock that goes back
         try:
-            command: Command = admit(message, self.genesis, address, now)
+            command: Command = admit(message, self.genesis, key_id, now)
         except InvalidOrder as exc:
             raise ServiceError(str(exc)) from None
         records = self.engine.process(command)

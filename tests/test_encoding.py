@@ -19,6 +19,7 @@ from verifier.encoding import (
     InstrumentLeaf,
     InvalidKey,
     MalformedLeaf,
+    OrderSlotLeaf,
     PositionLeaf,
     account_key,
     compute_genesis_hash,
@@ -91,13 +92,17 @@ def test_rollup_state_uses_the_same_keys() -> None:
 def test_account_leaf_is_abi_encoded() -> None:
     positions = [(0, -5, -300_000_000, 12), (4, 3, 0, 0)]
     key_id = (1 << 247) + 12345
-    leaf = encode_account_leaf(ADDRESS, 1_000_000, 7, positions, key_id)
+    orders = [(3, 2**64 - 5, 17)]  # slot 3 holds order nonce 2^64 - 5 (= 3 mod 8), 17 filled
+    leaf = encode_account_leaf(ADDRESS, 1_000_000, 7, positions, key_id, orders)
     expected = eth_abi.encode(
-        ["uint256", "address", "uint256", "uint256", "uint256", "uint256"] + ["uint256", "int256", "int256", "int256"] * 2,
-        [1, ADDRESS, 1_000_000, 7, key_id, 2, *positions[0], *positions[1]],
+        ["uint256", "address", "uint256", "uint256", "uint256", "uint256", "uint256"] + ["uint256", "int256", "int256", "int256"] * 2
+        + ["uint256"] * 3,
+        [1, ADDRESS, 1_000_000, 7, key_id, 2, 1, *positions[0], *positions[1], *orders[0]],
     )
     assert leaf == expected
-    assert decode_account_leaf(leaf) == AccountLeaf(ADDRESS, 1_000_000, 7, tuple(PositionLeaf(*p) for p in positions), key_id)
+    assert decode_account_leaf(leaf) == AccountLeaf(
+        ADDRESS, 1_000_000, 7, tuple(PositionLeaf(*p) for p in positions), key_id, tuple(OrderSlotLeaf(*o) for o in orders)
+    )
     # a key id is 248 bits
     with pytest.raises(MalformedLeaf, match="l2_key"):
         encode_account_leaf(ADDRESS, 1_000_000, 7, positions, 1 << 248)
@@ -140,7 +145,7 @@ def test_decode_leaf_by_key() -> None:
 
 # --- malformed leaves ------------------------------------------------------------------------------
 
-GOOD_ACCOUNT = encode_account_leaf(ADDRESS, 5, 1, [(1, 2, 3, 4)])
+GOOD_ACCOUNT = encode_account_leaf(ADDRESS, 5, 1, [(1, 2, 3, 4)], 0, [(2, 10, 3)])  # words: 7 header, 4 position, 3 order slot
 GOOD_INSTRUMENT = encode_instrument_leaf(1, "option", 5, 0, 2, None, [1, -1])
 GOOD_GLOBALS = encode_globals_leaf(1, 2, 3, 4, bytes(32))
 
@@ -161,9 +166,14 @@ def replace_word(data: bytes, index: int, value: bytes) -> bytes:
         (decode_account_leaf, replace_word(GOOD_ACCOUNT, 2, word(-1, True)), "collateral"),
         (decode_account_leaf, replace_word(GOOD_ACCOUNT, 4, word(2**248)), "l2_key"),
             (decode_account_leaf, replace_word(GOOD_ACCOUNT, 5, word(65)), "at most 64"),
-        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 7, word(0)), "size 0"),
-        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 7, word(2**63)), "size"),
-        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 6, word(2**16)), "instrument"),
+        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 8, word(0)), "size 0"),
+        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 8, word(2**63)), "size"),
+        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 7, word(2**16)), "instrument"),
+        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 6, word(9)), "9 order slots, at most 8"),
+        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 6, word(2)), "announces"),
+        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 11, word(3)), "cannot hold the order of nonce 10"),
+        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 12, word(2**64)), "nonce"),
+        (decode_account_leaf, replace_word(GOOD_ACCOUNT, 13, word(0)), "nothing filled"),
         (decode_account_leaf, "00" * 64, "must be bytes"),
         (decode_instrument_leaf, replace_word(GOOD_INSTRUMENT, 2, word(2)), "kind"),
         (decode_instrument_leaf, replace_word(GOOD_INSTRUMENT, 3, word(0)), "has_mark"),

@@ -116,11 +116,11 @@ def test_rollup_is_where_the_genesis_names_it(run, l1, dep):
     assert dep.rollup.functions.DOMAIN_SEPARATOR().call() == compute_domain_separator(run.genesis.signing_domain)
     # the verifier and Poseidon are bound once, by the deployer
     with pytest.raises(L1Revert, match="the rollup is already initialised"):
-        l1.send(dep.rollup.functions.initialize(dep.verifier.address, dep.poseidon3.address, dep.poseidon4.address, dep.poseidon5.address), "initialize", gas=200_000)
+        l1.send(dep.rollup.functions.initialize(dep.verifier.address, dep.poseidon3.address, dep.poseidon4.address, dep.poseidon6.address), "initialize", gas=200_000)
     stranger = dev_account_key(SPEC.seed, 0)
     l1.fund(get_address(stranger), 10**18)
     with pytest.raises(L1Revert, match="only the deployer initialises the rollup"):
-        l1.send(dep.rollup.functions.initialize(dep.verifier.address, dep.poseidon3.address, dep.poseidon4.address, dep.poseidon5.address), "initialize", gas=200_000, private_key=stranger)
+        l1.send(dep.rollup.functions.initialize(dep.verifier.address, dep.poseidon3.address, dep.poseidon4.address, dep.poseidon6.address), "initialize", gas=200_000, private_key=stranger)
 
 
 def test_invalid_deployment_elsewhere(run, dep):
@@ -383,13 +383,13 @@ def test_invalid_settlement_too_large(run, l1, dep):
     small = SettlementShape(dep.shape.n_slots, dep.shape.oracle, dep.shape.tree, max_segments=2)
     files = run.batches[1]
     with pytest.raises(SettlementTooLarge, match="exceed the contract's bounds"):
-        settle(l1, type(dep)(small, dep.rollup, dep.verifier, dep.poseidon3, dep.poseidon4, dep.poseidon5), files.batch, files.proofs)
+        settle(l1, type(dep)(small, dep.rollup, dep.verifier, dep.poseidon3, dep.poseidon4, dep.poseidon6), files.batch, files.proofs)
 
 
 def _exit_args(run, account: int):
     state, shape = run.state, run.shape
-    header, positions = compute_account_fields(decode_account_leaf(encode_account(state.accounts[account])), shape.table)
-    leaf_fields = [*header, hash_fields(positions)]
+    header, positions, orders = compute_account_fields(decode_account_leaf(encode_account(state.accounts[account])), shape.table)
+    leaf_fields = [*header, hash_fields(positions), hash_fields(orders)]
     markets = hash_fields([f for m in get_market_states(state, shape) for f in m.fields()])
     globals_hash = hash_fields(get_globals_state(state).fields(shape.genesis_limbs))
     return get_exit_args(account, leaf_fields, run.accounts_tree.get_path(account), markets, globals_hash)
@@ -432,7 +432,7 @@ def test_invalid_exit_wrong_leaf_or_path(run, l1, dep):
     with pytest.raises(L1Revert, match="account leaf is not in the stored root"):
         l1.send(dep.rollup.functions.exit(*more), "exit", gas=3_000_000)
     path = list(args)
-    path[6] = [args[6][1], args[6][0], *args[6][2:]]  # two siblings swapped
+    path[7] = [args[7][1], args[7][0], *args[7][2:]]  # two siblings swapped
     with pytest.raises(L1Revert, match="account leaf is not in the stored root"):
         l1.send(dep.rollup.functions.exit(*path), "exit", gas=3_000_000)
     aliased = list(args)

@@ -22,7 +22,7 @@ from websockets.sync.client import connect as ws_connect
 from exchange.orders import GTC, IOC, POST_ONLY, Cancel, CancelAll, Order, compute_order_id, sign_message
 from rollup.genesis import DEFAULT_GENESIS_TIME, default_genesis
 from rollup.node import Node
-from rollup.signing import PLACEHOLDER_SIGNATURE, dev_account_key, dev_oracle_key, get_address
+from rollup.signing import PLACEHOLDER_L2_SIGNATURE, derive_l2_key, dev_account_key, dev_oracle_key, get_address, sign, unsigned
 from service.app import create_app, open_service
 from service.journal import JOURNAL_NAME, JournalError
 from verifier import wire
@@ -56,8 +56,14 @@ def funded_home(tmp_path_factory) -> Path:
         wire.Deposit(deposit_id=i, account=a, address=get_address(KEYS[a]), amount=1_000_000 * 10**6)
         for i, a in enumerate(ACCOUNTS)
     ]
-    result = node.submit(deposits)
-    assert result.n_accepted == len(ACCOUNTS)
+    # each account registers the L2 key its wallet derives: orders are signed with it
+    registrations = [
+        sign(unsigned(wire.RegisterKey, account=a, address=get_address(KEYS[a]), key_id=derive_l2_key(KEYS[a], DOMAIN).key_id, nonce=0),
+             [KEYS[a]], DOMAIN)
+        for a in ACCOUNTS
+    ]
+    result = node.submit(deposits + registrations)
+    assert result.n_accepted == 2 * len(ACCOUNTS)
     node.close()
     return home
 
@@ -78,7 +84,7 @@ def client(home):
 def order(account: int, is_buy: bool, size: int, price: int = PRICE, key=None, **fields) -> Order:
     base = dict(
         account=account, instrument=0, is_buy=is_buy, size=size, price=price, time_in_force=GTC, expiry=0,
-        client_id=1, nonce=fields.pop("nonce", 1_000 + size + price % 997), signature=PLACEHOLDER_SIGNATURE,
+        client_id=1, nonce=fields.pop("nonce", 1_000 + size + price % 997), signature=PLACEHOLDER_L2_SIGNATURE,
     )
     unsigned = Order.model_validate({**base, **fields})
     return sign_message(unsigned, key or KEYS[account], DOMAIN)
@@ -89,7 +95,7 @@ def body(message) -> dict:
 
 
 def cancel(account: int, order_id: str, instrument: int = 0, key=None) -> Cancel:
-    unsigned = Cancel(account=account, instrument=instrument, order_id=order_id, signature=PLACEHOLDER_SIGNATURE)
+    unsigned = Cancel(account=account, instrument=instrument, order_id=order_id, signature=PLACEHOLDER_L2_SIGNATURE)
     return sign_message(unsigned, key or KEYS[account], DOMAIN)
 
 
@@ -159,7 +165,7 @@ def test_cancel_and_cancel_all(client) -> None:
     assert done.status_code == 200 and done.json()["status"] == "cancelled"
     again = client.request("DELETE", f"/orders/{a}", json=body(cancel(1, a)))
     assert "is not open" in error_of(again, 409, "cancel_rejected")
-    unsigned = CancelAll(account=1, nonce=10**6, signature=PLACEHOLDER_SIGNATURE)
+    unsigned = CancelAll(account=1, nonce=10**6, signature=PLACEHOLDER_L2_SIGNATURE)
     error_of(client.post("/orders/cancel-all", json=body(unsigned)), 422, "invalid_order")
     signed = sign_message(unsigned, KEYS[1], DOMAIN)
     out = client.post("/orders/cancel-all", json=body(signed)).json()
@@ -172,14 +178,14 @@ def test_cancel_and_cancel_all(client) -> None:
 def bad_order_bodies() -> list:
     good = body(order(1, is_buy=True, size=1))
     return [
-        ("unsigned", {**good, "signature": PLACEHOLDER_SIGNATURE}, 422, "invalid_order", "invalid signature"),
+        ("unsigned", {**good, "signature": PLACEHOLDER_L2_SIGNATURE}, 422, "invalid_order", "invalid signature"),
         ("wrong key", body(order(1, is_buy=True, size=1, key=KEYS[2])), 422, "invalid_order", "is signed by"),
-        ("tampered", {**good, "size": 2}, 422, "invalid_order", "is signed by"),
+        ("tampered", {**good, "size": 2}, 422, "invalid_order", "does not match the order and its key"),
         ("zero size", {**good, "size": 0}, 422, "invalid_request", "field 'size'"),
         ("time in force", {**good, "time_in_force": 3}, 422, "invalid_request", "time_in_force must be one of"),
         ("string price", {**good, "price": "60000"}, 422, "invalid_request", "field 'price'"),
         ("extra field", {**good, "leverage": 100}, 422, "invalid_request", "field 'leverage'"),
-        ("short signature", {**good, "signature": "0x1234"}, 422, "invalid_request", "signature must be 65 bytes"),
+        ("short signature", {**good, "signature": "0x1234"}, 422, "invalid_request", "L2 signature must be 160 bytes"),
         ("unknown instrument", body(order(1, is_buy=True, size=1, instrument=999)), 422, "invalid_order", "unknown instrument 999"),
         ("no account", body(order(9, is_buy=True, size=1, key=KEYS[1])), 404, "unknown_account", "account 9 does not exist"),
         ("expired", body(order(1, is_buy=True, size=1, expiry=DEFAULT_GENESIS_TIME)), 422, "invalid_order", "order expired"),
@@ -209,7 +215,7 @@ def test_invalid_requests_get_precise_errors(client) -> None:
     error_of(client.get("/accounts/42"), 404, "unknown_account")
     error_of(client.get("/nowhere"), 404, "not_found")
     error_of(client.put("/orders"), 405, "method_not_allowed")
-    unknown = cancel(1, "0x" + "cd" * 32)
+    unknown = cancel(1, "0x" + "0d" * 32)
     error_of(client.request("DELETE", f"/orders/{unknown.order_id}", json=body(unknown)), 404, "unknown_order")
     assert client.get("/status").json()["exchange"]["commands"] == 1
 

@@ -12,7 +12,7 @@ from eth_keys.constants import SECPK1_N, SECPK1_P
 
 from rollup.signing import SigningError, derive_l2_key, dev_account_key, dev_oracle_key, get_address, sign, sign_digest, unsigned
 from verifier.babyjubjub import SUBORDER
-from verifier.l2auth import check_signers, compute_l2_message, encode_l2_signature, parse_l2_signature, verify_l2_signature, verify_l2_signatures
+from verifier.l2auth import check_signers, compute_l2_messages, encode_l2_signature, parse_l2_signature, verify_l2_signature, verify_l2_signatures
 from verifier.encoding import (
     InvalidSignature,
     compute_checksum_address,
@@ -29,6 +29,7 @@ from verifier.encoding import (
     recover_signers,
 )
 from verifier.wire import (
+    Fill,
     RegisterKey,
     TRANSACTION_TYPES,
     Deposit,
@@ -78,6 +79,16 @@ SAMPLES = {
         ),
         [ORACLE_KEY],
     ),
+    "fill": (
+        Fill,
+        dict(
+            taker=2, maker=1, instrument=0, size=-7, price=60_000_000, fee=70, taker_nonce=2**64 - 1, maker_nonce=3,
+            taker_order_size=10, taker_limit=59_990_000, taker_time_in_force=1, taker_expiry=0, taker_client_id=9, taker_max_fee=10,
+            maker_order_size=7, maker_limit=60_000_000, maker_time_in_force=2, maker_expiry=1_767_229_200, maker_client_id=2**64 - 1,
+            maker_max_fee=0,
+        ),
+        [KEYS[2], KEYS[1]],
+    ),
 }
 
 
@@ -104,7 +115,7 @@ def expected_signers(type_name: str) -> tuple:
 
 def test_l2_signed_types() -> None:
     """Trades, transfers, liquidations and settlements are L2-signed; what L1 checks is Ethereum-signed."""
-    assert L2_TYPES == ["liquidate", "option_trade", "perp_trade", "settle_expired", "transfer"]
+    assert L2_TYPES == ["fill", "liquidate", "option_trade", "perp_trade", "settle_expired", "transfer"]
 
 
 @pytest.mark.parametrize("type_name", sorted(SAMPLES))
@@ -339,8 +350,8 @@ def _tampered_l2_items() -> list[tuple[int, str]]:
     items = []
     for name in L2_TYPES:
         tx = make_signed(name)
-        message = compute_l2_message(tx, DOMAIN)
-        items += [(message, getattr(tx, f)) for f in get_signature_fields(type(tx))]
+        messages = compute_l2_messages(tx, DOMAIN)
+        items += [(message, getattr(tx, f)) for message, f in zip(messages, get_signature_fields(type(tx)))]
     words = _l2_words(items[0][1])
     items += [
         (items[0][0] + 1, items[0][1]),

@@ -43,7 +43,7 @@ from rollup.state import State
 from verifier.encoding import InvalidSignature, _get_address_int, compute_genesis_hash, is_l2_signed
 from verifier.l2auth import check_signers
 from verifier.state_tree import TreeShape
-from verifier.wire import Liquidate, SettleExpired
+from verifier.wire import ORDER_SLOTS, Liquidate, SettleExpired
 
 SUPPORTED_TYPES = frozenset(SLOT_TYPES) - {"oracle_update"}  # oracle updates are a segment's oracle section
 
@@ -114,7 +114,7 @@ def build_slot(before: State, after: State, tx: object, shape: TransitionShape) 
         return w
 
     a = window(a_id, traded)
-    b = window(b_id, traded if kind in ("perp_trade", "option_trade", "liquidate") else None)
+    b = window(b_id, traded if kind in ("perp_trade", "option_trade", "liquidate", "fill") else None)
     instrument = InstrumentWindow()
     if traded is not None:
         inst = before.instruments[traded]
@@ -159,7 +159,7 @@ def is_satisfied(shape: TransitionShape, slots: list[SlotPublic]) -> bool:
                 for p, instrument in zip(window.positions, shape.table):
                     p.instrument = instrument
             synthesize_slot(cs, shape.window_shape, allocated)
-            uses_b = int(any(f for f, n in zip(slot.flags, SLOT_TYPES) if n in ("transfer", "perp_trade", "option_trade", "liquidate"))
+            uses_b = int(any(f for f, n in zip(slot.flags, SLOT_TYPES) if n in ("transfer", "perp_trade", "option_trade", "liquidate", "fill"))
                          or (slot.flags[SLOT_TYPES.index("settle_expired")] and slot.tx.account_a != slot.tx.account_b))
             synthesize_position_count(cs, shape, allocated.a, int(any(slot.flags)))
             synthesize_position_count(cs, shape, allocated.b, uses_b)
@@ -174,6 +174,10 @@ def apply_unchecked(slot: SlotPublic, shape: TransitionShape) -> None:
     flag = dict(zip(SLOT_TYPES, slot.flags))
     t = slot.tx
     perp, opt, settle, liq = flag["perp_trade"], flag["option_trade"], flag["settle_expired"], flag["liquidate"]
+    fill = flag["fill"]
+    signed = perp + opt  # trades that use account nonces
+    # a fill trades as a perpetual trade or an option trade, by its instrument
+    perp, opt = perp + fill * slot.instrument.is_perp, opt + fill * (1 - slot.instrument.is_perp)
     keeper = settle * int(t.account_a != t.account_b)
     notional = t.quantity * t.price
     held = sum(p.size_before for p in slot.a.positions if p.matched)
@@ -187,10 +191,17 @@ def apply_unchecked(slot: SlotPublic, shape: TransitionShape) -> None:
     b_delta = flag["transfer"] * t.quantity + opt * notional + moved_value - penalty
     reg = flag["register_key"]
     sides = (
-        (slot.a, a_delta, flag["withdraw"] + flag["transfer"] + perp + opt + settle - keeper + liq + reg,
+        (slot.a, a_delta, flag["withdraw"] + flag["transfer"] + signed + settle - keeper + liq + reg,
          (perp + opt + liq) * t.quantity - settle * held, perp * notional + moved_cost),
-        (slot.b, b_delta, perp + opt + keeper, -(perp + opt + liq) * t.quantity, -perp * notional - moved_cost),
+        (slot.b, b_delta, signed + keeper, -(perp + opt + liq) * t.quantity, -perp * notional - moved_cost),
     )
+    for window, nonce in ((slot.a, t.nonce_a), (slot.b, t.nonce_b)):
+        window.orders_after = list(window.orders_before)
+        if fill:
+            # the order slot's arithmetic without its checks
+            at = 2 * (nonce % ORDER_SLOTS)
+            so_far = window.orders_before[at + 1] if window.orders_before[at] == nonce else 0
+            window.orders_after[at : at + 2] = [nonce, so_far + abs(t.quantity)]
     open_interest = 0
     shortfall = 0
     for window, delta, nonce_increment, size_delta, cost_delta in sides:
@@ -279,6 +290,7 @@ def get_correct_signers(state: State, tx: object) -> tuple:
         "settle_expired": lambda: (address(tx.sender),),
         "register_key": lambda: (address(tx.account),),
         "oracle_update": lambda: (state.genesis.oracle_address,),
+        "fill": lambda: (address(tx.taker), address(tx.maker)),
     }
     return fields[tx.type]()
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from rollup.state_tree import TREES
-from verifier.encoding import AccountLeaf, GlobalsLeaf, InstrumentLeaf, PositionLeaf
+from verifier.encoding import AccountLeaf, GlobalsLeaf, InstrumentLeaf, OrderSlotLeaf, PositionLeaf
 from verifier.l2auth import check_signers
 from verifier.poseidon import poseidon
 from verifier.state_tree import (
@@ -136,11 +136,13 @@ def test_hash_fields_takes_signed_values_mod_r():
 
 
 def test_account_fields_are_dense_by_instrument():
-    leaf = AccountLeaf(ADDRESS, 1_000, 3, (PositionLeaf(7, -2, -50, 4),), l2_key=42)
-    header, positions = compute_account_fields(leaf, (1, 7, 9))
+    leaf = AccountLeaf(ADDRESS, 1_000, 3, (PositionLeaf(7, -2, -50, 4),), l2_key=42, orders=(OrderSlotLeaf(1, 17, 5),))
+    header, positions, orders = compute_account_fields(leaf, (1, 7, 9))
     assert header == [int(ADDRESS, 16), 1_000, 3, 42]
     assert positions == [0, 0, 0, -2, -50, 4, 0, 0, 0]
-    assert compute_account_hash(leaf, (1, 7, 9)) == poseidon([int(ADDRESS, 16), 1_000, 3, 42, hash_fields(positions)])
+    assert orders == [0, 0, 17, 5] + [0] * 12  # (nonce, filled) per order slot, slot 1 = 17 % 8
+    expected = poseidon([int(ADDRESS, 16), 1_000, 3, 42, hash_fields(positions), poseidon(orders)])
+    assert compute_account_hash(leaf, (1, 7, 9)) == expected
     assert compute_account_hash(None, (1, 7, 9)) == 0
 
 

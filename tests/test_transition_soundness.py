@@ -166,13 +166,14 @@ def _claim_root_after(w: TransitionWitness) -> int:
         flag = dict(zip(SLOT_TYPES, slot.flags))
         tx = slot.tx
         keeper = flag["settle_expired"] and tx.account_a != tx.account_b
-        uses_b = flag["transfer"] or flag["perp_trade"] or flag["option_trade"] or flag["liquidate"] or keeper
+        uses_b = flag["transfer"] or flag["perp_trade"] or flag["option_trade"] or flag["liquidate"] or flag["fill"] or keeper
         for window, key, uses, path in ((slot.a, tx.account_a, any(slot.flags), slot.path_a), (slot.b, tx.account_b, uses_b, slot.path_b)):
             if uses:
                 positions = [v for p in window.positions for v in (p.size_after, p.cost_after, p.funding_after)]
-                leaf = hash_account([window.address_after, window.collateral_after, window.nonce_after, window.l2_key_after], positions)
+                header = [window.address_after, window.collateral_after, window.nonce_after, window.l2_key_after]
+                leaf = hash_account(header, positions, window.orders_after)
                 root = compute_path_root(key, leaf, path, TREE)
-        if flag["perp_trade"] or flag["option_trade"] or flag["settle_expired"] or flag["liquidate"]:
+        if flag["perp_trade"] or flag["option_trade"] or flag["settle_expired"] or flag["liquidate"] or flag["fill"]:
             markets[SHAPE.table.index(tx.instrument)].open_interest += slot.open_interest_delta
         g.fee_pool += slot.fee_delta
         g.insurance_fund += slot.insurance_delta

@@ -46,7 +46,10 @@ from verifier.wire import (
     MAX_SCENARIOS,
     KEY_ID_BITS,
     L2Signature,
+    ORDER_NONCE_BITS,
+    ORDER_SLOTS,
     PRICE_BITS,
+    SIZE_BITS,
     RISK_VALUE_BITS,
     TIMESTAMP_BITS,
     TRANSACTION_TYPES,
@@ -171,12 +174,18 @@ ACCOUNT_WORDS = (
     WordSpec("nonce", 64),
     WordSpec("l2_key", KEY_ID_BITS),
     WordSpec("n_positions", 8),
+    WordSpec("n_orders", 8),
 )
 POSITION_WORDS = (
     WordSpec("instrument", INSTRUMENT_ID_BITS),
     WordSpec("size", 64, signed=True),
     WordSpec("cost", 128, signed=True),
     WordSpec("funding", FUNDING_BITS + 1, signed=True),
+)
+ORDER_SLOT_WORDS = (
+    WordSpec("slot", ORDER_SLOTS.bit_length()),
+    WordSpec("nonce", ORDER_NONCE_BITS),
+    WordSpec("filled", SIZE_BITS),
 )
 INSTRUMENT_WORDS = (
     WordSpec("leaf_kind", 8),
@@ -202,6 +211,15 @@ GLOBALS_WORDS = (
 MAX_POSITIONS_IN_LEAF = 64  # RiskParameters.max_positions is at most 64
 
 
+class OrderSlotLeaf(NamedTuple):
+    """The order an account last filled in slot `slot` (= its nonce % ORDER_SLOTS) and how many
+    contracts of it have filled (> 0: an unused slot is not stored)."""
+
+    slot: int
+    nonce: int
+    filled: int
+
+
 class PositionLeaf(NamedTuple):
     instrument: int
     size: int
@@ -216,6 +234,7 @@ class AccountLeaf:
     nonce: int
     positions: tuple[PositionLeaf, ...]  # sorted by instrument
     l2_key: int = 0  # the registered L2 key's id (verifier/l2auth.py), 0 before a registration
+    orders: tuple[OrderSlotLeaf, ...] = ()  # used order slots, sorted by slot
 
 
 @dataclass(frozen=True)
@@ -291,19 +310,35 @@ def _check_position_order(positions: Sequence[PositionLeaf]) -> None:
         raise MalformedLeaf("a position of size 0 is never stored")
 
 
+def _check_order_slots(orders: Sequence[OrderSlotLeaf]) -> None:
+    # sorted by slot, each at most once, within the slot count
+    slots = [o.slot for o in orders]
+    if any(a >= b for a, b in zip(slots, slots[1:])):
+        raise MalformedLeaf("order slots must be sorted by slot with no duplicates")
+    for o in orders:
+        # a slot holds the order whose nonce selects it, and only once something filled
+        if not 0 <= o.slot < ORDER_SLOTS or o.nonce % ORDER_SLOTS != o.slot:
+            raise MalformedLeaf(f"order slot {o.slot} cannot hold the order of nonce {o.nonce} (slot = nonce % {ORDER_SLOTS})")
+        if o.filled <= 0:
+            raise MalformedLeaf("an order slot with nothing filled is never stored")
+
+
 def encode_account_leaf(
-    address: str | bytes, collateral: int, nonce: int, positions: Iterable[Sequence[int]], l2_key: int = 0
+    address: str | bytes, collateral: int, nonce: int, positions: Iterable[Sequence[int]], l2_key: int = 0,
+    orders: Iterable[Sequence[int]] = (),
 ) -> bytes:
-    """Account leaf: kind, address, collateral, nonce, L2 key id, n, then n x (instrument, size,
-    cost, funding)."""
+    """Account leaf: kind, address, collateral, nonce, L2 key id, n, m, then n x (instrument, size,
+    cost, funding), then m x (order slot, order nonce, filled)."""
     plist = [PositionLeaf(*p) for p in positions]
+    olist = [OrderSlotLeaf(*o) for o in orders]
     # the leaf has a bounded shape
     if len(plist) > MAX_POSITIONS_IN_LEAF:
         raise MalformedLeaf(f"an account holds at most {MAX_POSITIONS_IN_LEAF} positions, got {len(plist)}")
     _check_position_order(plist)
+    _check_order_slots(olist)
     address_int = _get_address_int(address)
-    head = _encode_words((LEAF_ACCOUNT, address_int, collateral, nonce, l2_key, len(plist)), ACCOUNT_WORDS)
-    return head + b"".join(_encode_words(p, POSITION_WORDS) for p in plist)
+    head = _encode_words((LEAF_ACCOUNT, address_int, collateral, nonce, l2_key, len(plist), len(olist)), ACCOUNT_WORDS)
+    return head + b"".join(_encode_words(p, POSITION_WORDS) for p in plist) + b"".join(_encode_words(o, ORDER_SLOT_WORDS) for o in olist)
 
 
 def encode_instrument_leaf(
@@ -385,17 +420,22 @@ def _check_length(data: bytes, expected_words: int) -> None:
 
 def decode_account_leaf(data: bytes) -> AccountLeaf:
     _check_leaf_shape(data, LEAF_ACCOUNT, len(ACCOUNT_WORDS))
-    _, address_int, collateral, nonce, l2_key, n = _decode_words(data, 0, ACCOUNT_WORDS)
-    # the announced position count is within the bounded shape
+    _, address_int, collateral, nonce, l2_key, n, m = _decode_words(data, 0, ACCOUNT_WORDS)
+    # the announced counts are within the bounded shape
     if n > MAX_POSITIONS_IN_LEAF:
         raise MalformedLeaf(f"account leaf announces {n} positions, at most {MAX_POSITIONS_IN_LEAF}")
-    _check_length(data, len(ACCOUNT_WORDS) + n * len(POSITION_WORDS))
+    if m > ORDER_SLOTS:
+        raise MalformedLeaf(f"account leaf announces {m} order slots, at most {ORDER_SLOTS}")
+    _check_length(data, len(ACCOUNT_WORDS) + n * len(POSITION_WORDS) + m * len(ORDER_SLOT_WORDS))
     positions = tuple(
         PositionLeaf(*_decode_words(data, (len(ACCOUNT_WORDS) + i * len(POSITION_WORDS)) * WORD, POSITION_WORDS))
         for i in range(n)
     )
     _check_position_order(positions)
-    return AccountLeaf(compute_checksum_address(address_int.to_bytes(20, "big")), collateral, nonce, positions, l2_key)
+    first = len(ACCOUNT_WORDS) + n * len(POSITION_WORDS)
+    orders = tuple(OrderSlotLeaf(*_decode_words(data, (first + i * len(ORDER_SLOT_WORDS)) * WORD, ORDER_SLOT_WORDS)) for i in range(m))
+    _check_order_slots(orders)
+    return AccountLeaf(compute_checksum_address(address_int.to_bytes(20, "big")), collateral, nonce, positions, l2_key, orders)
 
 
 def decode_instrument_leaf(data: bytes) -> InstrumentLeaf:
@@ -782,7 +822,7 @@ FIELD_SAFE_BITS = BN254.r.bit_length() - 1  # any value of this many bits is < r
 def _check_word_specs() -> None:
     """Checked on import: every signed word maps into the field without wrapping onto another value,
     and only the genesis hash needs limbs."""
-    for spec in (*ACCOUNT_WORDS, *POSITION_WORDS, *INSTRUMENT_WORDS, RISK_WORD, *GLOBALS_WORDS):
+    for spec in (*ACCOUNT_WORDS, *POSITION_WORDS, *ORDER_SLOT_WORDS, *INSTRUMENT_WORDS, RISK_WORD, *GLOBALS_WORDS):
         if spec.bits > FIELD_SAFE_BITS and (spec.signed or spec.name != "genesis_hash"):
             raise TypeError(f"leaf word {spec.name} ({spec.bits} bits) does not fit one field element")
 

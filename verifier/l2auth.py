@@ -33,8 +33,8 @@ from verifier.encoding import (
     recover_signers,
 )
 from verifier.poseidon import R, poseidon
-from verifier.pubdata import compute_record_words
-from verifier.wire import KEY_ID_BITS, L2_SIGNATURE_BYTES, SigningDomain
+from verifier.pubdata import compute_order_words, compute_record_words
+from verifier.wire import KEY_ID_BITS, L2_SIGNATURE_BYTES, ORDER_FIELDS, Fill, Order, SigningDomain
 
 KEY_ID_MASK = (1 << KEY_ID_BITS) - 1
 NO_KEY = 0  # the leaf's key id before a registration
@@ -77,8 +77,35 @@ def get_domain_tag(domain: SigningDomain) -> int:
 
 
 def compute_l2_message(tx: Any, domain: SigningDomain) -> int:
-    """The field element a transaction's L2 signers sign."""
+    """The field element a transaction's L2 signers sign (a `Fill`'s two sign their own orders:
+    `compute_l2_messages`)."""
+    if isinstance(tx, Fill):
+        raise TypeError("a fill's signers sign their orders: use compute_l2_messages")
     return compute_tx_message(get_domain_tag(domain), compute_record_words(tx))
+
+
+def compute_order_message(order: Order, domain: SigningDomain) -> int:
+    """What an order's L2 key signs: Poseidon(domain tag, the order's two words), also its id."""
+    return compute_tx_message(get_domain_tag(domain), get_order_words(order))
+
+
+def get_order_words(order: Order) -> tuple[int, ...]:
+    return compute_order_words({f: getattr(order, f) for f in ORDER_FIELDS})
+
+
+def compute_signed_words(tx: Any) -> tuple[tuple[int, ...], ...]:
+    """The words each L2 signature field of `tx` signs (under the domain tag), in signature-field
+    order: the transaction's record words for every field, except a fill's, whose taker and maker
+    sign their own orders."""
+    if isinstance(tx, Fill):
+        return tuple(get_order_words(tx.get_order(side)) for side in ("taker", "maker"))
+    return (compute_record_words(tx),) * len(get_signature_fields(type(tx)))
+
+
+def compute_l2_messages(tx: Any, domain: SigningDomain) -> tuple[int, ...]:
+    """The message each L2 signature field of `tx` signs (`compute_signed_words` under the tag)."""
+    tag = get_domain_tag(domain)
+    return tuple(compute_tx_message(tag, words) for words in compute_signed_words(tx))
 
 
 def encode_l2_signature(a: Point, signature: eddsa.Signature) -> str:
@@ -161,8 +188,8 @@ def check_signers(tx: Any, domain: SigningDomain, digest: bytes | None = None) -
     (L2) does not verify; a recovered address is compared with the account's by the rules."""
     if not is_l2_signed(type(tx)):
         return recover_signers(tx, domain, digest)
-    message = compute_l2_message(tx, domain)
-    return tuple(verify_l2_signature(message, getattr(tx, name)) for name in get_signature_fields(type(tx)))
+    messages = compute_l2_messages(tx, domain)
+    return tuple(verify_l2_signature(m, getattr(tx, name)) for m, name in zip(messages, get_signature_fields(type(tx)), strict=True))
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -36,11 +36,14 @@ from typing import Any, Mapping, Sequence
 from verifier.wire import (
     ACCOUNT_ID_BITS,
     AMOUNT_BITS,
+    CLIENT_ID_BITS,
     INSTRUMENT_ID_BITS,
     KEY_ID_BITS,
     NONCE_BITS,
+    ORDER_NONCE_BITS,
     PRICE_BITS,
     SIZE_BITS,
+    TIMESTAMP_BITS,
 )
 
 WORD_BYTES = 31  # a 248-bit word is always < r (BN254's scalar field has 254 bits)
@@ -175,6 +178,42 @@ RECORDS: tuple[RecordSpec, ...] = (
         8,
         (RecordField("account", ACCOUNT), RecordField("nonce", NONCE_BITS), RecordField("address", ADDRESS_BITS), RecordField("key_id", KEY_ID_BITS)),
     ),
+    # a fill publishes the two order nonces: each names the order slot whose filled amount it
+    # moves (nonce % ORDER_SLOTS), which is all a replay needs (the orders' limits are proven)
+    RecordSpec(
+        "fill",
+        9,
+        (
+            RecordField("taker", ACCOUNT),
+            RecordField("maker", ACCOUNT),
+            RecordField("instrument", INSTRUMENT_ID_BITS),
+            RecordField("size", SIZE_BITS + 1, signed=True),
+            RecordField("price", PRICE_BITS),
+            RecordField("fee", AMOUNT_BITS),
+            RecordField("taker_nonce", ORDER_NONCE_BITS),
+            RecordField("maker_nonce", ORDER_NONCE_BITS),
+        ),
+    ),
+)
+
+# What an order's L2 key signs is its fields packed as a record is (two words under a code no
+# record uses, so an order's signature can never pass for a transaction's): `order_words`.
+TIME_IN_FORCE_BITS = 2
+ORDER_SPEC = RecordSpec(
+    "order",
+    0x80,
+    (
+        RecordField("account", ACCOUNT),
+        RecordField("instrument", INSTRUMENT_ID_BITS),
+        RecordField("is_buy", 1),
+        RecordField("size", SIZE_BITS),
+        RecordField("price", PRICE_BITS),
+        RecordField("time_in_force", TIME_IN_FORCE_BITS),
+        RecordField("expiry", TIMESTAMP_BITS),
+        RecordField("client_id", CLIENT_ID_BITS),
+        RecordField("nonce", ORDER_NONCE_BITS),
+        RecordField("max_fee", PRICE_BITS),
+    ),
 )
 RECORD_BY_TYPE: dict[str, RecordSpec] = {spec.type: spec for spec in RECORDS}
 RECORD_BY_CODE: dict[int, RecordSpec] = {spec.code: spec for spec in RECORDS}
@@ -187,6 +226,8 @@ def _check_layouts() -> None:
             raise AssertionError(f"record {spec.type} does not fit {RECORD_WORDS} words")
     if len(RECORD_BY_CODE) != len(RECORDS) or 0 in RECORD_BY_CODE:
         raise AssertionError("record codes must be distinct and non-zero")
+    if max(place.word for place in ORDER_SPEC.get_places()) >= RECORD_WORDS or ORDER_SPEC.code in RECORD_BY_CODE:
+        raise AssertionError("an order packs into the record words under a code of its own")
 
 
 _check_layouts()
@@ -277,6 +318,19 @@ def compute_record_words(tx: Any | None) -> tuple[int, ...]:
     return tuple(words)
 
 
+def compute_order_words(order: Mapping[str, int]) -> tuple[int, ...]:
+    """An order's fields (`verifier.wire.ORDER_FIELDS`, `is_buy` as 0 or 1) packed into two words
+    as a record's are: what its L2 key signs, under the domain tag (`verifier.l2auth`)."""
+    words = [ORDER_SPEC.code << TYPE_SHIFT] + [0] * (RECORD_WORDS - 1)
+    for place in ORDER_SPEC.get_places():
+        value = int(order[place.field.name])
+        # the wire model bounds every field; the packing refuses anything outside its width anyway
+        if not 0 <= value < 1 << place.field.bits:
+            raise MalformedRecord(f"order {place.field.name} = {value!r} does not fit {place.field.bits} bits")
+        words[place.word] |= value << place.shift
+    return tuple(words)
+
+
 def compute_records_hash(records: Sequence[Sequence[int]]) -> int:
     """A segment's records as one field element: the low 253 bits of sha256 over every slot's words,
     each as 32 bytes big-endian (a slot is 64 bytes; no-op slots are zeros). The circuit proves this
@@ -333,6 +387,7 @@ SIGNATURE_WINDOWS: dict[str, tuple[str, ...]] = {
     "liquidate": ("a",),
     "settle_expired": ("b",),  # the sender: A instead when sender == account
     "register_key": ("record",),
+    "fill": ("a", "b"),  # taker_signature, maker_signature: each over its own order
 }
 
 

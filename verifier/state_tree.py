@@ -5,12 +5,14 @@
 - accounts: a sparse Merkle tree of `TreeShape(depth, arity)` keyed by account id; a node is the
   Poseidon hash of its `arity` children; an absent account is the leaf 0, an empty subtree of
   level l is `empty[l]` (`empty[0] = 0`, `empty[l + 1] = Poseidon(empty[l] x arity)`);
-- an account leaf is `Poseidon([address, collateral, nonce, l2_key, positions_hash])` with
+- an account leaf is `Poseidon([address, collateral, nonce, l2_key, positions_hash, orders_hash])` with
   `positions_hash = hash_fields([(size, cost, funding) per instrument of the table])`: `l2_key`
   is the registered L2 key's id (0 before a registration, verifier/l2auth.py), positions are dense
-  by instrument (the genesis instruments sorted by id), 0 where none is held. The header is one
-  5-input Poseidon so that the escape hatch proves a leaf on chain with the 5-input Poseidon
-  contract (circomlibjs generates 1..6 inputs) and the positions hash as an opaque word;
+  by instrument (the genesis instruments sorted by id), 0 where none is held, and
+  `orders_hash = hash_fields([(order nonce, filled) per order slot])` (the orders the account
+  filled, `verifier.wire.ORDER_SLOTS` slots, 0 where unused). The leaf is one 6-input Poseidon so
+  that the escape hatch proves a leaf on chain with the 6-input Poseidon contract (circomlibjs
+  generates 1..6 inputs) and the two inner hashes as opaque words;
 - `markets_hash` is `hash_fields` of every instrument's fields, in table order, concatenated;
 - `globals_hash` is `hash_fields` of the globals.
 
@@ -32,7 +34,7 @@ from typing import Iterable, Mapping, Sequence
 from verifier.curve import BN254
 from verifier.encoding import AccountLeaf, GlobalsLeaf, InstrumentLeaf, _get_address_int
 from verifier.poseidon import poseidon, poseidon2
-from verifier.wire import Genesis
+from verifier.wire import ORDER_SLOTS, Genesis
 
 R = BN254.r
 CHUNK = 16  # Poseidon's widest circomlib instance hashes 16 inputs
@@ -117,9 +119,10 @@ def get_instrument_table(instrument_ids: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted(instrument_ids))
 
 
-def compute_account_fields(leaf: AccountLeaf, table: Sequence[int]) -> tuple[list[int], list[int]]:
+def compute_account_fields(leaf: AccountLeaf, table: Sequence[int]) -> tuple[list[int], list[int], list[int]]:
     """`([address, collateral, nonce, l2_key], [(size, cost, funding) for every instrument of the
-    table])`: the leaf's header and its positions."""
+    table], [(order nonce, filled) for every order slot])`: the leaf's header, its positions and
+    its order slots, dense."""
     held = {p.instrument: p for p in leaf.positions}
     # positions only in instruments of the genesis table
     unknown = set(held) - set(table)
@@ -129,7 +132,16 @@ def compute_account_fields(leaf: AccountLeaf, table: Sequence[int]) -> tuple[lis
     for instrument in table:
         p = held.get(instrument)
         positions += [p.size, p.cost, p.funding] if p else [0, 0, 0]
-    return [_get_address_int(leaf.address), leaf.collateral, leaf.nonce, leaf.l2_key], positions
+    return [_get_address_int(leaf.address), leaf.collateral, leaf.nonce, leaf.l2_key], positions, get_dense_orders(leaf.orders)
+
+
+def get_dense_orders(orders: Iterable[Sequence[int]]) -> list[int]:
+    """(nonce, filled) of every order slot in slot order, (0, 0) where unused, from (slot, nonce,
+    filled) triples."""
+    dense = [0] * (2 * ORDER_SLOTS)
+    for slot, nonce, filled in orders:
+        dense[2 * slot], dense[2 * slot + 1] = nonce, filled
+    return dense
 
 
 @lru_cache(maxsize=POSITIONS_CACHE_SIZE)
@@ -137,12 +149,13 @@ def _hash_positions(positions: tuple[int, ...]) -> Fr:
     return hash_fields(positions)
 
 
-def hash_account(header: Sequence[int], positions: Sequence[int]) -> Fr:
-    """An account's leaf value from its header and dense positions. The positions hash (three
-    Poseidon calls of the four, on the default genesis) is cached: a deposit, transfer or
-    withdrawal changes the header only, and every account without positions shares one."""
+def hash_account(header: Sequence[int], positions: Sequence[int], orders: Sequence[int]) -> Fr:
+    """An account's leaf value from its header, dense positions and dense order slots:
+    Poseidon(address, collateral, nonce, l2_key, positions hash, orders hash). The two inner
+    hashes are cached: a deposit, transfer or withdrawal changes the header only, and every
+    account without positions (or without fills) shares one."""
     positions_hash = _hash_positions(tuple(positions)) if positions else 0
-    return poseidon([*(v % R for v in header), positions_hash])
+    return poseidon([*(v % R for v in header), positions_hash, _hash_positions(tuple(orders))])
 
 
 def compute_account_hash(leaf: AccountLeaf | None, table: Sequence[int]) -> Fr:

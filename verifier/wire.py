@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal, Union
 
 from eth_utils import is_hex_address, to_checksum_address
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 # --- Named quantities and their bounds (the ranges a circuit can check) ---------------------------
 
@@ -28,6 +28,9 @@ NONCE_BITS = 32
 RISK_VALUE_BITS = 63  # signed P&L of one contract per scenario, micro-USD
 FUNDING_BITS = 63  # signed cumulative funding index, micro-USD per contract
 TIMESTAMP_BITS = 40  # unix seconds
+ORDER_NONCE_BITS = 64  # an order's nonce: wide enough for millisecond timestamps
+CLIENT_ID_BITS = 64
+ORDER_SLOTS = 8  # per account: (order nonce, filled) of the orders it fills (docs/exchange.md, "Fills")
 MAX_SCENARIOS = 64
 BPS = 10_000  # basis points in one
 
@@ -46,6 +49,23 @@ FundingIndex = Annotated[int, Field(gt=-(2**FUNDING_BITS), lt=2**FUNDING_BITS)]
 Bps = Annotated[int, Field(ge=0, le=BPS, description="basis points")]
 KEY_ID_BITS = 248  # an L2 key's id: the low 248 bits of Poseidon(A.x, A.y) (verifier/l2auth.py)
 KeyId = Annotated[int, Field(gt=0, lt=2**KEY_ID_BITS, description="L2 key id (verifier/l2auth.py), > 0")]
+OrderNonce = Annotated[int, Field(ge=0, lt=2**ORDER_NONCE_BITS, description="an order's nonce: picks its fill slot (nonce mod ORDER_SLOTS)")]
+ClientId = Annotated[int, Field(ge=0, lt=2**CLIENT_ID_BITS, description="the client's own id for the order")]
+
+GTC = 0  # rests until filled, cancelled or expired
+IOC = 1  # fills what it can at once; the rest is cancelled
+POST_ONLY = 2  # rests without taking: refused if it would cross the book
+TIME_IN_FORCE_NAMES = {GTC: "GTC", IOC: "IOC", POST_ONLY: "post-only"}
+
+
+def _check_time_in_force(value: int) -> int:
+    if value not in TIME_IN_FORCE_NAMES:
+        choices = ", ".join(f"{code} ({name})" for code, name in TIME_IN_FORCE_NAMES.items())
+        raise ValueError(f"time_in_force must be one of {choices}, got {value}")
+    return value
+
+
+TimeInForce = Annotated[int, Field(ge=0, description="0 GTC, 1 IOC, 2 post-only"), AfterValidator(_check_time_in_force)]
 
 
 class WireModel(BaseModel):
@@ -212,6 +232,89 @@ class RegisterKey(WireModel):
     signature: Signature
 
 
+class Order(WireModel):
+    """A limit order, signed with the account's L2 key (not a transaction: the matching engine
+    rests and matches it, and a `Fill` carries the two orders it matched). Buy (`is_buy`) or sell
+    up to `size` contracts in total, at `price` or better; as a taker pay at most `max_fee` per
+    contract. It never fills once the L2 clock (the oracle time) reaches `expiry` (0: never).
+    What the key signs: `verifier.l2auth.compute_order_message`; its id is that message."""
+
+    type: Literal["order"] = "order"
+    account: AccountId
+    instrument: InstrumentId
+    is_buy: bool
+    size: Quantity
+    price: Price  # the limit: micro-USD per contract
+    time_in_force: TimeInForce
+    expiry: Timestamp
+    client_id: ClientId
+    nonce: OrderNonce
+    max_fee: NonNegativePrice = 0  # micro-USD per contract filled as the taker (0: the order pays no fee)
+    signature: L2Signature
+
+
+ORDER_FIELDS = ("account", "instrument", "is_buy", "size", "price", "time_in_force", "expiry", "client_id", "nonce", "max_fee")
+FILL_ORDER_FIELDS = ("order_size", "limit", "time_in_force", "expiry", "client_id", "max_fee")  # per side, prefixed taker_/maker_
+
+
+class Fill(WireModel):
+    """A match of two signed orders on one instrument (a perpetual or an option series): the taker
+    gets `size` contracts (> 0: the taker buys, < 0: sells) from the maker at `price`, and pays
+    `fee` into the fee pool. Each side's order travels as its fields and its L2 signature: account
+    and nonce, the instrument, the direction (from the sign of `size`), and the `*_order_size`,
+    `*_limit`, ... fields. The rules check both signatures, both limits, the taker's fee cap, both
+    expiries and that no order fills beyond its size (its filled amount lives in the account's
+    order slot `nonce % ORDER_SLOTS`); account nonces are not used."""
+
+    type: Literal["fill"] = "fill"
+    taker: AccountId
+    maker: AccountId
+    instrument: InstrumentId
+    size: Size
+    price: Price
+    fee: Amount
+    taker_nonce: OrderNonce
+    maker_nonce: OrderNonce
+    taker_order_size: Quantity
+    taker_limit: Price
+    taker_time_in_force: TimeInForce
+    taker_expiry: Timestamp
+    taker_client_id: ClientId
+    taker_max_fee: NonNegativePrice
+    maker_order_size: Quantity
+    maker_limit: Price
+    maker_time_in_force: TimeInForce
+    maker_expiry: Timestamp
+    maker_client_id: ClientId
+    maker_max_fee: NonNegativePrice
+    taker_signature: L2Signature
+    maker_signature: L2Signature
+
+    def get_order(self, side: str) -> Order:
+        """The taker's or the maker's signed order (`side`: "taker" or "maker")."""
+        is_buy = (self.size > 0) == (side == "taker")
+        return Order(
+            account=getattr(self, side), instrument=self.instrument, is_buy=is_buy, size=getattr(self, f"{side}_order_size"),
+            price=getattr(self, f"{side}_limit"), time_in_force=getattr(self, f"{side}_time_in_force"),
+            expiry=getattr(self, f"{side}_expiry"), client_id=getattr(self, f"{side}_client_id"),
+            nonce=getattr(self, f"{side}_nonce"), max_fee=getattr(self, f"{side}_max_fee"),
+            signature=getattr(self, f"{side}_signature"),
+        )
+
+    @classmethod
+    def from_orders(cls, taker: Order, maker: Order, size: int, price: int, fee: int) -> "Fill":
+        """The fill of `size` contracts (> 0, the taker's direction gives the sign) between two
+        orders; the rules decide whether it is valid."""
+        sides = {}
+        for name, order in (("taker", taker), ("maker", maker)):
+            sides.update({
+                name: order.account, f"{name}_nonce": order.nonce, f"{name}_order_size": order.size, f"{name}_limit": order.price,
+                f"{name}_time_in_force": order.time_in_force, f"{name}_expiry": order.expiry, f"{name}_client_id": order.client_id,
+                f"{name}_max_fee": order.max_fee, f"{name}_signature": order.signature,
+            })
+        return cls(instrument=taker.instrument, size=size if taker.is_buy else -size, price=price, fee=fee, **sides)
+
+
 class InstrumentPrice(WireModel):
     instrument: InstrumentId
     price: NonNegativePrice
@@ -257,12 +360,12 @@ class OracleUpdate(WireModel):
 
 
 Transaction = Annotated[
-    Union[Deposit, Withdraw, Transfer, PerpTrade, OptionTrade, Liquidate, SettleExpired, RegisterKey, OracleUpdate],
+    Union[Deposit, Withdraw, Transfer, PerpTrade, OptionTrade, Liquidate, SettleExpired, RegisterKey, OracleUpdate, Fill],
     Field(discriminator="type"),
 ]
 TRANSACTION_TYPES: dict[str, type[WireModel]] = {
     m.model_fields["type"].default: m
-    for m in (Deposit, Withdraw, Transfer, PerpTrade, OptionTrade, Liquidate, SettleExpired, RegisterKey, OracleUpdate)
+    for m in (Deposit, Withdraw, Transfer, PerpTrade, OptionTrade, Liquidate, SettleExpired, RegisterKey, OracleUpdate, Fill)
 }
 
 

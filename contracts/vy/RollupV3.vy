@@ -60,8 +60,8 @@ interface Poseidon3:
 interface Poseidon4:
     def poseidon(inputs: uint256[4]) -> uint256: pure
 
-interface Poseidon5:
-    def poseidon(inputs: uint256[5]) -> uint256: pure
+interface Poseidon6:
+    def poseidon(inputs: uint256[6]) -> uint256: pure
 
 R: constant(uint256) = v3params.BN254_R
 UNIT_WEI: constant(uint256) = 10**6  # one collateral unit (1e-6 USD) is 1e6 wei of the L1 coin
@@ -142,7 +142,7 @@ FORCED_DELAY_SECONDS: public(immutable(uint256))
 verifier: public(address)
 poseidon3: public(address)
 poseidon4: public(address)
-poseidon5: public(address)
+poseidon6: public(address)
 
 state_root: public(uint256)
 batch_number: public(uint256)
@@ -186,16 +186,16 @@ def __init__(
 
 
 @external
-def initialize(verifier: address, poseidon3: address, poseidon4: address, poseidon5: address):
+def initialize(verifier: address, poseidon3: address, poseidon4: address, poseidon6: address):
     """Bind the transition verifier and the Poseidon contracts, once, by the deployer."""
     assert msg.sender == DEPLOYER, "only the deployer initialises the rollup"
     assert self.verifier == empty(address), "the rollup is already initialised"
     # contracts, not accounts: a call to an address without code would return nothing
-    assert verifier.is_contract and poseidon3.is_contract and poseidon4.is_contract and poseidon5.is_contract, "verifier and Poseidon must be contracts"
+    assert verifier.is_contract and poseidon3.is_contract and poseidon4.is_contract and poseidon6.is_contract, "verifier and Poseidon must be contracts"
     self.verifier = verifier
     self.poseidon3 = poseidon3
     self.poseidon4 = poseidon4
-    self.poseidon5 = poseidon5
+    self.poseidon6 = poseidon6
 
 
 # --- EIP-712 and signatures (the domain is defined here only) -----------------------------------
@@ -562,10 +562,10 @@ def _compute_root(account: uint256, leaf: uint256, path: DynArray[uint256, PATH_
 
 @internal
 @view
-def _hash_leaf(owner: uint256, collateral: uint256, nonce: uint256, l2_key: uint256, positions_hash: uint256) -> uint256:
+def _hash_leaf(owner: uint256, collateral: uint256, nonce: uint256, l2_key: uint256, positions_hash: uint256, orders_hash: uint256) -> uint256:
     # every input below r (the contract would reduce it silently)
-    assert owner < 1 << 160 and collateral < R and nonce < R and l2_key < R and positions_hash < R, "leaf fields must be below r"
-    return staticcall Poseidon5(self.poseidon5).poseidon([owner, collateral, nonce, l2_key, positions_hash])
+    assert owner < 1 << 160 and collateral < R and nonce < R and l2_key < R and positions_hash < R and orders_hash < R, "leaf fields must be below r"
+    return staticcall Poseidon6(self.poseidon6).poseidon([owner, collateral, nonce, l2_key, positions_hash, orders_hash])
 
 
 @external
@@ -600,6 +600,7 @@ def dismiss_forced_withdrawal(
     nonce: uint256,
     l2_key: uint256,
     positions_hash: uint256,
+    orders_hash: uint256,
     path: DynArray[uint256, PATH_WORDS],
     markets_hash: uint256,
     globals_hash: uint256,
@@ -613,7 +614,7 @@ def dismiss_forced_withdrawal(
     leaf: uint256 = 0
     reason: String[64] = "the account does not exist"
     if exists:
-        leaf = self._hash_leaf(owner, collateral, nonce, l2_key, positions_hash)
+        leaf = self._hash_leaf(owner, collateral, nonce, l2_key, positions_hash, orders_hash)
         if positions_hash != EMPTY_POSITIONS_HASH:
             reason = "the account has open positions"
         elif nonce != request.nonce:
@@ -667,16 +668,17 @@ def exit(
     nonce: uint256,
     l2_key: uint256,
     positions_hash: uint256,
+    orders_hash: uint256,
     path: DynArray[uint256, PATH_WORDS],
     markets_hash: uint256,
     globals_hash: uint256,
 ):
     """After a freeze: pay an account's collateral against the stored root, once, to the address
-    its leaf registers. The leaf is Poseidon(address, collateral, nonce, l2_key, positions_hash); open
+    its leaf registers. The leaf is Poseidon(address, collateral, nonce, l2_key, positions_hash, orders_hash); open
     positions are not valued (no trusted price after a freeze), only collateral is paid."""
     assert self.frozen, "exits open only once the rollup is frozen"
     assert not self.exited[account], "account already exited"
-    leaf: uint256 = self._hash_leaf(owner, collateral, nonce, l2_key, positions_hash)
+    leaf: uint256 = self._hash_leaf(owner, collateral, nonce, l2_key, positions_hash, orders_hash)
     assert self._compute_root(account, leaf, path, markets_hash, globals_hash) == self.state_root, "account leaf is not in the stored root"
     self.exited[account] = True
     recipient: address = convert(owner, address)

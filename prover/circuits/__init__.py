@@ -1,4 +1,4 @@
-"""The segment circuit (version 5): a segment's state transition as a rank-1 constraint system.
+"""The segment circuit (version 6): a segment's state transition as a rank-1 constraint system.
 
 - `layout`: the fixed-shape windows of a slot (private witness structures of the slot rules);
 - `slot`: one slot's rules (`synthesize_slot`), the native rules of docs/state-model.md;
@@ -13,7 +13,8 @@
 # Bumped on any change of the segment circuit's constraints: keys made for another version are
 # refused (`rollup setup --force` makes new ones). 3: the state transition (roots in the circuit);
 # 4: the leaf's L2 key id, key registrations, L2 signatures verified in the circuit, two public
-# inputs per slot (no signer words); 5: the records hashed (sha256) into one public input per segment.
-CIRCUIT_VERSION = "5"
+# inputs per slot (no signer words); 5: the records hashed (sha256) into one public input per segment;
+# 6: fills (two L2-signed orders per slot) and the account leaf's order slots (a 6-input leaf hash).
+CIRCUIT_VERSION = "6"
 
 __all__ = ["CIRCUIT_VERSION"]

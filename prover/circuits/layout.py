@@ -8,7 +8,8 @@ the rules of docs/state-model.md on it, prover/circuits/transition.py ties it to
 - `a`, `b`: two account windows (which account is A and which B: `verifier.slots`). Each holds the
   account leaf before and after the slot, with its positions on fixed position slots (one per
   instrument of the genesis table, in table order) and, per position slot, the oracle view the
-  margin check uses (mark, funding index, risk array as the slot executes).
+  margin check uses (mark, funding index, risk array as the slot executes), and its order slots
+  (order nonce, filled) before and after.
 - `instrument`: what the slot reads of the traded instrument, and its open-interest delta.
 - `globals`: deposit count and oracle time before and after; fee-pool and insurance-fund deltas.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, is_dataclass
 
 from verifier.slots import SLOT_TYPES, SUPPORTED_TYPES, TxWords, compute_tx_words, get_slot_accounts, get_slot_instrument, get_slot_type
-from verifier.wire import Genesis
+from verifier.wire import ORDER_SLOTS, Genesis
 
 __all__ = [
     "SLOT_TYPES", "SUPPORTED_TYPES", "TxWords", "compute_tx_words", "get_slot_accounts", "get_slot_instrument", "get_slot_type",
@@ -89,6 +90,8 @@ class AccountWindow:
     l2_key_before: int = 0  # the registered L2 key's id (0: none)
     l2_key_after: int = 0
     positions: list[PositionWindow] = field(default_factory=list)
+    orders_before: list[int] = field(default_factory=lambda: [0] * (2 * ORDER_SLOTS))  # (order nonce, filled) per order slot
+    orders_after: list[int] = field(default_factory=lambda: [0] * (2 * ORDER_SLOTS))
 
 
 @dataclass

@@ -52,11 +52,15 @@ from prover.circuits.fast_gadgets import range_check_fast as range_check
 from prover.circuits.layout import SLOT_TYPES, SUPPORTED_TYPES, AccountWindow, SegmentShape, SlotPublic, TxWords
 from prover.gadgets import abs_value, assert_boolean, boolean, gt, is_zero, mul, to_signed
 from prover.r1cs import ConstraintSystem, LinearCombination, LinearLike, Variable
+from verifier.pubdata import ORDER_SPEC, RECORD_WORDS, TIME_IN_FORCE_BITS, TYPE_SHIFT
 from verifier.wire import (
     ACCOUNT_ID_BITS,
     AMOUNT_BITS,
+    CLIENT_ID_BITS,
     INSTRUMENT_ID_BITS,
     NONCE_BITS,
+    ORDER_NONCE_BITS,
+    ORDER_SLOTS,
     PRICE_BITS,
     SIZE_BITS as WIRE_SIZE_BITS,
     TIMESTAMP_BITS,
@@ -68,6 +72,12 @@ TRADED_SIZE_BITS = 65  # before + delta may leave int64 only in a false witness;
 PENALTY_BITS = 88  # |size| < 2^31 (wire) x mark < 2^56
 BPS = 10_000
 BPS_BITS = 14  # remainders of a division by 10000
+FEE_CAP_BITS = PRICE_BITS + WIRE_SIZE_BITS + 1  # max_fee x |size| - fee, when the cap holds
+# a fill's order fields on the transaction words (verifier.slots.ORDER_WORD_FIELDS) and their widths
+ORDER_WORD_BITS = {
+    "order_size": WIRE_SIZE_BITS, "limit": PRICE_BITS, "time_in_force": TIME_IN_FORCE_BITS, "expiry": TIMESTAMP_BITS,
+    "client_id": CLIENT_ID_BITS, "max_fee": PRICE_BITS,
+}
 
 
 def get_margin_bits(max_positions: int) -> int:
@@ -106,7 +116,9 @@ class SideParameters:
     binds_address: LinearLike  # a deposit: a new account gets the deposit's address
 
 
-def synthesize_tx_ranges(cs: ConstraintSystem, tx: TxWords, dep: Variable, wd: Variable, tr: Variable, perp: Variable, opt: Variable, liq: Variable) -> None:
+def synthesize_tx_ranges(
+    cs: ConstraintSystem, tx: TxWords, dep: Variable, wd: Variable, tr: Variable, perp: Variable, opt: Variable, liq: Variable, fill: Variable,
+) -> None:
     """The wire bounds of `verifier/wire.py` on the transaction's words, so that the proof alone
     (not only the verifier's parsing and the contract's checks) refuses an amount, fee or price of
     r - x acting as -x. Words a type does not carry are 0, which every bound admits."""
@@ -117,8 +129,6 @@ def synthesize_tx_ranges(cs: ConstraintSystem, tx: TxWords, dep: Variable, wd: V
             (tx.instrument, INSTRUMENT_ID_BITS),
             (tx.price, PRICE_BITS),
             (tx.fee, AMOUNT_BITS),
-            (tx.nonce_a, NONCE_BITS),
-            (tx.nonce_b, NONCE_BITS),
             (tx.deposit_id, NONCE_BITS),
             (tx.address, 160),
             (tx.timestamp, TIMESTAMP_BITS),
@@ -129,11 +139,19 @@ def synthesize_tx_ranges(cs: ConstraintSystem, tx: TxWords, dep: Variable, wd: V
         range_check(cs, mul(cs, moves, cs.as_lc(tx.quantity) - 1), AMOUNT_BITS)
         # option trades: 0 < quantity < 2^31
         range_check(cs, mul(cs, opt, cs.as_lc(tx.quantity) - 1), WIRE_SIZE_BITS)
-        # perpetual trades and liquidations: -2^31 < size < 2^31
-        signed = cs.as_lc(perp) + liq
+        # perpetual trades, liquidations and fills: -2^31 < size < 2^31
+        signed = cs.as_lc(perp) + liq + fill
         range_check(cs, mul(cs, signed, cs.as_lc(tx.quantity) + (2**WIRE_SIZE_BITS - 1)), WIRE_SIZE_BITS + 1)
-        # perpetual trades: a positive price (options may trade at a premium of 0)
-        range_check(cs, mul(cs, perp, cs.as_lc(tx.price) - 1), PRICE_BITS)
+        # perpetual trades and fills: a positive price (options may trade at a premium of 0)
+        range_check(cs, mul(cs, cs.as_lc(perp) + fill, cs.as_lc(tx.price) - 1), PRICE_BITS)
+        # nonces: an account's (32 bits), a fill's order nonces 64 bits (their 64-bit range is
+        # proven where the order slot is selected, `synthesize_order_slot`)
+        for nonce in (tx.nonce_a, tx.nonce_b):
+            range_check(cs, mul(cs, 1 - cs.as_lc(fill), nonce), NONCE_BITS)
+        # a fill's signed orders: every field in its width, so their words pack uniquely
+        for w in "ab":
+            for name, bits in ORDER_WORD_BITS.items():
+                range_check(cs, getattr(tx, f"{name}_{w}"), bits)
 
 
 @dataclass
@@ -143,8 +161,10 @@ class AccountResult:
     negative_before: LinearLike  # its sign bit
 
 
-def synthesize_slot(cs: ConstraintSystem, shape: SegmentShape, slot: SlotPublic) -> None:
-    """Constrain one slot whose public windows are already allocated."""
+def synthesize_slot(cs: ConstraintSystem, shape: SegmentShape, slot: SlotPublic) -> tuple[list[LinearCombination], list[LinearCombination]]:
+    """Constrain one slot whose windows are already allocated. Returns the words of the orders a
+    fill's windows A and B signed (`verifier.pubdata.compute_order_words`; meaningless for other
+    types, whose signatures sign the record)."""
     flag = dict(zip(SLOT_TYPES, slot.flags))
     tx = slot.tx
     inst = slot.instrument
@@ -158,9 +178,15 @@ def synthesize_slot(cs: ConstraintSystem, shape: SegmentShape, slot: SlotPublic)
         for name in SLOT_TYPES:
             if name not in SUPPORTED_TYPES:
                 cs.enforce(flag[name], 1, 0)
-    dep, wd, tr, perp, opt, settle, liq, reg, oracle = (flag[n] for n in SLOT_TYPES)
-    trade = cs.as_lc(perp) + opt
-    synthesize_tx_ranges(cs, tx, dep, wd, tr, perp, opt, liq)
+    dep, wd, tr, perp, opt, settle, liq, reg, oracle, fill = (flag[n] for n in SLOT_TYPES)
+    with cs.gadget("fill_kind"):
+        # a fill trades as a perpetual trade or as an option trade, by its instrument
+        fill_perp = mul(cs, fill, inst.is_perp)
+        perp_like = cs.as_lc(perp) + fill_perp
+        opt_like = cs.as_lc(opt) + fill - fill_perp
+    signed_trade = cs.as_lc(perp) + opt  # trades that use account nonces
+    trade = signed_trade + fill
+    synthesize_tx_ranges(cs, tx, dep, wd, tr, perp, opt, liq, fill)
     with cs.gadget("settle_sender"):
         # a settlement sent by a keeper uses window B for the keeper; holders settling their own
         # position use window A only
@@ -173,8 +199,8 @@ def synthesize_slot(cs: ConstraintSystem, shape: SegmentShape, slot: SlotPublic)
         moved_out = mul(cs, cs.as_lc(wd) + tr, tx.quantity)
         moved_in = mul(cs, tr, tx.quantity)
         fee = mul(cs, trade, tx.fee)
-        premium = mul(cs, opt, notional)
-        perp_cost = mul(cs, perp, notional)
+        premium = mul(cs, opt_like, notional)
+        perp_cost = mul(cs, perp_like, notional)
         traded = mul(cs, trade, tx.quantity)
     with cs.gadget("liquidation_parameters"):
         # the position moves at the mark: perps move their cost, options pay the value in collateral
@@ -191,7 +217,7 @@ def synthesize_slot(cs: ConstraintSystem, shape: SegmentShape, slot: SlotPublic)
     side_a = SideParameters(
         uses=any_type,
         must_exist=cs.as_lc(wd) + tr + trade + settle + liq + reg,
-        nonce_increment=cs.as_lc(wd) + tr + trade + own + liq + reg,
+        nonce_increment=cs.as_lc(wd) + tr + signed_trade + own + liq + reg,
         nonce_word=tx.nonce_a,
         collateral_delta=cs.as_lc(deposited) - moved_out - fee - premium - moved_value,
         changes=trade + liq,
@@ -207,7 +233,7 @@ def synthesize_slot(cs: ConstraintSystem, shape: SegmentShape, slot: SlotPublic)
     side_b = SideParameters(
         uses=cs.as_lc(tr) + trade + keeper + liq,
         must_exist=cs.as_lc(tr) + trade + keeper + liq,
-        nonce_increment=trade + keeper,
+        nonce_increment=signed_trade + keeper,
         nonce_word=tx.nonce_b,
         collateral_delta=cs.as_lc(moved_in) + premium + moved_value - penalty,
         changes=trade + liq,
@@ -221,7 +247,7 @@ def synthesize_slot(cs: ConstraintSystem, shape: SegmentShape, slot: SlotPublic)
         binds_address=cs.constant(0),
     )
     synthesize_distinct_accounts(cs, tx.account_a, tx.account_b, side_b.uses)
-    synthesize_instrument_checks(cs, slot, perp, opt, trade, settle, liq)
+    synthesize_instrument_checks(cs, slot, perp, opt, opt_like, trade, settle, liq)
     synthesize_deposit(cs, slot, dep)
     synthesize_key_registration(cs, slot, reg)
     result_a = synthesize_account(cs, shape, slot.a, tx, side_a)
@@ -247,6 +273,85 @@ def synthesize_slot(cs: ConstraintSystem, shape: SegmentShape, slot: SlotPublic)
         range_check(cs, mul(cs, oracle, cs.as_lc(tx.timestamp) - g.oracle_time_before - 1), TIMESTAMP_BITS)
         advance = mul(cs, oracle, cs.as_lc(tx.timestamp) - g.oracle_time_before)
         cs.enforce(cs.as_lc(g.oracle_time_before) + advance - g.oracle_time_after, 1, 0)
+    return synthesize_fill_orders(cs, slot, fill)
+
+
+def synthesize_fill_orders(cs: ConstraintSystem, slot: SlotPublic, fill: Variable) -> tuple[list[LinearCombination], list[LinearCombination]]:
+    """A fill's orders (rollup.rules.process_fill): the price within both limits, the taker's fee
+    cap, neither order expired, and each order's filled amount, kept in its account's order slot
+    `nonce % ORDER_SLOTS`, within its size. Every other slot leaves the order slots as they were.
+    Returns the two orders' words (what their keys signed)."""
+    tx, g = slot.tx, slot.globals
+    with cs.gadget("fill_orders"):
+        traded = mul(cs, fill, tx.quantity)
+        magnitude, taker_sells = abs_value(cs, traded, SIZE_BITS)
+        # the taker (A) buys when the size is positive; the maker (B) takes the other side
+        is_buy = {"a": 1 - cs.as_lc(taker_sells), "b": cs.as_lc(taker_sells)}
+        # the taker pays at most max_fee per contract: max_fee x |size| - fee >= 0
+        cap = mul(cs, tx.max_fee_a, magnitude)
+        range_check(cs, mul(cs, fill, cs.as_lc(cap) - tx.fee), FEE_CAP_BITS)
+        words = {}
+        for w, window in (("a", slot.a), ("b", slot.b)):
+            limit = getattr(tx, f"limit_{w}")
+            # a buyer's limit is at least the price, a seller's at most: (2 is_buy - 1)(limit - price) >= 0
+            room = mul(cs, 2 * is_buy[w] - 1, cs.as_lc(limit) - tx.price)
+            range_check(cs, mul(cs, fill, room), PRICE_BITS)
+            # an order with an expiry fills only while the oracle time is before it
+            expiry = getattr(tx, f"expiry_{w}")
+            expires = mul(cs, fill, 1 - cs.as_lc(is_zero(cs, expiry)))
+            range_check(cs, mul(cs, expires, cs.as_lc(expiry) - g.oracle_time_before - 1), TIMESTAMP_BITS)
+            nonce = getattr(tx, f"nonce_{w}")
+            synthesize_order_slot(cs, window, fill, nonce, getattr(tx, f"order_size_{w}"), magnitude)
+            values = {
+                "account": getattr(tx, f"account_{w}"), "instrument": tx.instrument, "is_buy": is_buy[w],
+                "size": getattr(tx, f"order_size_{w}"), "price": limit, "time_in_force": getattr(tx, f"time_in_force_{w}"),
+                "expiry": expiry, "client_id": getattr(tx, f"client_id_{w}"), "nonce": nonce, "max_fee": getattr(tx, f"max_fee_{w}"),
+            }
+            packed = [cs.constant(0) for _ in range(RECORD_WORDS)]
+            packed[0] = packed[0] + cs.constant(ORDER_SPEC.code << TYPE_SHIFT)
+            for place in ORDER_SPEC.get_places():
+                packed[place.word] = packed[place.word] + cs.as_lc(values[place.field.name]) * (1 << place.shift)
+            words[w] = packed
+    return words["a"], words["b"]
+
+
+def synthesize_order_slot(
+    cs: ConstraintSystem, window: AccountWindow, fill: Variable, nonce: LinearLike, order_size: LinearLike, magnitude: LinearLike
+) -> None:
+    """The order slot `nonce % ORDER_SLOTS` of the window's account, as `rollup.rules.get_order_filled`:
+    it holds this order (filled so far), an earlier one or nothing (0 filled so far), never a
+    later one; it then holds (nonce, filled + |size|) <= the order's size. Proves nonce < 2^64."""
+    slot_bits = (ORDER_SLOTS - 1).bit_length()
+    with cs.gadget("order_slot"):
+        value = cs.as_lc(nonce).value
+        bits = [boolean(cs, (value >> i) & 1) for i in range(slot_bits)]
+        rest = cs.private(value >> slot_bits)
+        range_check(cs, rest, ORDER_NONCE_BITS - slot_bits)
+        cs.enforce(sum((cs.as_lc(b) * (1 << i) for i, b in enumerate(bits)), cs.as_lc(rest) * ORDER_SLOTS) - nonce, 1, 0)
+        selectors = synthesize_one_hot(cs, bits)
+        held_nonce = sum((cs.as_lc(mul(cs, sel, window.orders_before[2 * j])) for j, sel in enumerate(selectors)), cs.constant(0))
+        held_filled = sum((cs.as_lc(mul(cs, sel, window.orders_before[2 * j + 1])) for j, sel in enumerate(selectors)), cs.constant(0))
+        # the slot does not hold a later order
+        later = cs.as_lc(nonce) - held_nonce
+        range_check(cs, mul(cs, fill, later), ORDER_NONCE_BITS)
+        same = is_zero(cs, later)
+        filled = cs.as_lc(mul(cs, same, held_filled)) + magnitude
+        # no order fills beyond its size
+        range_check(cs, mul(cs, fill, cs.as_lc(order_size) - filled), WIRE_SIZE_BITS)
+        for j, sel in enumerate(selectors):
+            writes = mul(cs, fill, sel)
+            cs.enforce(writes, later, cs.as_lc(window.orders_after[2 * j]) - window.orders_before[2 * j])
+            cs.enforce(writes, filled - held_filled, cs.as_lc(window.orders_after[2 * j + 1]) - window.orders_before[2 * j + 1])
+
+
+def synthesize_one_hot(cs: ConstraintSystem, bits: list[Variable]) -> list[LinearCombination]:
+    """Selectors s_j = [the bits spell j] for j < 2^len(bits), from boolean bits (little-endian)."""
+    selectors: list[LinearCombination] = [cs.constant(1)]
+    for bit in bits:
+        # extend by one bit: s_j (bit 0) and s_j x bit (bit 1), as s_j - s_j bit and s_j bit
+        with_bit = [cs.as_lc(mul(cs, sel, bit)) for sel in selectors]
+        selectors = [sel - high for sel, high in zip(selectors, with_bit)] + with_bit
+    return selectors
 
 
 def synthesize_bps_floor(cs: ConstraintSystem, value: LinearLike, bps: int, bits: int) -> Variable:
@@ -272,7 +377,7 @@ def synthesize_distinct_accounts(cs: ConstraintSystem, a: LinearLike, b: LinearL
 
 
 def synthesize_instrument_checks(
-    cs: ConstraintSystem, slot: SlotPublic, perp: LinearLike, opt: LinearLike, trade: LinearCombination,
+    cs: ConstraintSystem, slot: SlotPublic, perp: LinearLike, opt: LinearLike, opt_like: LinearLike, trade: LinearCombination,
     settle: LinearLike, liq: LinearLike,
 ) -> None:
     inst = slot.instrument
@@ -291,7 +396,7 @@ def synthesize_instrument_checks(
         inverse = cs.private(pow(quantity.value, -1, cs.r) if needed else 0)
         cs.enforce(quantity, inverse, moves)
         # an option series trades (or is liquidated) only before expiry: expiry - oracle_time - 1 >= 0
-        option_moves = cs.as_lc(opt) + mul(cs, liq, 1 - cs.as_lc(inst.is_perp))
+        option_moves = cs.as_lc(opt_like) + mul(cs, liq, 1 - cs.as_lc(inst.is_perp))
         before_expiry = mul(cs, option_moves, cs.as_lc(inst.expiry) - slot.globals.oracle_time_before - 1)
         range_check(cs, before_expiry, TIMESTAMP_BITS)
         # only option series settle, once the oracle has published the settlement price

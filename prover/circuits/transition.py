@@ -66,6 +66,7 @@ from verifier.pubdata import RECORD_BY_TYPE, RECORD_WORDS, RECORDS_HASH_BITS, TY
 from verifier.l2auth import get_domain_tag
 from verifier.state_tree import GENESIS_LIMB_BITS, TreeShape
 from verifier.transition import HEADER_WORDS, RECORDS_HASH_WORDS  # the public inputs' layout, one definition
+from verifier.slots import ORDER_WORD_FIELDS
 from verifier.wire import AMOUNT_BITS, PRICE_BITS, SIZE_BITS, TIMESTAMP_BITS, Genesis
 
 POSITION_COUNT_BITS = 7  # max_positions - count in [0, 64]
@@ -86,10 +87,18 @@ RECORD_TX_WORDS: dict[str, dict[str, str]] = {
     "settle_expired": {"account": "account_a", "sender": "account_b", "series": "instrument", "nonce": "nonce_a"},
     "liquidate": {"liquidator": "account_a", "account": "account_b", "instrument": "instrument", "size": "quantity", "nonce": "nonce_a"},
     "register_key": {"account": "account_a", "nonce": "nonce_a", "address": "address", "key_id": "key_id"},
+    "fill": {
+        "taker": "account_a", "maker": "account_b", "instrument": "instrument", "size": "quantity", "price": "price",
+        "fee": "fee", "taker_nonce": "nonce_a", "maker_nonce": "nonce_b",
+    },
 }
 # Words a type uses without publishing them: the deposit id is the deposit count (proven), a
 # settlement's second nonce word is its first (the sender's nonce, whichever window pays it).
-UNPUBLISHED_TX_WORDS: dict[str, tuple[str, ...]] = {"deposit": ("deposit_id",), "settle_expired": ("nonce_b",)}
+# A fill's orders are signed, not published: their limits are proven (prover/circuits/slot.py).
+UNPUBLISHED_TX_WORDS: dict[str, tuple[str, ...]] = {
+    "deposit": ("deposit_id",), "settle_expired": ("nonce_b",),
+    "fill": tuple(f"{name}_{w}" for w in "ab" for name in ORDER_WORD_FIELDS),
+}
 
 
 @dataclass(frozen=True)
@@ -257,7 +266,8 @@ def allocate_window(cs: ConstraintSystem, window: AccountWindow, shape: Transiti
         ))
     return AccountWindow(*(cs.private(v) for v in (window.exists_before, window.address_before, window.address_after,
                                                     window.collateral_before, window.nonce_before, window.collateral_after,
-                                                    window.nonce_after, window.l2_key_before, window.l2_key_after)), positions)
+                                                    window.nonce_after, window.l2_key_before, window.l2_key_after)), positions,
+                         [cs.private(v) for v in window.orders_before], [cs.private(v) for v in window.orders_after])
 
 
 def synthesize_account_hash(cs: ConstraintSystem, window: AccountWindow, after: bool) -> Variable:
@@ -268,7 +278,8 @@ def synthesize_account_hash(cs: ConstraintSystem, window: AccountWindow, after: 
               window.nonce_after if after else window.nonce_before,
               window.l2_key_after if after else window.l2_key_before]
     positions = [getattr(p, name + suffix) for p in window.positions for name in ("size", "cost", "funding")]
-    return synthesize_poseidon(cs, [*header, synthesize_hash_fields(cs, positions)])
+    orders = window.orders_after if after else window.orders_before
+    return synthesize_poseidon(cs, [*header, synthesize_hash_fields(cs, positions), synthesize_hash_fields(cs, orders)])
 
 
 def get_leaf_fields(window: AccountWindow) -> list[LinearLike]:
@@ -276,7 +287,7 @@ def get_leaf_fields(window: AccountWindow) -> list[LinearLike]:
     fields = [window.address_before, window.collateral_before, window.nonce_before, window.l2_key_before]
     for p in window.positions:
         fields += [p.size_before, p.cost_before, p.funding_before]
-    return fields
+    return fields + list(window.orders_before)
 
 
 # --- The circuit ---------------------------------------------------------------------------------
@@ -421,7 +432,8 @@ def synthesize_transition_slot(
     tx = TxWords(*(cs.private(getattr(w.tx, name)) for name in TxWords.__dataclass_fields__))
     a = allocate_window(cs, w.a, shape, markets)
     b = allocate_window(cs, w.b, shape, markets)
-    trade = cs.as_lc(flag["perp_trade"]) + flag["option_trade"]
+    fill = flag["fill"]
+    trade = cs.as_lc(flag["perp_trade"]) + flag["option_trade"] + fill
     settle, liq = flag["settle_expired"], flag["liquidate"]
     with cs.gadget("instrument_select"):
         # the slot's instrument: a one-hot over the table, none for collateral moves
@@ -453,7 +465,7 @@ def synthesize_transition_slot(
         fee_delta=cs.private(w.fee_delta), insurance_delta=cs.private(w.insurance_delta),
     )
     slot = SlotPublic(flags, tx, a, b, instrument, globals_window)  # type: ignore[arg-type]
-    synthesize_slot(cs, shape.window_shape, slot)
+    order_words = synthesize_slot(cs, shape.window_shape, slot)
     same_account = is_zero(cs, cs.as_lc(tx.account_a) - tx.account_b)
     keeper = mul(cs, settle, 1 - cs.as_lc(same_account))
     uses_a = sum((cs.as_lc(f) for f in flags), cs.constant(0))
@@ -463,7 +475,14 @@ def synthesize_transition_slot(
     signs_a = cs.as_lc(flag["transfer"]) + trade + settle - keeper + liq
     signs_b = trade + keeper
     words = synthesize_record(cs, flag, tx)
-    synthesize_signatures(cs, shape, words, ((a, signs_a, w.signature_a), (b, signs_b, w.signature_b)))
+    with cs.gadget("signed_messages"):
+        # what each window's key signed: the record's message, a fill's sides their orders'
+        message = synthesize_poseidon(cs, [cs.constant(shape.domain_tag), *words])
+        messages = []
+        for order in order_words:
+            order_message = synthesize_poseidon(cs, [cs.constant(shape.domain_tag), *order])
+            messages.append(cs.as_lc(message) + mul(cs, fill, cs.as_lc(order_message) - message))
+    synthesize_signatures(cs, ((a, signs_a, w.signature_a, messages[0]), (b, signs_b, w.signature_b, messages[1])))
     root = accounts_root
     for window, key, uses, path in ((a, tx.account_a, uses_a, w.path_a), (b, tx.account_b, uses_b, w.path_b)):
         with cs.gadget("account_leaf"):
@@ -486,14 +505,12 @@ def synthesize_transition_slot(
 
 
 def synthesize_signatures(
-    cs: ConstraintSystem, shape: TransitionShape, record: Sequence[LinearLike],
-    windows: Sequence[tuple[AccountWindow, LinearLike, L2SignatureWitness]],
+    cs: ConstraintSystem, windows: Sequence[tuple[AccountWindow, LinearLike, L2SignatureWitness, LinearLike]],
 ) -> None:
-    """Each window that signs (`signs` a bit) signed the slot's message with its account's L2 key:
-    the key has the leaf's id, which is not 0 (no key registered), and the signature verifies."""
+    """Each window that signs (`signs` a bit) signed its message with its account's L2 key: the
+    key has the leaf's id, which is not 0 (no key registered), and the signature verifies."""
     with cs.gadget("signatures"):
-        message = synthesize_poseidon(cs, [cs.constant(shape.domain_tag), *record])
-        for window, signs, sig in windows:
+        for window, signs, sig, message in windows:
             ax, ay, r8x, r8y, s = (cs.private(v) for v in (sig.ax, sig.ay, sig.r8x, sig.r8y, sig.s))
             with cs.gadget("key_id"):
                 key_id = synthesize_key_id(cs, ax, ay)

@@ -29,7 +29,7 @@ from verifier.encoding import _get_address_int, get_signature_fields, is_l2_sign
 from verifier.l2auth import parse_l2_signature
 from verifier.oracle_section import build_empty_section, compute_oracle_section, compute_oracle_words
 from verifier.pubdata import compute_record_words, compute_records_hash, get_signature_windows
-from verifier.state_tree import compute_state_root, hash_account, hash_fields
+from verifier.state_tree import compute_state_root, get_dense_orders, hash_account, hash_fields
 
 
 class RejectedInSegment(ValueError):
@@ -61,7 +61,7 @@ def compute_account_leaf_value(account: Account | None, shape: TransitionShape) 
     for instrument_id in shape.table:
         p = account.positions.get(instrument_id)
         positions += [p.size, p.cost, p.funding] if p else [0, 0, 0]
-    return hash_account([_get_address_int(account.address), account.collateral, account.nonce, account.l2_key], positions)
+    return hash_account([_get_address_int(account.address), account.collateral, account.nonce, account.l2_key], positions, get_account_orders(account))
 
 
 def compute_root(state: State, tree: PoseidonTree, shape: TransitionShape) -> int:
@@ -84,6 +84,7 @@ def build_dense_window(before: Account | None, after: Account | None, traded: in
     if after is None:
         return AccountWindow(positions=positions)
     return AccountWindow(
+        orders_before=get_account_orders(before), orders_after=get_account_orders(after),
         exists_before=int(before is not None),
         address_before=_get_address_int(before.address) if before else 0,
         address_after=_get_address_int(after.address),
@@ -95,6 +96,11 @@ def build_dense_window(before: Account | None, after: Account | None, traded: in
         l2_key_after=after.l2_key,
         positions=positions,
     )
+
+
+def get_account_orders(account: Account | None) -> list[int]:
+    """The account's order slots, dense: (order nonce, filled) per slot."""
+    return get_dense_orders((slot, nonce, filled) for slot, (nonce, filled) in (account.orders.items() if account else ()))
 
 
 def build_noop_slot_witness(shape: TransitionShape, deposit_count: int) -> SlotWitness:
@@ -134,7 +140,7 @@ def compute_slot_witness(state: State, tree: PoseidonTree, tx: object, signers: 
 
     a = window(a_id, traded)
     # a keeper's positions do not change
-    b = window(b_id, traded if kind in ("perp_trade", "option_trade", "liquidate") else None)
+    b = window(b_id, traded if kind in ("perp_trade", "option_trade", "liquidate", "fill") else None)
     paths = []
     for account_id in (a_id, b_id):
         if account_id is None:

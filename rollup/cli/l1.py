@@ -151,7 +151,7 @@ def deploy(
     with open_store(target) as (_, store), open_l1(target, rpc_url, private_key) as l1:
         deployment = deploy_for_node(l1, target, store)
     info = {
-        "rollup": deployment.rollup, "verifier": deployment.verifier, "poseidon3": deployment.poseidon3, "poseidon4": deployment.poseidon4, "poseidon5": deployment.poseidon5,
+        "rollup": deployment.rollup, "verifier": deployment.verifier, "poseidon3": deployment.poseidon3, "poseidon4": deployment.poseidon4, "poseidon6": deployment.poseidon6,
         "n_slots": deployment.n_slots, "max_segments": deployment.max_segments, "max_batch_txs": deployment.max_slots,
     }
     if json_output:
