@@ -163,7 +163,9 @@ class Recheck:
 
     changed_instruments: tuple[InstrumentId, ...]  # instruments whose values moved
     changed_accounts: int  # accounts the state change named
-    holders: int  # holders of the changed instruments (what mode "holders" re-checks)
+    # mode "holders": holders of the changed instruments and changed accounts, all re-checked
+    # (mode "heap" does not count them: that would be a pass over every holder)
+    holders: int | None
     rechecked: int  # accounts checked exactly
     breached: tuple[AccountId, ...]  # every account below maintenance now
     newly_breached: tuple[AccountId, ...]
@@ -294,7 +296,7 @@ class LiquidationMonitor:
         before = set(self._breached)
         ids = sorted(self.accounts)
         self._store(self._check(ids), build_heaps=True)
-        return self._report((), 0, 0, len(ids), before, started)
+        return self._report((), 0, len(ids), len(ids), before, started)
 
     # --- internals ---
     def _index_instrument(self, instrument_id: InstrumentId, instrument: Instrument) -> None:
@@ -330,18 +332,18 @@ class LiquidationMonitor:
 
     def _recheck(self, moved: Mapping[InstrumentId, int | None], changed: Sequence[AccountId], started: float) -> Recheck:
         before = set(self._breached)
-        holders: set[AccountId] = set()
-        for instrument_id in moved:
-            holders |= self.holders[instrument_id]
         due = set(changed) & self.accounts.keys()
+        holders = None
         if self.mode == "holders":
-            due |= holders
+            for instrument_id in moved:
+                due |= self.holders[instrument_id]
+            holders = len(due)
         else:
             for instrument_id, movement in moved.items():
                 due |= self._pop_due(instrument_id, movement)
         ids = sorted(due)
         self._store(self._check(ids))
-        return self._report(tuple(sorted(moved)), len(changed), len(holders), len(ids), before, started)
+        return self._report(tuple(sorted(moved)), len(changed), holders, len(ids), before, started)
 
     def _pop_due(self, instrument_id: InstrumentId, movement: int | None) -> set[AccountId]:
         """Holders whose share of their distance to maintenance this instrument has now used up."""
@@ -431,7 +433,7 @@ class LiquidationMonitor:
         self.heaps[instrument_id] = live
 
     def _report(
-        self, moved: tuple[InstrumentId, ...], changed: int, holders: int, rechecked: int, before: set[AccountId], started: float
+        self, moved: tuple[InstrumentId, ...], changed: int, holders: int | None, rechecked: int, before: set[AccountId], started: float
     ) -> Recheck:
         after = self._breached
         return Recheck(

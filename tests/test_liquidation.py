@@ -169,8 +169,9 @@ def test_monitor_equals_scan(seed: int, size_bits: int, magnitude: int, steps: l
         for monitor, report in zip(monitors, reports):
             assert_monitor_exact(monitor, state)
             assert report.breached == tuple(brute_force(state))
-            # heap mode never re-checks more than the holders and changed accounts
-            assert report.rechecked <= report.holders + report.changed_accounts
+        # heap mode never re-checks more than mode "holders" (every holder of a moved instrument)
+        heap, holders = reports[0], reports[1]
+        assert heap.holders is None and heap.rechecked <= holders.rechecked == holders.holders
 
 
 def make_edge_state(n: int, distance: int) -> State:
