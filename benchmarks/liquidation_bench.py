@@ -110,7 +110,7 @@ def make_market_update(state: State, values: OracleValues, snapshot: MarketSnaps
 
 def move_accounts(rng: random.Random, state: State, count: int) -> list[int]:
     """A batch of fills: `count` random accounts' first positions move by a few contracts."""
-    changed = rng.sample(sorted(state.accounts), count)
+    changed = rng.sample(sorted(a for a, account in state.accounts.items() if account.positions), count)
     for account_id in changed:
         account = state.accounts[account_id]
         instrument_id, position = next(iter(sorted(account.positions.items())))

@@ -64,6 +64,7 @@ DEFAULT_MIN_PARALLEL = 4_096
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
 UNIT_POSITION = Position(1, 0, 0)  # one long contract, no cost basis, funding settled at index 0
 COMPACT_FACTOR = 4  # a heap is rebuilt from live entries once it holds this many times as many
+BULK_FRACTION = 8  # more than 1/8 of a heap in or out at once: one linear pass and heapify, not pops
 
 Row = tuple[AccountId, Amount, tuple[tuple[InstrumentId, int], ...]]  # (account, fixed equity, sizes)
 CheckResult = tuple[AccountId, Amount, Amount, Amount]  # (account, equity, requirement, maintenance)
@@ -352,14 +353,17 @@ class LiquidationMonitor:
         self.movement[instrument_id] += movement
         reached = self.movement[instrument_id]
         heap = self.heaps[instrument_id]
-        due = set()
         accounts = self.accounts
-        while heap and heap[0][0] <= reached:
-            _, account_id, version = heapq.heappop(heap)
-            entry = accounts.get(account_id)
-            if entry is not None and entry.version == version:
-                due.add(account_id)
-        return due
+        popped = []
+        # one pop at a time while few are due; a large move (a crash) splits the heap in one pass
+        budget = len(heap) // BULK_FRACTION
+        while heap and heap[0][0] <= reached and len(popped) < budget:
+            popped.append(heapq.heappop(heap))
+        if heap and heap[0][0] <= reached:
+            popped += [item for item in heap if item[0] <= reached]
+            heap[:] = [item for item in heap if item[0] > reached]
+            heapq.heapify(heap)
+        return {a for _, a, version in popped if (e := accounts.get(a)) is not None and e.version == version}
 
     def _check(self, ids: Sequence[AccountId]) -> list[CheckResult]:
         """`check_rows` over these accounts: here, or in partitions on the executor."""
@@ -388,7 +392,9 @@ class LiquidationMonitor:
         """Record exact checks; in mode "heap", schedule each account's next re-check per instrument."""
         accounts, breached = self.accounts, self._breached
         heap_mode = self.mode == "heap"
-        pending: dict[InstrumentId, list[tuple[int, AccountId, int]]] = {}
+        pending: dict[InstrumentId, list[tuple[int, AccountId, int]]] = {i: [] for i in self.heaps} if heap_mode else {}
+        scales, movement = self.scales, self.movement
+        version = self._version
         for account_id, equity, requirement, maintenance in results:
             entry = accounts[account_id]
             entry.equity, entry.requirement, entry.maintenance = equity, requirement, maintenance
@@ -398,13 +404,30 @@ class LiquidationMonitor:
                 breached.discard(account_id)
             if not heap_mode:
                 continue
-            self._version += 1
-            entry.version = self._version
-            for instrument_id, threshold in self._compute_thresholds(entry):
-                pending.setdefault(instrument_id, []).append((threshold, account_id, entry.version))
+            version += 1
+            entry.version = version
+            # The account's distance to maintenance, `equity - maintenance`, is shared among its
+            # positions in proportion to |size| x scale: position i gets `distance x scale_i / W`
+            # per contract, W = sum |size| x scale. While no instrument has moved (cumulatively)
+            # by more than its share since now, the distance has shrunk by at most
+            # sum |size_i| x share_i <= distance: the account is not below maintenance
+            # (docs/liquidation.md, "The bound"). At or below the edge: re-check on any move.
+            distance = equity - maintenance
+            if distance <= 0:
+                for instrument_id, _ in entry.sizes:
+                    pending[instrument_id].append((movement[instrument_id] + 1, account_id, version))
+                continue
+            weight = 0
+            for instrument_id, size in entry.sizes:
+                weight += (size if size > 0 else -size) * scales[instrument_id]
+            for instrument_id, _ in entry.sizes:
+                pending[instrument_id].append((movement[instrument_id] + distance * scales[instrument_id] // weight + 1, account_id, version))
+        self._version = version
         for instrument_id, items in pending.items():
+            if not items:
+                continue
             heap = self.heaps[instrument_id]
-            if build_heaps or len(items) > len(heap):
+            if build_heaps or len(items) > len(heap) // BULK_FRACTION:
                 heap.extend(items)
                 self._compact(instrument_id)
             else:
@@ -412,19 +435,6 @@ class LiquidationMonitor:
                     heapq.heappush(heap, item)
                 if len(heap) > COMPACT_FACTOR * len(self.holders[instrument_id]) + 1024:
                     self._compact(instrument_id)
-
-    def _compute_thresholds(self, entry: AccountRisk) -> list[tuple[InstrumentId, int]]:
-        """The account's distance to maintenance, `equity - maintenance`, shared among its
-        positions in proportion to |size| x scale: position i gets `distance x scale_i / W` per
-        contract, W = sum |size| x scale. While no instrument has moved (cumulatively) by more
-        than its share since now, the account's distance has shrunk by at most
-        sum |size_i| x share_i <= distance: it is not below maintenance (docs/liquidation.md)."""
-        distance = entry.equity - entry.maintenance
-        scales, movement = self.scales, self.movement
-        if distance <= 0:  # breached or at the edge: re-check on any move of its instruments
-            return [(i, movement[i] + 1) for i, _ in entry.sizes]
-        weight = sum(abs(size) * scales[i] for i, size in entry.sizes)
-        return [(i, movement[i] + distance * scales[i] // weight + 1) for i, _ in entry.sizes]
 
     def _compact(self, instrument_id: InstrumentId) -> None:
         accounts = self.accounts
