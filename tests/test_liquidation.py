@@ -307,6 +307,7 @@ def test_engine_liquidations_are_accepted_by_a_node(node_factory) -> None:
     assert {p.account for p in plan.planned} == {1, 3} and not plan.skipped and not plan.partial
     assert all(isinstance(tx, Liquidate) and tx.liquidator == LIQUIDATOR for tx in plan.transactions)
 
+    pre_liquidation = node.state.copy()
     submission = node.submit(plan.transactions)
     assert [r.status for r in submission.receipts] == ["accepted"] * len(plan.transactions)
     for account_id in (1, 3):
@@ -315,8 +316,14 @@ def test_engine_liquidations_are_accepted_by_a_node(node_factory) -> None:
         assert equity - maintenance > before[account_id][0] - before[account_id][1]
     # the engine took the smallest restoring size: one contract less would not restore account 1
     first = plan.planned[0]
-    assert first.account == 1 and first.instrument == BTC and 0 < first.size < 100
+    # equity 350 - 0.54 x USD (penalty 1% of 54 USD) >= maintenance (100 - x) x 8.1 / 2 USD from x = 16 on
+    assert (first.account, first.instrument, first.size) == (1, BTC, 16)
     assert (first.equity_after, first.maintenance_after) == compute_distance(node.state, 1)
+    smaller = plan.transactions[0].model_copy(update={"size": first.size - 1})
+    state = pre_liquidation.copy()
+    assert process_transaction(state, smaller, [L2_KEYS[LIQUIDATOR].key_id]).status == "accepted"
+    equity, maintenance = compute_distance(state, 1)
+    assert equity < maintenance
     # healthy accounts were not touched
     for account_id in (2, 4):
         assert compute_distance(node.state, account_id) == before[account_id]
