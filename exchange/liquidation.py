@@ -427,14 +427,15 @@ class LiquidationMonitor:
             if not items:
                 continue
             heap = self.heaps[instrument_id]
-            if build_heaps or len(items) > len(heap) // BULK_FRACTION:
+            if len(heap) + len(items) > COMPACT_FACTOR * len(self.holders[instrument_id]) + 1024:
                 heap.extend(items)
-                self._compact(instrument_id)
+                self._compact(instrument_id)  # drops the stale entries
+            elif build_heaps or len(items) > len(heap) // BULK_FRACTION:
+                heap.extend(items)
+                heapq.heapify(heap)
             else:
                 for item in items:
                     heapq.heappush(heap, item)
-                if len(heap) > COMPACT_FACTOR * len(self.holders[instrument_id]) + 1024:
-                    self._compact(instrument_id)
 
     def _compact(self, instrument_id: InstrumentId) -> None:
         accounts = self.accounts
