@@ -610,6 +610,62 @@ def _search_smallest_restoring(scratch: _Scratch, account_id: AccountId, instrum
     return best
 
 
+def _plan_step(scratch: _Scratch, account_id: AccountId, distance: Amount) -> tuple[list[tuple[Liquidate, State]], str | None]:
+    """The next liquidation(s) of a breached account, each with the state after it, or ([], why).
+
+    The position whose liquidation (at the largest size the rules accept) leaves the account
+    furthest above, or least below, maintenance; if that restores it, the smallest size that does.
+    If no single position improves the account (a hedged or bankrupt portfolio, where closing one
+    leg raises the requirement), every liquidatable position in full, in id order, when the end
+    result improves it (each step stays valid: the account is still below maintenance)."""
+    best = None  # (distance after, instrument, |size|, sign, state after)
+    reasons = []
+    for instrument_id, position in sorted(scratch.state.accounts[account_id].positions.items()):
+        if not is_liquidatable_instrument(scratch.state, instrument_id):
+            continue
+        largest, after, why = _search_largest_accepted(scratch, account_id, instrument_id, position.size)
+        if after is None:
+            reasons.append(f"instrument {instrument_id}: {why}")
+            continue
+        candidate = (_distance(after, account_id), instrument_id, largest, 1 if position.size > 0 else -1, after)
+        if best is None or candidate[0] > best[0]:
+            best = candidate
+    if best is None:
+        return [], "; ".join(reasons) or "no position the rules can liquidate (expired or unpriced)"
+    distance_after, instrument_id, largest, sign_, after = best
+    # a liquidation must leave the account better off than before
+    if distance_after > distance:
+        size = largest
+        if distance_after >= 0:
+            size, after = _search_smallest_restoring(scratch, account_id, instrument_id, sign_, largest)
+        return [(scratch.make(account_id, instrument_id, sign_ * size), after)], None
+    steps = _plan_close_out(scratch, account_id)
+    if steps and _distance(steps[-1][1], account_id) > distance:
+        return steps, None
+    # the rules' refusals first: they are usually why nothing better was possible
+    return [], "; ".join([*reasons, f"no liquidation the rules accept improves the account (the best single one leaves equity - maintenance at {distance_after}, closing every position no better)"])
+
+
+def _plan_close_out(scratch: _Scratch, account_id: AccountId) -> list[tuple[Liquidate, State]]:
+    """Every liquidatable position of the account in full (or as far as the rules accept), in id
+    order, each run on the state the previous one left; the scratch state is left unchanged."""
+    saved = (dict(scratch.state.accounts), dict(scratch.state.instruments), scratch.state.globals)
+    steps = []
+    try:
+        for instrument_id, position in sorted(scratch.state.accounts[account_id].positions.items()):
+            if not is_liquidatable_instrument(scratch.state, instrument_id):
+                continue
+            largest, after, _ = _search_largest_accepted(scratch, account_id, instrument_id, position.size)
+            if after is None:
+                continue
+            steps.append((scratch.make(account_id, instrument_id, (1 if position.size > 0 else -1) * largest), after))
+            scratch.commit(after)
+    finally:
+        # commits replace objects, never change them: the saved dicts are the state before
+        scratch.state.accounts, scratch.state.instruments, scratch.state.globals = saved
+    return steps
+
+
 def _distance(state: State, account_id: AccountId) -> Amount:
     equity, maintenance = compute_distance(state, account_id)
     return equity - maintenance
@@ -656,40 +712,17 @@ def build_liquidations(
             continue
         reason = None
         for _ in range(max_steps):
-            distance = equity - maintenance
-            if distance >= 0:
+            if equity >= maintenance:
                 break
-            best = None  # (distance after, instrument, |size|, sign, state after)
-            reasons = []
-            for instrument_id, position in sorted(scratch.state.accounts[account_id].positions.items()):
-                if not is_liquidatable_instrument(scratch.state, instrument_id):
-                    continue
-                largest, after, why = _search_largest_accepted(scratch, account_id, instrument_id, position.size)
-                if after is None:
-                    reasons.append(f"instrument {instrument_id}: {why}")
-                    continue
-                candidate = (_distance(after, account_id), instrument_id, largest, 1 if position.size > 0 else -1, after)
-                if best is None or candidate[0] > best[0]:
-                    best = candidate
-            if best is None:
-                reason = "; ".join(reasons) or "no position the rules can liquidate (expired or unpriced)"
+            steps, reason = _plan_step(scratch, account_id, equity - maintenance)
+            if not steps:
                 break
-            distance_after, instrument_id, largest, sign_, after = best
-            # a liquidation must leave the account better off than before
-            if distance_after <= distance:
-                reason = "; ".join([f"no liquidation the rules accept improves the account (the best leaves equity - maintenance at {distance_after})", *reasons])
-                break
-            size = largest
-            if distance_after >= 0:
-                size, after = _search_smallest_restoring(scratch, account_id, instrument_id, sign_, largest)
-            tx = scratch.make(account_id, instrument_id, sign_ * size)
-            scratch.commit(after)
-            equity_after, maintenance_after = compute_distance(scratch.state, account_id)
-            plan.transactions.append(tx)
-            plan.planned.append(
-                PlannedLiquidation(account_id, instrument_id, sign_ * size, equity, maintenance, equity_after, maintenance_after)
-            )
-            equity, maintenance = equity_after, maintenance_after
+            for tx, after in steps:
+                scratch.commit(after)
+                equity_after, maintenance_after = compute_distance(scratch.state, account_id)
+                plan.transactions.append(tx)
+                plan.planned.append(PlannedLiquidation(account_id, tx.instrument, tx.size, equity, maintenance, equity_after, maintenance_after))
+                equity, maintenance = equity_after, maintenance_after
         if equity < maintenance:
             plan.partial[account_id] = reason or f"still below maintenance after {max_steps} liquidations"
     domain = state.genesis.signing_domain
