@@ -367,3 +367,24 @@ def test_healthy_and_own_accounts_are_skipped(node_factory) -> None:
         build_liquidations(node.state, [1], LIQUIDATOR, L2_KEYS[1])
     with pytest.raises(LiquidationError, match="liquidator account 9 does not exist"):
         build_liquidations(node.state, [1], 9, L2_KEYS[1])
+
+
+def test_hedged_bankrupt_account_is_closed_out() -> None:
+    """Long 10 BTC-PERP against short 20 ETH-PERP moves as one: no requirement, but equity -50 USD.
+    Closing either leg alone raises the requirement (worse); closing both restores the account."""
+    key = L2_KEYS[0]
+    state = State.from_genesis(GENESIS)
+    for instrument_id, (mark, move) in {0: (60, 9), 1: (30, 4.5)}.items():
+        instrument = state.instruments[instrument_id]
+        instrument.mark = mark * USD
+        instrument.risk_array = tuple(int(m * move * USD) for m in (-1, -1 / 3, 1 / 3, 1))
+    state.accounts[0] = Account(to_checksum_address(f"0x{1:040x}"), 10_000 * USD, 0, {}, key.key_id)
+    state.accounts[1] = Account(to_checksum_address(f"0x{2:040x}"), 50 * USD, 0, {0: Position(10, 700 * USD, 0), 1: Position(-20, -600 * USD, 0)})
+    assert compute_distance(state, 1) == (-50 * USD, 0)
+    plan = build_liquidations(state, [1], 0, key)
+    assert [(p.instrument, p.size) for p in plan.planned] == [(0, 10), (1, -20)]
+    assert not plan.partial
+    after = state.copy()
+    for tx in plan.transactions:
+        assert process_transaction(after, tx, [key.key_id]).status == "accepted"
+    assert compute_distance(after, 1) == (0, 0) and after.accounts[1].positions == {}
