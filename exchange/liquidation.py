@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rollup.executors import get_executor_workers
 from rollup.margin import compute_margin_requirement
@@ -55,6 +56,9 @@ from rollup.state import (
 )
 from rollup.units import BPS
 from verifier.wire import Genesis, Liquidate, OracleUpdate
+
+if TYPE_CHECKING:  # the node imports the whole pipeline; the monitor needs none of it
+    from rollup.node import BatchResult, Node, Submission
 
 MODES = ("heap", "holders")
 DEFAULT_MODE = "heap"
@@ -733,8 +737,10 @@ def build_liquidations(
 class LiquidationEngine:
     """The monitor and the liquidator together: the small API the service drives.
 
-    After each committed batch: `plan = engine.after_batch(node.state, accounts)` (accounts:
-    `get_touched_accounts(batch.diff_rows)`), then submit `plan.transactions`. The engine never
+    After each `node.submit(...)`: `plan, submission = engine.on_batches(node, submission.batches)`
+    brings the monitor up to date with what the batches changed, builds the liquidations and
+    submits them to the node (then takes in what they changed). `after_batch(state, accounts)` is
+    the same without a node: it returns the plan for the caller to submit. The engine never
     targets its own liquidator account."""
 
     def __init__(self, monitor: LiquidationMonitor, liquidator: AccountId, key: L2Key):
@@ -745,3 +751,13 @@ class LiquidationEngine:
     def after_batch(self, state: State, accounts: Iterable[AccountId]) -> LiquidationPlan:
         self.monitor.apply_state_changes(state, accounts)
         return build_liquidations(state, self.monitor.breached, self.liquidator, self.key)
+
+    def on_batches(self, node: "Node", batches: Iterable["BatchResult"]) -> tuple[LiquidationPlan, "Submission | None"]:
+        """The monitor after these committed batches, then the liquidations submitted to `node`
+        (None if there are none); the monitor has seen their batches too when this returns."""
+        plan = self.after_batch(node.state, {a for batch in batches for a in get_touched_accounts(batch.diff_rows)})
+        if not plan.transactions:
+            return plan, None
+        submission = node.submit(plan.transactions)
+        self.monitor.apply_state_changes(node.state, {a for batch in submission.batches for a in get_touched_accounts(batch.diff_rows)})
+        return plan, submission

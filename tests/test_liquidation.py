@@ -16,6 +16,7 @@ from exchange.liquidation import (
     LiquidationEngine,
     LiquidationError,
     LiquidationMonitor,
+    LiquidationPlan,
     build_liquidations,
     compute_distance,
     find_breached,
@@ -298,17 +299,14 @@ def test_engine_liquidations_are_accepted_by_a_node(node_factory) -> None:
     assert engine.monitor.breached == []
     t = node.state.globals.oracle_time
     crash = node.submit([make_oracle_update(t, t + 60, 54, 30)])  # BTC -10%
-    accounts = get_touched_accounts(crash.batch.diff_rows)
-    assert accounts == []  # an oracle update changes instruments, no account leaf
-    plan = engine.after_batch(node.state, accounts)
-    breached = brute_force(node.state)
-    assert engine.monitor.breached == breached == [1, 3]
+    assert get_touched_accounts(crash.batch.diff_rows) == []  # an oracle update changes no account leaf
+    pre_liquidation = node.state.copy()
     before = {a: compute_distance(node.state, a) for a in node.state.accounts}
+    assert brute_force(node.state) == [1, 3]
+
+    plan, submission = engine.on_batches(node, crash.batches)
     assert {p.account for p in plan.planned} == {1, 3} and not plan.skipped and not plan.partial
     assert all(isinstance(tx, Liquidate) and tx.liquidator == LIQUIDATOR for tx in plan.transactions)
-
-    pre_liquidation = node.state.copy()
-    submission = node.submit(plan.transactions)
     assert [r.status for r in submission.receipts] == ["accepted"] * len(plan.transactions)
     for account_id in (1, 3):
         equity, maintenance = compute_distance(node.state, account_id)
@@ -327,10 +325,9 @@ def test_engine_liquidations_are_accepted_by_a_node(node_factory) -> None:
     # healthy accounts were not touched
     for account_id in (2, 4):
         assert compute_distance(node.state, account_id) == before[account_id]
-    engine.monitor.apply_state_changes(node.state, get_touched_accounts(submission.batch.diff_rows))
+    # the engine's monitor has seen its own liquidations: nothing left to do
     assert engine.monitor.breached == brute_force(node.state) == []
-    # nothing left to do
-    assert build_liquidations(node.state, engine.monitor.breached, LIQUIDATOR, L2_KEYS[LIQUIDATOR]).transactions == []
+    assert engine.on_batches(node, submission.batches) == (LiquidationPlan(), None)
 
 
 def test_liquidator_margin_limits_the_size(node_factory) -> None:
