@@ -175,6 +175,36 @@ def test_monitor_equals_scan(seed: int, size_bits: int, magnitude: int, steps: l
         assert heap.holders is None and heap.rechecked <= holders.rechecked == holders.holders
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32), size_bits=st.sampled_from([4, 12, 31]), magnitude=st.sampled_from([10, 10**6, 2**62]),
+       liquidator_bits=st.sampled_from([0, 40, 128]))
+def test_plans_are_valid_and_spare_healthy_accounts(seed: int, size_bits: int, magnitude: int, liquidator_bits: int) -> None:
+    """Random states: a plan for every account (healthy ones included) is accepted by the rules in
+    order, names only breached accounts, and leaves each at or above maintenance or better off."""
+    rng = random.Random(seed)
+    state = random_state(rng, rng.randrange(1, 25), size_bits, magnitude)
+    key = L2_KEYS[0]
+    liquidator = 1_000
+    state.accounts[liquidator] = Account(to_checksum_address(f"0x{liquidator:040x}"), 2**liquidator_bits, 0, {}, key.key_id)
+    breached = brute_force(state)
+    before = {a: compute_distance(state, a) for a in breached}
+    plan = build_liquidations(state, sorted(state.accounts), liquidator, key)
+    assert {p.account for p in plan.planned} <= set(breached)
+    assert set(plan.skipped) == set(state.accounts) - set(breached)
+    after = state.copy()
+    for tx, planned in zip(plan.transactions, plan.planned, strict=True):
+        assert process_transaction(after, tx, [key.key_id]).status == "accepted"
+        assert compute_distance(after, planned.account) == (planned.equity_after, planned.maintenance_after)
+    for account_id in breached:
+        equity, maintenance = compute_distance(after, account_id)
+        if account_id in plan.partial:
+            assert equity < maintenance
+        else:
+            assert equity >= maintenance
+        if any(p.account == account_id for p in plan.planned):
+            assert equity - maintenance > before[account_id][0] - before[account_id][1]
+
+
 def make_edge_state(n: int, distance: int) -> State:
     """n accounts long 10 BTC-PERP contracts each, account i at `distance x i` above maintenance."""
     state = State.from_genesis(GENESIS)
