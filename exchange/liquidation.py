@@ -68,10 +68,13 @@ DEFAULT_MODE = "heap"
 DEFAULT_MIN_PARALLEL = 4_096
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
 UNIT_POSITION = Position(1, 0, 0)  # one long contract, no cost basis, funding settled at index 0
-COMPACT_FACTOR = 4  # a heap is rebuilt from live entries once it holds this many times as many
+COMPACT_FACTOR = 4  # heaps are rebuilt from live entries once they hold this many times as many
 BULK_FRACTION = 8  # more than 1/8 of a heap in or out at once: one linear pass and heapify, not pops
+MAX_GROUPS = 16  # reference groups per instrument; beyond, the smallest is merged into its nearest
 
 Row = tuple[AccountId, Amount, tuple[tuple[InstrumentId, int], ...]]  # (account, fixed equity, sizes)
+Values = tuple[Amount, tuple[int, ...]]  # an instrument's (unit value, risk array)
+Entry = tuple[int, AccountId, int]  # (budget per contract, account, version) in a reference group
 CheckResult = tuple[AccountId, Amount, Amount, Amount]  # (account, equity, requirement, maintenance)
 
 
@@ -129,14 +132,21 @@ def check_packed_rows(data: bytes) -> bytes:
 
 
 def compute_movement(before: Instrument, after: Instrument) -> int | None:
-    """The most one contract's equity-minus-maintenance can change between two snapshots of an
-    instrument: |change of unit value| + max over scenarios |change of risk value| (None when the
-    instrument had no risk array before: nobody can hold it then, and no bound exists)."""
+    """How far an instrument's values moved between two snapshots (`compute_value_distance`);
+    None when it had no mark or risk array before (nobody can hold it then: no bound exists)."""
     if before.risk_array is None or before.mark is None or after.risk_array is None or after.mark is None:
         return None
-    moved = abs(compute_unit_value(after) - compute_unit_value(before))
-    if after.risk_array != before.risk_array:
-        moved += max(abs(new - old) for new, old in zip(after.risk_array, before.risk_array, strict=True))
+    return compute_value_distance((compute_unit_value(before), before.risk_array), (compute_unit_value(after), after.risk_array))
+
+
+def compute_value_distance(first: "Values", second: "Values") -> int:
+    """The most one contract's equity-minus-maintenance can differ between two (unit value, risk
+    array) snapshots of an instrument: |difference of unit values| + max over scenarios
+    |difference of risk values|. A distance (it obeys the triangle inequality)."""
+    (unit_a, array_a), (unit_b, array_b) = first, second
+    moved = abs(unit_a - unit_b)
+    if array_a != array_b:
+        moved += max(abs(a - b) for a, b in zip(array_a, array_b, strict=True))
     return moved
 
 
@@ -161,6 +171,15 @@ class AccountRisk:
     requirement: Amount = 0
     maintenance: Amount = 0
     version: int = 0  # heap entries of an older version are stale
+
+
+@dataclass(slots=True)
+class ReferenceGroup:
+    """Holders of one instrument filed against the instrument's values at one update: an entry
+    is due once the values have moved further from `values` than its budget."""
+
+    values: Values  # (unit value, risk array) at the reference update
+    heap: list[Entry]  # (budget per contract, account, version), smallest budget first
 
 
 @dataclass(frozen=True)
@@ -195,6 +214,7 @@ class LiquidationMonitor:
         mode: str = DEFAULT_MODE,
         executor: Executor | None = None,
         min_parallel: int = DEFAULT_MIN_PARALLEL,
+        max_groups: int = MAX_GROUPS,
     ):
         # one of the two strategies
         if mode not in MODES:
@@ -205,6 +225,10 @@ class LiquidationMonitor:
         # a worker threshold is a count
         if min_parallel < 0:
             raise LiquidationError(f"min_parallel must be >= 0, got {min_parallel}")
+        # merging needs two groups
+        if max_groups < 2:
+            raise LiquidationError(f"max_groups must be >= 2, got {max_groups}")
+        self.max_groups = max_groups
         self.genesis = genesis
         self.mode = mode
         self.executor = executor
@@ -218,10 +242,10 @@ class LiquidationMonitor:
             self._index_instrument(instrument_id, instrument)
         self.accounts: dict[AccountId, AccountRisk] = {}
         self.holders: dict[InstrumentId, set[AccountId]] = {i: set() for i in self.instruments}
-        # heap mode: cumulative movement per instrument, and per instrument a heap of
-        # (movement at which the holder must be re-checked, account, version)
-        self.movement: dict[InstrumentId, int] = {i: 0 for i in self.instruments}
-        self.heaps: dict[InstrumentId, list[tuple[int, AccountId, int]]] = {i: [] for i in self.instruments}
+        # heap mode: per instrument, reference groups: the instrument's values at some past
+        # update, and a heap of the holders checked then, keyed by how far the values may move
+        # from that reference before the holder must be re-checked (docs/liquidation.md)
+        self.groups: dict[InstrumentId, list[ReferenceGroup]] = {i: [] for i in self.instruments}
         self._breached: set[AccountId] = set()
         self._version = 0
 
@@ -232,9 +256,10 @@ class LiquidationMonitor:
         mode: str = DEFAULT_MODE,
         executor: Executor | None = None,
         min_parallel: int = DEFAULT_MIN_PARALLEL,
+        max_groups: int = MAX_GROUPS,
     ) -> "LiquidationMonitor":
         """A monitor of every account of `state`, each checked once."""
-        monitor = cls(state.genesis, state.instruments, mode, executor, min_parallel)
+        monitor = cls(state.genesis, state.instruments, mode, executor, min_parallel, max_groups)
         monitor._load_accounts(state, state.accounts)
         monitor._store(monitor._check(sorted(monitor.accounts)), build_heaps=True)
         return monitor
@@ -352,23 +377,45 @@ class LiquidationMonitor:
         return self._report(tuple(sorted(moved)), len(changed), holders, len(ids), before, started)
 
     def _pop_due(self, instrument_id: InstrumentId, movement: int | None) -> set[AccountId]:
-        """Holders whose share of their distance to maintenance this instrument has now used up."""
+        """Holders whose budget for this instrument its move from their group's reference exceeds."""
         if movement is None:  # no bound: every holder
             return set(self.holders[instrument_id])
-        self.movement[instrument_id] += movement
-        reached = self.movement[instrument_id]
-        heap = self.heaps[instrument_id]
+        groups = self.groups[instrument_id]
+        while len(groups) >= self.max_groups:
+            self._merge_smallest(groups)
+        now = (self.units[instrument_id], self.risk_arrays[instrument_id])
         accounts = self.accounts
-        popped = []
-        # one pop at a time while few are due; a large move (a crash) splits the heap in one pass
-        budget = len(heap) // BULK_FRACTION
-        while heap and heap[0][0] <= reached and len(popped) < budget:
-            popped.append(heapq.heappop(heap))
-        if heap and heap[0][0] <= reached:
-            popped += [item for item in heap if item[0] <= reached]
-            heap[:] = [item for item in heap if item[0] > reached]
-            heapq.heapify(heap)
+        popped: list[Entry] = []
+        for group in groups:
+            reached = compute_value_distance(group.values, now)
+            heap = group.heap
+            # one pop at a time while few are due; a large move (a crash) splits the heap in one pass
+            budget = len(popped) + len(heap) // BULK_FRACTION
+            while heap and heap[0][0] < reached and len(popped) < budget:
+                popped.append(heapq.heappop(heap))
+            if heap and heap[0][0] < reached:
+                popped += [item for item in heap if item[0] < reached]
+                heap[:] = [item for item in heap if item[0] >= reached]
+                heapq.heapify(heap)
+        self.groups[instrument_id] = [g for g in groups if g.heap]
         return {a for _, a, version in popped if (e := accounts.get(a)) is not None and e.version == version}
+
+    def _merge_smallest(self, groups: list["ReferenceGroup"]) -> None:
+        """Merge the group with the fewest entries into the group whose reference is nearest to
+        its own: an entry's budget shrinks by the distance between the references, so its bound
+        still holds (triangle inequality: move from the old reference <= distance between the
+        references + move from the new one)."""
+        source = min(groups, key=lambda g: len(g.heap))
+        groups.remove(source)
+        target = min(groups, key=lambda g: compute_value_distance(g.values, source.values))
+        shift = compute_value_distance(target.values, source.values)
+        moved = [(budget - shift, account_id, version) for budget, account_id, version in source.heap]
+        if len(moved) > len(target.heap) // BULK_FRACTION:
+            target.heap.extend(moved)
+            heapq.heapify(target.heap)
+        else:
+            for item in moved:
+                heapq.heappush(target.heap, item)
 
     def _check(self, ids: Sequence[AccountId]) -> list[CheckResult]:
         """`check_rows` over these accounts: here, or in partitions on the executor."""
@@ -394,11 +441,12 @@ class LiquidationMonitor:
         return results
 
     def _store(self, results: Sequence[CheckResult], build_heaps: bool = False) -> None:
-        """Record exact checks; in mode "heap", schedule each account's next re-check per instrument."""
+        """Record exact checks; in mode "heap", file each account in every one of its instruments'
+        current reference group with its budget."""
         accounts, breached = self.accounts, self._breached
         heap_mode = self.mode == "heap"
-        pending: dict[InstrumentId, list[tuple[int, AccountId, int]]] = {i: [] for i in self.heaps} if heap_mode else {}
-        scales, movement = self.scales, self.movement
+        pending: dict[InstrumentId, list[Entry]] = {}
+        scales = self.scales
         version = self._version
         for account_id, equity, requirement, maintenance in results:
             entry = accounts[account_id]
@@ -412,41 +460,48 @@ class LiquidationMonitor:
             version += 1
             entry.version = version
             # The account's distance to maintenance, `equity - maintenance`, is shared among its
-            # positions in proportion to |size| x scale: position i gets `distance x scale_i / W`
-            # per contract, W = sum |size| x scale. While no instrument has moved (cumulatively)
-            # by more than its share since now, the distance has shrunk by at most
-            # sum |size_i| x share_i <= distance: the account is not below maintenance
+            # positions in proportion to |size| x scale: position i gets the budget
+            # `distance x scale_i // W` per contract, W = sum |size| x scale. While no instrument
+            # has moved from its values now by more than its budget, the distance has shrunk by
+            # at most sum |size_i| x budget_i <= distance: the account is not below maintenance
             # (docs/liquidation.md, "The bound"). At or below the edge: re-check on any move.
             distance = equity - maintenance
             if distance <= 0:
                 for instrument_id, _ in entry.sizes:
-                    pending[instrument_id].append((movement[instrument_id] + 1, account_id, version))
+                    pending.setdefault(instrument_id, []).append((-1, account_id, version))
                 continue
             weight = 0
             for instrument_id, size in entry.sizes:
                 weight += (size if size > 0 else -size) * scales[instrument_id]
             for instrument_id, _ in entry.sizes:
-                pending[instrument_id].append((movement[instrument_id] + distance * scales[instrument_id] // weight + 1, account_id, version))
+                pending.setdefault(instrument_id, []).append((distance * scales[instrument_id] // weight, account_id, version))
         self._version = version
         for instrument_id, items in pending.items():
-            if not items:
-                continue
-            heap = self.heaps[instrument_id]
-            if len(heap) + len(items) > COMPACT_FACTOR * len(self.holders[instrument_id]) + 1024:
-                heap.extend(items)
-                self._compact(instrument_id)  # drops the stale entries
-            elif build_heaps or len(items) > len(heap) // BULK_FRACTION:
+            heap = self._get_current_group(instrument_id).heap
+            if build_heaps or len(items) > len(heap) // BULK_FRACTION:
                 heap.extend(items)
                 heapq.heapify(heap)
             else:
                 for item in items:
                     heapq.heappush(heap, item)
+            if sum(len(g.heap) for g in self.groups[instrument_id]) > COMPACT_FACTOR * len(self.holders[instrument_id]) + 1024:
+                self._compact(instrument_id)
+
+    def _get_current_group(self, instrument_id: InstrumentId) -> "ReferenceGroup":
+        """The group whose reference is the instrument's values now (a new one after a move)."""
+        groups = self.groups[instrument_id]
+        now = (self.units[instrument_id], self.risk_arrays[instrument_id])
+        if not groups or groups[-1].values != now:
+            groups.append(ReferenceGroup(now, []))
+        return groups[-1]
 
     def _compact(self, instrument_id: InstrumentId) -> None:
+        """Drop the stale entries (of accounts checked again since) from the instrument's groups."""
         accounts = self.accounts
-        live = [item for item in self.heaps[instrument_id] if (e := accounts.get(item[1])) is not None and e.version == item[2]]
-        heapq.heapify(live)
-        self.heaps[instrument_id] = live
+        for group in self.groups[instrument_id]:
+            group.heap = [item for item in group.heap if (e := accounts.get(item[1])) is not None and e.version == item[2]]
+            heapq.heapify(group.heap)
+        self.groups[instrument_id] = [g for g in self.groups[instrument_id] if g.heap]
 
     def _report(
         self, moved: tuple[InstrumentId, ...], changed: int, holders: int | None, rechecked: int, before: set[AccountId], started: float

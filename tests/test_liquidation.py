@@ -81,7 +81,13 @@ def random_account(rng: random.Random, state: State, size_bits: int, magnitude: 
     equity, maintenance = get_equity(state, -1), get_maintenance_margin(state, -1)
     del state.accounts[-1]
     edge = maintenance - equity  # collateral at which the account sits exactly at maintenance
-    account.collateral = max(0, edge + rng.randrange(-magnitude, magnitude) * rng.choice((0, 1, 1, 100)))
+    # a few medium oracle steps (below) from the edge, either side, or anywhere
+    exposure = sum(abs(p.size) for p in positions.values()) * (magnitude // 1000 + 1)
+    offset = rng.choice((
+        rng.randint(-4, 4) * exposure // rng.choice((1, 4, 16)),
+        rng.randrange(-magnitude, magnitude) * rng.choice((0, 1, 100)),
+    ))
+    account.collateral = max(0, edge + offset)
     return account
 
 
@@ -97,19 +103,27 @@ def random_state(rng: random.Random, n_accounts: int, size_bits: int, magnitude:
     return state
 
 
-def random_oracle_update(rng: random.Random, state: State, magnitude: int) -> OracleUpdate:
-    """Moves a few instruments (by small steps, large jumps, or not at all) and applies it to `state`."""
+def random_oracle_update(rng: random.Random, state: State, magnitude: int, history: dict | None = None) -> OracleUpdate:
+    """Moves a few instruments (by small steps, medium ones, large jumps, not at all, or back to
+    values they had before) and applies it to `state`."""
     moved = sorted(rng.sample(INSTRUMENTS, rng.randrange(1, len(INSTRUMENTS) + 1)))
-    step = rng.choice((0, 1, magnitude // 1000 + 1, magnitude))
+    step = rng.choice((0, 1, magnitude // 1000 + 1, magnitude // 1000 + 1, magnitude // 100 + 1, magnitude))
     marks, funding, arrays = [], [], []
+    history = {} if history is None else history
     for instrument_id in moved:
         instrument = state.instruments[instrument_id]
-        instrument.mark = min(max(0, instrument.mark + rng.randint(-step, step)), MAX_MARK)
-        instrument.risk_array = tuple(clamp(v + rng.randint(-step, step)) for v in instrument.risk_array)
+        seen = history.setdefault(instrument_id, [])
+        seen.append((instrument.mark, instrument.funding_index, instrument.risk_array))
+        if rng.random() < 0.3:  # back to an earlier snapshot: paths that return test the groups' bound
+            instrument.mark, instrument.funding_index, instrument.risk_array = rng.choice(seen)
+        else:
+            instrument.mark = min(max(0, instrument.mark + rng.randint(-step, step)), MAX_MARK)
+            instrument.risk_array = tuple(clamp(v + rng.randint(-step, step)) for v in instrument.risk_array)
+            if instrument.is_perp:
+                instrument.funding_index = clamp(instrument.funding_index + rng.randint(-step, step))
         marks.append(InstrumentPrice(instrument=instrument_id, price=instrument.mark))
         arrays.append(RiskArray(instrument=instrument_id, values=list(instrument.risk_array)))
         if instrument.is_perp:
-            instrument.funding_index = clamp(instrument.funding_index + rng.randint(-step, step))
             funding.append(InstrumentFunding(market=instrument_id, index=instrument.funding_index))
     previous = state.globals.oracle_time
     state.globals.oracle_time = previous + 60
@@ -147,7 +161,7 @@ def assert_monitor_exact(monitor: LiquidationMonitor, state: State) -> None:
     seed=st.integers(0, 2**32),
     size_bits=st.sampled_from([4, 12, 31]),
     magnitude=st.sampled_from([10, 10**6, 2**62]),
-    steps=st.lists(st.sampled_from(["oracle", "oracle_via_state", "accounts"]), min_size=1, max_size=8),
+    steps=st.lists(st.sampled_from(["oracle", "oracle_via_state", "accounts"]), min_size=1, max_size=12),
 )
 def test_monitor_equals_scan(seed: int, size_bits: int, magnitude: int, steps: list[str]) -> None:
     rng = random.Random(seed)
@@ -155,14 +169,17 @@ def test_monitor_equals_scan(seed: int, size_bits: int, magnitude: int, steps: l
     monitors = [LiquidationMonitor.from_state(state, mode) for mode in ("heap", "holders")]
     # the partitioned path (serial executor: the same function on each partition)
     monitors.append(LiquidationMonitor.from_state(state, "heap", SerialExecutor(), min_parallel=0))
+    # reference groups merged at every update (the bound through the triangle inequality)
+    monitors.append(LiquidationMonitor.from_state(state, "heap", max_groups=2))
     for monitor in monitors:
         assert_monitor_exact(monitor, state)
+    history: dict = {}
     for step in steps:
         if step == "accounts":
             changed = random_account_changes(rng, state, size_bits, magnitude)
             reports = [m.apply_state_changes(state, changed) for m in monitors]
         else:
-            update = random_oracle_update(rng, state, magnitude)
+            update = random_oracle_update(rng, state, magnitude, history)
             if step == "oracle":
                 reports = [m.on_oracle_update(update) for m in monitors]
             else:
@@ -244,6 +261,8 @@ def test_invalid_monitor_settings() -> None:
         LiquidationMonitor.from_state(state, "scan")
     with pytest.raises(LiquidationError, match="min_parallel must be >= 0"):
         LiquidationMonitor.from_state(state, min_parallel=-1)
+    with pytest.raises(LiquidationError, match="max_groups must be >= 2"):
+        LiquidationMonitor.from_state(state, max_groups=1)
     monitor = LiquidationMonitor.from_state(state)
     stray = unsigned(OracleUpdate, timestamp=GENESIS.genesis_time + 1, previous_timestamp=GENESIS.genesis_time,
                      marks=[InstrumentPrice(instrument=999, price=1)], funding=[], risk_arrays=[], settlements=[])
