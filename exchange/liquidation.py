@@ -10,10 +10,12 @@ with the rules' own functions would give:
 - mode "holders" re-checks every holder of an instrument whose mark, funding index or risk array
   changed (and every account a batch changed);
 - mode "heap" re-checks only the holders whose distance to maintenance margin the change can have
-  used up: per instrument, a heap of holders keyed by the cumulative movement of the instrument at
-  which their share of that distance is spent. The bound that makes this sound (a move of an
-  instrument by D per contract changes a holder's equity minus maintenance margin by at most
-  |size| x D) is proven in docs/liquidation.md, "The bound".
+  used up: each holder's distance is shared among its positions as a budget per contract, and
+  filed, per instrument, in a heap of the group of holders checked at the same values of the
+  instrument; an update pops, in each group, the budgets smaller than the instrument's move from
+  that group's values. The bound that makes this sound (a move of an instrument by D per contract
+  changes a holder's equity minus maintenance margin by at most |size| x D) is proven in
+  docs/liquidation.md, "The bound".
 
 Every check is the rule, not a copy of it: equity is `collateral + sum(compute_position_value)`
 (rollup.state) rearranged by the linearity of a position's value in its size, the requirement is
