@@ -274,7 +274,8 @@ class LiquidationMonitor:
 
     def get_margin(self, account_id: AccountId) -> tuple[Amount, Amount] | None:
         """(equity, maintenance margin) at the account's last exact check (None: no positions).
-        In mode "heap" an account not re-checked since has moved, within its proven distance."""
+        In mode "heap" the values of an account not re-checked since may be stale, but not its
+        side of maintenance: its instruments have not moved beyond its budgets."""
         entry = self.accounts.get(account_id)
         return None if entry is None else (entry.equity, entry.maintenance)
 
