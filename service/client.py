@@ -22,10 +22,11 @@ from __future__ import annotations
 import datetime
 import json
 import time
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from exchange.orders import GTC, IOC, POST_ONLY, Cancel, CancelAll, Message, Order, sign_message
 from rollup.signing import PLACEHOLDER_SIGNATURE
@@ -127,6 +128,27 @@ def iso8601(timestamp_ms: int | None) -> str | None:
 def get_price_factor(contract_size: int) -> int:
     """Micro-USD per contract for 1 USD per unit of the underlying (the inverse of one tick)."""
     return contract_size * MICRO_USD_PER_SIZE_UNIT
+
+
+def to_decimal(value: float | Decimal | str, what: str) -> Decimal:
+    """A number as CCXT users pass it (float, Decimal or text), exactly as written."""
+    try:
+        exact = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidOrder(f"{what} {value!r} is not a number", "invalid_order") from None
+    # NaN and infinities have no integer form
+    if not exact.is_finite():
+        raise InvalidOrder(f"{what} {value!r} is not a finite number", "invalid_order")
+    return exact
+
+
+def build_message(model: type[Message], **fields: Any) -> Message:
+    """An unsigned message, its field errors as one InvalidOrder line (pydantic's, by field)."""
+    try:
+        return model(**fields, signature=PLACEHOLDER_SIGNATURE)
+    except ValidationError as exc:
+        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise InvalidOrder(f"invalid {model.__name__.lower()}: {reasons}", "invalid_order") from None
 
 
 def format_decimal(value: Decimal) -> str:
@@ -359,7 +381,7 @@ class RollupExchange:
     def to_price(self, symbol: str, price: float | Decimal | str) -> int:
         """USD per unit of the underlying -> micro-USD per contract; InvalidOrder off the tick."""
         spec = self.market(symbol)["info"]
-        exact = Decimal(str(price)) * get_price_factor(spec["contract_size"])
+        exact = to_decimal(price, "price") * get_price_factor(spec["contract_size"])
         # a price converts exactly or not at all: rounding is price_to_precision's job
         if exact != exact.to_integral_value() or exact <= 0:
             tick = format_decimal(Decimal(1) / get_price_factor(spec["contract_size"]))
@@ -372,7 +394,7 @@ class RollupExchange:
 
     def to_amount(self, symbol: str, amount: float | Decimal | str) -> int:
         """Contracts as CCXT gives them (a number) -> whole contracts; InvalidOrder otherwise."""
-        exact = Decimal(str(amount))
+        exact = to_decimal(amount, "amount")
         # the books trade whole contracts
         if exact != exact.to_integral_value() or not 0 < exact <= MAX_AMOUNT:
             raise InvalidOrder(f"amount {amount} of {symbol} must be a whole number of contracts between 1 and {MAX_AMOUNT}", "invalid_amount")
@@ -381,7 +403,7 @@ class RollupExchange:
     def price_to_precision(self, symbol: str, price: float) -> float:
         """`price` rounded (half to even) to the market's tick."""
         factor = get_price_factor(self.market(symbol)["info"]["contract_size"])
-        ticks = (Decimal(str(price)) * factor).to_integral_value(ROUND_HALF_EVEN)
+        ticks = (to_decimal(price, "price") * factor).to_integral_value(ROUND_HALF_EVEN)
         return float(max(ticks, 1) / factor)
 
     def amount_to_precision(self, symbol: str, amount: float) -> int:
@@ -546,7 +568,8 @@ class RollupExchange:
         # the wire's client id is a 64-bit integer
         if not isinstance(client_id, int) or not 0 <= client_id < 2**64:
             raise InvalidOrder(f"clientOrderId must be an integer in [0, 2^64), got {client_id!r}", "invalid_order")
-        unsigned = Order(
+        unsigned = build_message(
+            Order,
             account=account,
             instrument=market["numericId"],
             is_buy=side == "buy",
@@ -556,7 +579,6 @@ class RollupExchange:
             expiry=params.get("expiry", 0),
             client_id=client_id,
             nonce=params.get("nonce") or self._next_nonce(),
-            signature=PLACEHOLDER_SIGNATURE,
         )
         answer = self._request("POST", "/orders", json=json.loads(self._sign(unsigned).model_dump_json()))
         return self.parse_order(answer, answer.get("records"))
@@ -568,7 +590,7 @@ class RollupExchange:
         """Cancel an open order (its market is looked up when `symbol` is not given)."""
         account, _ = self._require_signer()
         instrument = self.market(symbol)["numericId"] if symbol is not None else self._request("GET", f"/orders/{id}")["order"]["instrument"]
-        unsigned = Cancel(account=account, instrument=instrument, order_id=id, signature=PLACEHOLDER_SIGNATURE)
+        unsigned = build_message(Cancel, account=account, instrument=instrument, order_id=id)
         answer = self._request("DELETE", f"/orders/{id}", json=json.loads(self._sign(unsigned).model_dump_json()))
         return self.parse_order(answer)
 
@@ -578,7 +600,7 @@ class RollupExchange:
         account, _ = self._require_signer()
         if symbol is not None:
             return [self.cancel_order(o["id"], symbol) for o in self.fetch_open_orders(symbol)]
-        unsigned = CancelAll(account=account, nonce=self._next_nonce(), signature=PLACEHOLDER_SIGNATURE)
+        unsigned = build_message(CancelAll, account=account, nonce=self._next_nonce())
         answer = self._request("POST", "/orders/cancel-all", json=json.loads(self._sign(unsigned).model_dump_json()))
         return [{"id": order_id, "status": "canceled", "info": answer} for order_id in answer["cancelled"]]
 

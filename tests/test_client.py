@@ -159,6 +159,10 @@ def test_errors_carry_the_server_reason(service) -> None:
         client.fetch_order("0x" + "ab" * 32)
     with pytest.raises(BadRequest, match=r"unknown order params \['leverage'\]"):
         client.create_order(BTC, "limit", "buy", 1, 50_000, {"leverage": 10})
+    with pytest.raises(InvalidOrder, match="invalid order: expiry: Input should be greater than or equal to 0"):
+        client.create_order(BTC, "limit", "buy", 1, 50_000, {"expiry": -1})
+    with pytest.raises(InvalidOrder, match="price 'cheap' is not a number"):
+        client.create_order(BTC, "limit", "buy", 1, "cheap")
     with pytest.raises(InvalidOrder, match="a limit order needs a price"):
         client.create_order(BTC, "limit", "buy", 1)
     with pytest.raises(BadRequest, match="account 99 does not exist"):
