@@ -19,6 +19,7 @@ Signing happens in one place, `RollupExchange._sign`, with exchange/orders.py's 
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import time
@@ -257,12 +258,10 @@ class _BookStream:
         self.resyncs = 0  # snapshots taken after the first: gaps, dropped streams, lost connections
 
     async def _connect(self) -> None:
-        from websockets.asyncio.client import connect
-
         if self.socket is not None:
             await self.socket.close()
             self.resyncs += 1
-        self.socket = await connect(self.url)
+        self.socket = await open_socket(self.url)
         self.book.apply_snapshot(_check_stream_message(json.loads(await self.socket.recv())))
 
     async def next(self) -> LocalOrderBook:
@@ -287,6 +286,17 @@ class _BookStream:
         if self.socket is not None:
             await self.socket.close()
             self.socket = None
+
+
+async def open_socket(url: str) -> Any:
+    """A WebSocket client connection; NetworkError if the service cannot be reached."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidHandshake
+
+    try:
+        return await connect(url)
+    except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
+        raise NetworkError(f"{url}: {exc}", "network_error") from None
 
 
 def _check_stream_message(message: dict[str, Any]) -> dict[str, Any]:
@@ -694,12 +704,10 @@ class RollupExchange:
 
     async def watch_trades(self, symbol: str, since: int | None = None, limit: int | None = None, params: dict | None = None) -> list[dict[str, Any]]:
         """The next trade(s) of the market, from the moment of the first call."""
-        from websockets.asyncio.client import connect
-
         market = self.market(symbol)
         socket = self._trade_streams.get(symbol)
         if socket is None:
-            socket = self._trade_streams[symbol] = await connect(self._ws_url(f"/ws/trades/{market['numericId']}"))
+            socket = self._trade_streams[symbol] = await open_socket(self._ws_url(f"/ws/trades/{market['numericId']}"))
         message = _check_stream_message(json.loads(await socket.recv()))
         return [self.parse_trade(message, symbol)]
 

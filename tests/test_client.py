@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 
 from rollup.fixtures import WorkloadSpec, generate_workload
 from rollup.node import Node
-from rollup.signing import dev_account_key
+from rollup.genesis import default_genesis
+from rollup.signing import dev_account_key, dev_oracle_key, get_address
 from rollup.state import compute_position_value
 from rollup.units import SIZE_SCALE, USD
 from service.app import create_app
@@ -40,9 +41,15 @@ BTC = "BTC/USDC:USDC"
 ETH = "ETH/USDC:USDC"
 
 
+def make_default_genesis():
+    """`rollup init`'s genesis (the one `rollup fixtures` targets with seed 7)."""
+    return default_genesis(get_address(dev_oracle_key(SEED)))
+
+
 def make_funded_home(target: Path) -> Path:
     """A node on the default genesis (`rollup init`'s) with six funded accounts, positions and oracle marks."""
     workload = generate_workload(WorkloadSpec(accounts=6, txs=30, seed=SEED), workers=1)
+    assert workload.genesis == make_default_genesis()
     node = Node.init(target, workload.genesis)
     assert node.submit(workload.transactions).n_accepted == len(workload.transactions)
     node.close()
@@ -295,3 +302,9 @@ def test_market_maker_example_quotes_and_refreshes(server) -> None:
     # the taker bought in round 1 (the maker sold: its BTC fills go negative), sold in round 2
     assert rounds[0]["taker"]["filled"] == 2 and rounds[1]["markets"][0]["inventory_fills"] == -2
     assert summary["fills"][BTC] == -2 and summary["open_orders"] == 0
+
+
+def test_watch_without_a_service_is_a_network_error() -> None:
+    client = RollupExchange(f"http://127.0.0.1:{get_free_port()}", genesis=make_default_genesis())
+    with pytest.raises(NetworkError, match="/ws/book/0"):
+        asyncio.run(client.watch_order_book(BTC))

@@ -4,7 +4,6 @@ as deltas after the snapshot), the trade in its trades, the account's positions 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
