@@ -69,6 +69,8 @@ def wait_for(driver, condition, message: str):
 
 
 def test_page_shows_book_trades_positions_and_pipeline(served, browser) -> None:
+    from selenium.webdriver.support.ui import Select
+
     base, home = served
     maker = RollupExchange(base, 1, dev_account_key(SEED, 1))
     taker = RollupExchange(base, 2, dev_account_key(SEED, 2))
@@ -99,5 +101,15 @@ def test_page_shows_book_trades_positions_and_pipeline(served, browser) -> None:
     # the pipeline: the node's batch from /status; this service has no /batches yet
     wait_for(browser, lambda d: f"batch {batch}," in d.find_element("id", "stage-batch").text, "batch not shown")
     wait_for(browser, lambda d: "not available" in d.find_element("id", "batches").text, "missing /batches not reported")
+    # a lost delta: the page sees prev_sequence differ from its sequence and takes a new snapshot
+    browser.execute_script("window.rollupPage.book.sequence -= 1;")
+    taker.create_order(BTC, "limit", "buy", 6, 59_980)
+    wait_for(browser, lambda d: "1 re-snapshots" in d.find_element("id", "book-sequence").text, "gap not detected")
+    wait_for(browser, lambda d: [r["text"].split() for r in rows(d, "bids")] == [["59990.250", "4"], ["59980.000", "6"]], "bids not re-snapshotted")
+    # another market: its own book
+    maker.create_order("ETH/USDC:USDC", "limit", "sell", 9, 3_000.0001)
+    Select(browser.find_element("id", "market")).select_by_visible_text("ETH-PERP")
+    wait_for(browser, lambda d: [r["text"].split() for r in rows(d, "asks")] == [["3000.0001", "9"]], "ETH book not shown")
+    assert rows(browser, "bids") == [] and rows(browser, "trades") == []
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "/batches" not in e["message"]]
     assert errors == []

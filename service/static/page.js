@@ -17,6 +17,8 @@ const state = {
   batchesAvailable: true,
 };
 
+window.rollupPage = state;  // for the browser's console and the page's test
+
 const $ = (id) => document.getElementById(id);
 
 async function getJSON(path) {
