@@ -253,7 +253,9 @@ def test_watch_order_book_and_trades_over_a_real_socket(server) -> None:
         first = await maker.watch_order_book(ETH)
         assert first["nonce"] == maker.fetch_order_book(ETH)["nonce"]
         trades = asyncio.ensure_future(maker.watch_trades(ETH))
-        await asyncio.sleep(0.2)  # the trade stream is subscribed before the trade happens
+        while ETH not in maker._trade_streams:  # connected: the handshake is done
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # the server subscribes the stream right after its handshake
         maker.create_order(ETH, "limit", "sell", 5, 3_000.25)
         book = await maker.watch_order_book(ETH)
         assert book["asks"] == [[3_000.25, 5]] and book["nonce"] == first["nonce"] + 1
