@@ -23,6 +23,7 @@ from exchange.records import OrderUpdate
 from rollup.node import Node
 from rollup.state import get_equity, get_maintenance_margin, get_margin_requirement
 from service.journal import Journal
+from service.page import page_router
 from service.sequencer import DROPPED, Sequencer, ServiceError, get_wall_clock_ms, record_to_json, trade_to_json
 from verifier.encoding import compute_genesis_hash
 
@@ -271,5 +272,6 @@ def create_app(home: Path | None = None, service: Service | None = None, clock: 
         """Every trade of the market from now on (`type: trade`)."""
         await stream(websocket, market, book=False)
 
+    app.include_router(page_router)
     return app
 
