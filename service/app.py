@@ -125,7 +125,7 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
 
 class BodyLimit:
     """ASGI middleware: a request body over `limit` bytes is refused with 413 before any handler
-    reads it (by its Content-Length, or while it streams in when chunked)."""
+    reads it (by its Content-Length, or while it streams in when chunked: read here, then replayed)."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
         self.app = app
@@ -139,29 +139,31 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await self._refuse(send, f"request body of {declared.decode(errors='replace')} bytes is over the {self.limit:,}-byte limit")
             return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
+        if declared is not None:
+            await self.app(scope, receive, send)  # the server holds the body to its declared length
+            return
+        # chunked: read it here up to the limit, then hand the handler what was read
+        chunks: list[Message] = []
+        size = 0
+        while True:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise BodyTooLarge(f"request body is over the {self.limit:,}-byte limit")
-            return message
+            chunks.append(message)
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await self._refuse(send, f"request body is over the {self.limit:,}-byte limit")
+                return
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
 
-        try:
-            await self.app(scope, limited, send)
-        except BodyTooLarge as exc:
-            await self._refuse(send, str(exc))
+        async def replay() -> Message:
+            return chunks.pop(0) if chunks else await receive()
+
+        await self.app(scope, replay, send)
 
     @staticmethod
     async def _refuse(send: Send, message: str) -> None:
         response = error_response(413, "body_too_large", message)
         await response({"type": "http"}, _no_receive, send)
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 async def _no_receive() -> Message:
@@ -290,10 +292,7 @@ def create_app(
         # a signature that does not verify can never be accepted: refused before it is queued
         if check.error is not None:
             raise ServiceError(f"{transaction.type}: {check.error}", 422, "invalid_signature")
-        account = getattr(transaction, "account", getattr(transaction, "sender", None))
-        # a transaction of an account that does not exist (a deposit creates one)
-        if transaction.type != "deposit" and account is not None and account not in svc.node.state.accounts:
-            raise ServiceError(f"account {account} does not exist (no deposit has created it)", 404, "unknown_account")
+        check_known_signer(transaction, check.signers or (), svc.node)
         row = svc.batcher.add("api", transaction)
         return {**pending_to_json(row), "tx_hash": check.tx_hash}
 
@@ -377,19 +376,7 @@ def create_app(
             return
         # subscribed and snapshotted with no await in between: the first delta follows the snapshot
         first = sequencer.get_book(market) if book else None
-        try:
-            if first is not None:
-                await websocket.send_json(first)
-            while True:
-                item = await queue.get()
-                await websocket.send_json(item)
-                if item is DROPPED:
-                    await websocket.close(code=1013)
-                    return
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            pass  # the client went away
-        finally:
-            streams[market].discard(queue)
+        await forward(websocket, queue, first, streams[market])
 
     @app.websocket("/ws/book/{market}")
     async def ws_book(websocket: WebSocket, market: int) -> None:
@@ -403,12 +390,20 @@ def create_app(
         await stream(websocket, market, book=False)
 
     async def forward(websocket: WebSocket, queue: asyncio.Queue, snapshot: dict[str, Any] | None, streams: set[asyncio.Queue]) -> None:
-        """Send the snapshot, then every item of the queue, until the client leaves or lags too far."""
+        """Send the snapshot, then every item of the queue, until the client leaves or lags too far.
+        The client's side is read meanwhile, so a client that left is noticed at once (not at the
+        next item, which may never come): its handler ends and the server can shut down."""
+        listener = asyncio.create_task(wait_for_disconnect(websocket))
         try:
             if snapshot is not None:
                 await websocket.send_json(snapshot)
             while True:
-                item = await queue.get()
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, listener}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    return
+                item = getter.result()
                 await websocket.send_json(item)
                 if item is DROPPED:
                     await websocket.close(code=1013)
@@ -416,6 +411,7 @@ def create_app(
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # the client went away
         finally:
+            listener.cancel()
             streams.discard(queue)
 
     @app.websocket("/ws/batches")
@@ -458,6 +454,37 @@ def create_app(
         await forward(websocket, queue, snapshot, svc.sequencer.account_streams[account])
 
     return app
+
+
+def check_known_signer(transaction: Any, signers: tuple, node: Node) -> None:
+    """Refusals the state can decide now, before a transaction is queued: its account exists, and
+    an Ethereum signature is by the account's address (the oracle's, for an oracle update). L2
+    signatures are checked against the account's key when the batch executes."""
+    state = node.state
+    if transaction.type == "oracle_update":
+        # only the genesis' oracle signs oracle updates
+        if signers[:1] != (node.genesis.oracle_address,):
+            raise ServiceError(f"oracle_update is signed by {signers[0]}, not by the genesis' oracle {node.genesis.oracle_address}", 422, "invalid_signature")
+        return
+    account = getattr(transaction, "account", getattr(transaction, "sender", None))
+    if transaction.type == "deposit" or account is None:
+        return
+    acct = state.accounts.get(account)
+    # a transaction of an account that does not exist (a deposit creates one)
+    if acct is None:
+        raise ServiceError(f"account {account} does not exist (no deposit has created it)", 404, "unknown_account")
+    # an Ethereum-signed transaction of one account is signed by its address
+    if hasattr(transaction, "account") and signers and isinstance(signers[0], str) and signers[0] != acct.address:
+        raise ServiceError(f"{transaction.type} for account {account} is signed by {signers[0]}, not by the account's address {acct.address}", 422, "invalid_signature")
+
+
+async def wait_for_disconnect(websocket: WebSocket) -> None:
+    """Read (and ignore) what the client sends until it disconnects."""
+    try:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
 
 
 def pending_to_json(row: PendingRow) -> dict[str, Any]:

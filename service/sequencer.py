@@ -260,7 +260,7 @@ class Sequencer:
                     state.filled += record.size
                     state.remaining = state.order.size - state.filled
                     state.updated_ms = time_ms
-                fill = {"type": "fill", **record_to_json(record)}
+                fill = {**record_to_json(record), "type": "fill"}
                 self._publish_account(record.maker_account, fill)
                 self._publish_account(record.taker_account, fill)
             elif kind is OrderUpdate:

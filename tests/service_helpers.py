@@ -1,0 +1,153 @@
+"""Shared by the service's tests: the test chain, signed orders and rollup transactions, and a real
+server on loopback (uvicorn in a thread of the test process, or `rollup serve` as a process).
+
+Orders are signed in ONE place, `sign_order` / `sign_cancel`: when the signing scheme changes
+(the account's L2 key instead of its address), only these two functions change.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from exchange.orders import GTC, Cancel, Order, sign_message
+from rollup.genesis import DEFAULT_GENESIS_TIME, default_genesis
+from rollup.signing import PLACEHOLDER_SIGNATURE, dev_account_key, dev_oracle_key, get_address, sign, unsigned
+from verifier import wire
+
+SEED = 7
+GENESIS = default_genesis(get_address(dev_oracle_key(SEED)), n_perps=2, n_series=2)
+DOMAIN = GENESIS.signing_domain
+ACCOUNTS = (1, 2, 3)
+KEYS = {a: dev_account_key(SEED, a) for a in range(8)}
+PRICE = 60_000_000_000  # micro-USD per contract
+START_MS = (DEFAULT_GENESIS_TIME + 60) * 1000
+FUNDS = 1_000_000 * 10**6
+
+
+class Clock:
+    """The sequencer's clock in tests: moves only when told (the books need it never to go back)."""
+
+    def __init__(self) -> None:
+        self.now = START_MS
+
+    def __call__(self) -> int:
+        self.now += 1
+        return self.now
+
+
+def sign_order(account: int, is_buy: bool, size: int, price: int = PRICE, key=None, domain=DOMAIN, **fields) -> Order:
+    """A signed limit order of `account` (signed with `key`, default the account's own)."""
+    base = dict(
+        account=account, instrument=0, is_buy=is_buy, size=size, price=price, time_in_force=GTC, expiry=0,
+        client_id=1, nonce=fields.pop("nonce", 1_000 + size + price % 997), signature=PLACEHOLDER_SIGNATURE,
+    )
+    message = Order.model_validate({**base, **fields})
+    return sign_message(message, key or KEYS[account], domain)
+
+
+def sign_cancel(account: int, order_id: str, instrument: int = 0, key=None, domain=DOMAIN) -> Cancel:
+    message = Cancel(account=account, instrument=instrument, order_id=order_id, signature=PLACEHOLDER_SIGNATURE)
+    return sign_message(message, key or KEYS[account], domain)
+
+
+def deposit(deposit_id: int, account: int, amount: int = FUNDS) -> wire.Deposit:
+    """The L2 deposit consuming L1 queue entry `deposit_id` (the queue entry is its authorisation)."""
+    return wire.Deposit(deposit_id=deposit_id, account=account, address=get_address(KEYS[account]), amount=amount)
+
+
+def withdraw(account: int, amount: int, nonce: int, key=None, domain=DOMAIN) -> wire.Withdraw:
+    """A withdrawal signed by the account's Ethereum address."""
+    return sign(unsigned(wire.Withdraw, account=account, amount=amount, nonce=nonce), [key or KEYS[account]], domain)
+
+
+def body(message) -> dict:
+    return json.loads(message.model_dump_json())
+
+
+def error_of(response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code, error
+    return error["message"]
+
+
+def get_free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def run_server(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free loopback port (a thread of this process); yields its URL."""
+    port = get_free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        # the server answers, or says why not
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise AssertionError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+
+
+def start_process(home: Path, port: int, *options: str, env: dict | None = None) -> subprocess.Popen:
+    """`rollup serve` as a real process, once it answers /status."""
+    command = [sys.executable, "-m", "rollup.cli.main", "serve", "--home", str(home), "--port", str(port), *options]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        # a server that died says why
+        if process.poll() is not None:
+            raise AssertionError(f"rollup serve exited with {process.returncode}: {process.stdout.read().decode()}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/status", timeout=1.0)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("rollup serve did not answer within 60 s")
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def make_funded_home(home: Path, genesis: wire.Genesis = GENESIS, accounts=ACCOUNTS, **node_options) -> Path:
+    """A node at `genesis` with one deposit per account (ids 0, 1, ... in account order)."""
+    from rollup.node import Node
+
+    node = Node.init(home, genesis, **node_options)
+    try:
+        result = node.submit([deposit(i, a) for i, a in enumerate(accounts)])
+        # every deposit opened its account
+        if result.n_accepted != len(accounts):
+            raise AssertionError(f"{result.n_accepted} of {len(accounts)} deposits accepted")
+    finally:
+        node.close()
+    return home
