@@ -136,6 +136,7 @@ class Batcher:
         self.prover: Prover | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.task: asyncio.Task | None = None
+        self.executor_context: Any = None
         self.batches_cut = 0
 
     # --- start and stop ----------------------------------------------------------------------------
@@ -174,7 +175,13 @@ class Batcher:
         if self.journal.count_open_pending()[0]:
             self.oldest = time.monotonic()
         if self.options.prove:
-            self.prover = Prover(self.worker.node.home, self.options, self._report_threadsafe)
+            from rollup.executors import make_executor
+
+            # the proving processes are forked now, while the server has no socket yet: a worker
+            # forked later would inherit the clients' sockets and keep them open after they close
+            self.executor_context = make_executor("process", workers=self.options.proof_workers)
+            executor = self.executor_context.__enter__()
+            self.prover = Prover(self.worker.node.home, self.options, self._report_threadsafe, executor)
             for view in self.journal.get_batches(states=UNFINISHED):
                 self.prover.submit(view.number)
             self.prover.start()
@@ -189,6 +196,7 @@ class Batcher:
                 pass
         if self.prover is not None:
             await asyncio.to_thread(self.prover.stop)
+            self.executor_context.__exit__(None, None, None)
 
     # --- the queue ---------------------------------------------------------------------------------
 
@@ -321,9 +329,10 @@ class Prover(threading.Thread):
     own connection to the node's database and its own L1 handle); segments are proven on worker
     processes, so this thread mostly waits. `report(batch, state, reason, info)` is told each step."""
 
-    def __init__(self, home: Path, options: BatchOptions, report: Callable[[int, str, str, dict[str, Any]], None]):
+    def __init__(self, home: Path, options: BatchOptions, report: Callable[[int, str, str, dict[str, Any]], None], executor: Any):
         super().__init__(name="rollup-prover", daemon=True)
         self.home = home
+        self.executor = executor
         self.options = options
         self.report = report
         self.queue: queue.Queue[int | None] = queue.Queue()
@@ -343,7 +352,6 @@ class Prover(threading.Thread):
         from contracts.deployment import open_contracts
         from prover.pipeline import run_setup
         from rollup.cli.l1 import deploy_for_node, get_deployment_path, load_deployment
-        from rollup.executors import make_executor
         from rollup.publish import get_genesis
         from rollup.storage import Store
 
@@ -365,10 +373,9 @@ class Prover(threading.Thread):
             self._fail_all()
             return
         try:
-            with make_executor("process", workers=self.options.proof_workers) as executor:
-                self.state = "ready"
-                while (number := self.queue.get()) is not None:
-                    self._process(number, store, executor, l1, contracts)
+            self.state = "ready"
+            while (number := self.queue.get()) is not None:
+                self._process(number, store, self.executor, l1, contracts)
         finally:
             store.close()
 
