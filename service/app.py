@@ -501,11 +501,13 @@ def pending_to_json(row: PendingRow) -> dict[str, Any]:
 
 
 async def run_oracle_clock(svc: Service) -> None:
-    """Queue a signed oracle update from the embedded feed every `oracle_seconds`."""
-    period = svc.batcher.options.oracle_seconds
-    assert svc.oracle is not None and period is not None
+    """Queue a signed oracle update from the embedded feed every `oracle_seconds` (a service
+    opened with an oracle clock)."""
+    oracle, period = svc.oracle, svc.batcher.options.oracle_seconds
+    if oracle is None or period is None:
+        raise ValueError("this service has no oracle clock (--oracle-seconds)")
     while True:
-        update = await svc.worker.run(svc.oracle.next_update, svc.node.state, int(time.time()))
+        update = await svc.worker.run(oracle.next_update, svc.node.state, int(time.time()))
         svc.batcher.add("oracle", update)
         await asyncio.sleep(period)
 

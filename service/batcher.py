@@ -209,21 +209,21 @@ class Batcher:
 
     def add(self, source: str, transaction: Any) -> PendingRow:
         """Queue one rollup transaction durably; its row (committed before this returns)."""
-        pending_id = self.journal.add_pending(source, int(time.time() * 1000), transaction.model_dump_json())
+        received_ms = int(time.time() * 1000)
+        body = transaction.model_dump_json()
+        pending_id = self.journal.add_pending(source, received_ms, body)
         self.notify([pending_id])
-        row = self.journal.get_pending(pending_id)
-        assert row is not None
-        return row
+        return PendingRow(pending_id, source, received_ms, body, None, None, None)
 
     async def run(self) -> None:
         """Cut a batch when batch_size transactions are pending or the oldest waited batch_seconds."""
-        assert self.wake is not None
+        wake = self.wake = self.wake or asyncio.Event()
         while True:
             n, _ = self.journal.count_open_pending()
             if n == 0 or self.failed is not None:
                 self.oldest = None
-                self.wake.clear()
-                await self.wake.wait()
+                wake.clear()
+                await wake.wait()
                 continue
             if self.oldest is None:
                 self.oldest = time.monotonic()
@@ -235,9 +235,9 @@ class Batcher:
                     self.failed = f"{type(exc).__name__}: {exc}"
                     log.error("batching stopped: %s", self.failed)
                 continue
-            self.wake.clear()
+            wake.clear()
             try:
-                await asyncio.wait_for(self.wake.wait(), timeout=wait)
+                await asyncio.wait_for(wake.wait(), timeout=wait)
             except asyncio.TimeoutError:
                 pass
 
@@ -276,7 +276,8 @@ class Batcher:
 
     def _report_threadsafe(self, number: int, state: str, reason: str, info: dict[str, Any]) -> None:
         """The prover's thread reports here; the journal and the streams are the event loop's."""
-        assert self.loop is not None
+        if self.loop is None:
+            raise RuntimeError("the batcher reports progress once started")
         self.loop.call_soon_threadsafe(self.on_progress, number, state, reason, info)
 
     def on_progress(self, number: int, state: str, reason: str, info: dict[str, Any]) -> None:

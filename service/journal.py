@@ -1,5 +1,7 @@
 """The exchange journal: every accepted command (the signed message and its clock) with the records
-the engine gave for it, appended to SQLite before the service answers, and read back on start.
+the engine gave for it, appended to SQLite before the service answers, and read back on start;
+and the rollup side: the pending rollup transactions (`pending`, in queue order, each marked with
+its batch and receipt once executed) and the batches' progress (`batches`).
 
 One row per command, in a database of its own (HOME/exchange.sqlite, WAL) so the node's database
 keeps its schema. Matching is a pure function of the commands (docs/exchange.md), so the messages
@@ -175,7 +177,9 @@ class Journal:
                 (state, reason, json.dumps(info), updated_ms, number),
             )
         view = self.get_batch(number)
-        assert view is not None
+        # the batch was recorded when it was cut
+        if view is None:
+            raise JournalError(f"batch {number} is not in the journal")
         return view
 
     def get_batch(self, number: int) -> BatchView | None:
