@@ -21,7 +21,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pydantic import TypeAdapter, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exchange.orders import Cancel, CancelAll, Order, compute_order_id
@@ -42,7 +41,6 @@ NO_FILLS_NOTE = (
 FILLS_NOTE = "every fill becomes a rollup transaction, journaled with its command and batched in order"
 ORDER_ID_PATTERN = r"^0x[0-9a-fA-F]{64}$"
 MAX_BODY_BYTES = 256 * 1024  # an order is under 1 KB, an oracle update of the default genesis about 20 KB
-TRANSACTION = TypeAdapter(Transaction)
 
 
 @dataclass

@@ -26,8 +26,6 @@ from service.app import create_app
 from service.batcher import BatchOptions
 from service.journal import JOURNAL_NAME
 from tests.service_helpers import (
-    ACCOUNTS,
-    GENESIS,
     KEYS,
     PRICE,
     Clock,
@@ -42,7 +40,6 @@ from tests.service_helpers import (
     wait_for,
     withdraw,
 )
-from verifier import wire
 
 
 @pytest.fixture(scope="module")

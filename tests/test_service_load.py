@@ -6,14 +6,12 @@ accepted and journaled once. Numbers to quote come from benchmarks/service_bench
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 
 import httpx
 import pytest
 
-from exchange.orders import Order
 from service.journal import JOURNAL_NAME
 from service.load import make_order_fields, run_load
 from tests.service_helpers import ACCOUNTS, body, get_free_port, make_funded_home, sign_order, start_process
