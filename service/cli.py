@@ -59,7 +59,10 @@ def serve(
     if not (target / DB_NAME).exists():
         from rollup.cli.node import init
 
-        init(home=target)
+        # a new node that proves gets batches of at most --batch-size: the contracts and every
+        # settlement are sized for the node's bound, and the default bound (a full L1 settlement)
+        # needs more segments than small proof slots allow
+        init(home=target, max_batch_txs=batch_size if prove else None)
     try:
         # opened on this thread, which runs uvicorn's event loop: SQLite connections stay on their thread
         service = open_service(target, options=options)
