@@ -505,7 +505,8 @@ async def run_oracle_clock(svc: Service) -> None:
     if oracle is None or period is None:
         raise ValueError("this service has no oracle clock (--oracle-seconds)")
     while True:
-        update = await svc.worker.run(oracle.next_update, svc.node.state, int(time.time()))
+        resync = svc.journal.count_open_pending("oracle")[0] == 0
+        update = await svc.worker.run(oracle.next_update, svc.node.state, int(time.time()), resync)
         svc.batcher.add("oracle", update)
         await asyncio.sleep(period)
 

@@ -154,10 +154,11 @@ class Journal:
         rows = self.conn.execute("SELECT * FROM pending WHERE batch IS NULL ORDER BY id LIMIT ?", (limit,)).fetchall()
         return [PendingRow(*r) for r in rows]
 
-    def count_open_pending(self) -> tuple[int, int | None]:
-        """(transactions not yet in a batch, the oldest one's received_ms)."""
-        n, first = self.conn.execute("SELECT COUNT(*), MIN(received_ms) FROM pending WHERE batch IS NULL").fetchone()
-        return n, first
+    def count_open_pending(self, source: str | None = None) -> tuple[int, int | None]:
+        """(transactions not yet in a batch, from `source` if given; the oldest one's received_ms)."""
+        if source is None:
+            return self.conn.execute("SELECT COUNT(*), MIN(received_ms) FROM pending WHERE batch IS NULL").fetchone()
+        return self.conn.execute("SELECT COUNT(*), MIN(received_ms) FROM pending WHERE batch IS NULL AND source = ?", (source,)).fetchone()
 
     def get_pending(self, pending_id: int) -> PendingRow | None:
         row = self.conn.execute("SELECT * FROM pending WHERE id = ?", (pending_id,)).fetchone()

@@ -67,9 +67,11 @@ class OracleClock:
         self.previous: OracleValues | None = None
         self.steps = 0
 
-    def next_update(self, state: State, now_s: int) -> OracleUpdate:
-        """The signed update at `now_s` (or one second after the last one, if the clock lags)."""
-        if self.previous is None:
+    def next_update(self, state: State, now_s: int, resync: bool = False) -> OracleUpdate:
+        """The signed update at `now_s` (or one second after the last one, if the clock lags).
+        `resync`: none of this clock's updates is waiting for a batch, so the state's last update
+        is the one to follow (an update of ours that the rules rejected is forgotten)."""
+        if self.previous is None or (resync and self.previous.timestamp != state.globals.oracle_time):
             self.previous = get_previous_values(state)
         last = self.previous.timestamp if self.previous is not None else state.globals.oracle_time
         timestamp = max(now_s, last + 1)

@@ -303,3 +303,28 @@ def test_kill_9_batches_exactly_once(home, crash) -> None:
         server.wait(timeout=30)
     # each transaction is in the node's batches exactly once
     assert [count_in_node(home, tx) for tx in txs] == [1, 1, 1]
+
+
+# --- the command line --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["--batch-seconds", "0"], "--batch-seconds must be > 0"),
+    (["--proof-slots", "0"], "--proof-slots and --proof-workers must be >= 1"),
+    (["--oracle-seconds", "-1"], "--oracle-seconds must be > 0"),
+])
+def test_serve_refuses_bad_options(tmp_path, options, message) -> None:
+    result = CliRunner().invoke(cli_app, ["serve", "--home", str(tmp_path / "h"), *options])
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert not (tmp_path / "h").exists()  # refused before anything was created
+
+
+def test_oracle_clock_needs_the_genesis_oracle(tmp_path) -> None:
+    from rollup.genesis import default_genesis
+    from rollup.signing import dev_oracle_key, get_address
+
+    home = tmp_path / "h"
+    Node.init(home, default_genesis(get_address(dev_oracle_key(99)), n_perps=1, n_series=0)).close()
+    result = CliRunner().invoke(cli_app, ["serve", "--home", str(home), "--oracle-seconds", "1"])
+    assert result.exit_code == 1 and "cannot sign its oracle updates" in result.output, result.output
