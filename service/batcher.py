@@ -45,6 +45,7 @@ T = TypeVar("T")
 
 EXECUTED, PROVING, PROVEN, SETTLED, FAILED = "executed", "proving", "proven", "settled", "failed"
 UNFINISHED = (EXECUTED, PROVING, PROVEN)  # states the prover resumes after a restart
+PROVER_STOP_SECONDS = 2.0  # how long shutting down waits for the prover's current step
 NO_BATCH = 0  # pending.batch of a transaction whose part committed no batch (nothing in it was accepted)
 
 
@@ -195,8 +196,14 @@ class Batcher:
             except (asyncio.CancelledError, Exception):
                 pass
         if self.prover is not None:
-            await asyncio.to_thread(self.prover.stop)
-            self.executor_context.__exit__(None, None, None)
+            # a proof in progress is abandoned, not waited for: its batch stays `proving` in the
+            # journal and is proven again on the next start
+            await asyncio.to_thread(self.prover.stop, PROVER_STOP_SECONDS)
+            if self.prover.is_alive():
+                self.prover.executor.shutdown(wait=True, cancel_futures=True)
+                await asyncio.to_thread(self.prover.join, PROVER_STOP_SECONDS)
+            else:
+                self.executor_context.__exit__(None, None, None)
 
     # --- the queue ---------------------------------------------------------------------------------
 
@@ -340,13 +347,22 @@ class Prover(threading.Thread):
         self.state = "starting"
         self.error: str | None = None
         self.blocked: int | None = None  # a batch that failed: later ones cannot settle before it
+        self.stopping = False  # the service is shutting down: a step cut short is not a failure
+        self.settling = False  # an L1 settlement is under way
+        self.lock = threading.Lock()  # `stopping` and `settling` change together
 
     def submit(self, number: int) -> None:
         self.queue.put(number)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float) -> None:
+        """Let the current step end within `timeout` seconds; a settlement under way is always
+        waited for (an L1 transaction and the chain's save are not cut in the middle)."""
+        with self.lock:
+            self.stopping = True
         self.queue.put(None)
-        self.join(timeout=600)
+        self.join(timeout=timeout)
+        while self.settling and self.is_alive():
+            self.join(timeout=0.1)
 
     def run(self) -> None:
         from contracts.chain import L1
@@ -407,13 +423,23 @@ class Prover(threading.Thread):
             self.state = f"settling batch {number}"
             t1 = time.perf_counter()
             published = build_published(self.home, store, number)
-            result = settle(l1, contracts, published.batch, published.proofs)
-            l1.save()
+            with self.lock:
+                # a settlement starts only while the service is not stopping
+                if self.stopping:
+                    return
+                self.settling = True
+            try:
+                result = settle(l1, contracts, published.batch, published.proofs)
+            finally:
+                l1.save()
+                self.settling = False
             self.report(number, SETTLED, "", {
                 "gas_used": result.gas_used, "calldata_bytes": result.calldata_bytes, "settle_s": round(time.perf_counter() - t1, 3),
                 "l1_block": l1.block_number,
             })
         except Exception as exc:  # noqa: BLE001 - the batch fails with the reason; later ones wait behind it
+            if self.stopping:
+                return
             self.blocked = number
             self.report(number, FAILED, f"{type(exc).__name__}: {exc}", {})
         finally:
