@@ -40,6 +40,16 @@ def build_fill(record: FillRecord, orders: Mapping[str, Order], fee_per_contract
     return Fill.from_orders(taker, maker, record.size, record.price, compute_fill_fee(taker, record.size, fee_per_contract))
 
 
+def make_fill_builder(fee_per_contract: int = 0) -> Callable[[FillRecord, Order, Order], Fill]:
+    """The service's seam (`service.sequencer.FillToTransaction`): (fill record, maker's order,
+    taker's order) -> the `Fill` transaction, at the exchange's fee rate."""
+
+    def build(record: FillRecord, maker: Order, taker: Order) -> Fill:
+        return Fill.from_orders(taker, maker, record.size, record.price, compute_fill_fee(taker, record.size, fee_per_contract))
+
+    return build
+
+
 class OrderSlots:
     """Which open order uses each (account, order slot): refuse an order that could not settle."""
 

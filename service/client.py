@@ -30,7 +30,8 @@ import httpx
 from pydantic import ValidationError
 
 from exchange.orders import GTC, IOC, POST_ONLY, Cancel, CancelAll, Message, Order, sign_message
-from rollup.signing import PLACEHOLDER_SIGNATURE
+from rollup.signing import PLACEHOLDER_L2_SIGNATURE
+from verifier.wire import ORDER_SLOTS
 from rollup.units import MICRO_USD_PER_SIZE_UNIT, USD, get_contract_units
 from verifier.wire import PRICE_BITS, SIZE_BITS, Genesis, OptionSeriesSpec, PerpMarketSpec
 
@@ -146,7 +147,7 @@ def to_decimal(value: float | Decimal | str, what: str) -> Decimal:
 def build_message(model: type[Message], **fields: Any) -> Message:
     """An unsigned message, its field errors as one InvalidOrder line (pydantic's, by field)."""
     try:
-        return model(**fields, signature=PLACEHOLDER_SIGNATURE)
+        return model(**fields, signature=PLACEHOLDER_L2_SIGNATURE)
     except ValidationError as exc:
         reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise InvalidOrder(f"invalid {model.__name__.lower()}: {reasons}", "invalid_order") from None
@@ -506,6 +507,19 @@ class RollupExchange:
         self.last_nonce = max(time.time_ns() // 1_000_000, self.last_nonce + 1)
         return self.last_nonce
 
+    def _next_order_nonce(self) -> int:
+        """The next nonce whose order slot (nonce % ORDER_SLOTS) no open order of the account uses:
+        the rollup keeps fills per slot, and the sequencer refuses an order in a busy slot."""
+        busy = {state["order"]["nonce"] % ORDER_SLOTS for state in self._fetch_account()["open_orders"]}
+        # one open order per slot
+        if len(busy) >= ORDER_SLOTS:
+            raise InvalidOrder(f"the account has {ORDER_SLOTS} open orders, one per order slot: cancel one first", "invalid_order")
+        nonce = self._next_nonce()
+        while nonce % ORDER_SLOTS in busy:
+            nonce += 1
+        self.last_nonce = nonce
+        return nonce
+
     def parse_order(self, state: dict[str, Any], records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """CCXT's order structure of the service's order state; `records` (the answer to the
         order's own command) give the fills' average price and cost."""
@@ -588,7 +602,7 @@ class RollupExchange:
             time_in_force=TIME_IN_FORCE[time_in_force],
             expiry=params.get("expiry", 0),
             client_id=client_id,
-            nonce=params.get("nonce") or self._next_nonce(),
+            nonce=params.get("nonce") or self._next_order_nonce(),
         )
         answer = self._request("POST", "/orders", json=json.loads(self._sign(unsigned).model_dump_json()))
         return self.parse_order(answer, answer.get("records"))

@@ -5,6 +5,11 @@ Everything runs on one thread (the event loop's): the order in which `submit` is
 order of the commands, the journal's and the books'. A message is journaled, with its records,
 before `submit` returns, so what a client was told is accepted survives `kill -9`; on start,
 `replay` feeds the journal back through a fresh engine and checks that it gives the same records.
+
+Fills reach the rollup through one seam: `fill_to_transaction(fill, maker_order, taker_order)`
+turns a `Fill` record and the two signed orders into a rollup transaction, which is journaled
+with its command (one SQLite transaction) in the pending queue the batcher drains
+(service/batcher.py). Without it (None), fills are matched and published but not batched.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from verifier.wire import Genesis
 
 from exchange.engine import MatchingEngine, admit, to_command
+from exchange.fills import OrderSlots
 from exchange.orders import MESSAGE_TYPES, Cancel, InvalidOrder, Message, Order, compute_order_id
 from exchange.records import (
     BookDelta,
@@ -76,11 +82,16 @@ class OrderState:
 
 @dataclass
 class Accepted:
-    """What one command did: its journal sequence number and the engine's records."""
+    """What one command did: its journal sequence number, the engine's records and the pending
+    ids of the rollup transactions its fills became."""
 
     seq: int
     time_ms: int
     records: list[Record] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)
+
+
+FillToTransaction = Callable[[Fill, Order, Order], Any]  # (fill record, maker's order, taker's order) -> a rollup transaction
 
 
 def get_wall_clock_ms() -> int:
@@ -131,8 +142,16 @@ class Sequencer:
         get_key_id: Callable[[int], int | None],
         clock: Callable[[], int] = get_wall_clock_ms,
         book: str = "fast",
+        fill_to_transaction: FillToTransaction | None = None,
+        on_pending: Callable[[list[int]], None] | None = None,
+        get_order_slot: Callable[[int, int], tuple[int, int] | None] | None = None,
     ):
+        """`get_order_slot(account, slot)`: the state's (order nonce, filled) of an account's order
+        slot (exchange/fills.py: orders whose fills could not settle are refused at admission)."""
         self.genesis = genesis
+        self.slots = OrderSlots(get_order_slot or (lambda account, slot: None))
+        self.fill_to_transaction = fill_to_transaction
+        self.on_pending = on_pending  # told the pending ids a command queued (the batcher wakes up)
         self.domain = genesis.signing_domain
         self.journal = journal
         self.get_key_id = get_key_id
@@ -143,6 +162,9 @@ class Sequencer:
         self.trades: dict[int, deque[Trade]] = {m: deque(maxlen=RECENT_TRADES) for m in self.engine.books}
         self.book_streams: dict[int, set[asyncio.Queue]] = {m: set() for m in self.engine.books}
         self.trade_streams: dict[int, set[asyncio.Queue]] = {m: set() for m in self.engine.books}
+        # per account: order updates and fills, numbered 1, 2, 3, ... (rebuilt identically by replay)
+        self.account_streams: dict[int, set[asyncio.Queue]] = {}
+        self.account_sequence: dict[int, int] = {}
         self.time_ms = 0
         self.failed: str | None = None  # set when the journal could not be written: nothing more is accepted
 
@@ -184,17 +206,36 @@ class Sequencer:
         now = max(self.clock(), self.time_ms)  # the books refuse a clock that goes back
         try:
             command: Command = admit(message, self.genesis, key_id, now)
+            if isinstance(message, Order):
+                # an order whose fills the rules would refuse (its order slot) never reaches a book
+                self.slots.check(message, command.order_id)  # type: ignore[union-attr]
         except InvalidOrder as exc:
             raise ServiceError(str(exc)) from None
         records = self.engine.process(command)
         try:
-            seq = self.journal.append(now, message.model_dump_json(), encode_records(records))
-        except Exception as exc:  # disk full, I/O error: the engine moved, the journal did not
-            self.failed = f"journal write failed: {exc}"
+            pending = self._build_fill_transactions(message, records)
+            seq, ids = self.journal.append(now, message.model_dump_json(), encode_records(records), pending)
+        except Exception as exc:  # disk full, I/O error, a fill that cannot be built: the engine moved, the journal did not
+            self.failed = f"journal write failed: {type(exc).__name__}: {exc}"
             raise ServiceError(self.failed, 503, "unavailable") from None
         self.time_ms = now
         self._apply(message, now, records)
-        return Accepted(seq, now, records)
+        if ids and self.on_pending is not None:
+            self.on_pending(ids)
+        return Accepted(seq, now, records, ids)
+
+    def _build_fill_transactions(self, message: Message, records: list[Record]) -> list[tuple[str, str]]:
+        """(source, wire JSON) of the rollup transaction of every fill in `records`, in record order."""
+        if self.fill_to_transaction is None:
+            return []
+        out = []
+        for record in records:
+            if type(record) is Fill:
+                maker = self.orders[record.maker_order_id].order
+                # the taker is the message being matched (its view is made after journaling)
+                taker = message if isinstance(message, Order) else self.orders[record.taker_order_id].order
+                out.append(("fill", self.fill_to_transaction(record, maker, taker).model_dump_json()))
+        return out
 
     def _check_known(self, message: Message) -> None:
         """Refusals that need the views, not the book: nothing is journaled for them."""
@@ -220,6 +261,7 @@ class Sequencer:
         if isinstance(message, Order):
             order_id = compute_order_id(message, self.domain)
             self.orders[order_id] = OrderState(order_id, message, remaining=message.size, created_ms=time_ms, updated_ms=time_ms)
+            self.slots.opened(message, order_id)
         for record in records:
             kind = type(record)
             if kind is Fill:
@@ -228,25 +270,29 @@ class Sequencer:
                     state.filled += record.size
                     state.remaining = state.order.size - state.filled
                     state.updated_ms = time_ms
+                fill = {**record_to_json(record), "type": "fill"}
+                self._publish_account(record.maker_account, fill)
+                self._publish_account(record.taker_account, fill)
             elif kind is OrderUpdate:
                 state = self.orders[record.order_id]
                 state.status, state.filled, state.remaining, state.reason = record.status, record.filled, record.remaining, record.reason
                 state.updated_ms = time_ms
+                if record.status != "open":
+                    self.slots.closed(state.order, record.order_id)  # off the book: its slot is free
+                self._publish_account(state.order.account, {"type": "order", **state.to_json()})
             elif kind is Trade:
                 self.trades[record.instrument].append(record)
-                self._publish(self.trade_streams[record.instrument], {"type": "trade", **trade_to_json(record)})
+                publish(self.trade_streams[record.instrument], {"type": "trade", **trade_to_json(record)})
             elif kind is BookDelta:
-                self._publish(self.book_streams[record.instrument], delta_to_json(record))
+                publish(self.book_streams[record.instrument], delta_to_json(record))
 
-    @staticmethod
-    def _publish(queues: set[asyncio.Queue], item: dict[str, Any]) -> None:
-        for queue in list(queues):
-            # a consumer this far behind has lost its place: it is told, dropped, and must re-snapshot
-            if queue.qsize() >= STREAM_QUEUE:
-                queues.discard(queue)
-                queue.put_nowait(DROPPED)
-            else:
-                queue.put_nowait(item)
+    def _publish_account(self, account: int, item: dict[str, Any]) -> None:
+        sequence = self.account_sequence.get(account, 0) + 1
+        self.account_sequence[account] = sequence
+        queues = self.account_streams.get(account)
+        if queues:
+            publish(queues, {**item, "account_sequence": sequence, "prev_account_sequence": sequence - 1})
+
 
     # --- views ---------------------------------------------------------------------------------------
 
@@ -286,8 +332,31 @@ class Sequencer:
         streams[market].add(queue)
         return queue
 
+    def subscribe_account(self, account: int) -> tuple[asyncio.Queue, dict[str, Any]]:
+        """A queue of the account's order updates and fills from now on, and the snapshot they follow."""
+        queue: asyncio.Queue = asyncio.Queue()
+        self.account_streams.setdefault(account, set()).add(queue)
+        snapshot = {
+            "type": "snapshot",
+            "account": account,
+            "account_sequence": self.account_sequence.get(account, 0),
+            "open_orders": [s.to_json() for s in self.get_open_orders(account)],
+        }
+        return queue, snapshot
+
     def find_rejection(self, records: list[Record]) -> CancelRejected | None:
         return next((r for r in records if type(r) is CancelRejected), None)
+
+
+def publish(queues: set[asyncio.Queue], item: dict[str, Any]) -> None:
+    """Put `item` on every subscriber's queue (one stream's subscribers)."""
+    for queue in list(queues):
+        # a consumer this far behind has lost its place: it is told, dropped, and must re-snapshot
+        if queue.qsize() >= STREAM_QUEUE:
+            queues.discard(queue)
+            queue.put_nowait(DROPPED)
+        else:
+            queue.put_nowait(item)
 
 
 def _get_message_type(message_json: str) -> str:

@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 from rollup.fixtures import WorkloadSpec, generate_workload
 from rollup.node import Node
 from rollup.genesis import default_genesis
-from rollup.signing import dev_account_key, dev_oracle_key, get_address
+from rollup.signing import derive_l2_key, dev_account_key, dev_oracle_key, get_address, sign, unsigned
+from verifier.wire import RegisterKey
 from rollup.state import compute_position_value
 from rollup.units import SIZE_SCALE, USD
 from service.app import create_app
@@ -52,6 +53,15 @@ def make_funded_home(target: Path) -> Path:
     assert workload.genesis == make_default_genesis()
     node = Node.init(target, workload.genesis)
     assert node.submit(workload.transactions).n_accepted == len(workload.transactions)
+    # each account's wallet key derives the L2 key it signs orders with (index 0): registered
+    domain = workload.genesis.signing_domain
+    registrations = [
+        sign(unsigned(RegisterKey, account=a, address=get_address(dev_account_key(SEED, a)),
+                      key_id=derive_l2_key(dev_account_key(SEED, a), domain).key_id, nonce=node.state.accounts[a].nonce),
+             [dev_account_key(SEED, a)], domain)
+        for a in sorted(node.state.accounts)
+    ]
+    assert node.submit(registrations).n_accepted == len(registrations)
     node.close()
     return target
 
@@ -151,7 +161,7 @@ def test_errors_carry_the_server_reason(service) -> None:
     http, _ = service
     client = exchange(http, 1)
     forged = exchange(http, 1, key_of=2)
-    with pytest.raises(InvalidOrder, match="is signed by .* not by the account's address") as caught:
+    with pytest.raises(InvalidOrder, match="is signed by L2 key id .* not by the account's key id") as caught:
         forged.create_order(BTC, "limit", "buy", 1, 50_000)
     assert caught.value.code == "invalid_order" and caught.value.status == 422
     option = next(s for s, m in client.load_markets().items() if m["option"])

@@ -7,11 +7,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -19,32 +16,28 @@ import pytest
 from fastapi.testclient import TestClient
 from websockets.sync.client import connect as ws_connect
 
-from exchange.orders import GTC, IOC, POST_ONLY, Cancel, CancelAll, Order, compute_order_id, sign_message
-from rollup.genesis import DEFAULT_GENESIS_TIME, default_genesis
+from exchange.orders import IOC, POST_ONLY, CancelAll, sign_message
+from rollup.genesis import DEFAULT_GENESIS_TIME
 from rollup.node import Node
-from rollup.signing import PLACEHOLDER_L2_SIGNATURE, derive_l2_key, dev_account_key, dev_oracle_key, get_address, sign, unsigned
+from rollup.signing import PLACEHOLDER_L2_SIGNATURE, get_address
 from service.app import create_app, open_service
 from service.journal import JOURNAL_NAME, JournalError
+from tests.service_helpers import (
+    ACCOUNTS,
+    DOMAIN,
+    GENESIS,
+    KEYS,
+    PRICE,
+    Clock,
+    body,
+    error_of,
+    get_free_port,
+    register_key,
+    sign_cancel,
+    sign_order,
+    start_process,
+)
 from verifier import wire
-
-SEED = 7
-GENESIS = default_genesis(get_address(dev_oracle_key(SEED)), n_perps=2, n_series=2)
-DOMAIN = GENESIS.signing_domain
-ACCOUNTS = (1, 2, 3)
-KEYS = {a: dev_account_key(SEED, a) for a in ACCOUNTS}
-PRICE = 60_000_000_000  # micro-USD per contract
-START_MS = (DEFAULT_GENESIS_TIME + 60) * 1000
-
-
-class Clock:
-    """The sequencer's clock in tests: moves only when told (the books need it never to go back)."""
-
-    def __init__(self) -> None:
-        self.now = START_MS
-
-    def __call__(self) -> int:
-        self.now += 1
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +50,7 @@ def funded_home(tmp_path_factory) -> Path:
         for i, a in enumerate(ACCOUNTS)
     ]
     # each account registers the L2 key its wallet derives: orders are signed with it
-    registrations = [
-        sign(unsigned(wire.RegisterKey, account=a, address=get_address(KEYS[a]), key_id=derive_l2_key(KEYS[a], DOMAIN).key_id, nonce=0),
-             [KEYS[a]], DOMAIN)
-        for a in ACCOUNTS
-    ]
-    result = node.submit(deposits + registrations)
+    result = node.submit(deposits + [register_key(a) for a in ACCOUNTS])
     assert result.n_accepted == 2 * len(ACCOUNTS)
     node.close()
     return home
@@ -81,35 +69,14 @@ def client(home):
         yield c
 
 
-def order(account: int, is_buy: bool, size: int, price: int = PRICE, key=None, **fields) -> Order:
-    base = dict(
-        account=account, instrument=0, is_buy=is_buy, size=size, price=price, time_in_force=GTC, expiry=0,
-        client_id=1, nonce=fields.pop("nonce", 1_000 + size + price % 997), signature=PLACEHOLDER_L2_SIGNATURE,
-    )
-    unsigned = Order.model_validate({**base, **fields})
-    return sign_message(unsigned, key or KEYS[account], DOMAIN)
-
-
-def body(message) -> dict:
-    return json.loads(message.model_dump_json())
-
-
-def cancel(account: int, order_id: str, instrument: int = 0, key=None) -> Cancel:
-    unsigned = Cancel(account=account, instrument=instrument, order_id=order_id, signature=PLACEHOLDER_L2_SIGNATURE)
-    return sign_message(unsigned, key or KEYS[account], DOMAIN)
+order = sign_order
+cancel = sign_cancel
 
 
 def place(client, message, status: int = 201) -> dict:
     response = client.post("/orders", json=body(message))
     assert response.status_code == status, response.text
     return response.json()
-
-
-def error_of(response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    return error["message"]
 
 
 # --- the API ----------------------------------------------------------------------------------------
@@ -136,7 +103,7 @@ def test_place_match_and_query(client) -> None:
     assert status["exchange"]["commands"] == 2 and status["exchange"]["open_orders"] == 1
     assert status["node"]["batch"] == 1 and status["node"]["root"].startswith("0x")
     # fills are matched and published, not yet settled on the rollup: the node's state is as before
-    assert status["settlement"]["fills_settle_on_rollup"] is False and "Fill transaction" in status["settlement"]["note"]
+    assert status["settlement"]["fills_settle_on_rollup"] is False and "without fill_to_transaction" in status["settlement"]["note"]
     assert account["positions"] == []
 
 
@@ -272,14 +239,15 @@ def test_replay_rebuilds_books_and_orders(home) -> None:
     clock = Clock()
     with TestClient(create_app(home, clock=clock)) as first:
         maker = place(first, order(1, is_buy=False, size=5))["order_id"]
-        place(first, order(2, is_buy=True, size=2))
+        taker = order(2, is_buy=True, size=2)
+        place(first, taker)
         place(first, order(3, is_buy=True, size=1, price=PRICE - 9))
         before = {path: first.get(path).json() for path in ("/book/0", "/trades/0", f"/orders/{maker}", "/accounts/3")}
     with TestClient(create_app(home, clock=clock)) as second:
         assert {path: second.get(path).json() for path in before} == before
         assert second.get("/status").json()["exchange"]["replayed_on_start"] == 3
         # a replayed order is still known: sending it again is a duplicate
-        error_of(second.post("/orders", json=body(order(2, is_buy=True, size=2))), 409, "duplicate_order")
+        error_of(second.post("/orders", json=body(taker)), 409, "duplicate_order")
 
 
 def test_invalid_journal_is_refused(home) -> None:
@@ -297,27 +265,8 @@ def test_invalid_journal_is_refused(home) -> None:
 # --- a real process -------------------------------------------------------------------------------
 
 
-def get_free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(home: Path, port: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "rollup.cli.main", "serve", "--home", str(home), "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        # a server that died says why
-        if process.poll() is not None:
-            raise AssertionError(f"rollup serve exited with {process.returncode}: {process.stdout.read().decode()}")
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/status", timeout=1.0)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("rollup serve did not answer within 60 s")
+    return start_process(home, port)
 
 
 def snapshot_state(base: str, order_ids: list[str]) -> dict:

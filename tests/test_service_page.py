@@ -98,9 +98,10 @@ def test_page_shows_book_trades_positions_and_pipeline(served, browser) -> None:
     node.close()
     wait_for(browser, lambda d: {int(r["instrument"]): int(r["size"]) for r in rows(d, "positions")} == positions, "positions not shown")
     assert "account 1: equity" in browser.find_element("id", "account-summary").text
-    # the pipeline: the node's batch from /status; this service has no /batches yet
+    # the pipeline: the node's batch from /status, the batches from /batches (executed: no --prove)
     wait_for(browser, lambda d: f"batch {batch}," in d.find_element("id", "stage-batch").text, "batch not shown")
-    wait_for(browser, lambda d: "not available" in d.find_element("id", "batches").text, "missing /batches not reported")
+    wait_for(browser, lambda d: [r["text"].split()[:2] for r in rows(d, "batches") if r["text"][:1].isdigit()][:1] == [[str(batch), "executed"]], "batches not shown")
+    assert "none settled" in browser.find_element("id", "stage-settlement").text
     # a lost delta: the page sees prev_sequence differ from its sequence and takes a new snapshot
     browser.execute_script("window.rollupPage.book.sequence -= 1;")
     taker.create_order(BTC, "limit", "buy", 6, 59_980)
@@ -111,5 +112,5 @@ def test_page_shows_book_trades_positions_and_pipeline(served, browser) -> None:
     Select(browser.find_element("id", "market")).select_by_visible_text("ETH-PERP")
     wait_for(browser, lambda d: [r["text"].split() for r in rows(d, "asks")] == [["3000.0001", "9"]], "ETH book not shown")
     assert rows(browser, "bids") == [] and rows(browser, "trades") == []
-    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "/batches" not in e["message"]]
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []

@@ -246,19 +246,20 @@ async function refreshBatches() {
     }
     return;
   }
+  // newest first: number, state (executed -> proving -> proven -> settled, or failed), counts, root
   const list = Array.isArray(batches) ? batches : (batches.batches || []);
+  const columns = ["number", "state", "n_tx", "n_accepted", "new_root", "reason"];
   const table = document.createElement("table");
-  const keys = [...new Set(list.flatMap((b) => Object.keys(b)))].slice(0, 6);
-  table.append(row(keys.map((k) => { const th = document.createElement("th"); th.textContent = k; return th; })));
-  for (const batch of list) table.append(row(keys.map((k) => cell(describe(batch[k])))));
+  table.append(row(columns.map((k) => { const th = document.createElement("th"); th.textContent = k; return th; })));
+  for (const batch of list) {
+    table.append(row(columns.map((k) => cell(k === "new_root" ? describe(batch[k]).slice(0, 18) : describe(batch[k])))));
+  }
   $("batches").replaceChildren(table);
-  const last = list.length ? list[list.length - 1] : null;
-  const find = (object, words) => {
-    for (const [key, value] of Object.entries(object || {})) if (words.some((w) => key.includes(w))) return describe(value);
-    return "";
-  };
-  setStage("stage-proof", last ? find(last, ["proof", "proven", "prove"]) || "—" : "no batches");
-  setStage("stage-settlement", last ? find(last, ["settle", "l1"]) || "—" : "no batches");
+  const newest = (states) => list.find((b) => states.includes(b.state));
+  const proving = newest(["proving", "proven", "settled", "failed"]);
+  const settled = newest(["settled"]);
+  setStage("stage-proof", proving ? `batch ${proving.number}: ${proving.state}` : "no batch proven (--prove is off?)");
+  setStage("stage-settlement", settled ? `batch ${settled.number} settled` : "none settled");
 }
 
 // --- start ---------------------------------------------------------------------------------------
