@@ -94,11 +94,13 @@ def measure_sequential(n: int, n_markets: int, depth: int, book: str, seed: int)
     setup, commands = make_stream(seed, n, n_markets, depth)
     engine = MatchingEngine(markets_of(n_markets), book)
     engine.process_all(setup)
+    cpu_before = time.process_time()
     start = time.perf_counter()
     records = engine.process_all(commands)
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_before
     resting = sum(len(b.get_open_orders()) for b in engine.books.values())
-    return {"seconds": elapsed, "commands_per_s": n / elapsed, "records": len(records), "resting_after": resting}
+    return {"seconds": elapsed, "commands_per_s": n / elapsed, "cpu_us_per_command": cpu / n * 1e6, "records": len(records), "resting_after": resting}
 
 
 def measure_parallel(n: int, n_markets: int, depth: int, workers: int, partitions: int, seed: int) -> dict:
@@ -118,10 +120,12 @@ def measure_same_output(n: int, n_markets: int, depth: int, seed: int) -> dict:
     engine = MatchingEngine(markets_of(n_markets))
     engine.process_all(setup)
     matcher = PartitionMatcher(engine.books)
+    cpu_before = time.process_time()
     start = time.perf_counter()
     matcher.match([tuple(c) for c in commands])  # the conversion the coordinator does, counted
     elapsed = time.perf_counter() - start
-    return {"seconds": elapsed, "commands_per_s": n / elapsed}
+    cpu = time.process_time() - cpu_before
+    return {"seconds": elapsed, "commands_per_s": n / elapsed, "cpu_us_per_command": cpu / n * 1e6}
 
 
 def measure_resident(n: int, n_markets: int, depth: int, partitions: int, seed: int) -> dict:
@@ -259,7 +263,8 @@ def main() -> None:
         runs = [measure_sequential(n, n_markets, depth, book, seed) for seed in range(args.runs)]
         result["throughput"].append({
             "case": label, "commands": n, "commands_per_s_median": round(median_of(runs, "commands_per_s")),
-            "commands_per_s_runs": [round(r["commands_per_s"]) for r in runs], "records_per_run": runs[0]["records"],
+            "commands_per_s_runs": [round(r["commands_per_s"]) for r in runs], "cpu_us_per_command_median": round(median_of(runs, "cpu_us_per_command"), 2),
+            "records_per_run": runs[0]["records"],
             "resting_orders_after": runs[0]["resting_after"],
         })
     n_markets, partitions = args.markets, args.workers
@@ -272,6 +277,7 @@ def main() -> None:
     result["throughput"].append({
         "case": f"fast, {n_markets} markets, depth 100 each, one process, the resident engine's output (canonical bytes per command, fills)",
         "commands": args.orders, "commands_per_s_median": same_output, "commands_per_s_runs": [round(r["commands_per_s"]) for r in runs],
+        "cpu_us_per_command_median": round(median_of(runs, "cpu_us_per_command"), 2),
     })
     runs = [resident for _, resident in pairs]
     resident = round(median_of(runs, "commands_per_s"))
@@ -282,6 +288,9 @@ def main() -> None:
         "workers_cpu_us_per_command_median": round(median_of(runs, "workers_cpu_us_per_command"), 2),
         "ratio_to_one_process_same_output": round(resident / same_output, 2),
         "ratio_to_one_process_matching_only": round(resident / one_process, 2),
+        # what the commands cost in CPU, whatever else the machine runs: with two cores of its own the
+        # engine would reach at most 2 / (coordinator + workers) commands per second (no stall, no other load)
+        "upper_bound_commands_per_s_on_2_free_cores": round(2e6 / (median_of(runs, "coordinator_cpu_us_per_command") + median_of(runs, "workers_cpu_us_per_command"))),
     })
     runs = [measure_parallel(args.orders, n_markets, 100, args.workers, partitions, seed) for seed in range(args.runs)]
     result["throughput"].append({
