@@ -72,11 +72,12 @@ def test_resident_equals_sequential(n_partitions, window) -> None:
     assert max(map(len, cancel_all_markets)) >= 3
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_resident_random_streams(seed) -> None:
+@pytest.mark.parametrize("seed, n_partitions", [(1, 2), (2, 3), (3, 1), (4, 9)])
+def test_resident_random_streams(seed, n_partitions) -> None:
     commands = make_commands(seed=seed, n=1_500)
     expected, _ = sequential(commands)
-    with ResidentEngine(MARKETS, 2, window=64) as resident:
+    # one partition, and more partitions than markets (some hold no book)
+    with ResidentEngine(MARKETS, n_partitions, window=64) as resident:
         assert resident.process_all(commands) == decode_records(b"\n".join(c for c in expected if c))
 
 
