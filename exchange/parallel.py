@@ -12,8 +12,9 @@ Shipping, as rollup/parallel.py does: a partition's engine and its commands cros
 boundary as ONE bytes object each, made by the C pickler (the `multiprocess` pool pickles
 arguments with dill, whose pickler is pure Python). The coordinator matches partition 0 itself,
 in place, while the workers match the others. Books travel to the worker and back with each
-call: a long-running sequencer would keep them in the workers instead (a process per partition),
-which this stateless form, usable with every executor (serial, process, Dask), does not.
+call, which costs more than matching them (docs/exchange.md): this stateless form, usable with
+every executor (serial, process, Dask), is the simple one; exchange/resident.py keeps the books in
+long-lived workers and is the one that pays.
 """
 
 from __future__ import annotations
