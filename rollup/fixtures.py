@@ -40,23 +40,25 @@ from rollup.genesis import EMBEDDED_L1_CHAIN_ID, UNDERLYINGS, default_genesis
 from rollup.oracle_feed import DEFAULT_QUOTES, OracleValues, compute_oracle_path, simulate_market
 from rollup.risk import MarketSnapshot, UnderlyingQuote
 from rollup.rules import process_transaction
-from rollup.signing import PrivateKey, derive_l2_key, dev_account_key, dev_oracle_key, get_address, sign_digest, unsigned
+from rollup.signing import PLACEHOLDER_L2_SIGNATURE, PrivateKey, derive_l2_key, dev_account_key, dev_oracle_key, get_address, sign_digest, unsigned
 from verifier.l2auth import sign_l2
 from rollup.state import State, get_equity, get_maintenance_margin, get_margin_requirement
 from rollup.units import SECONDS_PER_DAY, USD
 from verifier.encoding import compute_signing_digest, get_signature_fields, is_l2_signed
-from verifier.l2auth import compute_l2_message, encode_l2_signature, parse_l2_signature
+from verifier.l2auth import compute_l2_messages, encode_l2_signature, parse_l2_signature
 from verifier.wire import (
     NONCE_BITS,
     SIZE_BITS,
     TRANSACTION_TYPES,
     Deposit,
+    Fill,
     Genesis,
     InstrumentFunding,
     InstrumentPrice,
     Liquidate,
     OptionTrade,
     OracleUpdate,
+    Order,
     PerpTrade,
     Receipt,
     RegisterKey,
@@ -217,6 +219,7 @@ class _Generator:
         self.rejected_reasons: dict[str, int] = {}
         self.setup_count = 0  # deposits and the first oracle update
         self.key_indexes: dict[int, int] = {}  # account -> its last registered L2 key's index
+        self.order_nonces: dict[int, int] = {}  # account -> its next order nonce (fills)
         self.registrations = 0  # first registrations, made before an account's first L2 signature
 
     # --- execution -------------------------------------------------------------------------------
@@ -271,7 +274,7 @@ class _Generator:
 
     def record_holdings(self, tx: WireModel) -> None:
         """Track who holds which option series and who has traded (for settlements, liquidations)."""
-        if tx.type not in ("perp_trade", "option_trade", "liquidate", "settle_expired"):
+        if tx.type not in ("perp_trade", "option_trade", "liquidate", "settle_expired", "fill"):
             return
         instrument = getattr(tx, "series", getattr(tx, "instrument", getattr(tx, "market", None)))
         parties = [getattr(tx, f) for f in ("maker", "taker", "buyer", "seller", "liquidator", "account") if hasattr(tx, f)]
@@ -406,6 +409,36 @@ class _Generator:
         )
         return Planned(tx, (buyer, seller))
 
+    def make_fill(self, hot: bool) -> Planned | None:
+        """Two fresh orders matched: the maker's order rests for more than the fill (a partial
+        fill), the taker's crosses it; on a perpetual or a live option series. Order nonces
+        increase per account, so each order takes the next order slot (nonce % ORDER_SLOTS)."""
+        live = self.get_live_series()
+        instrument = self.perps[0] if hot else self.rng.choice(self.perps + live)
+        mark = self.state.instruments[instrument].mark
+        if mark is None or not self.state.instruments[instrument].risk_array:
+            return None
+        taker = HOT_ACCOUNT if hot else self.pick_account()
+        maker = self.pick_account(exclude=(taker,))
+        budget = min(self.get_budget(taker, instrument, mark) * self.pick_fraction(hot), self.get_budget(maker, instrument, mark) * 0.5)
+        size = max(1, min(MAX_SIZE // 2, int(budget)))
+        price = max(1, round(mark * (1 + self.rng.uniform(-0.001, 0.001))))
+        taker_buys = self.rng.random() < 0.5
+        fee_rate = max(0, price * FEE_BPS // 10_000)
+        orders = {}
+        for side, account, is_buy in (("taker", taker, taker_buys), ("maker", maker, not taker_buys)):
+            nonce = self.order_nonces.get(account, 0)
+            self.order_nonces[account] = nonce + 1
+            slack = 0 if side == "maker" else max(1, price // 1_000)
+            orders[side] = Order(
+                account=account, instrument=instrument, is_buy=is_buy, size=size + (self.rng.randrange(3) if side == "maker" else 0),
+                price=price + (slack if is_buy else -min(slack, price - 1)), time_in_force=0 if side == "maker" else 1,
+                expiry=0, client_id=nonce, nonce=nonce, max_fee=fee_rate if side == "taker" else 0,
+                signature=PLACEHOLDER_L2_SIGNATURE,
+            )
+        tx = Fill.from_orders(orders["taker"], orders["maker"], size, price, fee_rate * size)
+        return Planned(tx, (taker, maker))
+
     def find_liquidatable(self) -> int | None:
         if self.scan_due:  # prices moved since the last scan
             self.scan_liquidatable()
@@ -489,6 +522,9 @@ class _Generator:
             options.append("unknown_account")
         if tx.type in ("perp_trade", "option_trade"):
             options.append("oversized")
+        if tx.type == "fill":
+            # an order nonce is the order's, signed: a changed one is another valid order
+            options = ["wrong_signer", "malleable_signature", "overfilled"]
         if tx.type == "deposit":
             options = ["bad_deposit_id"]
         if tx.type == "oracle_update":
@@ -507,6 +543,8 @@ class _Generator:
             fields["amount"] = self.state.accounts[sender].collateral + 1 + self.rng.randrange(10 * USD)
         elif choice == "unknown_account":
             fields["recipient"] = self.spec.accounts + self.rng.randrange(1000)
+        elif choice == "overfilled":
+            fields["size"] = fields["size"] + (1 if fields["size"] > 0 else -1) * max(fields["maker_order_size"], fields["taker_order_size"])
         elif choice == "oversized":
             key = "size" if tx.type == "perp_trade" else "quantity"
             sign = 1 if fields[key] > 0 else -1
@@ -652,19 +690,19 @@ def _derive_addresses(keys: Sequence[PrivateKey]) -> list[str]:
     return [get_address(k) for k in keys]
 
 
-def _sign_chunk(chunk: Sequence[tuple[bytes | int, tuple[PrivateKey, ...]]]) -> list[tuple[str, ...]]:
-    """Ethereum signatures of a digest (bytes), or L2 signatures of a message (an int)."""
+def _sign_chunk(chunk: Sequence[tuple[bytes | tuple[int, ...], tuple[PrivateKey, ...]]]) -> list[tuple[str, ...]]:
+    """Ethereum signatures of a digest (bytes), or L2 signatures of one message per signer."""
     return [
         tuple(sign_digest(secret, payload) for secret in secrets) if isinstance(payload, bytes)
-        else tuple(sign_l2(secret, payload) for secret in secrets)
+        else tuple(sign_l2(secret, message) for secret, message in zip(secrets, payload, strict=True))
         for payload, secrets in chunk
     ]
 
 
-def _get_signing_job(p: Planned, keys: Sequence[PrivateKey], oracle_key: PrivateKey, domain: SigningDomain) -> tuple[bytes | int, tuple[PrivateKey, ...]]:
+def _get_signing_job(p: Planned, keys: Sequence[PrivateKey], oracle_key: PrivateKey, domain: SigningDomain) -> tuple[bytes | tuple[int, ...], tuple[PrivateKey, ...]]:
     if p.key_indexes:
         l2_keys = tuple(derive_l2_key(keys[i], domain, k).private for i, k in zip(p.signers, p.key_indexes))
-        return compute_l2_message(p.tx, domain), l2_keys
+        return compute_l2_messages(p.tx, domain), l2_keys
     return compute_signing_digest(p.tx, domain), tuple(oracle_key if i == ORACLE else keys[i] for i in p.signers)
 
 

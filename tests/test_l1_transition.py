@@ -39,7 +39,7 @@ from verifier.transition import PublishedTransition, VerificationError, verify_t
 TREE = TreeShape(depth=2, arity=4)  # 16 accounts
 N_SLOTS = 2
 SPEC = WorkloadSpec(accounts=6, perps=1, series=1, txs=14, seed=9,
-                    mix={"perp_trade": 6, "option_trade": 2, "transfer": 2, "withdraw": 2, "oracle_update": 2})
+                    mix={"perp_trade": 5, "option_trade": 2, "transfer": 2, "withdraw": 2, "oracle_update": 2, "fill": 3})
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +178,8 @@ def test_batch_settles_and_moves_the_root(run, l1, dep):
     assert dep.rollup.functions.batch_number().call() == 1
     assert dep.rollup.functions.state_root().call() == int(run.batches[0].batch.new_root, 16)
     assert any(s.oracle_update for s in files.batch.segments)
+    # fills (two L2-signed orders) settle like any record: their 46 bytes rebuild the records hash
+    assert any(t.type == "fill" for s in files.batch.segments for t in s.transactions)
     result = settle(l1, dep, files.batch, files.proofs)
     assert dep.rollup.functions.batch_number().call() == 2
     assert dep.rollup.functions.state_root().call() == int(files.batch.new_root, 16)

@@ -31,7 +31,7 @@ TREE = TreeShape(depth=3, arity=4)  # 64 accounts
 N_SLOTS = 2
 
 
-MIX = {"perp_trade": 20, "option_trade": 10, "transfer": 5, "withdraw": 8, "liquidate": 10, "settle_expired": 10, "oracle_update": 12, "register_key": 4}
+MIX = {"perp_trade": 20, "option_trade": 10, "transfer": 5, "withdraw": 8, "liquidate": 10, "settle_expired": 10, "oracle_update": 12, "register_key": 4, "fill": 8}
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def _covering(out):
     """Indices of a few segments that together hold every slot type, an oracle update with a
     settlement, one with funding, and a padded (short) segment."""
     chosen: list[int] = []
-    wanted = {"deposit", "withdraw", "transfer", "perp_trade", "option_trade", "liquidate", "settle_expired", "register_key", "settlement"}
+    wanted = {"deposit", "withdraw", "transfer", "perp_trade", "option_trade", "liquidate", "settle_expired", "register_key", "fill", "settlement"}
     for i, (seg, _) in enumerate(out):
         kinds = {tx.type for tx, _ in seg["txs"]}
         oracle = seg["oracle"][0] if seg["oracle"] else None
@@ -103,7 +103,7 @@ def proven(workload):
 def test_segments_cover_every_kind(proven):
     _, out, _, _ = proven
     kinds = {tx.type for i in _covering(out) for tx, _ in out[i][0]["txs"]}
-    assert kinds == {"deposit", "withdraw", "transfer", "perp_trade", "option_trade", "liquidate", "settle_expired", "register_key"}
+    assert kinds == {"deposit", "withdraw", "transfer", "perp_trade", "option_trade", "liquidate", "settle_expired", "register_key", "fill"}
     assert any(out[i][0]["oracle"] and out[i][0]["oracle"][0].settlements for i in _covering(out))
 
 
