@@ -793,6 +793,25 @@ def build_liquidations(
     return plan
 
 
+class LiquidatorKeyError(ValueError):
+    """The liquidator account cannot sign: no L2 key registered, or not one the given wallet key derives."""
+
+
+def find_liquidator_key(state: State, liquidator: AccountId, wallet_key: bytes, max_index: int = 16) -> L2Key:
+    """The liquidator's registered L2 key, among those its wallet key derives (indexes 0 .. max_index - 1)."""
+    from rollup.signing import derive_l2_key
+
+    account = state.accounts.get(liquidator)
+    # the liquidator signs with the key its leaf registers
+    if account is None or account.l2_key == 0:
+        raise LiquidatorKeyError(f"liquidator account {liquidator} {'does not exist' if account is None else 'has no L2 key registered'}")
+    for index in range(max_index):
+        key = derive_l2_key(wallet_key, state.genesis.signing_domain, index)
+        if key.key_id == account.l2_key:
+            return key
+    raise LiquidatorKeyError(f"liquidator account {liquidator}'s registered L2 key is not one its wallet key derives (indexes 0-{max_index - 1})")
+
+
 class LiquidationEngine:
     """The monitor and the liquidator together: the small API the service drives.
 

@@ -70,7 +70,8 @@ from verifier.wire import (
 )
 
 DEFAULT_MIX: dict[str, int] = {
-    "perp_trade": 50,
+    "perp_trade": 40,
+    "fill": 15,
     "option_trade": 20,
     "transfer": 10,
     "withdraw": 5,

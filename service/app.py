@@ -102,6 +102,8 @@ def open_service(
         replayed = sequencer.replay()
         recovered = batcher.recover()
         oracle = OracleClock(node.genesis) if options.oracle_seconds is not None else None
+        if options.liquidator is not None:
+            batcher.liquidations = make_liquidation_engine(node, options.liquidator)
     except Exception:
         journal.close()
         worker.close()
@@ -460,6 +462,17 @@ def create_app(
 
     app.include_router(page_router)
     return app
+
+
+def make_liquidation_engine(node: Node, account: int) -> Any:
+    """The liquidation engine for `account`, signing with the L2 key its development wallet key
+    (the embedded defaults' seed) derives: a development liquidator, as the oracle clock's key is."""
+    from exchange.liquidation import LiquidationEngine, LiquidationMonitor, find_liquidator_key
+    from rollup.fixtures import WorkloadSpec
+    from rollup.signing import dev_account_key
+
+    key = find_liquidator_key(node.state, account, dev_account_key(WorkloadSpec().seed, account))
+    return LiquidationEngine(LiquidationMonitor.from_state(node.state), account, key)
 
 
 def check_known_signer(transaction: Any, signers: tuple, node: Node) -> None:

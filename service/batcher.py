@@ -59,6 +59,7 @@ class BatchOptions:
     proof_slots: int = 1  # slots per proven segment (the circuit's size)
     proof_workers: int = 1  # worker processes proving segments
     oracle_seconds: float | None = None  # sign an oracle update from the embedded feed this often
+    liquidator: int | None = None  # an account whose development key liquidates breached accounts
 
     def check(self) -> None:
         # each bound is a positive number (a caller bug otherwise: the CLI checks first)
@@ -139,6 +140,8 @@ class Batcher:
         self.task: asyncio.Task | None = None
         self.executor_context: Any = None
         self.batches_cut = 0
+        self.liquidations: Any = None  # exchange.liquidation.LiquidationEngine, or None: no liquidator
+        self.liquidations_queued = 0
 
     # --- start and stop ----------------------------------------------------------------------------
 
@@ -277,7 +280,33 @@ class Batcher:
         accepted_oracle = any(t.type == "oracle_update" and r.status == "accepted" for t, r in zip(transactions, submission.receipts))
         if accepted_oracle:
             self.publish_marks(await self.worker.run(get_marks, node))
+        if self.liquidations is not None and submission.batches:
+            await self.queue_liquidations(submission)
         return views
+
+    async def queue_liquidations(self, submission: Any) -> None:
+        """The liquidation engine after these batches (exchange/liquidation.py: only the accounts
+        the batches touched, and the holders of instruments the oracle moved, are re-checked):
+        its signed Liquidate transactions join the queue like any other (source `liquidation`),
+        unless some are still pending (planned on a state they have not changed yet)."""
+        from exchange.liquidation import build_liquidations, get_touched_accounts
+
+        engine = self.liquidations
+        touched = {a for batch in submission.batches for a in get_touched_accounts(batch.diff_rows)}
+        node = self.worker.node
+        await self.worker.run(engine.monitor.apply_state_changes, node.state, touched)
+        if self.journal.count_open_pending("liquidation")[0]:
+            return
+        breached = set(engine.monitor.breached) - {engine.liquidator}
+        if not breached:
+            return
+        plan = await self.worker.run(build_liquidations, node.state, breached, engine.liquidator, engine.key)
+        now = int(time.time() * 1000)
+        for tx in plan.transactions:
+            self.journal.add_pending("liquidation", now, tx.model_dump_json())
+        self.liquidations_queued += len(plan.transactions)
+        if plan.transactions:
+            self.notify(list(range(len(plan.transactions))))
 
     # --- progress ----------------------------------------------------------------------------------
 
@@ -316,6 +345,10 @@ class Batcher:
             "proof_slots": self.options.proof_slots if self.options.prove else None,
             "prover": None if prover is None else {"state": prover.state, "error": prover.error, "queued": prover.queue.qsize()},
             "oracle_seconds": self.options.oracle_seconds,
+            "liquidator": None if self.liquidations is None else {
+                "account": self.liquidations.liquidator, "breached": len(self.liquidations.monitor.breached),
+                "liquidations_queued": self.liquidations_queued,
+            },
         }
 
 

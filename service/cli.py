@@ -25,6 +25,7 @@ def serve(
     proof_slots: Annotated[int, typer.Option("--proof-slots", help="Slots per proven segment (the circuit's size; keys made once in HOME/keys).")] = BatchOptions.proof_slots,
     proof_workers: Annotated[int, typer.Option("--proof-workers", help="Worker processes proving segments.")] = BatchOptions.proof_workers,
     oracle_seconds: Annotated[Optional[float], typer.Option("--oracle-seconds", help="Sign an oracle update from the embedded feed this often (default: never).")] = None,
+    liquidator: Annotated[Optional[int], typer.Option("--liquidator", help="Liquidate accounts below maintenance margin from this account, signed with its development key (embedded defaults).")] = None,
     fee: Annotated[int, typer.Option("--fee", help="Taker fee per contract filled, micro-USD (capped by each order's max_fee).")] = 0,
 ) -> None:
     """Run the sequencer: signed orders over HTTP, order books and trades over WebSocket, the
@@ -40,6 +41,7 @@ def serve(
     import uvicorn
 
     from exchange.fills import make_fill_builder
+    from exchange.liquidation import LiquidatorKeyError
     from service.app import create_app, open_service
     from service.journal import JournalError
     from service.oracle_clock import OracleClockError
@@ -60,7 +62,7 @@ def serve(
     # a fee in the wire's range
     if not 0 <= fee < 2**56:
         raise UserError(f"--fee must be between 0 and 2^56 - 1 micro-USD per contract, got {fee}")
-    options = BatchOptions(batch_size, batch_seconds, prove, proof_slots, proof_workers, oracle_seconds)
+    options = BatchOptions(batch_size, batch_seconds, prove, proof_slots, proof_workers, oracle_seconds, liquidator)
     target = resolve_home(home)
     if not (target / DB_NAME).exists():
         from rollup.cli.node import init
@@ -72,7 +74,7 @@ def serve(
     try:
         # opened on this thread, which runs uvicorn's event loop: SQLite connections stay on their thread
         service = open_service(target, options=options, fill_to_transaction=make_fill_builder(fee))
-    except (NodeError, JournalError, OracleClockError) as exc:
+    except (NodeError, JournalError, OracleClockError, LiquidatorKeyError) as exc:
         raise UserError(str(exc)) from None
     console.print(
         f"serving node [bold]{target}[/] on http://{host}:{port} (replayed {service.replayed} journaled commands; "

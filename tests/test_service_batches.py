@@ -359,3 +359,52 @@ def test_oracle_clock_needs_the_genesis_oracle(tmp_path) -> None:
     Node.init(home, default_genesis(get_address(dev_oracle_key(99)), n_perps=1, n_series=0)).close()
     result = CliRunner().invoke(cli_app, ["serve", "--home", str(home), "--oracle-seconds", "1"])
     assert result.exit_code == 1 and "cannot sign its oracle updates" in result.output, result.output
+
+
+# --- the liquidation engine --------------------------------------------------------------------------
+
+
+def test_liquidator_queues_and_settles_liquidations(tmp_path) -> None:
+    """A node whose market crashed (the workload's shock) has accounts below maintenance; with
+    `liquidator`, the first batch the service cuts brings the engine up to date and queues signed
+    Liquidate transactions (source `liquidation`), which the next batch executes: accepted, and
+    fewer accounts are below maintenance afterwards."""
+    from exchange.liquidation import find_breached
+    from rollup.fixtures import HOT_ACCOUNT
+    from rollup.signing import derive_l2_key, dev_account_key, get_address, sign, unsigned
+    from verifier.wire import RegisterKey
+
+    workload = generate_workload(WorkloadSpec(accounts=24, perps=1, series=0, txs=240, seed=7, shock=0.3,
+                                              mix={"perp_trade": 8, "oracle_update": 2}), workers=1)
+    home = tmp_path / "home"
+    node = Node.init(home, workload.genesis, max_batch_txs=None)
+    node.submit(workload.transactions)
+    # the liquidator (the workload's rich account) registers the key its development wallet derives
+    wallet = dev_account_key(7, HOT_ACCOUNT)
+    registration = unsigned(RegisterKey, account=HOT_ACCOUNT, address=get_address(wallet), nonce=node.state.accounts[HOT_ACCOUNT].nonce,
+                            key_id=derive_l2_key(wallet, workload.genesis.signing_domain).key_id)
+    assert node.submit([sign(registration, [wallet], workload.genesis.signing_domain)]).n_accepted == 1
+    breached = set(find_breached(node.state)) - {HOT_ACCOUNT}
+    deposits = node.state.globals.deposit_count
+    node.close()
+    assert breached, "the crash leaves accounts below maintenance"
+    with serve(home, batch_size=50, batch_seconds=0.2, liquidator=HOT_ACCOUNT) as addr:
+        base = f"http://{addr}"
+        post(base, deposit(deposits, 5))  # any batch wakes the engine (account 5: the workload's, same seed)
+        wait_for(lambda: count_pending(home, "source = 'liquidation' AND batch IS NOT NULL") > 0, 30, "the liquidations' batch")
+        status = httpx.get(f"{base}/status").json()["batcher"]
+        assert status["liquidator"]["account"] == HOT_ACCOUNT and status["liquidator"]["liquidations_queued"] > 0
+    rows = sqlite3.connect(home / JOURNAL_NAME).execute("SELECT status, reason FROM pending WHERE source = 'liquidation'").fetchall()
+    assert rows and all(status == "accepted" for status, _ in rows), rows
+    node = Node.open(home)
+    try:
+        after = set(find_breached(node.state)) - {HOT_ACCOUNT}
+    finally:
+        node.close()
+    assert len(after) < len(breached)
+
+
+def test_invalid_liquidator_without_key(tmp_path) -> None:
+    home = make_funded_home(tmp_path / "home", accounts=(1,))
+    result = CliRunner().invoke(cli_app, ["serve", "--home", str(home), "--liquidator", "5"])
+    assert result.exit_code == 1 and "liquidator account 5 does not exist" in result.output, result.output
