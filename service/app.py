@@ -29,6 +29,7 @@ from rollup.node import Node, check_signatures
 from service.batcher import Batcher, BatchOptions, NodeWorker, get_marks
 from service.journal import Journal, PendingRow
 from service.oracle_clock import OracleClock
+from exchange.pretrade import check_order_margin
 from service.page import page_router
 from service.sequencer import DROPPED, FillToTransaction, Sequencer, ServiceError, get_wall_clock_ms, record_to_json, trade_to_json
 from service.views import AccountViewError, get_account_view
@@ -73,10 +74,13 @@ def open_service(
     book: str = "fast",
     options: BatchOptions | None = None,
     fill_to_transaction: FillToTransaction | None = None,
+    margin_check: bool = False,
 ) -> Service:
     """Open the node in `home` (on its own thread), its exchange journal, replay the journal into a
     sequencer and recover the batches a crash left unrecorded. NodeError, JournalError or
-    OracleClockError if any of them cannot be opened."""
+    OracleClockError if any of them cannot be opened. `fill_to_transaction` makes fills rollup
+    transactions; `margin_check` refuses an order whose full fill the rules would refuse
+    (`rollup serve` turns both on)."""
     options = options or BatchOptions()
     worker = NodeWorker(home)
     node = worker.node
@@ -98,7 +102,8 @@ def open_service(
 
     try:
         batcher = Batcher(journal, worker, options)
-        sequencer = Sequencer(node.genesis, journal, get_key_id, clock, book, fill_to_transaction, batcher.notify, get_order_slot)
+        check_order = (lambda order: check_order_margin(node.state, order)) if margin_check else None
+        sequencer = Sequencer(node.genesis, journal, get_key_id, clock, book, fill_to_transaction, batcher.notify, get_order_slot, check_order)
         replayed = sequencer.replay()
         recovered = batcher.recover()
         oracle = OracleClock(node.genesis) if options.oracle_seconds is not None else None
@@ -183,6 +188,7 @@ def create_app(
     clock: Callable[[], int] = get_wall_clock_ms,
     options: BatchOptions | None = None,
     fill_to_transaction: FillToTransaction | None = None,
+    margin_check: bool = False,
 ) -> FastAPI:
     """The application for the node in `home` (opened when the app starts), or for an opened `service`."""
     if (home is None) == (service is None):
@@ -190,7 +196,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        svc = service if service is not None else open_service(home, clock, options=options, fill_to_transaction=fill_to_transaction)  # type: ignore[arg-type]
+        svc = service if service is not None else open_service(home, clock, options=options, fill_to_transaction=fill_to_transaction, margin_check=margin_check)  # type: ignore[arg-type]
         app.state.service = svc
         svc.batcher.start()
         oracle_task = asyncio.create_task(run_oracle_clock(svc), name="oracle-clock") if svc.oracle is not None else None

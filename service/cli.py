@@ -26,6 +26,7 @@ def serve(
     proof_workers: Annotated[int, typer.Option("--proof-workers", help="Worker processes proving segments.")] = BatchOptions.proof_workers,
     oracle_seconds: Annotated[Optional[float], typer.Option("--oracle-seconds", help="Sign an oracle update from the embedded feed this often (default: never).")] = None,
     liquidator: Annotated[Optional[int], typer.Option("--liquidator", help="Liquidate accounts below maintenance margin from this account, signed with its development key (embedded defaults).")] = None,
+    margin_check: Annotated[bool, typer.Option("--margin-check/--no-margin-check", help="Refuse an order whose full fill the rollup's rules would refuse (margin, collateral, positions) on the node's state.")] = True,
     fee: Annotated[int, typer.Option("--fee", help="Taker fee per contract filled, micro-USD (capped by each order's max_fee).")] = 0,
 ) -> None:
     """Run the sequencer: signed orders over HTTP, order books and trades over WebSocket, the
@@ -73,7 +74,7 @@ def serve(
         init(home=target, max_batch_txs=batch_size if prove else None)
     try:
         # opened on this thread, which runs uvicorn's event loop: SQLite connections stay on their thread
-        service = open_service(target, options=options, fill_to_transaction=make_fill_builder(fee))
+        service = open_service(target, options=options, fill_to_transaction=make_fill_builder(fee), margin_check=margin_check)
     except (NodeError, JournalError, OracleClockError, LiquidatorKeyError) as exc:
         raise UserError(str(exc)) from None
     console.print(

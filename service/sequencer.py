@@ -145,9 +145,13 @@ class Sequencer:
         fill_to_transaction: FillToTransaction | None = None,
         on_pending: Callable[[list[int]], None] | None = None,
         get_order_slot: Callable[[int, int], tuple[int, int] | None] | None = None,
+        check_order: Callable[[Order], None] | None = None,
     ):
         """`get_order_slot(account, slot)`: the state's (order nonce, filled) of an account's order
-        slot (exchange/fills.py: orders whose fills could not settle are refused at admission)."""
+        slot (exchange/fills.py: orders whose fills could not settle are refused at admission);
+        `check_order(order)`: raises InvalidOrder for an order the rollup would refuse to fill
+        (exchange/pretrade.py), or None: no pre-trade check."""
+        self.check_order = check_order
         self.genesis = genesis
         self.slots = OrderSlots(get_order_slot or (lambda account, slot: None))
         self.fill_to_transaction = fill_to_transaction
@@ -207,8 +211,10 @@ class Sequencer:
         try:
             command: Command = admit(message, self.genesis, key_id, now)
             if isinstance(message, Order):
-                # an order whose fills the rules would refuse (its order slot) never reaches a book
+                # an order whose fills the rules would refuse (its order slot, its margin) never reaches a book
                 self.slots.check(message, command.order_id)  # type: ignore[union-attr]
+                if self.check_order is not None:
+                    self.check_order(message)
         except InvalidOrder as exc:
             raise ServiceError(str(exc)) from None
         records = self.engine.process(command)

@@ -174,7 +174,7 @@ def test_the_pool_covers_the_hard_cases(pool):
         accepted |= {r.type for r in receipts if r.status == "accepted"}
         rejected += sum(r.status == "rejected" for r in receipts)
         groups.append(plan_batch(pooled.transactions, 2).n_groups)
-    assert accepted == {"deposit", "withdraw", "transfer", "perp_trade", "option_trade", "liquidate", "settle_expired", "register_key", "oracle_update"}
+    assert accepted == {"deposit", "withdraw", "transfer", "perp_trade", "option_trade", "liquidate", "settle_expired", "register_key", "oracle_update", "fill"}
     assert rejected > 50
     assert max(groups) > 20 and min(groups) < max(groups)
 

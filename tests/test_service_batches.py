@@ -60,7 +60,8 @@ def home(funded_home, tmp_path) -> Path:
 def serve(home: Path, **options):
     """A real server on loopback for `home` with these batch options."""
     fill = options.pop("fill_to_transaction", None)
-    return run_server(create_app(home, clock=Clock(), options=BatchOptions(**options), fill_to_transaction=fill))
+    margin_check = options.pop("margin_check", False)
+    return run_server(create_app(home, clock=Clock(), options=BatchOptions(**options), fill_to_transaction=fill, margin_check=margin_check))
 
 
 def count_pending(home: Path, where: str = "1") -> int:
@@ -236,7 +237,7 @@ def test_fills_settle_as_fill_transactions(home) -> None:
     orders), batched, and accepted by the node, which then holds the positions and the order slots;
     a restart replays the orders but queues no fill twice."""
     fee = 7
-    with serve(home, batch_size=2, batch_seconds=3600, oracle_seconds=0.2, fill_to_transaction=make_fill_builder(fee)) as addr:
+    with serve(home, batch_size=2, batch_seconds=3600, oracle_seconds=0.2, fill_to_transaction=make_fill_builder(fee), margin_check=True) as addr:
         base = f"http://{addr}"
         # fills need the oracle's marks and risk arrays: the oracle clock's first update
         wait_for(lambda: httpx.get(f"{base}/marks").json()["marks"][0]["mark"] is not None, 20, "the first oracle update")
@@ -245,6 +246,9 @@ def test_fills_settle_as_fill_transactions(home) -> None:
         assert taker["status"] == "filled"
         httpx.post(f"{base}/orders", json=body(sign_order(3, is_buy=True, size=2, price=PRICE + 10, nonce=13, max_fee=10)))
         assert count_pending(home, "source = 'fill'") == 2
+        # an order whose full fill would break initial margin never reaches the book
+        refused = httpx.post(f"{base}/orders", json=body(sign_order(3, is_buy=True, size=10**6, price=PRICE, nonce=14)))
+        assert "the order filled in full would be refused by the rollup: insufficient margin" in error_of(refused, 422, "invalid_order")
         wait_for(lambda: count_pending(home, "source = 'fill' AND batch IS NOT NULL") == 2, 20, "the fills' batch")
         status = httpx.get(f"{base}/status").json()
         assert status["settlement"]["fills_settle_on_rollup"] is True

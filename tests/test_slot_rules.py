@@ -370,6 +370,21 @@ FIELD_MUTATIONS: dict[str, list[Callable[[object, random.Random], dict]]] = {
         lambda tx, rng: {"market": rng.choice((0, 1, 2, 5))},
         lambda tx, rng: {"size": 0},
     ],
+    "fill": [
+        lambda tx, rng: {"size": tx.size * rng.choice((2, 50, 10**4, -1))},
+        lambda tx, rng: {"size": 0},
+        lambda tx, rng: {"price": tx.price * rng.choice((2, 3)) // rng.choice((1, 4))},
+        lambda tx, rng: {"fee": tx.fee + rng.choice((1, 10**9, 10**12))},
+        lambda tx, rng: {"taker_nonce": tx.taker_nonce + rng.choice((1, ORDER_SLOTS))},
+        lambda tx, rng: {"maker_nonce": max(0, tx.maker_nonce - rng.choice((1, ORDER_SLOTS)))},
+        lambda tx, rng: {"maker": tx.taker},
+        lambda tx, rng: {"instrument": rng.choice((0, 1, 2, 5))},
+        lambda tx, rng: {"taker_limit": max(1, tx.taker_limit + rng.choice((-1, 1)) * rng.choice((1, 10**4)))},
+        lambda tx, rng: {"maker_limit": max(1, tx.maker_limit + rng.choice((-1, 1)) * rng.choice((1, 10**4)))},
+        lambda tx, rng: {"taker_order_size": max(1, abs(tx.size) - rng.choice((0, 1)))},
+        lambda tx, rng: {"maker_expiry": rng.choice((1, 2**40 - 1))},
+        lambda tx, rng: {"taker_max_fee": rng.choice((0, tx.taker_max_fee + 1))},
+    ],
     "register_key": [
         lambda tx, rng: {"nonce": tx.nonce + 1},
         lambda tx, rng: {"account": (tx.account + 1) % 16},
@@ -405,7 +420,9 @@ def test_mutated_transactions_agree_with_the_rules(workload_records):
     rng = random.Random(1)
     valid = [r for r in records if r.accepted]
     verdicts = {True: 0, False: 0}
-    for r in rng.sample(valid, 160):
+    fills = [r for r in valid if r.tx.type == "fill"][:40]
+    assert fills, "the default mix generates fills"
+    for r in rng.sample(valid, 160) + fills:
         mutate = rng.choice(FIELD_MUTATIONS[r.tx.type])
         tx = r.tx.model_copy(update=mutate(r.tx, rng))
         verdicts[check_equivalence(r.state, tx, r.signers, shape)] += 1
