@@ -114,7 +114,7 @@ def main() -> None:
     try:
         home, genesis = make_home(folder / "home")
         port = free_port()
-        server = start_server(home, port, "--batch-size", str(args.batch_size), "--batch-seconds", "0.5")
+        server = start_server(home, port, "--batch-size", str(args.batch_size), "--batch-seconds", "0.5", "--no-margin-check")
         base = f"http://127.0.0.1:{port}"
         seed = 1
         try:
