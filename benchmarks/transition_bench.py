@@ -30,6 +30,7 @@ from rollup.state import State
 from rollup.state_tree import PoseidonTree
 from verifier.encoding import compute_genesis_hash
 from verifier.state_tree import TreeShape, hash_account
+from verifier.wire import ORDER_SLOTS
 
 # v2's keccak state tree (rollup/merkle.py: binary, depth 32), deleted with circuit v2: cited from
 # the last commit that had it, not re-measured
@@ -86,13 +87,14 @@ def count_constraints(cs, n_slots: int) -> dict:
 def measure_root_update(accounts: int, touched: int, shape: TreeShape) -> dict:
     """Per touched account: the leaf hash plus its share of a batch update (v3), beside v2's cited keccak figure."""
     rng = random.Random(1)
-    header = lambda i: [i + 1, rng.randrange(10**12), rng.randrange(100)]  # noqa: E731
+    header = lambda i: [i + 1, rng.randrange(10**12), rng.randrange(100), rng.randrange(1, 2**248)]  # noqa: E731  (address, collateral, nonce, L2 key id)
     positions = [rng.randrange(-1000, 1000) for _ in range(30)]  # 10 instruments x (size, cost, funding)
+    orders = [rng.randrange(1000) for _ in range(2 * ORDER_SLOTS)]  # (nonce, filled) per order slot
     tree = PoseidonTree(shape)
-    tree.update({i: hash_account(header(i), positions) for i in range(accounts)})
+    tree.update({i: hash_account(header(i), positions, orders) for i in range(accounts)})
     keys = rng.sample(range(accounts), touched)
     started = time.perf_counter()
-    leaves = {k: hash_account(header(k), positions) for k in keys}
+    leaves = {k: hash_account(header(k), positions, orders) for k in keys}
     hashed = time.perf_counter()
     tree.update(leaves)
     done = time.perf_counter()

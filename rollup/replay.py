@@ -23,7 +23,7 @@ from verifier.oracle_section import OracleShape, decode_oracle_words, get_update
 from verifier.pubdata import decode_records, get_signature_windows
 from verifier.slots import get_slot_accounts
 from verifier.state_tree import TreeShape, compute_account_hash, compute_globals_hash, compute_markets_hash, compute_state_root, get_instrument_table
-from verifier.wire import TRANSACTION_TYPES, Genesis
+from verifier.wire import SIZE_BITS, TRANSACTION_TYPES, Genesis
 from rollup.state_codec import encode_account, encode_globals, encode_instrument
 from verifier.encoding import decode_account_leaf, decode_globals_leaf, decode_instrument_leaf, get_signature_fields, is_l2_signed
 
@@ -38,6 +38,9 @@ class ReplayError(ValueError):
 class PublicSegment:
     oracle_words: list[int] | None  # None: no oracle update
     records: bytes
+
+
+MAX_ORDER_SIZE = 2**SIZE_BITS - 1  # an order's filled amount never exceeds its size, which is below this
 
 
 def _signers_for(state: State, tx: object) -> tuple[str | int, ...]:
@@ -62,11 +65,31 @@ def _signers_for(state: State, tx: object) -> tuple[str | int, ...]:
     return tuple(signers)
 
 
+def _get_fill_orders(fields: dict) -> dict:
+    """A fill's orders as far as the state needs them. A record publishes what changes the state
+    (accounts, instrument, size, price, fee, the order nonces that pick the order slots); the
+    orders' other fields only bound the fill, and the proof showed they did. So the replay gives
+    the orders bounds every published fill meets (the largest size, limits at the price, no
+    expiry, a fee cap of the fee per contract rounded up), and the rules then change the state
+    exactly as they did."""
+    size = abs(fields["size"])
+    cap = -(-fields["fee"] // size) if size else 0
+    out = {}
+    for side in ("taker", "maker"):
+        out.update({
+            f"{side}_order_size": MAX_ORDER_SIZE, f"{side}_limit": fields["price"], f"{side}_time_in_force": 0,
+            f"{side}_expiry": 0, f"{side}_client_id": 0, f"{side}_max_fee": cap if side == "taker" else 0,
+        })
+    return out
+
+
 def _build_transaction(fields: dict, state: State) -> object:
     model = TRANSACTION_TYPES[fields["type"]]
     data = dict(fields)
     if fields["type"] == "deposit":
         data["deposit_id"] = state.globals.deposit_count  # the queue is consumed in order
+    if fields["type"] == "fill":
+        data.update(_get_fill_orders(fields))
     placeholder = PLACEHOLDER_L2_SIGNATURE if is_l2_signed(model) else PLACEHOLDER_SIGNATURE
     for name in get_signature_fields(model):
         data[name] = placeholder

@@ -35,7 +35,7 @@ from verifier.transition import (
 
 TREE = TreeShape(depth=2, arity=4)  # 16 accounts
 N_SLOTS = 2
-MIX = {"perp_trade": 6, "option_trade": 2, "transfer": 2, "withdraw": 2, "oracle_update": 2}
+MIX = {"perp_trade": 4, "fill": 3, "option_trade": 2, "transfer": 2, "withdraw": 2, "oracle_update": 2}
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +184,8 @@ def test_state_rebuilt_from_public_data_alone(published):
             for seg in b.segments
         ]
 
+    # fills replay from their records (the order bounds they do not carry were proven)
+    assert any(tx.type == "fill" for seg in batch.segments for tx in seg.transactions)
     _, roots = replay_public_data(files.batch.genesis, [public_data(first), public_data(batch)], TREE)
     assert roots == [first.new_root, batch.new_root]
     assert first.new_root == batch.prev_root
