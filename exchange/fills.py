@@ -36,8 +36,7 @@ def build_fill(record: FillRecord, orders: Mapping[str, Order], fee_per_contract
     """The rollup transaction of one fill: its orders by id (`orders` holds every order the
     sequencer admitted, signed), the maker's price, the fee at `fee_per_contract` (capped by the
     taker's `max_fee`). KeyError names an order the sequencer does not hold."""
-    taker, maker = orders[record.taker_order_id], orders[record.maker_order_id]
-    return Fill.from_orders(taker, maker, record.size, record.price, compute_fill_fee(taker, record.size, fee_per_contract))
+    return make_fill_builder(fee_per_contract)(record, orders[record.maker_order_id], orders[record.taker_order_id])
 
 
 def make_fill_builder(fee_per_contract: int = 0) -> Callable[[FillRecord, Order, Order], Fill]:
@@ -79,7 +78,9 @@ class OrderSlots:
             )
 
     def opened(self, order: Order, order_id: str) -> None:
-        """The order was admitted (it may rest): its slot is taken, its nonce the slot's highest."""
+        """The order was admitted (it may rest): its slot is taken, its nonce the slot's highest
+        (also for an order the book then rejects, a post-only that would cross: stricter than
+        needed, never wrong; `highest` keeps one nonce per used (account, slot))."""
         key = (order.account, order.nonce % ORDER_SLOTS)
         self.open[key] = (order_id, order.nonce)
         self.highest[key] = max(order.nonce, self.highest.get(key, -1))

@@ -35,7 +35,7 @@ from pydantic import AfterValidator
 from verifier.encoding import InvalidSignature
 from verifier.l2auth import compute_order_message, compute_tx_message, get_domain_tag, sign_l2, verify_l2_signature
 from verifier.poseidon import R
-from verifier.pubdata import TYPE_SHIFT, RecordField, get_places
+from verifier.pubdata import RecordField, get_places, pack_words
 from verifier.wire import (
     GTC,
     IOC,
@@ -104,21 +104,16 @@ _CANCEL_PLACES = get_places((RecordField("account", ACCOUNT_ID_BITS), RecordFiel
 _CANCEL_ALL_PLACES = get_places((RecordField("account", ACCOUNT_ID_BITS), RecordField("nonce", ORDER_NONCE_BITS)), reserved=1)
 
 
-def _pack(code: int, places, message: WireModel) -> int:
-    word = code << TYPE_SHIFT
-    for place in places:
-        word |= getattr(message, place.field.name) << place.shift
-    return word
-
-
 def compute_message(message: Message, domain: SigningDomain) -> int:
     """The field element the account's L2 key signs for an order, cancel or cancel-all."""
     if isinstance(message, Order):
         return compute_order_message(message, domain)
     tag = get_domain_tag(domain)
     if isinstance(message, Cancel):
-        return compute_tx_message(tag, (_pack(CANCEL_CODE, _CANCEL_PLACES, message), int(message.order_id, 16)))
-    return compute_tx_message(tag, (_pack(CANCEL_ALL_CODE, _CANCEL_ALL_PLACES, message), 0))
+        word, _ = pack_words(CANCEL_CODE, _CANCEL_PLACES, message.model_dump(), "cancel")
+        return compute_tx_message(tag, (word, int(message.order_id, 16)))
+    word, _ = pack_words(CANCEL_ALL_CODE, _CANCEL_ALL_PLACES, message.model_dump(), "cancel-all")
+    return compute_tx_message(tag, (word, 0))
 
 
 def compute_order_id(order: Order, domain: SigningDomain) -> OrderId:

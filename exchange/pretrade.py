@@ -16,7 +16,7 @@ partial fill of this order alone.
 
 from __future__ import annotations
 
-from rollup.rules import InvalidTransaction, check_side, compute_position_change
+from rollup.rules import InvalidTransaction, check_side, compute_fill_flows, compute_position_change
 from rollup.state import State
 from verifier.wire import Order
 
@@ -35,9 +35,8 @@ def check_order_margin(state: State, order: Order) -> None:
     if instrument is None or instrument.mark is None or instrument.risk_array is None:
         raise InvalidOrder(f"instrument {order.instrument} has no oracle mark and risk array yet: its fills could not settle")
     size = order.size if order.is_buy else -order.size
-    notional = size * order.price
-    fee = order.max_fee * order.size  # the most it pays, as a taker
-    cost, cash = (notional, -fee) if instrument.is_perp else (0, -notional - fee)
+    # as the taker, with the most it pays in fees (the rules' cash flows of a fill)
+    cash, _, cost = compute_fill_flows(instrument, size, order.price, order.max_fee * order.size)
     collateral, positions, _, risk_up = compute_position_change(account, order.instrument, instrument, size, cost, cash)
     try:
         check_side(state, order.account, collateral, positions, risk_up)

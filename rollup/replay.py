@@ -21,7 +21,7 @@ from rollup.state import State
 from rollup.state_tree import PoseidonTree
 from verifier.oracle_section import OracleShape, decode_oracle_words, get_update_fields
 from verifier.pubdata import decode_records, get_signature_windows
-from verifier.slots import get_slot_accounts
+from verifier.slots import ORDER_WORD_FIELDS, get_slot_accounts
 from verifier.state_tree import TreeShape, compute_account_hash, compute_globals_hash, compute_markets_hash, compute_state_root, get_instrument_table
 from verifier.wire import SIZE_BITS, TRANSACTION_TYPES, Genesis
 from rollup.state_codec import encode_account, encode_globals, encode_instrument
@@ -76,10 +76,9 @@ def _get_fill_orders(fields: dict) -> dict:
     cap = -(-fields["fee"] // size) if size else 0
     out = {}
     for side in ("taker", "maker"):
-        out.update({
-            f"{side}_order_size": MAX_ORDER_SIZE, f"{side}_limit": fields["price"], f"{side}_time_in_force": 0,
-            f"{side}_expiry": 0, f"{side}_client_id": 0, f"{side}_max_fee": cap if side == "taker" else 0,
-        })
+        bounds = {"order_size": MAX_ORDER_SIZE, "limit": fields["price"], "time_in_force": 0, "expiry": 0, "client_id": 0,
+                  "max_fee": cap if side == "taker" else 0}
+        out.update({f"{side}_{name}": bounds[name] for name in ORDER_WORD_FIELDS})
     return out
 
 

@@ -397,6 +397,17 @@ def get_order_filled(account_id: AccountId, account: Account, nonce: int) -> int
     return held[1]
 
 
+def compute_fill_flows(instrument: Instrument, size: int, price: int, fee: Amount) -> tuple[Amount, Amount, Amount]:
+    """(taker's collateral change, maker's, the taker's cost delta) of a fill of `size` (the
+    taker's signed size) at `price`: a perpetual moves cost, an option the premium in collateral."""
+    notional = size * price
+    if instrument.is_perp:
+        # As a perpetual trade: the taker gets +size at cost +notional and pays the fee.
+        return -fee, 0, notional
+    # As an option trade: the buyer pays the premium (the taker's notional is signed).
+    return -notional - fee, notional, 0
+
+
 def process_fill(state: State, tx: Fill, signers: Signers) -> None:
     instrument = get_instrument(state, tx.instrument)  # the instrument exists
     # Expired series only settle; they no longer trade.
@@ -440,13 +451,7 @@ def process_fill(state: State, tx: Fill, signers: Signers) -> None:
             raise InvalidTransaction(
                 f"the {side}'s order {nonce} would fill {filled[side]} of its {size} contracts"
             )
-    notional = tx.size * tx.price
-    if instrument.is_perp:
-        # As a perpetual trade: the taker gets +size at cost +notional and pays the fee.
-        cash_taker, cash_maker, cost = -tx.fee, 0, notional
-    else:
-        # As an option trade: the buyer pays the premium (the taker's notional is signed).
-        cash_taker, cash_maker, cost = -notional - tx.fee, notional, 0
+    cash_taker, cash_maker, cost = compute_fill_flows(instrument, tx.size, tx.price, tx.fee)
     process_trade_sides(
         state, tx.instrument, instrument, (tx.taker, taker, cash_taker), (tx.maker, maker, cash_maker), tx.size, cost, tx.fee,
         uses_nonces=False,

@@ -239,3 +239,28 @@ def test_invalid_fill_order_not_as_signed(change, gadget):
     with pytest.raises((UnsatisfiedConstraint, WitnessError)) as info:
         build_transition_circuit(SHAPE, w).check()
     assert gadget in str(info.value)
+
+
+@pytest.mark.parametrize("word, value", [("time_in_force_a", 3), ("limit_b", 0)])
+def test_invalid_order_word_outside_the_wire(market, word, value):
+    """An order the wire cannot carry (time in force 3, a limit of 0: within their bits, so they
+    pack) is refused by the slot even though the rules never read those fields."""
+    from tests.test_slot_rules import compute_slot, is_satisfied
+
+    state, shape, perp, option, (taker, maker) = market
+    state = state.copy()
+    tx = make_fill(state, perp, taker, maker, size=3)  # the taker buys: B (the maker) sells, so limit 0 passes its price check
+    slot = compute_slot(state, tx, signers(state, tx), shape)
+    assert is_satisfied(shape, [slot])
+    setattr(slot.tx, word, value)
+    assert not is_satisfied(shape, [slot])
+
+
+def test_invalid_fill_of_orders_that_cannot_match(market):
+    state, shape, perp, option, (taker, maker) = market
+    fill = make_fill(state, perp, taker, maker)
+    buyer = fill.get_order("taker")
+    with pytest.raises(ValueError, match="orders do not match: taker buys instrument 0, maker buys"):
+        Fill.from_orders(buyer, buyer.model_copy(update={"account": maker}), 1, fill.price, 0)
+    with pytest.raises(ValueError, match="orders do not match"):
+        Fill.from_orders(buyer, fill.get_order("maker").model_copy(update={"instrument": option}), 1, fill.price, 0)

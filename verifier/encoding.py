@@ -183,7 +183,7 @@ POSITION_WORDS = (
     WordSpec("funding", FUNDING_BITS + 1, signed=True),
 )
 ORDER_SLOT_WORDS = (
-    WordSpec("slot", ORDER_SLOTS.bit_length()),
+    WordSpec("slot", (ORDER_SLOTS - 1).bit_length()),
     WordSpec("nonce", ORDER_NONCE_BITS),
     WordSpec("filled", SIZE_BITS),
 )

@@ -318,17 +318,23 @@ def compute_record_words(tx: Any | None) -> tuple[int, ...]:
     return tuple(words)
 
 
+def pack_words(code: int, places: Sequence[FieldPlace], values: Mapping[str, int], what: str) -> tuple[int, ...]:
+    """Unsigned values packed into RECORD_WORDS words at their places, `code` in the top byte of
+    word 0: the form of what an L2 key signs that is not a record (an order, a cancel)."""
+    words = [code << TYPE_SHIFT] + [0] * (RECORD_WORDS - 1)
+    for place in places:
+        value = int(values[place.field.name])
+        # the wire model bounds every field; the packing refuses anything outside its width anyway
+        if not 0 <= value < 1 << place.field.bits:
+            raise MalformedRecord(f"{what} {place.field.name} = {value!r} does not fit {place.field.bits} bits")
+        words[place.word] |= value << place.shift
+    return tuple(words)
+
+
 def compute_order_words(order: Mapping[str, int]) -> tuple[int, ...]:
     """An order's fields (`verifier.wire.ORDER_FIELDS`, `is_buy` as 0 or 1) packed into two words
     as a record's are: what its L2 key signs, under the domain tag (`verifier.l2auth`)."""
-    words = [ORDER_SPEC.code << TYPE_SHIFT] + [0] * (RECORD_WORDS - 1)
-    for place in ORDER_SPEC.get_places():
-        value = int(order[place.field.name])
-        # the wire model bounds every field; the packing refuses anything outside its width anyway
-        if not 0 <= value < 1 << place.field.bits:
-            raise MalformedRecord(f"order {place.field.name} = {value!r} does not fit {place.field.bits} bits")
-        words[place.word] |= value << place.shift
-    return tuple(words)
+    return pack_words(ORDER_SPEC.code, ORDER_SPEC.get_places(), order, "order")
 
 
 def compute_records_hash(records: Sequence[Sequence[int]]) -> int:

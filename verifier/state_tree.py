@@ -145,8 +145,9 @@ def get_dense_orders(orders: Iterable[Sequence[int]]) -> list[int]:
 
 
 @lru_cache(maxsize=POSITIONS_CACHE_SIZE)
-def _hash_positions(positions: tuple[int, ...]) -> Fr:
-    return hash_fields(positions)
+def _hash_dense(values: tuple[int, ...]) -> Fr:
+    """A leaf's dense positions or order slots (recent ones cached: most accounts share the empty ones)."""
+    return hash_fields(values)
 
 
 def hash_account(header: Sequence[int], positions: Sequence[int], orders: Sequence[int]) -> Fr:
@@ -154,8 +155,8 @@ def hash_account(header: Sequence[int], positions: Sequence[int], orders: Sequen
     Poseidon(address, collateral, nonce, l2_key, positions hash, orders hash). The two inner
     hashes are cached: a deposit, transfer or withdrawal changes the header only, and every
     account without positions (or without fills) shares one."""
-    positions_hash = _hash_positions(tuple(positions)) if positions else 0
-    return poseidon([*(v % R for v in header), positions_hash, _hash_positions(tuple(orders))])
+    positions_hash = _hash_dense(tuple(positions)) if positions else 0
+    return poseidon([*(v % R for v in header), positions_hash, _hash_dense(tuple(orders))])
 
 
 def compute_account_hash(leaf: AccountLeaf | None, table: Sequence[int]) -> Fr:

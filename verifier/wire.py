@@ -254,7 +254,6 @@ class Order(WireModel):
 
 
 ORDER_FIELDS = ("account", "instrument", "is_buy", "size", "price", "time_in_force", "expiry", "client_id", "nonce", "max_fee")
-FILL_ORDER_FIELDS = ("order_size", "limit", "time_in_force", "expiry", "client_id", "max_fee")  # per side, prefixed taker_/maker_
 
 
 class Fill(WireModel):
@@ -304,7 +303,14 @@ class Fill(WireModel):
     @classmethod
     def from_orders(cls, taker: Order, maker: Order, size: int, price: int, fee: int) -> "Fill":
         """The fill of `size` contracts (> 0, the taker's direction gives the sign) between two
-        orders; the rules decide whether it is valid."""
+        orders; the rules decide whether it is valid. ValueError for orders that cannot match at
+        all (another instrument, the same side), which a matcher never pairs."""
+        # a fill trades one instrument between a buyer and a seller
+        if taker.instrument != maker.instrument or taker.is_buy == maker.is_buy:
+            raise ValueError(
+                f"orders do not match: taker {'buys' if taker.is_buy else 'sells'} instrument {taker.instrument}, "
+                f"maker {'buys' if maker.is_buy else 'sells'} instrument {maker.instrument}"
+            )
         sides = {}
         for name, order in (("taker", taker), ("maker", maker)):
             sides.update({

@@ -293,6 +293,11 @@ def synthesize_fill_orders(cs: ConstraintSystem, slot: SlotPublic, fill: Variabl
         words = {}
         for w, window in (("a", slot.a), ("b", slot.b)):
             limit = getattr(tx, f"limit_{w}")
+            # the order is one the wire can carry: a positive limit, time in force 0, 1 or 2
+            # (2 bits hold 3: a signed order the rules could never parse)
+            range_check(cs, mul(cs, fill, cs.as_lc(limit) - 1), PRICE_BITS)
+            tif = cs.as_lc(getattr(tx, f"time_in_force_{w}"))
+            cs.enforce(mul(cs, tif, tif - 1), tif - 2, 0)
             # a buyer's limit is at least the price, a seller's at most: (2 is_buy - 1)(limit - price) >= 0
             room = mul(cs, 2 * is_buy[w] - 1, cs.as_lc(limit) - tx.price)
             range_check(cs, mul(cs, fill, room), PRICE_BITS)

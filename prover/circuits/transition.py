@@ -570,7 +570,7 @@ def synthesize_quantity_top(cs: ConstraintSystem, flag: dict[str, Variable], qua
     to the next account, a trade of -2^31 of the next instrument). One constraint:
     (quantity - top) x inverse = 1 for the types that carry a quantity."""
     moves = cs.as_lc(flag["deposit"]) + flag["withdraw"] + flag["transfer"]
-    sized = cs.as_lc(flag["perp_trade"]) + flag["option_trade"] + flag["liquidate"]
+    sized = cs.as_lc(flag["perp_trade"]) + flag["option_trade"] + flag["liquidate"] + flag["fill"]
     difference = cs.as_lc(quantity) - (moves * (1 << AMOUNT_BITS) + sized * (1 << SIZE_BITS))
     carries = moves + sized
     needed = carries.value == 1 and difference.value != 0
