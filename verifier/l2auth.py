@@ -84,6 +84,7 @@ def compute_l2_message(tx: Any, domain: SigningDomain) -> int:
     return compute_tx_message(get_domain_tag(domain), compute_record_words(tx))
 
 
+@functools.lru_cache(maxsize=1 << 12)  # admission asks twice per order: to verify it and for its id
 def compute_order_message(order: Order, domain: SigningDomain) -> int:
     """What an order's L2 key signs: Poseidon(domain tag, the order's two words), also its id."""
     return compute_tx_message(get_domain_tag(domain), get_order_words(order))

@@ -29,6 +29,7 @@ them (`verifier.oracle_section`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -100,6 +101,7 @@ class RecordSpec:
         return get_places(self.fields, reserved=1)
 
 
+@functools.lru_cache(maxsize=None)  # a handful of layouts, asked for on every record and order
 def get_places(fields: tuple[RecordField, ...], reserved: int = 0) -> tuple[FieldPlace, ...]:
     """Pack fields greedily into words of WORD_BYTES bytes, first field in the most significant
     bytes, a field never split; `reserved` bytes at the top of word 0 are left out."""
