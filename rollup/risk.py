@@ -693,6 +693,16 @@ class PortfolioGreeks:
     def theta_per_day(self) -> float:
         return self.theta / DAYS_PER_YEAR
 
+    def get_totals(self) -> dict[str, float]:
+        """The USD totals, as `rollup risk --json` and the service's account view print them."""
+        return {"value_usd": self.value, "delta_usd": self.delta_usd, "gamma_usd": self.gamma_usd,
+                "vega_per_pct": self.vega_per_pct, "theta_per_day": self.theta_per_day}
+
+    def get_by_underlying(self) -> dict[str, dict[str, float]]:
+        """Per underlying: spot and the Greeks, as `rollup risk --json` and the account view print them."""
+        return {name: {"spot": g.spot, "delta": g.delta, "gamma": g.gamma, "vega": g.vega, "theta": g.theta}
+                for name, g in self.by_underlying.items()}
+
 
 def compute_portfolio_greeks(positions: Mapping[InstrumentId, int],
                              instruments: Mapping[InstrumentId, object],

@@ -46,19 +46,7 @@ def get_account_view(state: State, account: int, vol: float, rate: float) -> dic
         margin_error = str(exc)
     try:
         greeks = compute_portfolio_greeks(positions, {i: state.instruments[i].spec for i in positions}, get_market_snapshot(state, vol, rate))
-        greeks_json: dict[str, Any] | None = {
-            "vol": vol,
-            "rate": rate,
-            "value_usd": greeks.value,
-            "delta_usd": greeks.delta_usd,
-            "gamma_usd": greeks.gamma_usd,
-            "vega_per_pct": greeks.vega_per_pct,
-            "theta_per_day": greeks.theta_per_day,
-            "by_underlying": {
-                name: {"spot": g.spot, "delta": g.delta, "gamma": g.gamma, "vega": g.vega, "theta": g.theta}
-                for name, g in greeks.by_underlying.items()
-            },
-        }
+        greeks_json: dict[str, Any] | None = {"vol": vol, "rate": rate, **greeks.get_totals(), "by_underlying": greeks.get_by_underlying()}
         greeks_error = None
     except RiskInputError as exc:  # no mark for an underlying yet
         greeks_json, greeks_error = None, str(exc)

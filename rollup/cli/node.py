@@ -503,17 +503,8 @@ def risk(
             "equity": get_equity(state, account_id),
             "initial_margin": get_margin_requirement(state, account_id),
             "maintenance_margin": get_maintenance_margin(state, account_id),
-            "greeks": {
-                "value_usd": greeks.value,
-                "delta_usd": greeks.delta_usd,
-                "gamma_usd": greeks.gamma_usd,
-                "vega_per_pct": greeks.vega_per_pct,
-                "theta_per_day": greeks.theta_per_day,
-            },
-            "by_underlying": {
-                name: {"spot": g.spot, "delta": g.delta, "gamma": g.gamma, "vega": g.vega, "theta": g.theta}
-                for name, g in greeks.by_underlying.items()
-            },
+            "greeks": greeks.get_totals(),
+            "by_underlying": greeks.get_by_underlying(),
         }
     finally:
         node.close()
