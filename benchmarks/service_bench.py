@@ -20,7 +20,6 @@ import platform
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from exchange.orders import Order, sign_message
 from rollup.genesis import default_genesis
 from rollup.node import Node
 from rollup.signing import PLACEHOLDER_L2_SIGNATURE, derive_l2_key, sign, unsigned, dev_account_key, dev_oracle_key, get_address
-from service.load import make_order_fields, run_load
+from service.load import make_order_fields, run_load, start_serve_process
 from verifier import wire
 
 SEED = 7
@@ -61,17 +60,10 @@ def sign_orders(fields: list[dict], genesis: wire.Genesis) -> list[dict]:
 
 
 def start_server(home: Path, port: int, *options: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "rollup.cli.main", "serve", "--home", str(home), "--port", str(port), *options]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/status", timeout=1.0)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("rollup serve did not start")
+    try:
+        return start_serve_process(home, port, *options)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def free_port() -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import random
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -45,6 +47,25 @@ def make_order_fields(n: int, accounts: Sequence[int], markets: Sequence[int], s
         is_buy = rng.random() < 0.5
         add(rng.choice(takers), rng.choice(markets), is_buy, rng.randint(1, 5), REFERENCE_PRICE + (5 if is_buy else -5) * 1_000_000, 1)
     return out[:n]
+
+
+def start_serve_process(home: Any, port: int, *options: str, env: dict | None = None) -> "subprocess.Popen":
+    """`rollup serve` as a real process on loopback, once it answers /status; RuntimeError with its
+    output if it exits or does not answer within 60 s."""
+    command = [sys.executable, "-m", "rollup.cli.main", "serve", "--home", str(home), "--port", str(port), *options]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        # a server that died says why
+        if process.poll() is not None:
+            raise RuntimeError(f"rollup serve exited with {process.returncode}: {process.stdout.read().decode()}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/status", timeout=1.0)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("rollup serve did not answer within 60 s")
 
 
 def percentile(values: Sequence[float], q: float) -> float:

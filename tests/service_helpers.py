@@ -11,7 +11,6 @@ import itertools
 import json
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import uvicorn
 
 from exchange.orders import GTC, Cancel, Order, sign_message
@@ -123,21 +121,13 @@ def run_server(app: Any) -> Iterator[str]:
 
 
 def start_process(home: Path, port: int, *options: str, env: dict | None = None) -> subprocess.Popen:
-    """`rollup serve` as a real process, once it answers /status."""
-    command = [sys.executable, "-m", "rollup.cli.main", "serve", "--home", str(home), "--port", str(port), *options]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        # a server that died says why
-        if process.poll() is not None:
-            raise AssertionError(f"rollup serve exited with {process.returncode}: {process.stdout.read().decode()}")
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/status", timeout=1.0)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("rollup serve did not answer within 60 s")
+    """`rollup serve` as a real process, once it answers /status (`service.load.start_serve_process`)."""
+    from service.load import start_serve_process
+
+    try:
+        return start_serve_process(home, port, *options, env=env)
+    except RuntimeError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> Any:

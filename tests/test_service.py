@@ -18,42 +18,28 @@ from websockets.sync.client import connect as ws_connect
 
 from exchange.orders import IOC, POST_ONLY, CancelAll, sign_message
 from rollup.genesis import DEFAULT_GENESIS_TIME
-from rollup.node import Node
 from rollup.signing import PLACEHOLDER_L2_SIGNATURE, get_address
 from service.app import create_app, open_service
 from service.journal import JOURNAL_NAME, JournalError
 from tests.service_helpers import (
-    ACCOUNTS,
     DOMAIN,
-    GENESIS,
     KEYS,
     PRICE,
     Clock,
     body,
     error_of,
     get_free_port,
-    register_key,
+    make_funded_home,
     sign_cancel,
     sign_order,
     start_process,
 )
-from verifier import wire
 
 
 @pytest.fixture(scope="module")
 def funded_home(tmp_path_factory) -> Path:
-    """A node at genesis plus one deposit per test account (made once, copied per test)."""
-    home = tmp_path_factory.mktemp("funded") / "home"
-    node = Node.init(home, GENESIS)
-    deposits = [
-        wire.Deposit(deposit_id=i, account=a, address=get_address(KEYS[a]), amount=1_000_000 * 10**6)
-        for i, a in enumerate(ACCOUNTS)
-    ]
-    # each account registers the L2 key its wallet derives: orders are signed with it
-    result = node.submit(deposits + [register_key(a) for a in ACCOUNTS])
-    assert result.n_accepted == 2 * len(ACCOUNTS)
-    node.close()
-    return home
+    """A node at genesis plus one deposit and key registration per test account (made once, copied per test)."""
+    return make_funded_home(tmp_path_factory.mktemp("funded") / "home")
 
 
 @pytest.fixture
