@@ -45,16 +45,14 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
-import queue
-import threading
 import time
 from collections import deque
 from itertools import islice
-from multiprocessing.connection import wait
 from operator import itemgetter, le
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
-from rollup.executors import WorkerCrashed, describe_exit
+from rollup.executors import WorkerCrashed
+from rollup.resident import DaskLink, ProcessLink
 
 from exchange.engine import BOOKS, Book
 from exchange.parallel import partition_markets
@@ -75,11 +73,9 @@ PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
 DEFAULT_WINDOW = 1_024  # commands per frame: amortises a frame and keeps the pipeline full (512-2,048 measured alike)
 IN_FLIGHT = 2  # frames sent ahead of the one being merged
 DEFAULT_START_METHOD = "spawn"
-STOP_TIMEOUT_S = 5.0
-PIPE_BYTES = 1 << 20
 COMMAND_SEPARATOR = b"\x00"  # between commands in a reply (never in ASCII JSON)
 
-_MATCH, _BOOKS, _CPU, _STOP = "match", "books", "cpu", "stop"
+_MATCH, _BOOKS, _CPU = "match", "books", "cpu"
 _OK, _ERROR = "ok", "error"
 _KINDS = {len(PlaceOrder._fields): PlaceOrder, len(CancelOrder._fields): CancelOrder, len(CancelAllOrders._fields): CancelAllOrders}
 _INSTRUMENT_AT = {len(PlaceOrder._fields): PlaceOrder._fields.index("instrument"), len(CancelOrder._fields): CancelOrder._fields.index("instrument")}
@@ -162,125 +158,9 @@ class PartitionMatcher:
         return pickle.dumps(reply, protocol=PICKLE_PROTOCOL)
 
 
-def _serve(requests: Any, replies: Any, books_bytes: bytes) -> None:
-    """A worker process: match frames until told to stop or the coordinator goes away."""
-    matcher = PartitionMatcher(pickle.loads(books_bytes))
-    stop = pickle.dumps((_STOP, -1, None), protocol=PICKLE_PROTOCOL)
-    while True:
-        try:
-            frame = requests.recv_bytes()
-        except (EOFError, OSError):
-            return
-        if frame == stop:
-            return
-        replies.send_bytes(matcher.handle(frame))
-
-
-class DaskPartition:
-    """A Dask actor holding a partition's matcher (created with `actor=True`)."""
-
-    def __init__(self, books_bytes: bytes):
-        self.matcher = PartitionMatcher(pickle.loads(books_bytes))
-
-    def handle(self, frame: bytes) -> bytes:
-        return self.matcher.handle(frame)
-
-
-# --- transports ----------------------------------------------------------------------------------------
-
-
-def _enlarge_pipe(connection: Any) -> None:
-    """A 1 MiB pipe (Linux; the default is 64 KiB): a frame crosses in a few system calls."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-    except (ImportError, AttributeError, OSError):
-        pass  # another platform, or above the system's pipe-max-size: the default works, slower
-
-
-class _ProcessLink:
-    """A worker process, its two one-way pipes and a thread that writes the frames: the coordinator
-    sends ahead while the worker may be writing a reply, and with both pipes full one blocking
-    writer on each side would wait forever."""
-
-    def __init__(self, context: Any, books_bytes: bytes, name: str):
-        requests_in, self.requests = context.Pipe(duplex=False)
-        self.replies, replies_out = context.Pipe(duplex=False)
-        _enlarge_pipe(self.requests)
-        _enlarge_pipe(self.replies)
-        self.process = context.Process(target=_serve, args=(requests_in, replies_out, books_bytes), name=name, daemon=True)
-        self.process.start()
-        # only the worker holds its ends: its exit closes them, which the coordinator sees
-        requests_in.close()
-        replies_out.close()
-        self.name = name
-        self.ahead = True  # frames may be sent before the previous reply is read
-        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
-        self.writer = threading.Thread(target=self._write, daemon=True, name=f"{name} frames")
-        self.writer.start()
-
-    def _write(self) -> None:
-        while True:
-            frame = self.outbox.get()
-            if frame is None:
-                return
-            try:
-                self.requests.send_bytes(frame)
-            except OSError:
-                return  # the worker is gone: `receive` reports how it ended
-
-    def send(self, frame: bytes) -> None:
-        self.outbox.put(frame)
-
-    def receive(self) -> bytes:
-        while True:
-            ready = wait([self.replies, self.process.sentinel])
-            if self.replies in ready:
-                try:
-                    return self.replies.recv_bytes()
-                except (EOFError, OSError):
-                    self._crashed()
-            if self.process.sentinel in ready:
-                self._crashed()
-
-    def _crashed(self) -> None:
-        self.process.join(STOP_TIMEOUT_S)
-        raise WorkerCrashed(f"{self.name} (pid {self.process.pid}) died ({describe_exit(self.process.exitcode)}): its books are lost")
-
-    def stop(self) -> None:
-        self.outbox.put(pickle.dumps((_STOP, -1, None), protocol=PICKLE_PROTOCOL))
-        self.outbox.put(None)
-        self.writer.join(STOP_TIMEOUT_S)
-        self.process.join(STOP_TIMEOUT_S)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(STOP_TIMEOUT_S)
-        self.requests.close()
-        self.replies.close()
-
-
-class _DaskLink:
-    """A partition's Dask actor; one call at a time (separate calls may overtake each other)."""
-
-    def __init__(self, client: Any, books_bytes: bytes, name: str):
-        self.actor = client.submit(DaskPartition, books_bytes, actor=True, pure=False).result()
-        self.name = name
-        self.ahead = False
-        self.pending: deque = deque()
-
-    def send(self, frame: bytes) -> None:
-        self.pending.append(self.actor.handle(frame))
-
-    def receive(self) -> bytes:
-        try:
-            return self.pending.popleft().result()
-        except Exception as exc:  # noqa: BLE001 - a lost actor surfaces as the client's error
-            raise WorkerCrashed(f"{self.name} (a Dask actor) failed: {type(exc).__name__}: {exc}") from exc
-
-    def stop(self) -> None:
-        self.pending.clear()
-        self.actor = None
+def open_matcher(books_bytes: bytes) -> PartitionMatcher:
+    """A worker's matcher from its pickled books (the resident transport's factory)."""
+    return PartitionMatcher(pickle.loads(books_bytes))
 
 
 # --- the coordinator -----------------------------------------------------------------------------------
@@ -332,7 +212,10 @@ class ResidentEngine:
             for p, ids in enumerate(self.partitions):
                 shipped = pickle.dumps({i: books[i] for i in ids}, protocol=PICKLE_PROTOCOL)
                 name = f"matching partition {p} of {n_partitions}"
-                link = _DaskLink(dask_client, shipped, name) if dask_client is not None else _ProcessLink(context, shipped, name)
+                if dask_client is not None:
+                    link: Any = DaskLink(dask_client, open_matcher, shipped, name)
+                else:
+                    link = ProcessLink(context, open_matcher, shipped, name, lost="its books are lost")
                 self.links.append(link)
         except BaseException:
             self.close()

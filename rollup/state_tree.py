@@ -115,18 +115,37 @@ class PoseidonTree(_TreeBase):
     """Fast: a batch of changes is applied level by level, each touched node hashed once."""
 
     def update(self, changes: Mapping[int, Fr]) -> Fr:
+        self.update_subtrees(changes, self.shape.depth)
+        return self.root
+
+    def update_subtrees(self, changes: Mapping[int, Fr], top: int) -> dict[int, Fr]:
+        """Apply leaf changes, rehashing only up to level `top`: the new roots of the touched
+        subtrees of that height (index at level `top` -> value). A shard's tree
+        (rollup/sharded.py) holds only its own subtrees: its levels above `top` mean nothing."""
         for key in changes:
             check_key(key, self.shape)
         for key, value in changes.items():
             self._store(0, key, value)
-        touched = set(changes)
+        touched = self._rehash(0, set(changes), top)
+        return {index: self.get_node(top, index) for index in touched}
+
+    def set_subtree_roots(self, level: int, nodes: Mapping[int, Fr]) -> Fr:
+        """Install subtree roots computed elsewhere at `level` and rehash the levels above; the
+        levels below are the caller's to bring up to date (`StateCommitment` keeps the leaf
+        values pending until something reads them)."""
+        for index, value in nodes.items():
+            self._store(level, index, value)
+        self._rehash(level, set(nodes), self.shape.depth)
+        return self.root
+
+    def _rehash(self, level: int, touched: set[int], top: int) -> set[int]:
         arity = self.shape.arity
-        for level in range(self.shape.depth):
+        for lv in range(level, top):
             parents = {index // arity for index in touched}
             for parent in parents:
-                self._store(level + 1, parent, self._hash_parent(level, parent))
+                self._store(lv + 1, parent, self._hash_parent(lv, parent))
             touched = parents
-        return self.root
+        return touched
 
 
 TREES = {"plain": PlainPoseidonTree, "fast": PoseidonTree}
@@ -149,7 +168,8 @@ class StateCommitment:
         self.genesis = genesis
         self.shape = shape
         self.table = get_instrument_table(s.id for s in genesis.instruments)
-        self.accounts = tree_class(shape)
+        self._accounts = tree_class(shape)
+        self._pending: dict[int, Fr] = {}  # leaf values below the subtree roots last installed
         self.instruments: dict[int, InstrumentLeaf] = {}
         self.globals: GlobalsLeaf | None = None
         self._markets_hash: Fr | None = None
@@ -170,8 +190,41 @@ class StateCommitment:
         commitment.update(accounts, others)
         return commitment
 
+    @property
+    def accounts(self) -> _TreeBase:
+        """The accounts tree, every level current: leaf values a sharded batch gave with its
+        subtree roots (`update_from_subtrees`) are applied on first use, and must give the same
+        root (a shard whose subtree roots disagree with its leaves is caught here)."""
+        if self._pending:
+            pending, self._pending = self._pending, {}
+            root = self._accounts.root
+            self._accounts.update(pending)
+            if self._accounts.root != root:
+                raise ValueError("the subtree roots installed by the last sharded batch disagree with its leaf values")
+        return self._accounts
+
     def update(self, accounts: Mapping[int, Fr], leaves: Mapping[int, bytes]) -> Fr:
         """Apply new account values (by account id) and instrument / globals leaves (by key)."""
+        self._update_others(leaves)
+        if accounts:
+            self.accounts.update(accounts)
+        return self.root
+
+    def update_from_subtrees(
+        self, level: int, subtrees: Mapping[int, Fr], accounts: Mapping[int, Fr], leaves: Mapping[int, bytes]
+    ) -> Fr:
+        """As `update`, with the accounts tree's new nodes at `level` computed elsewhere (the
+        shards' subtree roots): only the levels above are hashed here; `accounts` (the new leaf
+        values below those roots) are kept and applied when the tree is next read or updated."""
+        tree = self.accounts  # earlier pending values first
+        self._update_others(leaves)
+        if not hasattr(tree, "set_subtree_roots"):
+            raise TypeError(f"{type(tree).__name__} cannot take subtree roots")
+        tree.set_subtree_roots(level, subtrees)
+        self._pending = dict(accounts)
+        return self.root
+
+    def _update_others(self, leaves: Mapping[int, bytes]) -> None:
         for key, data in leaves.items():
             kind, local = decode_key(key)
             if kind == "instrument":
@@ -182,9 +235,6 @@ class StateCommitment:
                 self._globals_hash = None
             else:
                 raise ValueError(f"account leaves are given as values by account id, not bytes at key {key}")
-        if accounts:
-            self.accounts.update(accounts)
-        return self.root
 
     @property
     def root(self) -> Fr:
@@ -195,7 +245,7 @@ class StateCommitment:
             if self.globals is None:
                 raise ValueError("the state has no globals leaf")
             self._globals_hash = compute_globals_hash(self.globals)
-        return compute_state_root(self.accounts.root, self._markets_hash, self._globals_hash)
+        return compute_state_root(self._accounts.root, self._markets_hash, self._globals_hash)
 
     @property
     def root_bytes(self) -> bytes:
