@@ -142,8 +142,11 @@ class ProcessLink:
 class DaskLink:
     """A Dask actor; one call at a time (separate calls may overtake each other)."""
 
-    def __init__(self, client: Any, factory: Factory, init: bytes, name: str):
-        self.actor = client.submit(DaskResident, factory, init, actor=True, pure=False).result()
+    def __init__(self, client: Any, factory: Factory, init: bytes, name: str, worker: str | None = None):
+        # `worker`: the address of the Dask worker to hold it (else the scheduler chooses, and
+        # may put two actors on one worker)
+        placement = {} if worker is None else {"workers": [worker], "allow_other_workers": False}
+        self.actor = client.submit(DaskResident, factory, init, actor=True, pure=False, **placement).result()
         self.name = name
         self.ahead = False
         self.pending: deque = deque()

@@ -216,6 +216,8 @@ class Shard:
         the rows and the broadcast oracle updates in batch order, export the accounts moving out."""
         from rollup.node import check_signature_chunk, to_signature_checks
 
+        started = time.perf_counter()
+        cpu = time.process_time()
         state = self.state
         for account_id, (row, touched) in imports.items():
             state.accounts[account_id] = decode_account(row)
@@ -241,6 +243,7 @@ class Shard:
         own_positions = sorted(signers_of)
         own = [(rows[k][0], txs[k], signers_of[k]) for k in own_positions]
         replayed = [(index, decode_transaction(row), signers) for index, row, signers in broadcast]
+        checked = time.perf_counter()
         own_receipts, broadcast_receipts = run_in_batch_order(state, own, replayed, counters)
         for k, receipt in zip(own_positions, own_receipts):
             outcomes[k] = get_outcome(receipt)
@@ -255,7 +258,8 @@ class Shard:
                 raise ShardError(f"shard {self.index} was asked to move account {account_id}, which it does not hold")
             exported[account_id] = (encode_account(account), account_id in self.touched)
             self.touched.discard(account_id)
-        return outcomes, hashes, [get_outcome(r) for r in broadcast_receipts], accepted_deposits, exported
+        stats = (checked - started, time.perf_counter() - checked, time.process_time() - cpu)
+        return outcomes, hashes, [get_outcome(r) for r in broadcast_receipts], accepted_deposits, exported, stats
 
     def seal(self) -> tuple:
         """End of a batch: the leaves (key, bytes, value) of the accounts this shard holds and
@@ -305,6 +309,7 @@ class ShardedBatch:
     subtree_level: int
     subtrees: dict[int, int]  # subtree index at `subtree_level` -> its new root, for every changed one
     timings: dict[str, float] = field(default_factory=dict)
+    windows: list[dict[str, Any]] = field(default_factory=list)  # per window: transactions, moves, per-shard times
 
 
 @dataclass
@@ -340,11 +345,14 @@ class ShardSet:
         self.transport = "dask" if dask_client is not None else "process"
         self.broken: str | None = None
         self._seqs = [0] * n_shards  # each shard numbers its own requests
+        self.traffic = [0, 0]  # bytes sent to the shards, received from them (since the last batch began)
         self.links: list[Any] = []
         values = commitment.accounts.leaves()
         instruments = {i: encode_instrument(inst) for i, inst in state.instruments.items()}
         g = state.globals
         context = None if dask_client is not None else multiprocessing.get_context(start_method)
+        # one shard per Dask worker, round-robin when there are more shards than workers
+        dask_workers = sorted(dask_client.scheduler_info()["workers"]) if dask_client is not None else []
         try:
             for s in range(n_shards):
                 init = ShardInit(
@@ -356,7 +364,7 @@ class ShardSet:
                 data = pickle.dumps(init, protocol=PICKLE_PROTOCOL)
                 name = f"shard {s} of {n_shards}"
                 if dask_client is not None:
-                    self.links.append(DaskLink(dask_client, open_shard, data, name))
+                    self.links.append(DaskLink(dask_client, open_shard, data, name, dask_workers[s % len(dask_workers)]))
                 else:
                     self.links.append(ProcessLink(context, open_shard, data, name, lost="its accounts are lost"))
         except BaseException:
@@ -386,12 +394,16 @@ class ShardSet:
     # --- requests ---------------------------------------------------------------------------------
 
     def _send(self, s: int, kind: str, payload: Any) -> None:
-        self.links[s].send(pickle.dumps((kind, self._seqs[s], payload), protocol=PICKLE_PROTOCOL))
+        frame = pickle.dumps((kind, self._seqs[s], payload), protocol=PICKLE_PROTOCOL)
+        self.traffic[0] += len(frame)
+        self.links[s].send(frame)
         self._seqs[s] += 1
 
     def _receive(self, s: int) -> Any:
         try:
-            status, payload = pickle.loads(self.links[s].receive())
+            frame = self.links[s].receive()
+            self.traffic[1] += len(frame)
+            status, payload = pickle.loads(frame)
         except WorkerCrashed as exc:
             self.broken = str(exc)
             raise
@@ -444,9 +456,10 @@ class ShardSet:
             raise
 
     def _execute(self, state, transactions, check_signatures, window, progress) -> ShardedBatch:  # noqa: ANN001
-        timings: dict[str, float] = {}
+        timings: dict[str, Any] = {}
         t0 = time.perf_counter()
         n = self.n_shards
+        self.traffic = [0, 0]
         # the coordinator's signature checks: deposits (for the pre-pass) and oracle updates (broadcast)
         early = [i for i, tx in enumerate(transactions) if type(tx) in COORDINATOR_CHECKED]
         early_checks = dict(zip(early, check_signatures([transactions[i] for i in early])))
@@ -458,6 +471,7 @@ class ShardSet:
         hashes: dict[int, str] = {}
         broadcast_outcomes: dict[int, str | None] = {}
         accepted: list[int] = []
+        window_stats: list[list[tuple[float, float, float]]] = []
         # window -1 only moves the accounts window 0 needs; then each reply carries the moves out
         exports = self._exports_before(windows, 0)
         replies = self._call_all(_WINDOW, [({}, [], [], {}, exports[s]) for s in range(n)])
@@ -471,7 +485,8 @@ class ShardSet:
             exports = self._exports_before(windows, w + 1)
             payloads = [(imports[s], plan.rows[s], plan.broadcast, plan.counters[s], exports[s]) for s in range(n)]
             replies = self._call_all(_WINDOW, payloads)
-            for s, (shard_outcomes, shard_hashes, shard_broadcast, shard_deposits, _) in enumerate(replies):
+            window_stats.append([reply[5] for reply in replies])
+            for s, (shard_outcomes, shard_hashes, shard_broadcast, shard_deposits, _, _) in enumerate(replies):
                 for (index, _, signers), outcome, tx_hash in zip(plan.rows[s], shard_outcomes, shard_hashes):
                     outcomes[index] = outcome
                     if tx_hash is not None:
@@ -531,8 +546,19 @@ class ShardSet:
         timings.update({
             "prepass_s": t1 - t0, "plan_s": t2 - t1, "windows_s": t3 - t2, "seal_s": t4 - t3, "subtrees_s": t5 - t4,
             "merge_s": t6 - t5, "windows": len(windows), "moves": sum(len(w.moves) for w in windows),
+            # per shard, summed over windows: checking signatures, executing, CPU; and the windows'
+            # critical path (the slowest shard's CPU in each window)
+            **{f"shard_{s}_{name}": sum(w[s][k] for w in window_stats) for s in range(n)
+               for k, name in enumerate(("signatures_s", "execution_s", "windows_cpu_s"))},
+            "windows_critical_cpu_s": sum(max(x[2] for x in w) for w in window_stats),
+            "bytes_to_shards": self.traffic[0], "bytes_from_shards": self.traffic[1],
         })
-        return ShardedBatch(receipts, accounts, self.level, subtrees, timings)
+        detail = [
+            {"transactions": sum(len(r) for r in plan.rows), "moves": len(plan.moves),
+             "shards": [{"signatures_s": x[0], "execution_s": x[1], "cpu_s": x[2]} for x in stats]}
+            for plan, stats in zip(windows, window_stats)
+        ]
+        return ShardedBatch(receipts, accounts, self.level, subtrees, timings, detail)
 
     def _exports_before(self, windows: list[_Window], w: int) -> list[list[int]]:
         """Per shard, the accounts it sends away at the end of window w - 1 (for window w)."""
