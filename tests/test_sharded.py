@@ -1,0 +1,128 @@
+"""The sharded engine's own pieces (rollup/sharded.py): subtree roots, ownership, failures.
+
+That a sharded batch equals sequential execution (receipts, diff, root, every later batch, on
+processes and on Dask) is tested with every other mode in tests/test_modes.py.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+
+import pytest
+
+from rollup.executors import WorkerCrashed
+from rollup.sharded import ShardError, ShardSet, choose_subtree_level, get_owner
+from rollup.state_tree import PoseidonTree, StateCommitment
+from verifier.state_tree import TreeShape
+
+
+def random_values(rng: random.Random, shape: TreeShape, n: int) -> dict[int, int]:
+    return {rng.randrange(shape.capacity): rng.randrange(1, 1 << 250) for _ in range(n)}
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 3])
+def test_subtree_roots_combined_give_the_whole_tree(level: int) -> None:
+    """Shards updating their own subtrees to `level`, and the top installed from their roots,
+    give the tree a single update gives, node for node above `level`."""
+    shape = TreeShape(4, 4)
+    rng = random.Random(level)
+    base = random_values(rng, shape, 60)
+    changes = random_values(rng, shape, 40)
+    whole = PoseidonTree.from_leaves(shape, base)
+    whole.update(changes)
+    n_shards = 3
+    forests = [PoseidonTree(shape) for _ in range(n_shards)]
+    for s, forest in enumerate(forests):
+        forest.update_subtrees({k: v for k, v in base.items() if get_owner(k, level, 4, n_shards) == s}, level)
+    top = PoseidonTree.from_leaves(shape, base)
+    roots = {}
+    for s, forest in enumerate(forests):
+        roots.update(forest.update_subtrees({k: v for k, v in changes.items() if get_owner(k, level, 4, n_shards) == s}, level))
+    assert top.set_subtree_roots(level, roots) == whole.root
+    for lv in range(level, shape.depth + 1):
+        assert top.levels[lv] == whole.levels[lv]
+
+
+def test_commitment_applies_pending_leaves_on_first_read(small_workload) -> None:
+    """`update_from_subtrees` hashes only the top; the leaf values are applied when the tree is
+    read, with the same root; a subtree root that disagrees with its leaves is caught then."""
+    from rollup.state_tree import compute_account_value
+
+    genesis = small_workload.genesis
+    shape = TreeShape(genesis.account_tree_depth, 4)
+    reference = StateCommitment.from_leaves(genesis, shape, _genesis_leaves(genesis))
+    sharded = StateCommitment.from_leaves(genesis, shape, _genesis_leaves(genesis))
+    rng = random.Random(1)
+    values = {rng.randrange(64): rng.randrange(1, 1 << 250) for _ in range(20)}
+    reference.update(values, {})
+    level = 2
+    forest = PoseidonTree(shape)
+    roots = forest.update_subtrees(values, level)
+    assert sharded.update_from_subtrees(level, roots, values, {}) == reference.root
+    assert sharded._pending  # nothing below the subtree roots hashed yet
+    assert sharded.accounts.get_path(5) == reference.accounts.get_path(5)
+    assert not sharded._pending
+    # a lying shard: its subtree root is not what its leaves give
+    bad = StateCommitment.from_leaves(genesis, shape, _genesis_leaves(genesis))
+    wrong = dict(roots)
+    first = next(iter(wrong))
+    wrong[first] += 1
+    bad.update_from_subtrees(level, wrong, values, {})
+    with pytest.raises(ValueError, match="disagree with its leaf values"):
+        bad.accounts.root
+    assert compute_account_value(b"", reference.table) == 0
+
+
+def _genesis_leaves(genesis) -> dict[int, bytes]:
+    from rollup.state import State
+    from rollup.state_codec import get_state_leaves
+
+    return get_state_leaves(State.from_genesis(genesis))
+
+
+@pytest.mark.parametrize("n_shards", [1, 2, 8, 128])
+def test_owned_subtrees_are_balanced(n_shards: int) -> None:
+    """Enough subtrees per shard that accounts allocated from 0 spread evenly."""
+    shape = TreeShape(12, 4)
+    accounts = 20_000
+    level = choose_subtree_level(accounts, n_shards, shape)
+    counts = [0] * n_shards
+    for a in range(accounts):
+        counts[get_owner(a, level, 4, n_shards)] += 1
+    assert max(counts) <= 1.5 * accounts / n_shards + 4**level
+    assert 0 <= level <= shape.depth
+
+
+@pytest.fixture
+def started(small_workload, node_factory):
+    """A node after the workload's deposits, its 2 shards, and the rest of the workload."""
+    node = node_factory(small_workload.genesis)
+    setup = small_workload.summary["setup"]
+    node.submit(small_workload.transactions[:setup], max_batch_txs=None)
+    shards = ShardSet(node.state, node.tree, 2)
+    yield node, shards, small_workload.transactions[setup:]
+    shards.close()
+
+
+def _check(node):
+    from rollup.node import check_signatures
+
+    return lambda txs: check_signatures(txs, node.genesis.signing_domain)
+
+
+def test_a_killed_shard_fails_the_batch_and_the_set(started) -> None:
+    node, shards, batch = started
+    os.kill(shards.pids[1], signal.SIGKILL)
+    with pytest.raises(WorkerCrashed, match=r"shard 1 of 2 .* died \(killed by SIGKILL.*\): its accounts are lost"):
+        shards.execute(node.state, batch, _check(node))
+    with pytest.raises(ShardError, match="cannot run"):
+        shards.execute(node.state, batch, _check(node))
+
+
+def test_an_error_in_a_shard_names_it(started) -> None:
+    node, shards, _ = started
+    shards._send(0, "nonsense", None)
+    with pytest.raises(ShardError, match="shard 0 of 2 failed: ShardError: unknown request 'nonsense'"):
+        shards._receive(0)
