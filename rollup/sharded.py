@@ -68,9 +68,9 @@ from rollup.parallel import (
 from rollup.planner import DEFAULT_COSTS, compute_window_size, get_account_pairs, group_pairs_numpy
 from rollup.resident import PICKLE_PROTOCOL, DaskLink, ProcessLink
 from rollup.state import Globals, State
-from rollup.state_codec import encode_account as encode_account_leaf, encode_state_leaf, get_account
+from rollup.state_codec import encode_account as encode_account_leaf, encode_state_leaf
 from rollup.state_tree import PoseidonTree, StateCommitment, compute_account_value
-from verifier.encoding import GLOBALS_KEY, decode_account_leaf, get_signature_fields, instrument_key
+from verifier.encoding import GLOBALS_KEY, get_signature_fields, instrument_key
 from verifier.l2auth import get_domain_tag
 from verifier.state_tree import TreeShape, get_instrument_table, get_tree_shape
 from verifier.wire import Deposit, Genesis, OracleUpdate, Receipt
@@ -269,7 +269,9 @@ class Shard:
         leaves = []
         for account_id in sorted(self.touched):
             data = encode_state_leaf(state, account_id)
-            leaves.append((account_id, data, compute_account_value(data, self.table)))
+            account = state.accounts.get(account_id)  # (no rule deletes an account; absent is empty)
+            row = None if account is None else encode_account(account)
+            leaves.append((account_id, data, compute_account_value(data, self.table), row))
         self.touched.clear()
         fee_pool, insurance_fund, open_interest = self.hot
         self.hot = self._get_hot()
@@ -439,30 +441,38 @@ class ShardSet:
         check_signatures: Callable[[Sequence[Any]], list[Any]],
         window: int | None = None,
         progress: Callable[[int], None] | None = None,
+        checks: Sequence[Any] | None = None,
     ) -> ShardedBatch:
         """Run one batch on the shards; `state` (the coordinator's: instruments, globals, and the
         accounts as of the last batch) is updated to the batch's end, its `touched` set to the
         keys the batch changed. `check_signatures(txs)` is the node's signature pass, used for
-        the deposits and oracle updates. On any failure the set is closed and `state` must be
-        reloaded by the caller."""
+        the deposits and oracle updates; with `checks` (the signature pass of the whole batch,
+        already done: `SignatureCheck` per transaction) the shards check nothing. On any failure
+        the set is closed and `state` must be reloaded by the caller."""
         self._check_usable()
+        # one signature check per transaction (a caller bug otherwise)
+        if checks is not None and len(checks) != len(transactions):
+            raise ShardError(f"{len(transactions)} transactions but {len(checks)} signature checks")
         try:
             with gc_paused():
-                return self._execute(state, transactions, check_signatures, window, progress)
+                return self._execute(state, transactions, check_signatures, window, progress, checks)
         except BaseException as exc:
             if self.broken is None:
                 self.broken = f"a batch failed: {type(exc).__name__}: {exc}"
             self.close()
             raise
 
-    def _execute(self, state, transactions, check_signatures, window, progress) -> ShardedBatch:  # noqa: ANN001
+    def _execute(self, state, transactions, check_signatures, window, progress, checks) -> ShardedBatch:  # noqa: ANN001
         timings: dict[str, Any] = {}
         t0 = time.perf_counter()
         n = self.n_shards
         self.traffic = [0, 0]
         # the coordinator's signature checks: deposits (for the pre-pass) and oracle updates (broadcast)
-        early = [i for i, tx in enumerate(transactions) if type(tx) in COORDINATOR_CHECKED]
-        early_checks = dict(zip(early, check_signatures([transactions[i] for i in early])))
+        if checks is not None:
+            early_checks = dict(enumerate(checks))
+        else:
+            early = [i for i, tx in enumerate(transactions) if type(tx) in COORDINATOR_CHECKED]
+            early_checks = dict(zip(early, check_signatures([transactions[i] for i in early])))
         counters, expected_deposits, final_count = compute_deposit_counters(state, transactions, _ChecksView(early_checks))
         t1 = time.perf_counter()
         windows = self._plan(transactions, early_checks, counters, expected_deposits, window)
@@ -507,11 +517,13 @@ class ShardSet:
         t4 = time.perf_counter()
         oracle_fields = sealed[0][2]
         accounts: dict[int, tuple[bytes, int]] = {}
+        rows: dict[int, tuple] = {}
         for s, (leaves, (fee, insurance, open_interest), fields, stats) in enumerate(sealed):
             if fields != oracle_fields:
                 raise ShardError(f"shard {s} disagrees with shard 0 on the oracle-written state")
-            for account_id, data, value in leaves:
+            for account_id, data, value, row in leaves:
                 accounts[account_id] = (data, value)
+                rows[account_id] = row
             state.globals.fee_pool += fee
             state.globals.insurance_fund += insurance
             for i, delta in open_interest.items():
@@ -528,8 +540,11 @@ class ShardSet:
             subtrees.update(nodes)
         t5 = time.perf_counter()
         # the coordinator's copy of the accounts (queries, the pre-pass, the next shard set)
-        for account_id, (data, _) in accounts.items():
-            state.accounts[account_id] = get_account(decode_account_leaf(data))
+        for account_id, row in rows.items():
+            if row is None:
+                state.accounts.pop(account_id, None)
+            else:
+                state.accounts[account_id] = decode_account(row)
         state.touched.update(accounts)
         state.touched.update(instrument_key(i) for i in state.instruments)
         state.touched.add(GLOBALS_KEY)
