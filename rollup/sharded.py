@@ -346,6 +346,7 @@ class ShardSet:
         self.holder = {a: self.owner(a) for a in state.accounts}
         self.transport = "dask" if dask_client is not None else "process"
         self.broken: str | None = None
+        self.next_batch: int | None = None  # the node's batch number the shards' state is ready for (set by the caller)
         self._seqs = [0] * n_shards  # each shard numbers its own requests
         self.traffic = [0, 0]  # bytes sent to the shards, received from them (since the last batch began)
         self.links: list[Any] = []
