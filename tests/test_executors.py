@@ -18,6 +18,7 @@ from concurrent.futures import Executor, Future
 
 import pytest
 
+from rollup.modes import ExecutionOptions
 from rollup.executors import (
     ExecutorError,
     ProcessExecutor,
@@ -27,7 +28,8 @@ from rollup.executors import (
     get_executor_workers,
     make_executor,
 )
-from rollup.node import Node, NodeError, check_signatures
+from rollup.node import Node, NodeError
+from rollup.signatures import check_signatures
 
 KINDS = ["serial", "process", "dask"]
 RESULT_TIMEOUT_S = 30  # a hang fails the test instead of blocking the suite
@@ -220,7 +222,7 @@ def test_worker_crash_during_submit_commits_nothing(grouped_workload, node_facto
     with ProcessExecutor(2) as pool:
         killing = KillingExecutor(pool, target)
         with pytest.raises(NodeError, match=r"batch not committed: .*WorkerCrashed: worker process \d+ died \(killed by SIGKILL"):
-            node.submit(batch, executor=killing, partitions=2, max_batch_txs=None).batch
+            node.submit(batch, ExecutionOptions(mode="partitioned", executor=killing, partitions=2), max_batch_txs=None).batch
         assert killing.killed
     # nothing committed, memory back at the last batch
     assert node.batch_number == 1
@@ -234,7 +236,7 @@ def test_worker_crash_during_submit_commits_nothing(grouped_workload, node_facto
     reference = node_factory(grouped_workload.genesis, name="reference")
     reference.submit(setup, max_batch_txs=None).batch
     with make_executor("process", workers=2) as pool:
-        assert node.submit(batch, executor=pool, partitions=2, max_batch_txs=None).batch.new_root == reference.submit(batch, max_batch_txs=None).batch.new_root
+        assert node.submit(batch, ExecutionOptions(mode="partitioned", executor=pool, partitions=2), max_batch_txs=None).batch.new_root == reference.submit(batch, max_batch_txs=None).batch.new_root
 
 
 @pytest.mark.parametrize("kind", ["serial", "process"])
@@ -247,7 +249,7 @@ def test_pipelined_mode_gives_the_sequential_batch(grouped_workload, node_factor
     node = node_factory(grouped_workload.genesis, name=kind)
     node.submit(setup, max_batch_txs=None).batch
     with make_executor(kind, workers=2) as executor:
-        got = node.submit(batch, executor=executor, mode="pipelined", max_batch_txs=None).batch
+        got = node.submit(batch, ExecutionOptions(mode="pipelined", executor=executor), max_batch_txs=None).batch
     assert got.receipts == expected.receipts
     assert got.diff == expected.diff and got.new_root == expected.new_root
     assert node.state == reference.state
@@ -261,7 +263,7 @@ def test_pipelined_worker_crash_commits_nothing(grouped_workload, node_factory):
     with ProcessExecutor(2) as pool:
         killing = KillingExecutor(pool, "check_packed_signature_chunk")
         with pytest.raises(NodeError, match=r"batch not committed: the signature checks failed in a worker: WorkerCrashed"):
-            node.submit(batch, executor=killing, mode="pipelined", max_batch_txs=None).batch
+            node.submit(batch, ExecutionOptions(mode="pipelined", executor=killing), max_batch_txs=None).batch
     assert node.batch_number == 1 and node.root == committed_root and node.state == committed_state
 
 
@@ -275,7 +277,7 @@ def test_task_error_during_submit_commits_nothing(grouped_workload, node_factory
             return super().submit(fail_with, "worker ran out of disk")
 
     with pytest.raises(NodeError, match="batch not committed: .*ValueError: worker ran out of disk"):
-        node.submit(batch, executor=FailingExecutor(), partitions=2, max_batch_txs=None).batch
+        node.submit(batch, ExecutionOptions(mode="partitioned", executor=FailingExecutor(), partitions=2), max_batch_txs=None).batch
     assert node.batch_number == 1 and node.root == committed_root
 
 
