@@ -239,22 +239,6 @@ def test_worker_crash_during_submit_commits_nothing(grouped_workload, node_facto
         assert node.submit(batch, ExecutionOptions(mode="partitioned", executor=pool, partitions=2), max_batch_txs=None).batch.new_root == reference.submit(batch, max_batch_txs=None).batch.new_root
 
 
-@pytest.mark.parametrize("kind", ["serial", "process"])
-def test_pipelined_mode_gives_the_sequential_batch(grouped_workload, node_factory, kind):
-    """Signatures on the workers, execution chunk by chunk here: same receipts, diff and root."""
-    setup, batch = _split_setup(grouped_workload)
-    reference = node_factory(grouped_workload.genesis, name="reference")
-    reference.submit(setup, max_batch_txs=None).batch
-    expected = reference.submit(batch, max_batch_txs=None).batch
-    node = node_factory(grouped_workload.genesis, name=kind)
-    node.submit(setup, max_batch_txs=None).batch
-    with make_executor(kind, workers=2) as executor:
-        got = node.submit(batch, ExecutionOptions(mode="pipelined", executor=executor), max_batch_txs=None).batch
-    assert got.receipts == expected.receipts
-    assert got.diff == expected.diff and got.new_root == expected.new_root
-    assert node.state == reference.state
-
-
 def test_pipelined_worker_crash_commits_nothing(grouped_workload, node_factory):
     setup, batch = _split_setup(grouped_workload)
     node = node_factory(grouped_workload.genesis)
