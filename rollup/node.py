@@ -252,7 +252,7 @@ class Node:
             else:  # execution only: the whole submission is one batch
                 parts = [(0, len(transactions))] if transactions else []
             for start, end in parts:
-                result, part_receipts = self._submit(transactions[start:end], options)
+                result, part_receipts = self._process_batch(transactions[start:end], options)
                 numbered = [r.model_copy(update={"index": start + r.index}) for r in part_receipts] if start else part_receipts
                 receipts += numbered
                 if result is None:
@@ -261,7 +261,7 @@ class Node:
                     batches.append(result)
         return Submission(batches, receipts, unbatched, prev_root, self.tree.root_bytes)
 
-    def _submit(self, transactions: Sequence, options: ExecutionOptions) -> tuple[BatchResult | None, list[Receipt]]:
+    def _process_batch(self, transactions: Sequence, options: ExecutionOptions) -> tuple[BatchResult | None, list[Receipt]]:
         """One batch: (its result, its receipts), or (None, the receipts) if nothing was accepted."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()

@@ -293,6 +293,7 @@ def test_cli_submit_gives_the_same_batch_on_every_executor(cli_files):
         ["--executor", "serial", "--workers", "3"],
         ["--executor", "process", "--workers", "2"],
         ["--executor", "process", "--workers", "2", "--mode", "partitioned", "--window", "50"],
+        ["--mode", "sequential"],
         [],
     ):
         home = str(folder / ("home" + "".join(args)))
@@ -301,6 +302,7 @@ def test_cli_submit_gives_the_same_batch_on_every_executor(cli_files):
     roots = {name: out["new_root"] for name, out in outputs.items()}
     assert len(set(roots.values())) == 1, roots
     assert outputs["--executor process --workers 2"]["executor"] == {"kind": "process", "workers": 2, "cluster": None, "mode": "pipelined"}
+    assert outputs["--mode sequential"]["executor"]["mode"] == outputs["--executor serial"]["executor"]["mode"] == "sequential"
     assert outputs["default"]["executor"]["kind"] == "process"
     assert outputs["default"]["executor"]["workers"] == os.cpu_count()
 
@@ -311,6 +313,8 @@ def test_cli_submit_gives_the_same_batch_on_every_executor(cli_files):
         (["--workers", "0"], "--workers must be at least 1, got 0"),
         (["--executor", "threads"], "unknown executor 'threads'; choose one of: serial, process, dask"),
         (["--executor", "process", "--cluster", "local"], "--cluster is for --executor dask"),
+        (["--mode", "fast"], "unknown --mode 'fast'; choose one of: sequential, partitioned, pipelined"),
+        (["--mode", "sequential", "--workers", "2"], "--mode sequential runs in this process: no --executor, --workers or --cluster"),
         (["--cluster", "tcp://127.0.0.1:{port}"], "cannot connect to the Dask scheduler at 'tcp://127.0.0.1:"),
     ],
 )
