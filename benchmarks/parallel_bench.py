@@ -6,7 +6,7 @@ under `<out-dir>/workloads/` (generation is slow). Each repetition then runs, al
 fresh child process:
 
 - sequential: `Node.submit(batch)` (sequential signature pass and execution, the reference);
-- parallel:   `Node.submit(batch, executor=ProcessExecutor(N), partitions=N)`.
+- parallel:   `Node.submit(batch, ExecutionOptions(mode="partitioned", executor=ProcessExecutor(N), partitions=N))`.
 
 Both run on a node without a batch bound (`max_batch_txs=None`: execution only, a batch of this
 size could not settle). Both commit the deposits first (batch 1, sequentially, untimed) and time the mixed batch (batch 2).
@@ -168,6 +168,7 @@ def run_child(spec: dict) -> dict:
     import resource
 
     from rollup.executors import ProcessExecutor
+    from rollup.modes import ExecutionOptions
     from rollup.node import Node
     from rollup.txfile import read_transaction_file
     from verifier.wire import Genesis
@@ -194,9 +195,10 @@ def run_child(spec: dict) -> dict:
         gc.collect()
         cpu = time.process_time()
         if measuring is None:
-            result = node.submit(batch).batch
+            options = ExecutionOptions()
         else:
-            result = node.submit(batch, executor=measuring, partitions=spec["workers"]).batch
+            options = ExecutionOptions(mode="partitioned", executor=measuring, partitions=spec["workers"])
+        result = node.submit(batch, options).batch
         parent_cpu_s = time.process_time() - cpu
         node.close()
     out = {

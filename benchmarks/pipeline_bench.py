@@ -55,7 +55,7 @@ SPLITS = {
     "sequential": ("signatures_s", "execution_s", "diff_and_root_s", "commit_s"),
     "partitioned": ("signatures_s", "plan_s", "prepass_s", "extract_s", "local_partition_s", "wait_s", "merge_s",
                     "diff_and_root_s", "commit_s"),
-    "pipelined": ("signatures_and_execution_s", "diff_and_root_s", "commit_s"),
+    "pipelined": ("signatures_and_execution_s", "waiting_for_leaf_hashes_s", "diff_and_root_s", "commit_s"),
 }
 
 
@@ -80,6 +80,7 @@ def run_child(spec: dict) -> dict:
     import resource
 
     from rollup.executors import ProcessExecutor
+    from rollup.modes import ExecutionOptions
     from rollup.node import Node
     from rollup.txfile import read_transaction_file
     from verifier.wire import Genesis
@@ -94,10 +95,8 @@ def run_child(spec: dict) -> dict:
         node = Node.init(Path(tmp) / "node", genesis, max_batch_txs=None)
         node.submit(setup)
         gc.collect()
-        if executor is None:
-            result = node.submit(batch).batch
-        else:
-            result = node.submit(batch, executor=executor, mode="pipelined" if spec["mode"] == "pipelined" else "partitioned").batch
+        result = node.submit(batch, ExecutionOptions(mode=spec["mode"], executor=executor)).batch
+        if executor is not None:
             workers = [read_process_memory_mb(pid) for pid in executor.pids]
             executor.shutdown()
         node.close()

@@ -538,7 +538,7 @@ def find_breached(state: State) -> list[AccountId]:
 def get_touched_accounts(diff_rows: Iterable[tuple[int, bytes, bytes]]) -> list[AccountId]:
     """Accounts a committed batch changed (`rollup.node.BatchResult.diff_rows`: an account's
     state-tree key is its id; instruments and globals have keys from 2^29 on)."""
-    from rollup.parallel import ACCOUNT_KEY_LIMIT
+    from rollup.execution import ACCOUNT_KEY_LIMIT
 
     return [key for key, _, _ in diff_rows if key < ACCOUNT_KEY_LIMIT]
 

@@ -1,11 +1,12 @@
-"""Parallel execution of one batch: the same receipts and state as sequential execution.
+"""The partitioned mode's engine (rollup/modes/partitioned.py): one batch executed in conflict-free
+partitions, with the same receipts and state as sequential execution.
 
 docs/parallel.md says why this is exact. In short: accounts are the only conflicts (the planner
 groups transactions that share one); oracle updates are replayed by every partition at their batch
 position; the deposit counter is resolved by a serial pre-pass over the deposits; fee pool,
 insurance fund and open interest are merged as deltas.
 
-Pipeline (`execute_batch_parallel`, same contract as `rollup.node.execute_batch`):
+Pipeline (`execute_batch_parallel`, same contract as `rollup.execution.execute_batch`):
 
 1. `plan_batch` (rollup/planner.py): conflict groups packed into partitions.
 2. `compute_deposit_counters`: the deposit pre-pass.
@@ -33,19 +34,19 @@ rejection reason) and the signature pass's hash.
 
 from __future__ import annotations
 
-import gc
 import os
 import pickle
 import resource
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 
+from rollup.execution import ACCOUNT_KEY_LIMIT, Progress, gc_paused
 from rollup.planner import ACCOUNT_GETTERS, Plan, compute_window_size, plan_batch
 from rollup.rules import ZERO_HASH, InvalidTransaction, process_deposit, process_transaction
+from rollup.signatures import SignatureCheck
 from rollup.state import Account, Globals, Instrument, Position, State
 from verifier.encoding import get_signature_fields
 from verifier.wire import (
@@ -59,34 +60,14 @@ from verifier.wire import (
     RiskArray,
 )
 
-if TYPE_CHECKING:
-    from rollup.node import SignatureCheck
-
-ACCOUNT_KEY_LIMIT = 1 << 29  # keys below are accounts (account_key(id) == id)
 PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
 LOCAL_PARTITION = 0  # the partition the coordinator runs itself
 
 Outcome = str | None  # None: accepted; else the rejection reason
-Progress = Callable[[int], None]
 
 
 class PartitionError(Exception):
     """A partition failed in its worker (or its result is inconsistent): the batch is not applied."""
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside: shipping and merging allocate hundreds of thousands of
-    small acyclic objects, and each collection they trigger rescans the whole state (measured:
-    encoding an account went from 10 us to 2.5 us). Memory is still freed by reference counting;
-    the collector runs again on exit."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 # --- compact forms: plain tuples the C pickler handles fast ----------------------------------------
@@ -283,7 +264,7 @@ class PartitionResult(_Packed):
 
 
 def compute_deposit_counters(
-    state: State, transactions: Sequence[Any], checks: Sequence["SignatureCheck"]
+    state: State, transactions: Sequence[Any], checks: Sequence[SignatureCheck]
 ) -> tuple[dict[int, int], list[int], int]:
     """Run the batch's deposits alone, in order, with the real rule on a scratch state that holds
     only the accounts they name: a deposit's validity depends only on `deposit_count` and on the
@@ -312,7 +293,7 @@ def compute_deposit_counters(
 # --- shipping ----------------------------------------------------------------------------------------
 
 
-def get_broadcast_items(plan: Plan, transactions: Sequence[Any], checks: Sequence["SignatureCheck"]) -> list[tuple[int, Any, tuple]]:
+def get_broadcast_items(plan: Plan, transactions: Sequence[Any], checks: Sequence[SignatureCheck]) -> list[tuple[int, Any, tuple]]:
     """The oracle updates every partition replays: those the signature pass did not reject."""
     return [(i, transactions[i], checks[i].signers) for i in plan.broadcast if checks[i].signers is not None]
 
@@ -322,7 +303,7 @@ def extract_partition_input(
     plan: Plan,
     partition: int,
     transactions: Sequence[Any],
-    checks: Sequence["SignatureCheck"],
+    checks: Sequence[SignatureCheck],
     deposit_counters: Mapping[int, int],
     broadcast: list[tuple[int, tuple, tuple]] | None = None,
 ) -> PartitionInput:
@@ -466,7 +447,7 @@ def execute_local_partition(
     state: State,
     plan: Plan,
     transactions: Sequence[Any],
-    checks: Sequence["SignatureCheck"],
+    checks: Sequence[SignatureCheck],
     deposit_counters: Mapping[int, int],
     broadcast: Sequence[tuple[int, Any, tuple]],
 ) -> LocalRun:
@@ -489,7 +470,7 @@ def merge_results(
     plan: Plan,
     results: Sequence[PartitionResult],
     transactions: Sequence[Any],
-    checks: Sequence["SignatureCheck"],
+    checks: Sequence[SignatureCheck],
     local: LocalRun | None,
     final_deposit_count: int,
     expected_deposits: Sequence[int],
@@ -552,7 +533,7 @@ def merge_results(
 def execute_batch_windowed(
     state: State,
     transactions: Sequence[Any],
-    checks: Sequence["SignatureCheck"],
+    checks: Sequence[SignatureCheck],
     executor: Executor,
     partitions: int,
     progress: Progress | None = None,
@@ -594,14 +575,14 @@ def execute_batch_windowed(
 def execute_batch_parallel(
     state: State,
     transactions: Sequence[Any],
-    checks: Sequence["SignatureCheck"],
+    checks: Sequence[SignatureCheck],
     executor: Executor,
     partitions: int,
     progress: Progress | None = None,
     timings: dict[str, Any] | None = None,
     coordinator_executes: bool = True,
 ) -> list[Receipt]:
-    """`rollup.node.execute_batch` in `partitions` partitions: partition 0 in this process (unless
+    """`rollup.execution.execute_batch` in `partitions` partitions: partition 0 in this process (unless
     `coordinator_executes` is False: then every partition goes to `executor`, for a coordinator
     that should stay idle, e.g. next to a remote cluster), the others on `executor`. Same
     receipts, same post-state, same `state.touched` (which the caller clears first).
@@ -621,7 +602,7 @@ def execute_batch_parallel(
 def _execute_batch_parallel(
     state: State,
     transactions: Sequence[Any],
-    checks: Sequence["SignatureCheck"],
+    checks: Sequence[SignatureCheck],
     executor: Executor,
     partitions: int,
     progress: Progress | None,

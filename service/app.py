@@ -25,7 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from exchange.orders import Cancel, CancelAll, Order, compute_order_id
 from exchange.records import OrderUpdate
-from rollup.node import Node, check_signatures
+from rollup.node import Node
+from rollup.signatures import check_signatures
 from service.batcher import Batcher, BatchOptions, NodeWorker, get_marks
 from service.journal import Journal, PendingRow
 from service.oracle_clock import OracleClock

@@ -25,6 +25,7 @@ import distributed  # noqa: F401 - loads distributed's config defaults before th
 # it and broke the next Dask client in this process (tests/test_dask_cluster.py, same pytest worker)
 import pytest
 
+from rollup.modes import ExecutionOptions
 from rollup.executors import get_executor_workers, make_executor
 from rollup.node import Node, NodeError
 
@@ -109,8 +110,8 @@ def test_batch_on_local_cluster_is_identical_to_serial(cluster, workload, refere
     expected, expected_leaves = reference
     node = node_factory(workload.genesis)
     setup, batch = _split(workload)
-    node.submit(setup, executor=cluster, partitions=2, coordinator_executes=coordinator_executes, max_batch_txs=None).batch
-    result = node.submit(batch, executor=cluster, partitions=2, coordinator_executes=coordinator_executes, max_batch_txs=None).batch
+    node.submit(setup, ExecutionOptions(mode="partitioned", executor=cluster, partitions=2, coordinator_executes=coordinator_executes), max_batch_txs=None).batch
+    result = node.submit(batch, ExecutionOptions(mode="partitioned", executor=cluster, partitions=2, coordinator_executes=coordinator_executes), max_batch_txs=None).batch
     assert len(set(cluster.pids)) == 2 and os.getpid() not in cluster.pids
     assert result.new_root == expected.new_root
     assert result.receipts == expected.receipts
@@ -125,8 +126,8 @@ def test_pipelined_batch_on_local_cluster_is_identical_to_serial(cluster, worklo
     expected, expected_leaves = reference
     node = node_factory(workload.genesis)
     setup, batch = _split(workload)
-    node.submit(setup, executor=cluster, mode="pipelined", max_batch_txs=None).batch
-    result = node.submit(batch, executor=cluster, mode="pipelined", max_batch_txs=None).batch
+    node.submit(setup, ExecutionOptions(mode="pipelined", executor=cluster), max_batch_txs=None).batch
+    result = node.submit(batch, ExecutionOptions(mode="pipelined", executor=cluster), max_batch_txs=None).batch
     assert result.new_root == expected.new_root
     assert result.receipts == expected.receipts
     assert result.diff == expected.diff
@@ -142,7 +143,7 @@ def test_worker_killed_mid_batch_is_rerun_with_identical_root(cluster, workload,
     node.submit(setup, max_batch_txs=None).batch
     pids_before = set(cluster.pids)
     killing = KillingExecutor(cluster, target=_execution_task_name(), marker=str(marker))
-    result = node.submit(batch, executor=killing, partitions=2, max_batch_txs=None).batch
+    result = node.submit(batch, ExecutionOptions(mode="partitioned", executor=killing, partitions=2), max_batch_txs=None).batch
     assert killing.killer_tasks >= 1
     assert marker.exists()  # a worker really died ...
     assert set(cluster.pids) != pids_before  # ... and its nanny started a new one
@@ -158,7 +159,7 @@ def test_task_killing_every_worker_fails_and_commits_nothing(cluster, workload, 
     committed_root = node.submit(setup, max_batch_txs=None).batch.new_root
     killing = KillingExecutor(cluster, target=_execution_task_name(), marker=None)
     with pytest.raises(NodeError, match="batch not committed: .*WorkerCrashed: a Dask worker died on every try"):
-        node.submit(batch, executor=killing, partitions=2, max_batch_txs=None).batch
+        node.submit(batch, ExecutionOptions(mode="partitioned", executor=killing, partitions=2), max_batch_txs=None).batch
     assert node.batch_number == 1 and node.root == committed_root
     reopened = Node.open(node.home)
     try:
@@ -167,4 +168,4 @@ def test_task_killing_every_worker_fails_and_commits_nothing(cluster, workload, 
         reopened.close()
     # the cluster recovers: the same batch then commits
     cluster.client.wait_for_workers(2, timeout=30)
-    assert node.submit(batch, executor=cluster, partitions=2, max_batch_txs=None).batch.number == 2
+    assert node.submit(batch, ExecutionOptions(mode="partitioned", executor=cluster, partitions=2), max_batch_txs=None).batch.number == 2

@@ -18,6 +18,7 @@ from concurrent.futures import Executor, Future
 
 import pytest
 
+from rollup.modes import ExecutionOptions
 from rollup.executors import (
     ExecutorError,
     ProcessExecutor,
@@ -27,7 +28,8 @@ from rollup.executors import (
     get_executor_workers,
     make_executor,
 )
-from rollup.node import Node, NodeError, check_signatures
+from rollup.node import Node, NodeError
+from rollup.signatures import check_signatures
 
 KINDS = ["serial", "process", "dask"]
 RESULT_TIMEOUT_S = 30  # a hang fails the test instead of blocking the suite
@@ -220,7 +222,7 @@ def test_worker_crash_during_submit_commits_nothing(grouped_workload, node_facto
     with ProcessExecutor(2) as pool:
         killing = KillingExecutor(pool, target)
         with pytest.raises(NodeError, match=r"batch not committed: .*WorkerCrashed: worker process \d+ died \(killed by SIGKILL"):
-            node.submit(batch, executor=killing, partitions=2, max_batch_txs=None).batch
+            node.submit(batch, ExecutionOptions(mode="partitioned", executor=killing, partitions=2), max_batch_txs=None).batch
         assert killing.killed
     # nothing committed, memory back at the last batch
     assert node.batch_number == 1
@@ -234,23 +236,7 @@ def test_worker_crash_during_submit_commits_nothing(grouped_workload, node_facto
     reference = node_factory(grouped_workload.genesis, name="reference")
     reference.submit(setup, max_batch_txs=None).batch
     with make_executor("process", workers=2) as pool:
-        assert node.submit(batch, executor=pool, partitions=2, max_batch_txs=None).batch.new_root == reference.submit(batch, max_batch_txs=None).batch.new_root
-
-
-@pytest.mark.parametrize("kind", ["serial", "process"])
-def test_pipelined_mode_gives_the_sequential_batch(grouped_workload, node_factory, kind):
-    """Signatures on the workers, execution chunk by chunk here: same receipts, diff and root."""
-    setup, batch = _split_setup(grouped_workload)
-    reference = node_factory(grouped_workload.genesis, name="reference")
-    reference.submit(setup, max_batch_txs=None).batch
-    expected = reference.submit(batch, max_batch_txs=None).batch
-    node = node_factory(grouped_workload.genesis, name=kind)
-    node.submit(setup, max_batch_txs=None).batch
-    with make_executor(kind, workers=2) as executor:
-        got = node.submit(batch, executor=executor, mode="pipelined", max_batch_txs=None).batch
-    assert got.receipts == expected.receipts
-    assert got.diff == expected.diff and got.new_root == expected.new_root
-    assert node.state == reference.state
+        assert node.submit(batch, ExecutionOptions(mode="partitioned", executor=pool, partitions=2), max_batch_txs=None).batch.new_root == reference.submit(batch, max_batch_txs=None).batch.new_root
 
 
 def test_pipelined_worker_crash_commits_nothing(grouped_workload, node_factory):
@@ -261,7 +247,7 @@ def test_pipelined_worker_crash_commits_nothing(grouped_workload, node_factory):
     with ProcessExecutor(2) as pool:
         killing = KillingExecutor(pool, "check_packed_signature_chunk")
         with pytest.raises(NodeError, match=r"batch not committed: the signature checks failed in a worker: WorkerCrashed"):
-            node.submit(batch, executor=killing, mode="pipelined", max_batch_txs=None).batch
+            node.submit(batch, ExecutionOptions(mode="pipelined", executor=killing), max_batch_txs=None).batch
     assert node.batch_number == 1 and node.root == committed_root and node.state == committed_state
 
 
@@ -275,7 +261,7 @@ def test_task_error_during_submit_commits_nothing(grouped_workload, node_factory
             return super().submit(fail_with, "worker ran out of disk")
 
     with pytest.raises(NodeError, match="batch not committed: .*ValueError: worker ran out of disk"):
-        node.submit(batch, executor=FailingExecutor(), partitions=2, max_batch_txs=None).batch
+        node.submit(batch, ExecutionOptions(mode="partitioned", executor=FailingExecutor(), partitions=2), max_batch_txs=None).batch
     assert node.batch_number == 1 and node.root == committed_root
 
 
@@ -307,6 +293,7 @@ def test_cli_submit_gives_the_same_batch_on_every_executor(cli_files):
         ["--executor", "serial", "--workers", "3"],
         ["--executor", "process", "--workers", "2"],
         ["--executor", "process", "--workers", "2", "--mode", "partitioned", "--window", "50"],
+        ["--mode", "sequential"],
         [],
     ):
         home = str(folder / ("home" + "".join(args)))
@@ -315,6 +302,7 @@ def test_cli_submit_gives_the_same_batch_on_every_executor(cli_files):
     roots = {name: out["new_root"] for name, out in outputs.items()}
     assert len(set(roots.values())) == 1, roots
     assert outputs["--executor process --workers 2"]["executor"] == {"kind": "process", "workers": 2, "cluster": None, "mode": "pipelined"}
+    assert outputs["--mode sequential"]["executor"]["mode"] == outputs["--executor serial"]["executor"]["mode"] == "sequential"
     assert outputs["default"]["executor"]["kind"] == "process"
     assert outputs["default"]["executor"]["workers"] == os.cpu_count()
 
@@ -325,6 +313,8 @@ def test_cli_submit_gives_the_same_batch_on_every_executor(cli_files):
         (["--workers", "0"], "--workers must be at least 1, got 0"),
         (["--executor", "threads"], "unknown executor 'threads'; choose one of: serial, process, dask"),
         (["--executor", "process", "--cluster", "local"], "--cluster is for --executor dask"),
+        (["--mode", "fast"], "unknown --mode 'fast'; choose one of: sequential, partitioned, pipelined"),
+        (["--mode", "sequential", "--workers", "2"], "--mode sequential runs in this process: no --executor, --workers or --cluster"),
         (["--cluster", "tcp://127.0.0.1:{port}"], "cannot connect to the Dask scheduler at 'tcp://127.0.0.1:"),
     ],
 )

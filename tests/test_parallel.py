@@ -26,9 +26,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rollup.modes import ExecutionOptions
 from rollup.executors import SerialExecutor
 from rollup.fixtures import HOT_ACCOUNT, Workload, WorkloadSpec, generate_workload
-from rollup.node import NodeError, check_signatures, execute_batch
+from rollup.execution import execute_batch
+from rollup.node import NodeError
+from rollup.signatures import check_signatures
 from rollup.parallel import (
     PartitionError,
     PartitionInput,
@@ -456,14 +459,14 @@ def test_node_commits_nothing_when_a_partition_fails(pool, node_factory):
     node.submit(pooled.transactions[:setup], max_batch_txs=None).batch
     root, number, state = node.root, node.batch_number, node.state.copy()
     with pytest.raises(NodeError, match="batch not committed: partition 1 of 2 failed"):
-        node.submit(pooled.transactions[setup:], executor=FaultyExecutor(bad=1), partitions=2, max_batch_txs=None).batch
+        node.submit(pooled.transactions[setup:], ExecutionOptions(mode="partitioned", executor=FaultyExecutor(bad=1), partitions=2), max_batch_txs=None).batch
     assert (node.root, node.batch_number) == (root, number)
     assert node.state == state
     # the node still works, and a good parallel batch commits the sequential root
     reference = node_factory(pooled.genesis, name="reference")
     reference.submit(pooled.transactions[:setup], max_batch_txs=None).batch
     expected = reference.submit(pooled.transactions[setup:], max_batch_txs=None).batch
-    result = node.submit(pooled.transactions[setup:], executor=SerialExecutor(), partitions=2, max_batch_txs=None).batch
+    result = node.submit(pooled.transactions[setup:], ExecutionOptions(mode="partitioned", executor=SerialExecutor(), partitions=2), max_batch_txs=None).batch
     assert result.new_root == expected.new_root
 
 
@@ -479,7 +482,7 @@ def test_node_parallel_submit_gives_the_sequential_diff_and_root(pool, node_fact
     with ThreadPoolExecutor(max_workers=partitions) as executor:
         for part in (pooled.transactions[:cut], pooled.transactions[cut:]):
             expected = sequential.submit(part, max_batch_txs=None).batch
-            got = parallel.submit(part, executor=executor, partitions=partitions, coordinator_executes=coordinator_executes, max_batch_txs=None).batch
+            got = parallel.submit(part, ExecutionOptions(mode="partitioned", executor=executor, partitions=partitions, coordinator_executes=coordinator_executes), max_batch_txs=None).batch
             assert got.receipts == expected.receipts
             assert got.diff == expected.diff
             assert got.new_root == expected.new_root

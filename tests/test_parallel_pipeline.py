@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from rollup.modes import ExecutionOptions
 from rollup.executors import ProcessExecutor, SerialExecutor
-from rollup.node import compute_signature_chunk_size, get_last_chunks
+from rollup.modes.pipelined import get_last_chunks
+from rollup.signatures import compute_signature_chunk_size
 from rollup.planner import ACCOUNT_GETTERS
 from rollup.storage import StorageError
 
@@ -40,8 +42,9 @@ def test_last_chunks_name_the_last_chunk_of_every_account(chunked_workload):
     assert set(last.values()) <= set(range(-(-len(batch) // 64)))
 
 
-@pytest.mark.parametrize("executor_kind", ["serial", "process"])
-def test_pipelined_batch_is_stored_as_the_sequential_one(chunked_workload, node_factory, executor_kind):
+def test_pipelined_batch_on_a_serial_executor_is_stored_as_the_sequential_one(chunked_workload, node_factory):
+    """tests/test_modes.py runs every mode on a process pool; here the pipelined mode's chunks
+    come from an executor that runs them inline, in order."""
     setup, batch = _split_setup(chunked_workload)
     assert compute_signature_chunk_size(len(batch), 2) == 64 and len(batch) > 3 * 64  # several chunks
     sequential = node_factory(chunked_workload.genesis, "sequential")
@@ -49,28 +52,14 @@ def test_pipelined_batch_is_stored_as_the_sequential_one(chunked_workload, node_
     expected = sequential.submit(batch, max_batch_txs=None).batch
     pipelined = node_factory(chunked_workload.genesis, "pipelined")
     pipelined.submit(setup, max_batch_txs=None).batch
-    executor = SerialExecutor() if executor_kind == "serial" else ProcessExecutor(2)
-    with executor:
-        if executor_kind == "serial":
-            executor.workers = 2  # same chunking as the pool
-        result = pipelined.submit(batch, executor=executor, mode="pipelined", max_batch_txs=None).batch
+    with SerialExecutor() as executor:
+        executor.workers = 2  # same chunking as a pool of two
+        result = pipelined.submit(batch, ExecutionOptions(mode="pipelined", executor=executor), max_batch_txs=None).batch
     assert result.new_root == expected.new_root
     assert result.receipts == expected.receipts
     assert result.diff == expected.diff
     assert pipelined.state == sequential.state
     assert _stored(pipelined, 2) == _stored(sequential, 2)
-
-
-def test_partitioned_batch_is_stored_as_the_sequential_one(chunked_workload, node_factory):
-    setup, batch = _split_setup(chunked_workload)
-    sequential = node_factory(chunked_workload.genesis, "sequential")
-    sequential.submit(setup, max_batch_txs=None).batch
-    sequential.submit(batch, max_batch_txs=None).batch
-    partitioned = node_factory(chunked_workload.genesis, "partitioned")
-    partitioned.submit(setup, max_batch_txs=None).batch
-    with ProcessExecutor(2) as executor:
-        partitioned.submit(batch, executor=executor, max_batch_txs=None).batch
-    assert _stored(partitioned, 2) == _stored(sequential, 2)
 
 
 def test_batch_writer_rolls_back_and_checks_the_number(small_workload, node_factory):
@@ -117,17 +106,17 @@ def test_the_background_checkpoint_empties_the_wal_and_a_reopened_node_sees_ever
 def test_leaves_written_early_and_touched_again_are_rewritten(chunked_workload, node_factory, monkeypatch):
     """With no knowledge of later chunks, every account is taken as final at each touch: those a
     later chunk touches again must have their early diff rows taken back and rewritten."""
-    import rollup.node
+    import rollup.modes.pipelined
 
     setup, batch = _split_setup(chunked_workload)
     sequential = node_factory(chunked_workload.genesis, "sequential")
     sequential.submit(setup, max_batch_txs=None).batch
     expected = sequential.submit(batch, max_batch_txs=None).batch
-    monkeypatch.setattr(rollup.node, "get_last_chunks", lambda transactions, chunk_size: {})
+    monkeypatch.setattr(rollup.modes.pipelined, "get_last_chunks", lambda transactions, chunk_size: {})
     pipelined = node_factory(chunked_workload.genesis, "pipelined")
     pipelined.submit(setup, max_batch_txs=None).batch
     with ProcessExecutor(2) as executor:
-        result = pipelined.submit(batch, executor=executor, mode="pipelined", max_batch_txs=None).batch
+        result = pipelined.submit(batch, ExecutionOptions(mode="pipelined", executor=executor), max_batch_txs=None).batch
     assert result.new_root == expected.new_root and result.diff == expected.diff
     assert _stored(pipelined, 2) == _stored(sequential, 2)
     assert pipelined.store.load_leaves() == sequential.store.load_leaves()
@@ -157,14 +146,14 @@ def test_pool_workers_run_below_the_coordinators_priority():
 def test_account_leaves_hashed_on_the_workers_give_the_sequential_root(chunked_workload, node_factory, monkeypatch, mode):
     """Leaf hashes farmed out to the pool (every batch here, the threshold lowered) give the same
     root as hashing them on the coordinator; the deposits batch alone creates 60 accounts."""
-    import rollup.node
+    import rollup.execution
 
     setup, batch = _split_setup(chunked_workload)
     sequential = node_factory(chunked_workload.genesis, "sequential")
     expected = [sequential.submit(part, max_batch_txs=None).batch.new_root for part in (setup, batch)]
-    monkeypatch.setattr(rollup.node, "PARALLEL_HASH_MIN_LEAVES", 1)
+    monkeypatch.setattr(rollup.execution, "PARALLEL_HASH_MIN_LEAVES", 1)
     calls = []
-    original = rollup.node._hash_account_chunk
+    original = rollup.execution.compute_account_values
     with ProcessExecutor(2) as executor:
         submit = executor.submit
 
@@ -174,6 +163,6 @@ def test_account_leaves_hashed_on_the_workers_give_the_sequential_root(chunked_w
 
         monkeypatch.setattr(executor, "submit", counting_submit)
         parallel = node_factory(chunked_workload.genesis, "parallel")
-        roots = [parallel.submit(part, executor=executor, mode=mode, max_batch_txs=None).batch.new_root for part in (setup, batch)]
+        roots = [parallel.submit(part, ExecutionOptions(mode=mode, executor=executor), max_batch_txs=None).batch.new_root for part in (setup, batch)]
     assert roots == expected
     assert any(calls)  # the leaves went to the workers

@@ -384,7 +384,7 @@ def test_parallel_signature_pass_equals_the_sequential_one() -> None:
     """The node's chunked pass (L2 signatures batch-verified per chunk) gives exactly the checks
     of `check_signers` one transaction at a time, errors included."""
     from rollup.executors import SerialExecutor
-    from rollup.node import check_signatures
+    from rollup.signatures import check_signatures
 
     txs = [make_signed(name) for name in sorted(SAMPLES)]
     bad = make_signed("perp_trade")

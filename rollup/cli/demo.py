@@ -16,6 +16,7 @@ from rollup.cli.common import UserError, console, print_json
 from rollup.cli.fixtures import generate_with_progress
 from rollup.cli.node import HomeOption, JsonOption, _submit_with_progress, batch_summary, hex0x
 from rollup.executors import make_executor
+from rollup.modes import ExecutionOptions
 from rollup.fixtures import FixtureError, WorkloadSpec, generate_workload, write_workload
 from rollup.node import Node, NodeError, resolve_home
 from rollup.state import get_equity, get_margin_requirement
@@ -62,7 +63,8 @@ def demo(
             # execution only: this node shows one large batch in parallel and never settles
             node = Node.init(folder / "node", workload.genesis, max_batch_txs=None)
             timings["init_s"] = time.perf_counter() - t1
-            result = _submit_with_progress(node, workload.transactions, quiet=json_output, executor=executor if workers else None).batch
+            options = ExecutionOptions(mode="partitioned", executor=executor) if workers else ExecutionOptions()
+            result = _submit_with_progress(node, workload.transactions, options, quiet=json_output).batch
         timings["submit_s"] = result.timings["total_s"]
         node.close()
         t_seq = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from concurrent.futures import Executor
 from pathlib import Path
@@ -15,6 +16,7 @@ from rich.table import Table
 
 from rollup.cli.common import UserError, console, console_err, print_json
 from rollup.executors import get_executor_workers
+from rollup.modes import MODES, ExecutionOptions
 from rollup.node import NODE_BATCH_BOUND, BatchResult, Node, NodeError, Submission, resolve_home
 from rollup.txfile import TransactionFileError, read_transaction_file
 from rollup.units import format_usd
@@ -143,8 +145,9 @@ ModeOption = Annotated[
     str,
     typer.Option(
         "--mode",
-        help="With workers: pipelined (workers check signatures while this process executes each chunk in order; "
-        "fastest on few cores) or partitioned (conflict-free partitions executed in parallel; docs/parallel.md).",
+        help="pipelined (workers check signatures while this process executes each chunk in order; fastest on few "
+        "cores), partitioned (conflict-free partitions executed in parallel; docs/parallel.md) or sequential "
+        "(this process only, the reference).",
     ),
 ]
 WindowOption = Annotated[
@@ -173,11 +176,12 @@ def submit(
     (receipts, state, root) is the same for every executor and worker count.
     """
     kind = get_executor_kind(executor_kind, workers, cluster)
-    from rollup.node import EXECUTION_MODES
-
-    # a known way to run the batch in parallel
-    if mode not in EXECUTION_MODES:
-        raise UserError(f"unknown --mode {mode!r}; choose one of: {', '.join(EXECUTION_MODES)}")
+    # a known way to run the batch
+    if mode not in MODES:
+        raise UserError(f"unknown --mode {mode!r}; choose one of: {', '.join(MODES)}")
+    # the sequential mode runs in this process only
+    if mode == "sequential" and (executor_kind is not None or workers is not None or cluster is not None):
+        raise UserError("--mode sequential runs in this process: no --executor, --workers or --cluster")
     # a planning window holds at least one transaction
     if window is not None and window < 1:
         raise UserError(f"--window must be at least 1, got {window}")
@@ -187,22 +191,22 @@ def submit(
         raise UserError(str(exc), code="invalid_file") from None
     # the pool starts before the node loads its state, so forked workers do not share (and copy) it
     with contextlib.ExitStack() as stack:
-        executor: Executor | None = open_executor(stack, kind, workers, cluster)
-        partitions = workers if workers is not None else get_executor_workers(executor)
-        if kind == "serial" and workers is None:
-            executor = None  # the sequential reference pipeline
+        if mode == "sequential" or (kind == "serial" and workers is None):  # the sequential reference
+            options, partitions = ExecutionOptions(), 1
+        else:
+            executor: Executor = open_executor(stack, kind, workers, cluster)
+            partitions = workers if workers is not None else get_executor_workers(executor)
+            options = ExecutionOptions(mode=mode, executor=executor, partitions=partitions, window=window)
         node = open_node(home)
         try:
-            result = _submit_with_progress(
-                node, transactions, quiet=json_output, executor=executor, partitions=partitions, mode=mode, window=window
-            )
+            result = _submit_with_progress(node, transactions, options, quiet=json_output)
         except NodeError as exc:  # a worker failed or died: nothing was committed
             raise UserError(str(exc)) from None
         finally:
             node.close()
     if json_output:
         out = submission_summary(result)
-        out["executor"] = {"kind": kind, "workers": partitions, "cluster": cluster, "mode": None if executor is None else mode}
+        out["executor"] = {"kind": kind, "workers": partitions, "cluster": cluster, "mode": options.mode}
         if show_receipts:
             out["receipts"] = [r.model_dump() for r in result.receipts]
         print_json(out)
@@ -240,20 +244,17 @@ def open_executor(stack: contextlib.ExitStack, kind: str, workers: int | None, c
 def _submit_with_progress(
     node: Node,
     transactions: list,
+    options: ExecutionOptions,
     quiet: bool,
-    executor: Executor | None = None,
-    partitions: int | None = None,
-    mode: str = "pipelined",
-    window: int | None = None,
     max_batch_txs: int | None | object = NODE_BATCH_BOUND,
 ) -> Submission:
-    parallel = {} if executor is None else {"executor": executor, "partitions": partitions, "mode": mode, "window": window}
     if quiet:
-        return node.submit(transactions, max_batch_txs=max_batch_txs, **parallel)
+        return node.submit(transactions, options, max_batch_txs=max_batch_txs)
     columns = (TextColumn("executing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console_err, transient=True) as bar:
         task = bar.add_task("batch", total=len(transactions))
-        return node.submit(transactions, progress=lambda n: bar.advance(task, n), max_batch_txs=max_batch_txs, **parallel)
+        shown = dataclasses.replace(options, progress=lambda n: bar.advance(task, n))
+        return node.submit(transactions, shown, max_batch_txs=max_batch_txs)
 
 
 def count_rejections(receipts: list) -> dict[str, int]:
