@@ -28,6 +28,7 @@ import time
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 SCHEMA_VERSION = 2  # 1: a row per transaction, receipt and diff row (RowStore); 2: per-batch blobs
@@ -332,11 +333,11 @@ def run_checkpoint(path: Path) -> None:
 
 def join_lines(bodies: Sequence[str]) -> str:
     """Bodies as one text, one per line (wire JSON escapes newlines inside strings)."""
-    text = "\n".join(bodies)
-    # a body with a newline of its own would come back as two
-    if text.count("\n") != len(bodies) - 1:
+    # a body with a newline of its own would come back as two (a memchr per body: counting the
+    # joined text's newlines cost 10% of a commit)
+    if any(map(str.__contains__, bodies, repeat("\n"))):
         raise StorageError("a stored body contains a newline: a transaction or receipt is one line of wire JSON")
-    return text
+    return "\n".join(bodies)
 
 
 def _to_little_endian(values: array) -> bytes:
