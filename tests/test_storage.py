@@ -156,3 +156,11 @@ def test_invalid_open_older_schema(tmp_path):
     with pytest.raises(StorageError, match="schema version 1, this node reads 2.*rollup init --force"):
         Store.open(tmp_path / "node")
     RowStore.open(tmp_path / "node").close()
+
+
+def test_invalid_node_on_an_older_schema(tmp_path):
+    from rollup.node import Node, NodeError
+
+    create(RowStore, tmp_path).close()
+    with pytest.raises(NodeError, match="schema version 1, this node reads 2"):
+        Node.open(tmp_path / "node")
