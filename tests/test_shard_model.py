@@ -24,7 +24,7 @@ def model():
 
 
 def make_params(latency: float = 0.0, kappa: float = 0.0) -> dict:
-    transport = {"coordinator_per_transaction_s": 0.0, "coordinator_per_shard_s": 0.0, "latency_s": latency, "latency_per_shard_s": 0.0}
+    transport = {"coordinator_per_transaction_s": 0.0, "coordinator_per_shard_s": 0.0, "latency_s": latency}
     return {
         "shard_window": {"registration_s": 0.0, "per_estimated_s": 1e-6, "broadcast_s": 0.0, "move_s": 0.0, "fixed_s": 0.0, "kappa_s": kappa},
         "seal_per_account_s": 0.0,
@@ -55,8 +55,6 @@ def test_shared_cores(model):
     assert model.compute_shared_cores(4, 2, 0) == 2.0
     # two busy processes against two of other users' on two cores: one core
     assert model.compute_shared_cores(2, 2, 2) == pytest.approx(1.0)
-    assert model.get_background(2.0, 2) == 0.0
-    assert model.get_background(1.0, 2) == pytest.approx(2.0)
 
 
 def test_slowest_shard_sets_the_window(model):
