@@ -424,7 +424,7 @@ def predict_batch_time(params: dict, windows: list[dict], sealed: list[int], n: 
         cpu = [predict_shard_cpu(params, window["shard_registrations"][s], window["shard_others_estimate_us"][s],
                                  window["broadcast"], window["shard_moves"][s]) for s in range(n)]
         mean = sum(cpu) / n
-        slowest = max(cpu) + math.sqrt(kappa * mean) * g
+        slowest = max(cpu) + math.sqrt(kappa * max(mean, 0.0)) * g  # a poor fit may predict below zero
         critical_cpu += slowest
         critical += max(slowest / one, sum(cpu) / c)
         coordinator += t["coordinator_per_transaction_s"] * window["transactions"] + per_shard
