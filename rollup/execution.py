@@ -22,7 +22,7 @@ from rollup.executors import get_executor_workers
 from rollup.rules import process_transaction
 from rollup.signatures import SignatureCheck, check_signatures
 from rollup.state import State
-from rollup.state_tree import compute_account_value
+from rollup.state_tree import StateCommitment, compute_account_value
 from rollup.storage import BatchWriter, Store
 from verifier.wire import Genesis, Receipt, SigningDomain
 
@@ -60,6 +60,8 @@ class ModeOptions:
     """What a mode reads of the caller's options (`rollup.modes.ExecutionOptions` adds the mode's
     name). `executor`: the workers of a parallel mode; `partitions` (default: the executor's worker
     count), `coordinator_executes` and `window`: the partitioned mode's plan (rollup/parallel.py);
+    `partitions` and `window` are also the sharded mode's shard count and windows, and
+    `shard_signatures` whether its shards check signatures (rollup/modes/sharded.py);
     `progress`: called with counts of executed transactions."""
 
     executor: Executor | None = None
@@ -67,6 +69,7 @@ class ModeOptions:
     coordinator_executes: bool = True
     window: int | None = None
     progress: Progress | None = None
+    shard_signatures: bool = True
 
     def __post_init__(self) -> None:
         # A partition count is a positive number of partitions.
@@ -88,6 +91,8 @@ class BatchContext:
     leaves: Mapping[int, bytes]  # the committed leaf bytes by key (read only)
     tree_table: tuple[int, ...]  # the account leaf hash's table (`compute_account_value`)
     store: Store
+    tree: StateCommitment  # the committed state's commitment (read only)
+    resident: dict[str, Any]  # what a mode keeps between batches (workers holding state); the node closes it
     writer: BatchWriter | None = None  # the batch's database transaction, if a mode opened it early
 
     @property
@@ -108,12 +113,15 @@ class Executed:
     leaves not in it, from the state, so a mode that supplies every changed leaf spares the node
     that work. `written`: diff rows the mode wrote to `ctx.writer` and that are final (the node
     does not write them again); the transactions and receipts already written there are counted
-    by `ctx.writer.n_tx`."""
+    by `ctx.writer.n_tx`. `subtrees`: (level, index -> node) of the accounts tree's nodes at
+    that level which the mode computed (the sharded mode's subtree roots): the node then hashes
+    only the levels above, and the leaf values below are applied when the tree is next read."""
 
     receipts: list[Receipt]
     touched: set[int]  # state-tree keys the batch touched
     encoded: dict[int, tuple[bytes, int | None]] = field(default_factory=dict)
     written: dict[int, LeafDiffRow] = field(default_factory=dict)
+    subtrees: tuple[int, dict[int, int]] | None = None
 
     @property
     def n_accepted(self) -> int:

@@ -24,6 +24,7 @@ import gc
 import json
 import os
 import time
+from typing import Any
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -163,6 +164,7 @@ class Node:
         self.tree = tree
         self.leaves = leaves  # current canonical leaf bytes by key (what the store holds)
         self.genesis_hash = compute_genesis_hash(genesis)
+        self.resident: dict[str, Any] = {}  # what modes keep between batches (the sharded mode's shards)
         # the loaded state lives as long as the node: keep the cyclic collector from rescanning it
         gc.freeze()
 
@@ -210,7 +212,14 @@ class Node:
         return cls(home, store, genesis, state, tree, leaves, bound)
 
     def close(self) -> None:
+        self.close_resident()
         self.store.close()
+
+    def close_resident(self) -> None:
+        """Stop what modes keep between batches (worker processes holding state)."""
+        resident, self.resident = self.resident, {}
+        for value in resident.values():
+            value.close()
 
     # --- queries ---
     @property
@@ -276,7 +285,10 @@ class Node:
             t1 = time.perf_counter()
             diff_rows, accounts, others = self._compute_diff(executed, options.executor)
             prev_root = self.tree.root_bytes
-            self.tree.update(accounts, others)
+            if executed.subtrees is None:
+                self.tree.update(accounts, others)
+            else:
+                self.tree.update_from_subtrees(*executed.subtrees, accounts, others)
             new_root = self.tree.root_bytes
             t2 = time.perf_counter()
             timings["diff_and_root_s"] = t2 - t1
@@ -295,7 +307,8 @@ class Node:
         """What a mode may read and write of this node for the next batch."""
         self.state.touched.clear()
         return BatchContext(
-            self.batch_number + 1, self.state, self.genesis, self.genesis_hash, self.leaves, self.tree.table, self.store
+            self.batch_number + 1, self.state, self.genesis, self.genesis_hash, self.leaves, self.tree.table, self.store,
+            self.tree, self.resident,
         )
 
     def _compute_diff(
@@ -368,7 +381,9 @@ class Node:
         self.state.touched.clear()
 
     def _abandon(self, ctx: BatchContext) -> None:
-        """After a failure before the commit: roll back the early writes, reload the state."""
+        """After a failure before the commit: roll back the early writes, reload the state; workers
+        that hold state may hold part of the batch: they go too."""
+        self.close_resident()
         if ctx.writer is not None:
             ctx.writer.abort()
             ctx.writer = None

@@ -46,9 +46,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from rollup.execution import ACCOUNT_KEY_LIMIT, gc_paused
 from rollup.executors import WorkerCrashed
 from rollup.parallel import (
-    ACCOUNT_KEY_LIMIT,
     TX_CLASSES,
     apply_oracle_fields,
     build_model,
@@ -60,7 +60,6 @@ from rollup.parallel import (
     encode_account,
     encode_instrument,
     encode_transaction,
-    gc_paused,
     get_oracle_fields,
     get_outcome,
     run_in_batch_order,
@@ -70,7 +69,8 @@ from rollup.resident import PICKLE_PROTOCOL, DaskLink, ProcessLink
 from rollup.state import Globals, State
 from rollup.state_codec import encode_account as encode_account_leaf, encode_state_leaf
 from rollup.state_tree import PoseidonTree, StateCommitment, compute_account_value
-from verifier.encoding import GLOBALS_KEY, get_signature_fields, instrument_key
+from rollup.signatures import build_signature_jobs, check_signature_chunk, to_signature_checks
+from verifier.encoding import GLOBALS_KEY, compute_signing_digest, get_signature_fields, instrument_key
 from verifier.l2auth import get_domain_tag
 from verifier.state_tree import TreeShape, get_instrument_table, get_tree_shape
 from verifier.wire import Deposit, Genesis, OracleUpdate, Receipt
@@ -214,8 +214,6 @@ class Shard:
     ) -> tuple:
         """Import the accounts moving in, check the signatures of the rows not checked yet, execute
         the rows and the broadcast oracle updates in batch order, export the accounts moving out."""
-        from rollup.node import check_signature_chunk, to_signature_checks
-
         started = time.perf_counter()
         cpu = time.process_time()
         state = self.state
@@ -225,11 +223,7 @@ class Shard:
                 self.touched.add(account_id)
         txs = [decode_signed_transaction(row) for _, row, _ in rows]
         to_check = [k for k, (_, _, signers) in enumerate(rows) if signers is None]
-        from verifier.encoding import compute_signing_digest
-
         digests = [compute_signing_digest(txs[k], self.domain) for k in to_check]
-        from rollup.node import build_signature_jobs
-
         checks = to_signature_checks(digests, check_signature_chunk(self.tag, build_signature_jobs([txs[k] for k in to_check], digests)))
         outcomes: list[str | None] = [None] * len(rows)
         hashes: list[str | None] = [None] * len(rows)

@@ -3,7 +3,8 @@ state, diff and root of sequential execution (tests/test_modes.py runs one suite
 
 - sequential: the reference, in this process (rollup/modes/sequential.py);
 - partitioned: conflict-free partitions executed in parallel (rollup/modes/partitioned.py);
-- pipelined: signatures checked on the workers while this process executes (rollup/modes/pipelined.py).
+- pipelined: signatures checked on the workers while this process executes (rollup/modes/pipelined.py);
+- sharded: account shards resident in workers across batches (rollup/modes/sharded.py).
 
 A mode is `rollup.execution.Mode`: `execute(ctx, transactions, options, timings) -> Executed`.
 """
@@ -13,12 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rollup.execution import Mode, ModeOptions
-from rollup.modes import partitioned, pipelined, sequential
+from rollup.modes import partitioned, pipelined, sequential, sharded
 
 MODES: dict[str, Mode] = {
     "sequential": sequential.MODE,
     "partitioned": partitioned.MODE,
     "pipelined": pipelined.MODE,
+    "sharded": sharded.MODE,
 }
 
 
