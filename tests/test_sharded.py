@@ -107,7 +107,7 @@ def started(small_workload, node_factory):
 
 
 def _check(node):
-    from rollup.node import check_signatures
+    from rollup.signatures import check_signatures
 
     return lambda txs: check_signatures(txs, node.genesis.signing_domain)
 
@@ -126,3 +126,99 @@ def test_an_error_in_a_shard_names_it(started) -> None:
     shards._send(0, "nonsense", None)
     with pytest.raises(ShardError, match="shard 0 of 2 failed: ShardError: unknown request 'nonsense'"):
         shards._receive(0)
+
+
+# --- the node's sharded mode beyond tests/test_modes.py ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pool():
+    from rollup.executors import ProcessExecutor
+
+    with ProcessExecutor(2) as executor:
+        yield executor
+
+
+@pytest.fixture(scope="module")
+def mixed(workload_factory):
+    return workload_factory(accounts=60, txs=400, seed=41, contention=0.1, invalid_share=0.05)
+
+
+def _reference_roots(workload, node_factory, parts) -> list[bytes]:
+    node = node_factory(workload.genesis, name="reference")
+    return [node.submit(part, max_batch_txs=None).new_root for part in parts]
+
+
+def _parts(workload, n: int = 3) -> list:
+    setup = workload.summary["setup"]
+    rest = workload.transactions[setup:]
+    size = -(-len(rest) // n)
+    return [workload.transactions[:setup]] + [rest[i : i + size] for i in range(0, len(rest), size)]
+
+
+@pytest.mark.parametrize(("shards", "shard_signatures", "window"), [(1, True, None), (3, True, 37), (2, False, 50)])
+def test_sharded_batches_equal_sequential_for_any_shard_count(mixed, node_factory, pool, shards, shard_signatures, window) -> None:
+    """Shard counts, windows, and the signature pass run first: the same roots, batch after batch,
+    on one resident shard set; the coordinator's copy of the accounts equals what the shards hold."""
+    from rollup.modes import ExecutionOptions
+    from rollup.sharded import check_holder_consistency
+
+    parts = _parts(mixed)
+    expected = _reference_roots(mixed, node_factory, parts)
+    node = node_factory(mixed.genesis, name="sharded")
+    options = ExecutionOptions(mode="sharded", executor=pool, partitions=shards, shard_signatures=shard_signatures, window=window)
+    roots = []
+    for part in parts:
+        roots.append(node.submit(part, options, max_batch_txs=None).new_root)
+        check_holder_consistency(node.resident["shards"], node.state)
+    assert roots == expected
+    assert node.resident["shards"].n_shards == shards
+    assert node.tree.accounts.root == node.tree._accounts.root  # the pending leaves agree with the subtree roots
+    assert node.state == node.__class__.open(node.home).state
+
+
+def test_a_batch_in_another_mode_restarts_the_shards(mixed, node_factory, pool) -> None:
+    from rollup.modes import ExecutionOptions
+
+    parts = _parts(mixed)
+    expected = _reference_roots(mixed, node_factory, parts)
+    node = node_factory(mixed.genesis, name="mixed-modes")
+    sharded = ExecutionOptions(mode="sharded", executor=pool)
+    assert node.submit(parts[0], sharded, max_batch_txs=None).new_root == expected[0]
+    first = node.resident["shards"]
+    assert node.submit(parts[1], max_batch_txs=None).new_root == expected[1]  # sequential
+    assert node.submit(parts[2], sharded, max_batch_txs=None).new_root == expected[2]
+    assert node.resident["shards"] is not first and first.broken is not None
+    assert node.submit(parts[3], sharded, max_batch_txs=None).new_root == expected[3]
+
+
+def test_a_killed_shard_fails_the_batch_and_the_node_recovers(mixed, node_factory, pool) -> None:
+    from rollup.modes import ExecutionOptions
+    from rollup.node import NodeError
+
+    parts = _parts(mixed)
+    expected = _reference_roots(mixed, node_factory, parts)
+    node = node_factory(mixed.genesis, name="killed")
+    options = ExecutionOptions(mode="sharded", executor=pool)
+    node.submit(parts[0], options, max_batch_txs=None)
+    before = (node.root, dict(node.leaves))
+    os.kill(node.resident["shards"].pids[0], signal.SIGKILL)
+    with pytest.raises(NodeError, match=r"batch not committed: shard 0 of 2 .* died"):
+        node.submit(parts[1], options, max_batch_txs=None)
+    assert (node.root, node.leaves) == before and node.batch_number == 1 and not node.resident
+    assert [node.submit(p, options, max_batch_txs=None).new_root for p in parts[1:]] == expected[1:]
+
+
+def test_sharded_on_a_dask_cluster(mixed, node_factory) -> None:
+    """Dask actors, one per worker of a LocalCluster: the same roots."""
+    from rollup.executors import make_executor
+    from rollup.modes import ExecutionOptions
+
+    parts = _parts(mixed, 2)
+    expected = _reference_roots(mixed, node_factory, parts)
+    with make_executor("dask", workers=2, cluster="local") as executor:
+        node = node_factory(mixed.genesis, name="dask")
+        options = ExecutionOptions(mode="sharded", executor=executor)
+        assert [node.submit(p, options, max_batch_txs=None).new_root for p in parts] == expected
+        assert node.resident["shards"].transport == "dask"
+        node.close_resident()
