@@ -49,14 +49,26 @@ from parallel_bench import (  # noqa: E402
     start_speedup_plot,
 )
 
-MODES = ("sequential", "partitioned", "pipelined")
+MODES = ("sequential", "partitioned", "pipelined", "sharded", "sharded_presigned")
+# a benchmark mode -> (the node's mode, the shards check signatures); sharded_presigned runs the
+# signature pass first on the pool, so its execution step is timed alone
+NODE_MODES = {m: (m, True) for m in MODES[:4]} | {"sharded_presigned": ("sharded", False)}
+AFTER_SIGNATURES = ("sequential", "partitioned", "sharded_presigned")  # modes whose signature pass is a phase of its own
 # the phases each mode reports (`BatchResult.timings`), in the order they run
 SPLITS = {
     "sequential": ("signatures_s", "execution_s", "diff_and_root_s", "commit_s"),
     "partitioned": ("signatures_s", "plan_s", "prepass_s", "extract_s", "local_partition_s", "wait_s", "merge_s",
                     "diff_and_root_s", "commit_s"),
     "pipelined": ("signatures_and_execution_s", "waiting_for_leaf_hashes_s", "diff_and_root_s", "commit_s"),
+    "sharded": ("prepass_s", "plan_s", "windows_s", "seal_s", "subtrees_s", "merge_s", "diff_and_root_s", "commit_s"),
+    "sharded_presigned": ("signatures_s", "prepass_s", "plan_s", "windows_s", "seal_s", "subtrees_s", "merge_s",
+                          "diff_and_root_s", "commit_s"),
 }
+
+
+# issue 14: the execution step (signatures excluded) at 2 workers, by contention; the whole batch
+TARGET_EXECUTION_STEP = {0.0: 1.7, 0.1: 1.5}
+TARGET_SHARDED_BATCH_SPEEDUP = 1.85
 
 
 def read_process_memory_mb(pid: int) -> dict[str, float]:
@@ -93,17 +105,23 @@ def run_child(spec: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         # execution only (no settlement bound): measures one large batch, which could not settle
         node = Node.init(Path(tmp) / "node", genesis, max_batch_txs=None)
-        node.submit(setup)
+        mode, shard_signatures = NODE_MODES[spec["mode"]]
+        options = ExecutionOptions(mode=mode, executor=executor, shard_signatures=shard_signatures)
+        # the sharded modes start their resident shards with the setup batch (once per node)
+        node.submit(setup, options if mode == "sharded" else ExecutionOptions())
         gc.collect()
-        result = node.submit(batch, ExecutionOptions(mode=spec["mode"], executor=executor)).batch
+        result = node.submit(batch, options).batch
         if executor is not None:
-            workers = [read_process_memory_mb(pid) for pid in executor.pids]
+            shards = node.resident.get("shards")
+            workers = [read_process_memory_mb(pid) for pid in [*executor.pids, *(shards.pids if shards else [])]]
             executor.shutdown()
         node.close()
     t = result.timings
     front = t.get("signatures_and_execution_s", t.get("signatures_s", 0.0) + t.get("execution_s", 0.0))
     out = {"root": result.new_root.hex(), "accepted": result.n_accepted, "total_s": t["total_s"], "signatures_and_execution_s": front,
            "diff_and_root_s": t["diff_and_root_s"], "commit_s": t["commit_s"],
+           # everything but the signature pass (where it is a phase of its own): the execution step
+           "after_signatures_s": t["total_s"] - t["signatures_s"] if spec["mode"] in AFTER_SIGNATURES else None,
            "split": {k: t[k] for k in SPLITS[spec["mode"]] if k in t},
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if executor is not None:
@@ -138,8 +156,8 @@ def draw_plot(levels: list[dict], workers: int, path: Path) -> str | None:
     fig, left, right, xs, labels = started
     import matplotlib.pyplot as plt
 
-    for offset, mode in ((-0.2, "partitioned"), (0.2, "pipelined")):
-        left.bar([x + offset for x in xs], [lv["speedup"][mode]["total_s"] for lv in levels], 0.38, label=mode)
+    for k, mode in enumerate(MODES[1:]):
+        left.bar([x - 0.4 + 0.8 / len(MODES[1:]) * (k + 0.5) for x in xs], [lv["speedup"][mode]["total_s"] for lv in levels], 0.19, label=mode)
     draw_speedup_targets(left, xs, labels)
     left.set_xlabel("contention (share of transactions on the hot account and market)")
     left.set_ylabel(f"whole-batch speedup, {workers} workers vs sequential")
@@ -147,15 +165,15 @@ def draw_plot(levels: list[dict], workers: int, path: Path) -> str | None:
     phases = sorted({k for lv in levels for m in MODES for k in lv["split_s"][m]}, key=lambda k: min(
         SPLITS[m].index(k) for m in MODES if k in SPLITS[m]))
     colours = dict(zip(phases, plt.get_cmap("tab20").colors))
-    width = 0.27
-    for offset, mode in zip((-width, 0.0, width), MODES):
+    width = 0.17
+    for offset, mode in zip((-2 * width, -width, 0.0, width, 2 * width), MODES):
         bottoms = [0.0] * len(levels)
         for phase in SPLITS[mode]:
             heights = [lv["split_s"][mode].get(phase, 0.0) for lv in levels]
             right.bar([x + offset for x in xs], heights, width * 0.95, bottom=bottoms, color=colours[phase],
                       label=phase if mode == "sequential" or phase not in SPLITS["sequential"] else None)
             bottoms = [a + b for a, b in zip(bottoms, heights)]
-    right.set_xticks(xs, [f"{lb}\nseq | part | pipe" for lb in labels])
+    right.set_xticks(xs, [f"{lb}\nseq|part|pipe|shard|shard-ps" for lb in labels])
     right.set_ylabel("seconds (median, the mixed batch)")
     right.set_title("Where the time goes")
     right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -178,9 +196,16 @@ def main() -> None:
     parser.add_argument("--contention", default="0,0.1,0.5,1")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset (sequential always runs: the reference)")
     parser.add_argument("--out-dir", type=Path, default=Path("bench-results"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global MODES
+    MODES = ("sequential", *(m for m in args.modes.split(",") if m != "sequential"))
+    # modes we measure
+    unknown = set(MODES) - set(NODE_MODES)
+    if unknown:
+        sys.exit(f"unknown modes {sorted(unknown)}: choose from {', '.join(NODE_MODES)}")
     if args.child:
         print(json.dumps(run_child(json.loads(args.child))))
         return
@@ -193,7 +218,8 @@ def main() -> None:
         for _ in range(args.repeats):
             for mode in MODES:
                 runs[mode].append(spawn({**base, "mode": mode}))
-        med = {m: {k: round(statistics.median(r[k] for r in runs[m]), 3) for k in runs[m][0] if k.endswith("_s")} for m in MODES}
+        med = {m: {k: round(statistics.median(r[k] for r in runs[m]), 3) for k in runs[m][0] if k.endswith("_s") and runs[m][0][k] is not None}
+               for m in MODES}
         level = {
             "contention": contention,
             "identical_root": len({r["root"] for rs in runs.values() for r in rs}) == 1,
@@ -202,7 +228,8 @@ def main() -> None:
             "coordinator_cpu_s": {m: round(statistics.median(r["coordinator_cpu_s"] for r in runs[m]), 3) for m in MODES[1:]},
             "memory": summarise_memory(runs),
             "speedup": {
-                m: {k: round(med["sequential"][k] / med[m][k], 3) for k in ("total_s", "signatures_and_execution_s")}
+                m: {k: round(med["sequential"][k] / med[m][k], 3) for k in ("total_s", "signatures_and_execution_s", "after_signatures_s")
+                    if k in med[m]}
                 for m in MODES[1:]
             },
         }
@@ -226,6 +253,18 @@ def main() -> None:
         | {
             f"{m}_batch_ratio_at_{full['contention']:g}_met": full["speedup"][m]["total_s"] >= TARGET_FULL_CONTENTION_RATIO
             for m in MODES[1:]
+        }
+        | {
+            f"{m}_execution_step_speedup_at_{lv['contention']:g}_met": lv["speedup"][m]["after_signatures_s"] >= target
+            for m in ("partitioned", "sharded_presigned")
+            if m in MODES
+            for lv in levels
+            for target in [TARGET_EXECUTION_STEP.get(lv["contention"])]
+            if target is not None
+        }
+        | {
+            f"sharded_batch_speedup_at_{low['contention']:g}_met": low["speedup"]["sharded"]["total_s"] >= TARGET_SHARDED_BATCH_SPEEDUP
+            for _ in [0] if "sharded" in MODES
         }
         | {"identical_roots": all(lv["identical_root"] for lv in levels)}
         | {f"{m}_memory_met": all(lv["memory"][m]["target_met"] for lv in levels) for m in MODES[1:]},
