@@ -468,12 +468,14 @@ class ShardSet:
         window: int | None = None,
         progress: Callable[[int], None] | None = None,
         checks: Sequence[Any] | None = None,
+        while_sealing: Callable[[list[Receipt]], None] | None = None,
     ) -> ShardedBatch:
         """Run one batch on the shards; `state` (the coordinator's: instruments, globals, and the
         accounts as of the last batch) is updated to the batch's end, its `touched` set to the
         keys the batch changed. `check_signatures(txs)` is the node's signature pass, used for
         the deposits and oracle updates; with `checks` (the signature pass of the whole batch,
-        already done: `SignatureCheck` per transaction) the shards check nothing. On any failure
+        already done: `SignatureCheck` per transaction) the shards check nothing.
+        `while_sealing(receipts)` runs while the shards hash their leaves. On any failure
         the set is closed and `state` must be reloaded by the caller."""
         self._check_usable()
         # one signature check per transaction (a caller bug otherwise)
@@ -481,14 +483,14 @@ class ShardSet:
             raise ShardError(f"{len(transactions)} transactions but {len(checks)} signature checks")
         try:
             with gc_paused():
-                return self._execute(state, transactions, check_signatures, window, progress, checks)
+                return self._execute(state, transactions, check_signatures, window, progress, checks, while_sealing)
         except BaseException as exc:
             if self.broken is None:
                 self.broken = f"a batch failed: {type(exc).__name__}: {exc}"
             self.close()
             raise
 
-    def _execute(self, state, transactions, check_signatures, window, progress, checks) -> ShardedBatch:  # noqa: ANN001
+    def _execute(self, state, transactions, check_signatures, window, progress, checks, while_sealing) -> ShardedBatch:  # noqa: ANN001
         timings: dict[str, Any] = {}
         t0 = time.perf_counter()
         n = self.n_shards
@@ -550,7 +552,23 @@ class ShardSet:
         # The deposits the shards accepted are exactly those the pre-pass accepted.
         if sorted(accepted) != list(expected_deposits):
             raise ShardError("the shards accepted other deposits than the deposit pre-pass")
-        sealed = self._call_all(_SEAL, [None] * n)
+        receipts = []
+        for index, tx in enumerate(transactions):
+            if index in early_checks:
+                check = early_checks[index]
+                tx_hash = check.tx_hash
+                outcome = check.error if check.signers is None else (broadcast_outcomes[index] if type(tx) is OracleUpdate else outcomes[index])
+            else:
+                tx_hash, outcome = hashes[index], outcomes[index]
+            receipts.append(build_receipt(index, tx.type, tx_hash, outcome))
+        for s in range(n):
+            self._send(s, _SEAL, None)
+        # the shards encode and hash their leaves: meanwhile the caller may use the receipts
+        # (the node writes the batch's transactions and receipts into its open transaction)
+        if while_sealing is not None:
+            while_sealing(receipts)
+        t_receipts = time.perf_counter()
+        sealed = [self._receive(s) for s in range(n)]
         t4 = time.perf_counter()
         oracle_fields = sealed[0][2]
         accounts: dict[int, tuple[bytes, int]] = {}
@@ -585,19 +603,10 @@ class ShardSet:
         state.touched.update(accounts)
         state.touched.update(instrument_key(i) for i in state.instruments)
         state.touched.add(GLOBALS_KEY)
-        receipts = []
-        for index, tx in enumerate(transactions):
-            if index in early_checks:
-                check = early_checks[index]
-                tx_hash = check.tx_hash
-                outcome = check.error if check.signers is None else (broadcast_outcomes[index] if type(tx) is OracleUpdate else outcomes[index])
-            else:
-                tx_hash, outcome = hashes[index], outcomes[index]
-            receipts.append(build_receipt(index, tx.type, tx_hash, outcome))
         t6 = time.perf_counter()
         timings.update({
             "prepass_s": t1 - t0, "plan_s": t2 - t1, "shard_signatures_s": t_checked - t2, "windows_s": t3 - t_checked,
-            **{f"shard_{s}_signatures_cpu_s": cpu for s, cpu in enumerate(check_cpu)}, "seal_s": t4 - t3, "subtrees_s": t5 - t4,
+            **{f"shard_{s}_signatures_cpu_s": cpu for s, cpu in enumerate(check_cpu)}, "receipts_s": t_receipts - t3, "seal_s": t4 - t_receipts, "subtrees_s": t5 - t4,
             "merge_s": t6 - t5, "windows": len(windows), "moves": sum(len(w.moves) for w in windows),
             # per shard, summed over windows: checking signatures, executing, CPU; and the windows'
             # critical path (the slowest shard's CPU in each window)

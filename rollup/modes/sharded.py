@@ -54,6 +54,16 @@ def check_on_workers(transactions: Sequence, ctx: BatchContext, executor: Any) -
         raise ExecutionError(f"batch not committed: the signature checks failed in a worker: {type(exc).__name__}: {exc}") from exc
 
 
+def write_early(ctx: BatchContext, transactions: Sequence, receipts: list) -> None:
+    """The batch's transactions and receipts into its open database transaction, while the shards
+    hash their leaves (the node writes the rest and commits; nothing is visible before)."""
+    if not any(r.status == "accepted" for r in receipts):
+        return  # no batch: nothing to write
+    writer = ctx.open_writer()
+    writer.write_transactions([tx.model_dump_json() for tx in transactions])
+    writer.write_receipts((r.status, r.model_dump_json()) for r in receipts)
+
+
 def execute(ctx: BatchContext, transactions: Sequence, options: ModeOptions, timings: dict[str, Any]) -> Executed:
     executor = options.executor
     checks = None if options.shard_signatures else run_signature_pass(transactions, ctx.signing_domain, executor, timings)
@@ -61,7 +71,8 @@ def execute(ctx: BatchContext, transactions: Sequence, options: ModeOptions, tim
         try:
             shards = get_shard_set(ctx, options)
             batch = shards.execute(
-                ctx.state, transactions, lambda txs: check_on_workers(txs, ctx, executor), options.window, options.progress, checks
+                ctx.state, transactions, lambda txs: check_on_workers(txs, ctx, executor), options.window, options.progress, checks,
+                lambda receipts: write_early(ctx, transactions, receipts),
             )
         except (ShardError, WorkerCrashed) as exc:
             raise ExecutionError(f"batch not committed: {exc}") from exc
