@@ -190,6 +190,7 @@ def spawn(spec: dict) -> dict:
 
 
 def main() -> None:
+    global MODES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=20_000)
     parser.add_argument("--txs", type=int, default=50_000)
@@ -200,7 +201,6 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=Path("bench-results"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global MODES
     MODES = ("sequential", *(m for m in args.modes.split(",") if m != "sequential"))
     # modes we measure
     unknown = set(MODES) - set(NODE_MODES)

@@ -42,7 +42,8 @@ import os
 import pickle
 import resource
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import islice
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -503,8 +504,13 @@ class ShardSet:
             early_checks = dict(zip(early, check_signatures([transactions[i] for i in early])))
         counters, expected_deposits, final_count = compute_deposit_counters(state, transactions, _ChecksView(early_checks))
         t1 = time.perf_counter()
-        windows = self._plan(transactions, early_checks, counters, expected_deposits, window)
+        planner = self._iter_plan(transactions, early_checks, counters, expected_deposits, window)
+        if checks is None:  # the shards check signatures, all of them before the windows: plan everything
+            windows = list(planner)
+        else:  # windows are planned two ahead of the shards: window w + 2 while they run window w
+            windows = list(islice(planner, 2))
         t2 = time.perf_counter()
+        planning = t2 - t1
         # every shard checks the signatures of all its rows first, in one batch verification
         to_check: list[list[tuple[int, tuple]]] = [[] for _ in range(n)]
         for plan in windows:
@@ -524,7 +530,9 @@ class ShardSet:
         # window -1 only moves the accounts window 0 needs; then each reply carries the moves out
         exports = self._exports_before(windows, 0)
         replies = self._call_all(_WINDOW, [({}, [], [], {}, exports[s]) for s in range(n)])
-        for w, plan in enumerate(windows):
+        w = 0
+        while w < len(windows):
+            plan = windows[w]
             moved = {}
             for reply in replies:
                 moved.update(reply[4])
@@ -532,8 +540,14 @@ class ShardSet:
             for account, _, to in plan.moves:
                 imports[to][account] = moved[account]
             exports = self._exports_before(windows, w + 1)
-            payloads = [(imports[s], plan.rows[s], plan.broadcast, plan.counters[s], exports[s]) for s in range(n)]
-            replies = self._call_all(_WINDOW, payloads)
+            for s in range(n):
+                self._send(s, _WINDOW, (imports[s], plan.rows[s], plan.broadcast, plan.counters[s], exports[s]))
+            started = time.perf_counter()
+            planned = next(planner, None)
+            if planned is not None:
+                windows.append(planned)
+            planning += time.perf_counter() - started
+            replies = [self._receive(s) for s in range(n)]
             window_stats.append([reply[5] for reply in replies])
             for s, (shard_outcomes, shard_hashes, shard_broadcast, shard_deposits, _, _) in enumerate(replies):
                 for (index, _, signers), outcome, tx_hash in zip(plan.rows[s], shard_outcomes, shard_hashes):
@@ -548,6 +562,7 @@ class ShardSet:
                     raise ShardError(f"shard {s} disagrees with shard 0 on the oracle updates' outcomes")
             if progress is not None:
                 progress(sum(len(r) for r in plan.rows) + len(plan.broadcast))
+            w += 1
         t3 = time.perf_counter()
         # The deposits the shards accepted are exactly those the pre-pass accepted.
         if sorted(accepted) != list(expected_deposits):
@@ -605,7 +620,7 @@ class ShardSet:
         state.touched.add(GLOBALS_KEY)
         t6 = time.perf_counter()
         timings.update({
-            "prepass_s": t1 - t0, "plan_s": t2 - t1, "shard_signatures_s": t_checked - t2, "windows_s": t3 - t_checked,
+            "prepass_s": t1 - t0, "plan_s": planning, "shard_signatures_s": t_checked - t2, "windows_s": t3 - t_checked,
             **{f"shard_{s}_signatures_cpu_s": cpu for s, cpu in enumerate(check_cpu)}, "receipts_s": t_receipts - t3, "seal_s": t4 - t_receipts, "subtrees_s": t5 - t4,
             "merge_s": t6 - t5, "windows": len(windows), "moves": sum(len(w.moves) for w in windows),
             # per shard, summed over windows: checking signatures, executing, CPU; and the windows'
@@ -630,17 +645,17 @@ class ShardSet:
                 exports[source].append(account)
         return exports
 
-    def _plan(
+    def _iter_plan(
         self,
         transactions: Sequence[Any],
         early_checks: Mapping[int, Any],
         counters: Mapping[int, int],
         expected_deposits: Sequence[int],
         window: int | None,
-    ) -> list[_Window]:
-        """Every window's rows per shard and the account moves before it. Planning needs only the
-        transactions' fields, the holder map and the pre-pass (which deposits create accounts),
-        so the whole batch is planned before anything runs."""
+    ) -> Iterator[_Window]:
+        """Every window's rows per shard and the account moves before it, in order. Planning needs
+        only the transactions' fields, the holder map (which it updates) and the pre-pass (which
+        deposits create accounts), never a shard's answer: windows can be planned ahead."""
         size = compute_window_size(transactions) if window is None else window
         # A window holds at least one transaction.
         if size < 1:
@@ -652,7 +667,6 @@ class ShardSet:
             account = transactions[i].account
             if account not in holder:
                 created_at.setdefault(account, i)
-        windows = []
         costs = SHARD_COSTS
         for start in range(0, len(transactions), size):
             part = transactions[start : start + size]
@@ -694,8 +708,7 @@ class ShardSet:
                 for k in broadcast
                 if early_checks[start + k].signers is not None
             ]
-            windows.append(_Window(start, rows, shard_counters, bcast, moves))
-        return windows
+            yield _Window(start, rows, shard_counters, bcast, moves)
 
 
 def _first(row: tuple) -> int:
