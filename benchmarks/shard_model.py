@@ -7,7 +7,7 @@ Measured, per workload (default 10k accounts, 20k mixed transactions, contention
 - `ShardSet` over worker processes at n = 1, 2 and over a Dask LocalCluster (processes, one thread
   per worker) at 1-4 workers. Per window: its wall time (the `progress` callback's timestamps),
   the coordinator's CPU, each shard's CPU (`ShardedBatch.windows`), and from the plan the shard
-  actually ran (`ShardSet._plan`, captured) each shard's estimated load (the planner's cost
+  actually ran (`ShardSet._iter_plan`, captured) each shard's estimated load (the planner's cost
   table, the shard's rows and the broadcast oracle updates) and its account moves.
 
 Every run also samples other users' runnable threads (`BackgroundSampler`): on a shared machine
@@ -246,15 +246,15 @@ def measure_sharded(workload: dict, n: int, client: Any = None) -> dict:
         try:
             planned: list = []
             marks: list[tuple[float, float]] = []
-            plan = shards._plan
+            plan = shards._iter_plan
 
-            def capture_plan(*args: Any) -> list:
-                windows = plan(*args)
+            def capture_plan(*args: Any) -> Any:
+                windows = list(plan(*args))  # planned whole here (the shards check signatures: so does the engine)
                 planned.append(windows)
                 marks.append((time.perf_counter(), time.process_time()))  # windows start here
-                return windows
+                return iter(windows)
 
-            shards._plan = capture_plan  # type: ignore[method-assign]
+            shards._iter_plan = capture_plan  # type: ignore[method-assign]
             pids = get_shard_pids(shards, client)
             shard_cpu: list[list[float]] = []
 
@@ -328,7 +328,7 @@ def measure_dask(workload: dict, workers: int) -> dict:
 
 def plan_at(workload: dict, counts: tuple[int, ...], sealed_accounts: list[int]) -> dict[int, dict]:
     """The plan the coordinator would make with n shards, for each n, the time it takes and who
-    holds each sealed account at the end, without starting any shard: `ShardSet._plan` reads
+    holds each sealed account at the end, without starting any shard: `ShardSet._iter_plan` reads
     only `n_shards`, the holder map (accounts to their subtrees' owners at the start) and the
     deposit pre-pass, and leaves the final holders in the map."""
     batch = workload["batch"]
@@ -348,7 +348,7 @@ def plan_at(workload: dict, counts: tuple[int, ...], sealed_accounts: list[int])
             replica.level = choose_subtree_level(len(state.accounts), n, shape)
             replica.holder = {a: replica.owner(a) for a in state.accounts}
             started = time.perf_counter()
-            windows = replica._plan(batch, early_checks, counters, expected, None)
+            windows = list(replica._iter_plan(batch, early_checks, counters, expected, None))
             plan_s = time.perf_counter() - started
             out[n] = {
                 "plan_s": plan_s,

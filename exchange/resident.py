@@ -29,7 +29,7 @@ blocks on a full pipe while that worker is blocked writing a reply (the worker i
 thread: a reader thread there waited for the matching thread's GIL on every pipe read, and the
 coordinator with it). Frames carry a sequence number that the worker checks.
 
-Transports: worker processes (`multiprocessing`, spawned by default: a service with threads must
+Transports (rollup/resident.py, shared with the sharded node): worker processes (`multiprocessing`, spawned by default: a service with threads must
 not fork) or Dask actors (`dask_client=`: one actor per partition on the cluster's workers; a
 frame is one actor call, answered before the next is sent, because separate calls may overtake
 one another).

@@ -186,7 +186,7 @@ class Shard:
         self.tree = PoseidonTree(get_tree_shape(init.genesis))
         self.tree.update_subtrees(init.values, self.level)
         self.touched: set[int] = set()  # accounts held here that changed in this batch
-        self.checked: dict[int, tuple[Any, Any]] = {}  # batch index -> (transaction, signature check), until it runs
+        self.checked: dict[int, tuple[tuple, Any]] = {}  # batch index -> (row, signature check), until it runs
         self.hot = self._get_hot()
         self.expected = 0
         self.cpu_s = 0.0
@@ -245,14 +245,15 @@ class Shard:
         signers_of: dict[int, tuple] = {}
         for k, (index, row, signers) in enumerate(rows):
             if row is None:  # sent and checked before the windows (`check_rows`)
-                tx, check = pending.pop(index)
+                checked_row, check = pending.pop(index)
+                tx = decode_signed_transaction(checked_row)
                 hashes[k] = check.tx_hash
                 if check.signers is None:
                     outcomes[k] = check.error
                 else:
                     signers_of[k] = check.signers
-            else:
-                tx = decode_signed_transaction(row)
+            else:  # checked before it was sent: no signatures (`encode_transaction`)
+                tx = decode_transaction(row)
                 signers_of[k] = signers
             txs.append(tx)
         own_positions = sorted(signers_of)
@@ -284,7 +285,8 @@ class Shard:
         txs = [decode_signed_transaction(row) for _, row in rows]
         digests = [compute_signing_digest(tx, self.domain) for tx in txs]
         checks = to_signature_checks(digests, check_signature_chunk(self.tag, build_signature_jobs(txs, digests)))
-        self.checked = {index: (tx, check) for (index, _), tx, check in zip(rows, txs, checks)}
+        # the rows, not the models, are kept until their windows (a model costs several times its row)
+        self.checked = {index: (row, check) for (index, row), check in zip(rows, checks)}
         return time.process_time() - cpu
 
     def seal(self) -> tuple:
@@ -698,7 +700,10 @@ class ShardSet:
                     check = early_checks.get(index)
                     if check is not None and check.signers is None:
                         continue  # refused by the coordinator's check: never executes
-                    rows[target].append((index, encode_signed_transaction(tx), None if check is None else check.signers))
+                    if check is None:  # the shard checks it: every field
+                        rows[target].append((index, encode_signed_transaction(tx), None))
+                    else:  # checked already: the signers instead of the signatures
+                        rows[target].append((index, encode_transaction(tx), check.signers))
                     if type(tx) is Deposit:
                         shard_counters[target][index] = counters[index]
             for shard_rows in rows:

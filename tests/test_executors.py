@@ -293,6 +293,7 @@ def test_cli_submit_gives_the_same_batch_on_every_executor(cli_files):
         ["--executor", "serial", "--workers", "3"],
         ["--executor", "process", "--workers", "2"],
         ["--executor", "process", "--workers", "2", "--mode", "partitioned", "--window", "50"],
+        ["--executor", "process", "--workers", "2", "--mode", "sharded", "--window", "50"],
         ["--mode", "sequential"],
         [],
     ):
@@ -313,7 +314,7 @@ def test_cli_submit_gives_the_same_batch_on_every_executor(cli_files):
         (["--workers", "0"], "--workers must be at least 1, got 0"),
         (["--executor", "threads"], "unknown executor 'threads'; choose one of: serial, process, dask"),
         (["--executor", "process", "--cluster", "local"], "--cluster is for --executor dask"),
-        (["--mode", "fast"], "unknown --mode 'fast'; choose one of: sequential, partitioned, pipelined"),
+        (["--mode", "fast"], "unknown --mode 'fast'; choose one of: sequential, partitioned, pipelined, sharded"),
         (["--mode", "sequential", "--workers", "2"], "--mode sequential runs in this process: no --executor, --workers or --cluster"),
         (["--cluster", "tcp://127.0.0.1:{port}"], "cannot connect to the Dask scheduler at 'tcp://127.0.0.1:"),
     ],

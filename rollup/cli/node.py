@@ -146,13 +146,13 @@ ModeOption = Annotated[
     typer.Option(
         "--mode",
         help="pipelined (workers check signatures while this process executes each chunk in order; fastest on few "
-        "cores), partitioned (conflict-free partitions executed in parallel; docs/parallel.md) or sequential "
-        "(this process only, the reference).",
+        "cores), partitioned (conflict-free partitions executed in parallel; docs/parallel.md), sharded (account "
+        "shards resident in the workers across batches; docs/sharding.md) or sequential (this process only, the reference).",
     ),
 ]
 WindowOption = Annotated[
     Optional[int],
-    typer.Option("--window", help="partitioned mode: plan in consecutive windows of this many transactions.", show_default=False),
+    typer.Option("--window", help="partitioned and sharded modes: plan in consecutive windows of this many transactions.", show_default=False),
 ]
 
 
