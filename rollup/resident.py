@@ -14,7 +14,8 @@ them only what changes. This module is their transport:
 
 A worker is built from `factory(init)`: a top-level callable (picklable by reference: spawned
 processes and Dask workers import it) and one bytes object. The handler answers `handle(frame:
-bytes) -> bytes`; what the frames mean is the user's.
+bytes) -> bytes`; what the frames mean is the user's. A handler with `idle(request_waiting)` is
+called after each reply, in a worker process, to work until `request_waiting()` is true.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def _serve(requests: Any, replies: Any, factory: Factory, init: bytes) -> None:
     """A worker process: answer frames until told to stop or the coordinator goes away."""
     handler = factory(init)
     del init
+    idle = getattr(handler, "idle", None)  # work the handler does while no request waits
     while True:
         try:
             frame = requests.recv_bytes()
@@ -53,6 +55,8 @@ def _serve(requests: Any, replies: Any, factory: Factory, init: bytes) -> None:
         if frame == STOP_FRAME:
             return
         replies.send_bytes(handler.handle(frame))
+        if idle is not None:
+            idle(requests.poll)
 
 
 class DaskResident:

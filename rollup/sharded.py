@@ -187,6 +187,9 @@ class Shard:
         self.tree.update_subtrees(init.values, self.level)
         self.touched: set[int] = set()  # accounts held here that changed in this batch
         self.checked: dict[int, tuple[tuple, Any]] = {}  # batch index -> (row, signature check), until it runs
+        self.final: list[int] = []  # touched accounts whose leaves no later window changes, not hashed yet
+        self.sealed: dict[int, tuple[bytes, int, tuple | None]] = {}  # hashed while idle
+        self.idle_cpu_s = 0.0
         self.hot = self._get_hot()
         self.expected = 0
         self.cpu_s = 0.0
@@ -228,6 +231,7 @@ class Shard:
         broadcast: list[tuple[int, tuple, tuple]],
         counters: dict[int, int],
         exports: list[int],
+        finals: list[int],
     ) -> tuple:
         """Import the accounts moving in, check the signatures of the rows not checked yet, execute
         the rows and the broadcast oracle updates in batch order, export the accounts moving out."""
@@ -266,6 +270,8 @@ class Shard:
         accepted_deposits = [i for (i, tx, _), r in zip(own, own_receipts) if type(tx) is Deposit and r.status == "accepted"]
         self.touched.update(k for k in state.touched if k < ACCOUNT_KEY_LIMIT)
         state.touched.clear()
+        # leaves final after this window: hashed while the shard waits for the next request (`idle`)
+        self.final.extend(a for a in finals if a in self.touched)
         exported = {}
         for account_id in exports:
             account = state.accounts.pop(account_id, None)
@@ -289,18 +295,37 @@ class Shard:
         self.checked = {index: (row, check) for (index, row), check in zip(rows, checks)}
         return time.process_time() - cpu
 
+    def _encode_leaf(self, account_id: int) -> tuple[bytes, int, tuple | None]:
+        """(leaf bytes, leaf value, compact row) of a held account (absent: empty; no rule deletes one)."""
+        data = encode_state_leaf(self.state, account_id)
+        account = self.state.accounts.get(account_id)
+        return data, compute_account_value(data, self.table), None if account is None else encode_account(account)
+
+    def idle(self, request_waiting: Callable[[], bool]) -> None:
+        """Between requests (process transport): encode and hash the leaves already final, one at a
+        time, until a request arrives. An account so sealed leaves `touched`; if anything touched
+        it again, the seal would hash it again (the plan says nothing will)."""
+        cpu = time.process_time()
+        final = self.final
+        while final and not request_waiting():
+            account_id = final.pop()
+            if account_id in self.touched:
+                self.sealed[account_id] = self._encode_leaf(account_id)
+                self.touched.discard(account_id)
+        self.idle_cpu_s += time.process_time() - cpu
+
     def seal(self) -> tuple:
         """End of a batch: the leaves (key, bytes, value) of the accounts this shard holds and
         changed, its hot-state deltas and the oracle-written fields."""
         started = time.perf_counter()
         state = self.state
-        leaves = []
-        for account_id in sorted(self.touched):
-            data = encode_state_leaf(state, account_id)
-            account = state.accounts.get(account_id)  # (no rule deletes an account; absent is empty)
-            row = None if account is None else encode_account(account)
-            leaves.append((account_id, data, compute_account_value(data, self.table), row))
+        sealed = self.sealed
+        for account_id in self.touched:  # every changed leaf not hashed while idle
+            sealed[account_id] = self._encode_leaf(account_id)
+        leaves = [(account_id, *sealed[account_id]) for account_id in sorted(sealed)]
         self.touched.clear()
+        self.sealed = {}
+        self.final.clear()
         fee_pool, insurance_fund, open_interest = self.hot
         self.hot = self._get_hot()
         deltas = (
@@ -313,8 +338,10 @@ class Shard:
             "accounts_held": len(state.accounts),
             "seal_s": time.perf_counter() - started,
             "cpu_s": self.cpu_s,
+            "idle_hash_cpu_s": self.idle_cpu_s,  # this batch's
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
+        self.idle_cpu_s = 0.0
         return leaves, deltas, get_oracle_fields(state), stats
 
     def update_subtrees(self, values: dict[int, int]) -> dict[int, int]:
@@ -349,6 +376,7 @@ class _Window:
     counters: list[dict[int, int]]  # per shard
     broadcast: list[tuple[int, tuple, tuple]]
     moves: list[tuple[int, int, int]]  # (account, from shard, to shard), before this window
+    finals: list[list[int]]  # per shard, the accounts no later window names (their leaves are final after it)
 
 
 class ShardSet:
@@ -531,7 +559,7 @@ class ShardSet:
         window_stats: list[list[tuple[float, float, float]]] = []
         # window -1 only moves the accounts window 0 needs; then each reply carries the moves out
         exports = self._exports_before(windows, 0)
-        replies = self._call_all(_WINDOW, [({}, [], [], {}, exports[s]) for s in range(n)])
+        replies = self._call_all(_WINDOW, [({}, [], [], {}, exports[s], []) for s in range(n)])
         w = 0
         while w < len(windows):
             plan = windows[w]
@@ -543,7 +571,7 @@ class ShardSet:
                 imports[to][account] = moved[account]
             exports = self._exports_before(windows, w + 1)
             for s in range(n):
-                self._send(s, _WINDOW, (imports[s], plan.rows[s], plan.broadcast, plan.counters[s], exports[s]))
+                self._send(s, _WINDOW, (imports[s], plan.rows[s], plan.broadcast, plan.counters[s], exports[s], plan.finals[s]))
             started = time.perf_counter()
             planned = next(planner, None)
             if planned is not None:
@@ -670,8 +698,15 @@ class ShardSet:
             if account not in holder:
                 created_at.setdefault(account, i)
         costs = SHARD_COSTS
+        last_window: dict[int, int] = {}  # account -> the last window naming it
+        for index, pair in enumerate(get_account_pairs(transactions)):
+            if pair is not None:
+                for a in pair:
+                    last_window[a] = index // size
         for start in range(0, len(transactions), size):
             part = transactions[start : start + size]
+            w = start // size
+            finals: list[list[int]] = [[] for _ in range(n)]
             pairs = get_account_pairs(part)
             groups, broadcast, _ = group_pairs_numpy(pairs)
             loads = [0.0] * n
@@ -692,6 +727,8 @@ class ShardSet:
                     source = holder.get(a)
                     if source is not None and source != target:
                         moves.append((a, source, target))
+                    if last_window[a] == w:
+                        finals[target].append(a)
                     if source is not None or start <= created_at.get(a, -1) < start + size:
                         holder[a] = target
                 for k in members:
@@ -713,7 +750,7 @@ class ShardSet:
                 for k in broadcast
                 if early_checks[start + k].signers is not None
             ]
-            yield _Window(start, rows, shard_counters, bcast, moves)
+            yield _Window(start, rows, shard_counters, bcast, moves, finals)
 
 
 def _first(row: tuple) -> int:
