@@ -88,7 +88,10 @@ MIN_PLANNED_ACCOUNTS = 4_096  # a new node's subtrees sized as if it had this ma
 # (export, relay, import): with the execution costs, what the assignment balances.
 SIGNATURE_COST = 120.0
 MOVE_COST = 15.0
-COORDINATOR_CHECKED = (Deposit, OracleUpdate)  # signatures checked before planning (pre-pass, broadcast)
+COORDINATOR_CHECKED = (Deposit, OracleUpdate)
+# Rows per batch verification in a shard: large enough that the multi-scalar multiplication stays
+# efficient, small enough that its working memory does not set the shard's peak.
+CHECK_CHUNK = 4_096  # signatures checked before planning (pre-pass, broadcast)
 
 _CHECK, _WINDOW, _SEAL, _SUBTREES, _SNAPSHOT = "check", "window", "seal", "subtrees", "snapshot"
 _OK, _ERROR = "ok", "error"
@@ -288,11 +291,14 @@ class Shard:
         verification (batch verification gets cheaper per signature as the batch grows: per
         window it cost a third more); kept until its window runs. Returns the CPU seconds."""
         cpu = time.process_time()
-        txs = [decode_signed_transaction(row) for _, row in rows]
-        digests = [compute_signing_digest(tx, self.domain) for tx in txs]
-        checks = to_signature_checks(digests, check_signature_chunk(self.tag, build_signature_jobs(txs, digests)))
-        # the rows, not the models, are kept until their windows (a model costs several times its row)
-        self.checked = {index: (row, check) for (index, row), check in zip(rows, checks)}
+        self.checked = {}
+        for start in range(0, len(rows), CHECK_CHUNK):
+            chunk = rows[start : start + CHECK_CHUNK]
+            txs = [decode_signed_transaction(row) for _, row in chunk]
+            digests = [compute_signing_digest(tx, self.domain) for tx in txs]
+            checks = to_signature_checks(digests, check_signature_chunk(self.tag, build_signature_jobs(txs, digests)))
+            # the rows, not the models, are kept until their windows (a model costs several times its row)
+            self.checked.update((index, (row, check)) for (index, row), check in zip(chunk, checks))
         return time.process_time() - cpu
 
     def _encode_leaf(self, account_id: int) -> tuple[bytes, int, tuple | None]:
