@@ -45,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from parallel_bench import get_workload_files  # noqa: E402
 
-from rollup.node import Node, check_signatures  # noqa: E402
+from rollup.node import Node  # noqa: E402
+from rollup.signatures import check_signatures  # noqa: E402
 from rollup.parallel import TX_CLASSES, compute_deposit_counters  # noqa: E402
 from rollup.sharded import COORDINATOR_CHECKED, SHARD_COSTS, ShardSet, _ChecksView, choose_subtree_level  # noqa: E402
 from rollup.state_codec import encode_state_leaf  # noqa: E402
