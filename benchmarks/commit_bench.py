@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 LAYOUTS = ("rows", "blobs")
@@ -75,21 +76,18 @@ def time_commit(layout: str, leaves_before: dict[int, bytes], bodies: list[str],
             store.wait_for_checkpoint()
             db_bytes = sum(p.stat().st_size for p in home.iterdir() if p.name.startswith(DB_NAME))
             reads = {}
-            t = time.perf_counter()
-            read_bodies = store.get_transactions(1)
-            reads["get_transactions_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            read_receipts = store.get_receipts(1)
-            reads["get_receipts_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            accepted = get_accepted_indices(store, 1)
-            reads["get_accepted_indices_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            read_diff = store.get_diff(1)
-            reads["get_diff_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            before = get_leaves_before(store, 1)
-            reads["get_leaves_before_s"] = time.perf_counter() - t
+
+            def timed_read(name: str, read: Any) -> Any:
+                t = time.perf_counter()
+                value = read()
+                reads[f"{name}_s"] = time.perf_counter() - t
+                return value
+
+            read_bodies = timed_read("get_transactions", lambda: store.get_transactions(1))
+            read_receipts = timed_read("get_receipts", lambda: store.get_receipts(1))
+            accepted = timed_read("get_accepted_indices", lambda: get_accepted_indices(store, 1))
+            read_diff = timed_read("get_diff", lambda: store.get_diff(1))
+            before = timed_read("get_leaves_before", lambda: get_leaves_before(store, 1))
         finally:
             store.close()
     # what was committed reads back, in every layout

@@ -264,12 +264,13 @@ class PartitionResult(_Packed):
 
 
 def compute_deposit_counters(
-    state: State, transactions: Sequence[Any], checks: Sequence[SignatureCheck]
+    state: State, transactions: Sequence[Any], checks: Sequence[SignatureCheck] | Mapping[int, SignatureCheck]
 ) -> tuple[dict[int, int], list[int], int]:
     """Run the batch's deposits alone, in order, with the real rule on a scratch state that holds
     only the accounts they name: a deposit's validity depends only on `deposit_count` and on the
     bound address of its account, and only deposits write either. Returns (deposit_count before
-    each deposit, by batch index; accepted deposits; deposit_count after the batch)."""
+    each deposit, by batch index; accepted deposits; deposit_count after the batch). `checks` is
+    indexed by batch index: every transaction's, or a mapping holding at least the deposits'."""
     scratch = State(state.genesis, {}, {}, Globals(deposit_count=state.globals.deposit_count))
     counters: dict[int, int] = {}
     accepted: list[int] = []

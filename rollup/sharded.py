@@ -44,6 +44,7 @@ import resource
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import islice
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -538,7 +539,7 @@ class ShardSet:
         else:
             early = [i for i, tx in enumerate(transactions) if type(tx) in COORDINATOR_CHECKED]
             early_checks = dict(zip(early, check_signatures([transactions[i] for i in early])))
-        counters, expected_deposits, final_count = compute_deposit_counters(state, transactions, _ChecksView(early_checks))
+        counters, expected_deposits, final_count = compute_deposit_counters(state, transactions, early_checks)
         t1 = time.perf_counter()
         planner = self._iter_plan(transactions, early_checks, counters, expected_deposits, window)
         if checks is None:  # the shards check signatures, all of them before the windows: plan everything
@@ -750,27 +751,13 @@ class ShardSet:
                     if type(tx) is Deposit:
                         shard_counters[target][index] = counters[index]
             for shard_rows in rows:
-                shard_rows.sort(key=_first)
+                shard_rows.sort(key=itemgetter(0))
             bcast = [
                 (start + k, encode_transaction(part[k]), early_checks[start + k].signers)
                 for k in broadcast
                 if early_checks[start + k].signers is not None
             ]
             yield _Window(start, rows, shard_counters, bcast, moves, finals)
-
-
-def _first(row: tuple) -> int:
-    return row[0]
-
-
-class _ChecksView:
-    """The pre-pass reads `checks[index].signers` of deposits only."""
-
-    def __init__(self, checks: Mapping[int, Any]):
-        self.checks = checks
-
-    def __getitem__(self, index: int) -> Any:
-        return self.checks[index]
 
 
 def check_holder_consistency(shards: ShardSet, state: State) -> None:
