@@ -48,7 +48,7 @@ from parallel_bench import get_workload_files  # noqa: E402
 from rollup.node import Node  # noqa: E402
 from rollup.signatures import check_signatures  # noqa: E402
 from rollup.parallel import TX_CLASSES, compute_deposit_counters  # noqa: E402
-from rollup.sharded import COORDINATOR_CHECKED, SHARD_COSTS, ShardSet, _ChecksView, choose_subtree_level  # noqa: E402
+from rollup.sharded import COORDINATOR_CHECKED, SHARD_COSTS, ShardSet, choose_subtree_level  # noqa: E402
 from rollup.state_codec import encode_state_leaf  # noqa: E402
 from rollup.txfile import read_transaction_file  # noqa: E402
 from verifier.state_tree import get_tree_shape  # noqa: E402
@@ -339,7 +339,7 @@ def plan_at(workload: dict, counts: tuple[int, ...], sealed_accounts: list[int])
         state = node.state
         early = [i for i, tx in enumerate(batch) if type(tx) in COORDINATOR_CHECKED]
         early_checks = dict(zip(early, check_signatures([batch[i] for i in early], domain)))
-        counters, expected, _ = compute_deposit_counters(state, batch, _ChecksView(early_checks))
+        counters, expected, _ = compute_deposit_counters(state, batch, early_checks)
         shape = get_tree_shape(state.genesis)
         out = {}
         for n in counts:
