@@ -92,7 +92,7 @@ MOVE_COST = 15.0
 COORDINATOR_CHECKED = (Deposit, OracleUpdate)
 # Rows per batch verification in a shard: large enough that the multi-scalar multiplication stays
 # efficient, small enough that its working memory does not set the shard's peak.
-CHECK_CHUNK = 4_096  # signatures checked before planning (pre-pass, broadcast)
+CHECK_CHUNK = 4_096  # rows whose signatures a shard verifies together (`Shard.check_rows`)
 
 _CHECK, _WINDOW, _SEAL, _SUBTREES, _SNAPSHOT = "check", "window", "seal", "subtrees", "snapshot"
 _OK, _ERROR = "ok", "error"
@@ -288,11 +288,11 @@ class Shard:
         return outcomes, hashes, [get_outcome(r) for r in broadcast_receipts], accepted_deposits, exported, stats
 
     def check_rows(self, rows: list[tuple[int, tuple]]) -> float:
-        """Check the signatures of every row this shard will execute in the batch, in one batch
-        verification (batch verification gets cheaper per signature as the batch grows: per
-        window it cost a third more); kept until its window runs. Returns the CPU seconds."""
+        """Check the signatures of rows this shard will execute in the batch (the coordinator sends
+        them in one or two parts before the windows), in batch verifications of CHECK_CHUNK rows
+        (batch verification gets cheaper per signature as the batch grows: per window it cost a
+        third more); kept until their windows run. Returns the CPU seconds."""
         cpu = time.process_time()
-        self.checked = {}
         for start in range(0, len(rows), CHECK_CHUNK):
             chunk = rows[start : start + CHECK_CHUNK]
             txs = [decode_signed_transaction(row) for _, row in chunk]
@@ -326,6 +326,8 @@ class Shard:
         changed, its hot-state deltas and the oracle-written fields."""
         started = time.perf_counter()
         state = self.state
+        if self.checked:  # the plan runs every row a shard checked
+            raise ShardError(f"shard {self.index} checked {len(self.checked)} rows no window ran")
         sealed = self.sealed
         for account_id in self.touched:  # every changed leaf not hashed while idle
             sealed[account_id] = self._encode_leaf(account_id)
@@ -542,22 +544,31 @@ class ShardSet:
         counters, expected_deposits, final_count = compute_deposit_counters(state, transactions, early_checks)
         t1 = time.perf_counter()
         planner = self._iter_plan(transactions, early_checks, counters, expected_deposits, window)
-        if checks is None:  # the shards check signatures, all of them before the windows: plan everything
-            windows = list(planner)
+        check_cpu = [0.0] * n
+        if checks is None:
+            # the shards check the signatures of all their rows before the windows, in batch
+            # verifications: the rows of the first windows (a third of the batch) while the
+            # coordinator plans the rest, then the rest (one part if requests cannot be sent ahead)
+            windows = []
+            parts = 0
+            first_part = len(transactions) // 3 if all(link.ahead for link in self.links) else len(transactions) + 1
+            planned_rows = 0
+            sent = 0
+            for plan in planner:
+                windows.append(plan)
+                planned_rows += sum(len(rows) for rows in plan.rows)
+                if parts == 0 and planned_rows >= first_part:
+                    parts += self._send_checks(windows[sent:])
+                    sent = len(windows)
+            parts += self._send_checks(windows[sent:])
+            t2 = time.perf_counter()
+            planning = t2 - t1
+            for _ in range(parts):
+                check_cpu = [a + b for a, b in zip(check_cpu, (self._receive(s) for s in range(n)))]
         else:  # windows are planned two ahead of the shards: window w + 2 while they run window w
             windows = list(islice(planner, 2))
-        t2 = time.perf_counter()
-        planning = t2 - t1
-        # every shard checks the signatures of all its rows first, in one batch verification
-        to_check: list[list[tuple[int, tuple]]] = [[] for _ in range(n)]
-        for plan in windows:
-            for s in range(n):
-                shard_rows = plan.rows[s]
-                for k, (index, row, signers) in enumerate(shard_rows):
-                    if signers is None:
-                        to_check[s].append((index, row))
-                        shard_rows[k] = (index, None, None)
-        check_cpu = self._call_all(_CHECK, to_check) if any(to_check) else [0.0] * n
+            t2 = time.perf_counter()
+            planning = t2 - t1
         t_checked = time.perf_counter()
         outcomes: dict[int, str | None] = {}
         hashes: dict[int, str] = {}
@@ -604,6 +615,11 @@ class ShardSet:
         # The deposits the shards accepted are exactly those the pre-pass accepted.
         if sorted(accepted) != list(expected_deposits):
             raise ShardError("the shards accepted other deposits than the deposit pre-pass")
+        for s in range(n):
+            self._send(s, _SEAL, None)
+        # the shards encode and hash their leaves: meanwhile the coordinator builds the receipts
+        # and the caller may use them (the node writes the batch's transactions and receipts into
+        # its open transaction)
         receipts = []
         for index, tx in enumerate(transactions):
             if index in early_checks:
@@ -613,10 +629,6 @@ class ShardSet:
             else:
                 tx_hash, outcome = hashes[index], outcomes[index]
             receipts.append(build_receipt(index, tx.type, tx_hash, outcome))
-        for s in range(n):
-            self._send(s, _SEAL, None)
-        # the shards encode and hash their leaves: meanwhile the caller may use the receipts
-        # (the node writes the batch's transactions and receipts into its open transaction)
         if while_sealing is not None:
             while_sealing(receipts)
         t_receipts = time.perf_counter()
@@ -673,6 +685,22 @@ class ShardSet:
             for plan, stats in zip(windows, window_stats)
         ]
         return ShardedBatch(receipts, accounts, self.level, subtrees, timings, detail)
+
+    def _send_checks(self, windows: list[_Window]) -> int:
+        """Send every shard the rows of `windows` whose signatures it checks (`Shard.check_rows`),
+        leaving them out of the windows' rows; 1 if sent, 0 if there was nothing to check."""
+        to_check: list[list[tuple[int, tuple]]] = [[] for _ in range(self.n_shards)]
+        for plan in windows:
+            for s, shard_rows in enumerate(plan.rows):
+                for k, (index, row, signers) in enumerate(shard_rows):
+                    if signers is None:
+                        to_check[s].append((index, row))
+                        shard_rows[k] = (index, None, None)
+        if not any(to_check):
+            return 0
+        for s, rows in enumerate(to_check):
+            self._send(s, _CHECK, rows)
+        return 1
 
     def _exports_before(self, windows: list[_Window], w: int) -> list[list[int]]:
         """Per shard, the accounts it sends away at the end of window w - 1 (for window w)."""
