@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -87,9 +88,21 @@ def read_process_memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
+def read_process_cpu_s(pid: int) -> float:
+    """User plus system CPU seconds a live process has used (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_batch_cpu_s(pids: list[int]) -> float:
+    """CPU seconds used so far by this process and the given workers."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime + sum(read_process_cpu_s(pid) for pid in pids)
+
+
 def run_child(spec: dict) -> dict:
     import gc
-    import resource
 
     from rollup.executors import ProcessExecutor
     from rollup.modes import ExecutionOptions
@@ -110,9 +123,13 @@ def run_child(spec: dict) -> dict:
         # the sharded modes start their resident shards with the setup batch (once per node)
         node.submit(setup, options if mode == "sharded" else ExecutionOptions())
         gc.collect()
+        shards = node.resident.get("shards")
+        # every process working on the batch: this one, the executor's workers and the shards
+        pids = [] if executor is None else [*executor.pids, *(shards.pids if shards else [])]
+        cpu_before = read_batch_cpu_s(pids)
         result = node.submit(batch, options).batch
+        batch_cpu_s = read_batch_cpu_s(pids) - cpu_before
         if executor is not None:
-            shards = node.resident.get("shards")
             workers = [read_process_memory_mb(pid) for pid in [*executor.pids, *(shards.pids if shards else [])]]
             executor.shutdown()
         node.close()
@@ -123,7 +140,8 @@ def run_child(spec: dict) -> dict:
            # everything but the signature pass (where it is a phase of its own): the execution step
            "after_signatures_s": t["total_s"] - t["signatures_s"] if spec["mode"] in AFTER_SIGNATURES else None,
            "split": {k: t[k] for k in SPLITS[spec["mode"]] if k in t},
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "batch_cpu_s": batch_cpu_s}
     if executor is not None:
         out["workers_memory"] = workers
         out["coordinator_cpu_s"] = t.get("coordinator_cpu_s", t.get("signatures_cpu_s", 0.0) + t.get("execution_cpu_s", 0.0))
@@ -227,6 +245,15 @@ def main() -> None:
             "split_s": {m: {k: round(statistics.median(r["split"][k] for r in runs[m]), 3) for k in runs[m][0]["split"]} for m in MODES},
             "coordinator_cpu_s": {m: round(statistics.median(r["coordinator_cpu_s"] for r in runs[m]), 3) for m in MODES[1:]},
             "memory": summarise_memory(runs),
+            # CPU of every process on the batch against the sequential node's: on C cores (the
+            # machine's, at most the workers and the coordinator) a mode cannot beat
+            # C x sequential CPU / its CPU (its bound), however well it overlaps its work
+            "cpu": {m: {"batch_cpu_s": round(statistics.median(r["batch_cpu_s"] for r in runs[m]), 3),
+                        "vs_sequential": round(statistics.median(r["batch_cpu_s"] for r in runs[m])
+                                               / statistics.median(r["batch_cpu_s"] for r in runs["sequential"]), 3),
+                        "bound_speedup": round(min(os.cpu_count() or 1, args.workers + 1) * statistics.median(r["batch_cpu_s"] for r in runs["sequential"])
+                                               / statistics.median(r["batch_cpu_s"] for r in runs[m]), 3)}
+                    for m in MODES},
             "speedup": {
                 m: {k: round(med["sequential"][k] / med[m][k], 3) for k in ("total_s", "signatures_and_execution_s", "after_signatures_s")
                     if k in med[m]}
