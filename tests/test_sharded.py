@@ -1,7 +1,8 @@
-"""The sharded engine's own pieces (rollup/sharded.py): subtree roots, ownership, failures.
+"""The sharded engine's own pieces (rollup/sharded.py): subtree roots, ownership, failures, and
+random workloads on any shard count and window (hypothesis) against the sequential node.
 
 That a sharded batch equals sequential execution (receipts, diff, root, every later batch, on
-processes and on Dask) is tested with every other mode in tests/test_modes.py.
+processes and on Dask) is also tested with every other mode in tests/test_modes.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import random
 import signal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rollup.executors import WorkerCrashed
 from rollup.sharded import ShardError, ShardSet, choose_subtree_level, get_owner
@@ -222,3 +225,53 @@ def test_sharded_on_a_dask_cluster(mixed, node_factory) -> None:
         assert [node.submit(p, options, max_batch_txs=None).new_root for p in parts] == expected
         assert node.resident["shards"].transport == "dask"
         node.close_resident()
+
+
+# --- any plan: random workloads, shard counts and windows ----------------------------------------------
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    accounts=st.integers(6, 30),
+    txs=st.integers(20, 120),
+    contention=st.sampled_from([0.0, 0.3, 1.0]),
+    invalid_share=st.sampled_from([0.0, 0.15]),
+    shards=st.integers(1, 4),
+    window=st.one_of(st.none(), st.integers(1, 25)),
+    shard_signatures=st.booleans(),
+)
+def test_any_shard_count_and_window_gives_the_sequential_batches(
+    pool, seed, accounts, txs, contention, invalid_share, shards, window, shard_signatures
+) -> None:
+    """Random workloads (invalid transactions included), 1 to 4 shards, windows from one
+    transaction up: receipts and roots equal the sequential node's, batch after batch, and the
+    shards hold exactly the coordinator's accounts."""
+    import tempfile
+    from pathlib import Path
+
+    from rollup.fixtures import WorkloadSpec, generate_workload
+    from rollup.modes import ExecutionOptions
+    from rollup.node import Node
+    from rollup.sharded import check_holder_consistency
+
+    workload = generate_workload(
+        WorkloadSpec(accounts=accounts, txs=txs, seed=seed, contention=contention, invalid_share=invalid_share, perps=1, series=2),
+        workers=1,
+    )
+    parts = _parts(workload, 2)
+    options = ExecutionOptions(mode="sharded", executor=pool, partitions=shards, shard_signatures=shard_signatures, window=window)
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = Node.init(Path(tmp) / "reference", workload.genesis)
+        node = Node.init(Path(tmp) / "sharded", workload.genesis)
+        try:
+            for part in parts:
+                expected = reference.submit(part, max_batch_txs=None)
+                got = node.submit(part, options, max_batch_txs=None)
+                assert [r.model_dump() for r in got.receipts] == [r.model_dump() for r in expected.receipts]
+                assert got.new_root == expected.new_root
+                if node.resident:
+                    check_holder_consistency(node.resident["shards"], node.state)
+        finally:
+            node.close()
+            reference.close()
