@@ -1,27 +1,35 @@
 """Scaling model of sharded execution (rollup/sharded.py): measures per-shard work, the coordinator's
 work and traffic at a few shard counts, fits a model of batch time T(n, cores) and predicts 8, 32
-and 128 workers on the same workload; the Dask LocalCluster runs at 1-4 workers are its check.
+and 128 workers on the same workload; the Dask LocalCluster runs at 3 and 4 workers are its check.
 
 Measured, per workload (default 10k accounts, 20k mixed transactions, contention 0 and 0.1):
 - the sequential node (`Node.submit`, the reference: signatures, execution, diff and root);
+- a shard's signature checks (`Shard.check_rows`, the engine's method, cold key caches) on a
+  random n-th of the rows the shards check, for n = 1 to 256, sent in two parts (pipes) or one
+  (Dask) as `ShardSet` sends them: batch verification costs more per signature the fewer a shard
+  checks, so this is measured at every shard count the model predicts, not extrapolated;
 - `ShardSet` over worker processes at n = 1, 2 and over a Dask LocalCluster (processes, one thread
-  per worker) at 1-4 workers. Per window: its wall time (the `progress` callback's timestamps),
-  the coordinator's CPU, each shard's CPU (`ShardedBatch.windows`), and from the plan the shard
-  actually ran (`ShardSet._iter_plan`, captured) each shard's estimated load (the planner's cost
-  table, the shard's rows and the broadcast oracle updates) and its account moves.
+  per worker) at 1-4 workers, `--repeats` times, alternating. Per run: the check phase (its wall
+  time, each shard's check CPU: `ShardedBatch.timings`), per window its wall time (the `progress`
+  callback's timestamps), the coordinator's CPU, each shard's execution CPU
+  (`ShardedBatch.windows`) and its process's CPU (/proc: frames, idle hashing), and from the plan
+  the shards actually ran (`ShardSet._iter_plan`, captured as planned) each shard's rows, the
+  signatures it checks, the broadcast oracle updates, its account moves and the leaves that
+  become final; the leaves hashed while idle (`idle_hash_cpu_s`) and the shard processes' CPU
+  after the last window (the seal and the subtrees, /proc).
 
 Every run also samples other users' runnable threads (`BackgroundSampler`): on a shared machine
-they, not the core count, decide the cores a run gets. Shard CPU after the last window (the
-seal and subtrees, which the shards report in wall time only) is read from /proc.
+they, not the core count, decide the cores a run gets.
 
 The model (docs/sharding-model.md): `predict_batch_time`. Its parameters are fitted on the
-process runs (shard CPU, seal, coordinator), on the one-shard runs (how much the sampled load
-competes) and on the Dask runs at 1 and 2 workers (the Dask transport); the Dask runs at 3 and 4
-workers are out of sample. The plan at 8, 32, 128 shards is
-computed by the same planner (no workers needed: planning needs only the transactions and the
-holder map), so moves and per-shard loads at those counts are the planner's, not a guess.
+process runs (shard execution CPU, hashing, the coordinator's serial parts), on the process runs
+and the Dask runs at 1 and 2 workers (each transport's coordinator and latency, the weight of the
+sampled load); the signature checks' cost is the measured shares', fitted on no run; the Dask
+runs at 3 and 4 workers are out of sample. The plan at 8 to 256 shards is computed by the same
+planner (no workers needed: planning needs only the transactions and the holder map), so moves,
+per-shard rows and signatures at those counts are the planner's, not a guess.
 
-    .venv/bin/python benchmarks/shard_model.py                 # measure, fit, predict (~6 min)
+    .venv/bin/python benchmarks/shard_model.py                 # measure, fit, predict (~12 min on an idle machine)
     .venv/bin/python benchmarks/shard_model.py --refit docs/bench/shard_model.json --tables  # fit only
 """
 
@@ -917,6 +925,14 @@ def format_tables(summary: dict) -> str:
             f"| {name}: sending the rows to check (beyond the plan) | {t['check_send_s'] * 1e3:.0f} ms | same (mean) |",
         ]
     out = ["\n".join(lines)]
+    predictions = ["| contention | transport | workers | predicted s | speedup vs 1 shard | vs sequential node CPU | plan + sends s | signatures s | coordinator s | slowest shards s | round trips s | seal s | serial rest s |",
+                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for wl in summary["workloads"]:
+        for transport, rows in wl["predictions"].items():
+            for r in rows:
+                predictions.append(f"| {wl['contention']:g} | {transport} | {r['n']} | {r['total_s']:.2f} | {r['speedup_vs_one_shard']:.2f} | {r['speedup_vs_sequential_cpu']:.2f} | "
+                                   f"{r['plan_s']:.2f} | {r['signatures_s']:.2f} | {r['coordinator_windows_s']:.2f} | {r['shards_critical_s']:.2f} | {r['round_trips_s']:.2f} | {r['seal_s']:.2f} | {r['prepass_s'] + r['tail_s']:.2f} |")
+    out.append("\n".join(predictions))
     for wl in summary["workloads"]:
         head = f"contention {wl['contention']:g}: {wl['batch_transactions']} transactions, {wl['windows']} windows, sequential node CPU {wl['sequential']['batch_cpu_s']:.2f} s"
         rows = ["| transport | n | predicted s | speedup vs 1 shard | vs sequential CPU | tx per shard-window | moves | plan + sends | signatures | coordinator | slowest shards | round trips | seal | serial rest | leaves hashed idle |",
