@@ -57,11 +57,11 @@ from rollup.execution import gc_paused  # noqa: E402
 from rollup.node import Node  # noqa: E402
 from rollup.parallel import TX_CLASSES, compute_deposit_counters  # noqa: E402
 from rollup.planner import DEFAULT_COSTS, compute_window_size  # noqa: E402
-from rollup.sharded import CHECK_CHUNK, COORDINATOR_CHECKED, Shard, ShardSet, choose_subtree_level, encode_signed_transaction  # noqa: E402
+from rollup.sharded import COORDINATOR_CHECKED, Shard, ShardSet, choose_subtree_level, encode_signed_transaction  # noqa: E402
 from rollup.signatures import check_signatures  # noqa: E402
 from rollup.state_codec import encode_state_leaf  # noqa: E402
 from rollup.txfile import read_transaction_file  # noqa: E402
-from verifier.encoding import get_signature_fields, is_l2_signed  # noqa: E402
+from verifier.encoding import is_l2_signed  # noqa: E402
 from verifier import eddsa  # noqa: E402
 from verifier.l2auth import compute_key_id, get_domain_tag  # noqa: E402
 from verifier.state_tree import get_tree_shape  # noqa: E402
@@ -661,8 +661,8 @@ def get_signature_params(curves: list[dict]) -> dict:
 
 
 def is_in_fit(run: dict) -> bool:
-    """The runs the parameters are fitted on: every process run, the Dask runs at 1 and 2 workers."""
-    return run["transport"] == "process" or run["n"] <= 2
+    """The runs the parameters are fitted on: at 1 and 2 shards (more would not have cores of their own)."""
+    return run["n"] <= 2
 
 
 def fit_model(runs: list[dict], curves: list[dict], plans: list[dict]) -> dict:
@@ -673,7 +673,7 @@ def fit_model(runs: list[dict], curves: list[dict], plans: list[dict]) -> dict:
     process runs and on the Dask runs at 1 and 2 workers, and the weight of other users' sampled
     load as the one that predicts those runs' batch times best (the Dask runs at 3 and 4 workers
     are the check)."""
-    process = [r for r in runs if r["transport"] == "process"]
+    process = [r for r in runs if r["transport"] == "process" and is_in_fit(r)]
     # per shard and window: execution CPU against its rows, broadcast and moves
     rows, ys = [], []
     for run in process:
@@ -710,7 +710,7 @@ def fit_model(runs: list[dict], curves: list[dict], plans: list[dict]) -> dict:
 def fit_load_dependent(params: dict, runs: list[dict], weight: float) -> None:
     """The parameters read from wall times, given how much of a competitor one sampled runnable
     thread of other users is (`weight`)."""
-    process = [r for r in runs if r["transport"] == "process"]
+    process = [r for r in runs if r["transport"] == "process" and is_in_fit(r)]
     # the coordinator's serial parts are wall times: back to the CPU of one core of one's own
     params["prepass_s"] = float(np.mean([r["prepass_s"] * get_one_core(r, weight) for r in process]))
     params["receipts_s"] = float(np.mean([r["receipts_s"] * get_one_core(r, weight) for r in process]))
@@ -910,11 +910,11 @@ def format_tables(summary: dict) -> str:
         f"| shard CPU per account moved (import or export) | {w['move_s'] * 1e6:.1f} µs | same |",
         f"| shard CPU per window, fixed | {w['fixed_s'] * 1e3:.2f} ms | same |",
         f"| scatter kappa (variance / load) | {w['kappa_s'] * 1e3:.3f} ms | residuals of the same fit |",
-        f"| hashing (idle and seal) and subtrees CPU per sealed account | {p['seal_per_account_s'] * 1e6:.1f} µs | shards' idle hashing (reported) and processes' CPU after the last window (/proc), process runs |",
+        f"| hashing (idle and seal) and subtrees CPU per sealed account | {p['seal_per_account_s'] * 1e6:.1f} µs | shards' idle hashing (reported) and processes' CPU after the last window (/proc), process n=1,2 runs |",
         f"| weight of one sampled runnable thread of other users | {p['background_weight']:.2f} | the in-fit runs' batch times (least squares of log(predicted / measured), 0 to 4 by 0.05; rms log error {p['background_weight_rms_log_error']:.3f}) |",
-        f"| coordinator pre-pass | {p['prepass_s'] * 1e3:.0f} ms | process runs |",
-        f"| coordinator receipts (while the shards seal) | {p['receipts_s'] * 1e3:.0f} ms | process runs |",
-        f"| coordinator tail (subtrees, merge, root) | {p['tail_s'] * 1e3:.0f} ms | process runs |",
+        f"| coordinator pre-pass | {p['prepass_s'] * 1e3:.0f} ms | process n=1,2 runs |",
+        f"| coordinator receipts (while the shards seal) | {p['receipts_s'] * 1e3:.0f} ms | process n=1,2 runs |",
+        f"| coordinator tail (subtrees, merge, root) | {p['tail_s'] * 1e3:.0f} ms | process n=1,2 runs |",
     ]
     for name, t in p["transports"].items():
         lines += [
@@ -960,7 +960,7 @@ def main() -> None:
     parser.add_argument("--txs", type=int, default=20_000)
     parser.add_argument("--contention", type=float, action="append", help="repeat for several (default 0 and 0.1)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    parser.add_argument("--process-shards", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2])
+    parser.add_argument("--process-shards", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2, 4, 8])
     parser.add_argument("--dask-workers", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2, 3, 4])
     parser.add_argument("--repeats", type=int, default=2, help="runs per transport and shard count")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
