@@ -24,10 +24,13 @@ from verifier.encoding import (
 from verifier.l2auth import compute_signed_words, compute_tx_message, get_domain_tag, verify_l2_signatures
 from verifier.wire import SigningDomain
 
-# L2 signatures are batch-verified per chunk, cheaper per signature the larger the chunk: on the
-# 10k-account L2-signed benchmark, 16 chunks a worker cost the pipelined mode 28% more CPU than the
-# sequential node, 4 a worker 16%, at the same wall time; 2 a worker left too little to pipeline
-SIGNATURE_CHUNKS_PER_WORKER = 4
+# L2 signatures are batch-verified per chunk, cheaper per signature the larger the chunk, but a
+# larger chunk raises a worker's memory peak. On the 10k-account L2-signed benchmark (pipelined
+# mode, CPU of every process against the sequential node's; workers' memory added to its peak):
+# 16 chunks a worker 1.27x CPU, +24%; 8 a worker 1.21x, +30%; 4 a worker 1.16x, +37% (and the
+# sharded mode after this pass over 50%); the wall time the same within noise; 2 a worker left
+# too little to pipeline
+SIGNATURE_CHUNKS_PER_WORKER = 8
 MIN_SIGNATURE_CHUNK = 64
 
 
