@@ -254,7 +254,7 @@ class Shard:
         for k, (index, row, signers) in enumerate(rows):
             if row is None:  # sent and checked before the windows (`check_rows`)
                 checked_row, check = pending.pop(index)
-                tx = decode_signed_transaction(checked_row)
+                tx = decode_transaction(checked_row)
                 hashes[k] = check.tx_hash
                 if check.signers is None:
                     outcomes[k] = check.error
@@ -298,8 +298,9 @@ class Shard:
             txs = [decode_signed_transaction(row) for _, row in chunk]
             digests = [compute_signing_digest(tx, self.domain) for tx in txs]
             checks = to_signature_checks(digests, check_signature_chunk(self.tag, build_signature_jobs(txs, digests)))
-            # the rows, not the models, are kept until their windows (a model costs several times its row)
-            self.checked.update((index, (row, check)) for (index, row), check in zip(chunk, checks))
+            # kept until their windows: the rows without their signatures, not the models (a model
+            # costs several times its row)
+            self.checked.update((index, (encode_transaction(tx), check)) for (index, _), tx, check in zip(chunk, txs, checks))
         return time.process_time() - cpu
 
     def _encode_leaf(self, account_id: int) -> tuple[bytes, int, tuple | None]:
