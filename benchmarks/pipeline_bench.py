@@ -148,6 +148,15 @@ def run_child(spec: dict) -> dict:
     return out
 
 
+def summarise_cpu(runs: dict[str, list[dict]], cores: int) -> dict:
+    """CPU of every process on the batch (medians) against the sequential node's: on `cores` cores
+    (the machine's, at most the workers and the coordinator) a mode cannot beat
+    cores x sequential CPU / its CPU (its bound), however well it overlaps its work."""
+    cpu = {m: statistics.median(r["batch_cpu_s"] for r in rs) for m, rs in runs.items()}
+    return {m: {"batch_cpu_s": round(c, 3), "vs_sequential": round(c / cpu["sequential"], 3),
+                "bound_speedup": round(cores * cpu["sequential"] / c, 3)} for m, c in cpu.items()}
+
+
 def summarise_memory(runs: dict[str, list[dict]]) -> dict:
     """Peak memory per mode (medians over the repetitions) against the sequential peak."""
     seq_peak = statistics.median(r["peak_rss_mb"] for r in runs["sequential"])
@@ -245,15 +254,7 @@ def main() -> None:
             "split_s": {m: {k: round(statistics.median(r["split"][k] for r in runs[m]), 3) for k in runs[m][0]["split"]} for m in MODES},
             "coordinator_cpu_s": {m: round(statistics.median(r["coordinator_cpu_s"] for r in runs[m]), 3) for m in MODES[1:]},
             "memory": summarise_memory(runs),
-            # CPU of every process on the batch against the sequential node's: on C cores (the
-            # machine's, at most the workers and the coordinator) a mode cannot beat
-            # C x sequential CPU / its CPU (its bound), however well it overlaps its work
-            "cpu": {m: {"batch_cpu_s": round(statistics.median(r["batch_cpu_s"] for r in runs[m]), 3),
-                        "vs_sequential": round(statistics.median(r["batch_cpu_s"] for r in runs[m])
-                                               / statistics.median(r["batch_cpu_s"] for r in runs["sequential"]), 3),
-                        "bound_speedup": round(min(os.cpu_count() or 1, args.workers + 1) * statistics.median(r["batch_cpu_s"] for r in runs["sequential"])
-                                               / statistics.median(r["batch_cpu_s"] for r in runs[m]), 3)}
-                    for m in MODES},
+            "cpu": summarise_cpu(runs, min(os.cpu_count() or 1, args.workers + 1)),
             "speedup": {
                 m: {k: round(med["sequential"][k] / med[m][k], 3) for k in ("total_s", "signatures_and_execution_s", "after_signatures_s")
                     if k in med[m]}

@@ -545,31 +545,27 @@ class ShardSet:
         counters, expected_deposits, final_count = compute_deposit_counters(state, transactions, early_checks)
         t1 = time.perf_counter()
         planner = self._iter_plan(transactions, early_checks, counters, expected_deposits, window)
-        check_cpu = [0.0] * n
+        parts = 0  # requests to check signatures, per shard
         if checks is None:
             # the shards check the signatures of all their rows before the windows, in batch
             # verifications: the rows of the first windows (a third of the batch) while the
             # coordinator plans the rest, then the rest (one part if requests cannot be sent ahead)
-            windows = []
-            parts = 0
             first_part = len(transactions) // 3 if all(link.ahead for link in self.links) else len(transactions) + 1
-            planned_rows = 0
-            sent = 0
+            windows, planned_rows, sent = [], 0, 0
             for plan in planner:
                 windows.append(plan)
                 planned_rows += sum(len(rows) for rows in plan.rows)
-                if parts == 0 and planned_rows >= first_part:
-                    parts += self._send_checks(windows[sent:])
+                if not sent and planned_rows >= first_part:
+                    parts += self._send_checks(windows)
                     sent = len(windows)
             parts += self._send_checks(windows[sent:])
-            t2 = time.perf_counter()
-            planning = t2 - t1
-            for _ in range(parts):
-                check_cpu = [a + b for a, b in zip(check_cpu, (self._receive(s) for s in range(n)))]
         else:  # windows are planned two ahead of the shards: window w + 2 while they run window w
             windows = list(islice(planner, 2))
-            t2 = time.perf_counter()
-            planning = t2 - t1
+        t2 = time.perf_counter()
+        planning = t2 - t1
+        check_cpu = [0.0] * n
+        for _ in range(parts):
+            check_cpu = [a + b for a, b in zip(check_cpu, (self._receive(s) for s in range(n)))]
         t_checked = time.perf_counter()
         outcomes: dict[int, str | None] = {}
         hashes: dict[int, str] = {}
