@@ -130,7 +130,7 @@ def run_child(spec: dict) -> dict:
         result = node.submit(batch, options).batch
         batch_cpu_s = read_batch_cpu_s(pids) - cpu_before
         if executor is not None:
-            workers = [read_process_memory_mb(pid) for pid in [*executor.pids, *(shards.pids if shards else [])]]
+            workers = [read_process_memory_mb(pid) for pid in pids]
             executor.shutdown()
         node.close()
     t = result.timings
